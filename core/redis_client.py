@@ -1,0 +1,70 @@
+"""The one place that builds Redis clients. Everything else asks `get_redis()` / `get_async_redis()`."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+_lock = threading.Lock()
+_sync_clients: dict[str, redis.Redis] = {}
+# Async clients are bound to the loop that created their connections, so keep one per loop.
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = (
+    weakref.WeakKeyDictionary()
+)
+
+_CONNECT_TIMEOUT = 5
+_SOCKET_TIMEOUT = 30
+_HEALTH_CHECK_INTERVAL = 30
+
+
+def get_redis() -> redis.Redis:
+    """A process-wide client for settings.REDIS_URL (thread-safe; redis-py pools connections)."""
+    url: str = settings.REDIS_URL
+    client = _sync_clients.get(url)
+    if client is None:
+        with _lock:
+            client = _sync_clients.get(url)
+            if client is None:
+                client = redis.Redis.from_url(
+                    url,
+                    socket_connect_timeout=_CONNECT_TIMEOUT,
+                    socket_timeout=_SOCKET_TIMEOUT,
+                    health_check_interval=_HEALTH_CHECK_INTERVAL,
+                )
+                _sync_clients[url] = client
+    return client
+
+
+def get_async_redis() -> aioredis.Redis:
+    """A client for the running event loop."""
+    loop = asyncio.get_running_loop()
+    url: str = settings.REDIS_URL
+    per_loop = _async_clients.setdefault(loop, {})
+    client = per_loop.get(url)
+    if client is None:
+        client = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=_CONNECT_TIMEOUT,
+            socket_timeout=_SOCKET_TIMEOUT,
+            health_check_interval=_HEALTH_CHECK_INTERVAL,
+        )
+        per_loop[url] = client
+    return client
+
+
+def key(*parts: str) -> str:
+    """A key under the configured prefix: key("mem", id) -> "engram:mem:<id>"."""
+    return ":".join((settings.REDIS_KEY_PREFIX, *parts))
+
+
+def reset_clients() -> None:
+    """Drop cached clients (tests that point REDIS_URL somewhere else)."""
+    with _lock:
+        for client in _sync_clients.values():
+            client.close()
+        _sync_clients.clear()

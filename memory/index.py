@@ -1,0 +1,102 @@
+"""The long-term memory index: one RediSearch index over memory hashes, defined through RedisVL."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import redis
+from django.conf import settings
+from redisvl.index import SearchIndex
+
+from core.embeddings import get_embedder
+from core.redis_client import get_redis, key
+
+_ensured: set[tuple[str, str]] = set()
+_lock = threading.Lock()
+
+
+def index_name() -> str:
+    return key("idx", "memories")
+
+
+def memory_prefix() -> str:
+    """Key prefix of live memory hashes; the index covers exactly these."""
+    return key("mem") + ":"
+
+
+def schema(dims: int) -> dict[str, Any]:
+    return {
+        "index": {"name": index_name(), "prefix": memory_prefix(), "storage_type": "hash"},
+        "fields": [
+            {"name": "text", "type": "text"},
+            {"name": "type", "type": "tag"},
+            {"name": "topics", "type": "tag", "attrs": {"separator": ","}},
+            {"name": "entities", "type": "tag", "attrs": {"separator": ","}},
+            {"name": "user_id", "type": "tag"},
+            {"name": "agent_id", "type": "tag"},
+            {"name": "session_id", "type": "tag"},
+            {"name": "namespace", "type": "tag"},
+            {"name": "content_hash", "type": "tag"},
+            {"name": "pinned", "type": "tag"},
+            {"name": "locked", "type": "tag"},
+            {"name": "event_date", "type": "numeric", "attrs": {"sortable": True}},
+            {"name": "created_at", "type": "numeric", "attrs": {"sortable": True}},
+            {"name": "updated_at", "type": "numeric", "attrs": {"sortable": True}},
+            {"name": "expires_at", "type": "numeric"},
+            {
+                "name": "embedding",
+                "type": "vector",
+                "attrs": {
+                    "dims": dims,
+                    "distance_metric": "cosine",
+                    "algorithm": "hnsw",
+                    "datatype": "float32",
+                },
+            },
+        ],
+    }
+
+
+def search_index() -> SearchIndex:
+    return SearchIndex.from_dict(
+        schema(get_embedder().dims), redis_client=get_redis(), validate_on_load=False
+    )
+
+
+def ensure_index() -> None:
+    """Create the index if it is missing (idempotent, cheap after the first call per process)."""
+    marker = (settings.REDIS_URL, index_name())
+    if marker in _ensured:
+        return
+    with _lock:
+        if marker in _ensured:
+            return
+        index = search_index()
+        if not index.exists():
+            try:
+                index.create(overwrite=False)
+            except redis.ResponseError as exc:  # another process won the race
+                if "already exists" not in str(exc).lower():
+                    raise
+        _ensured.add(marker)
+
+
+def forget_index_cache() -> None:
+    _ensured.clear()
+
+
+def index_state() -> dict[str, Any] | None:
+    """Name, document count and indexing progress, or None before the first memory is written."""
+    client = get_redis()
+    try:
+        info = client.ft(index_name()).info()
+    except redis.ResponseError:
+        return None
+    return {
+        "name": index_name(),
+        "documents": int(info.get("num_docs", 0)),
+        "indexing": bool(int(info.get("indexing", 0))),
+        "percent_indexed": float(info.get("percent_indexed", 1)) * 100,
+        "dims": get_embedder().dims,
+    }

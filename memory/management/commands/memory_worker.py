@@ -1,0 +1,24 @@
+import signal
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from memory.worker import Worker
+
+
+class Command(BaseCommand):
+    help = "Run one background memory worker (start as many as you like; they share the work)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--worker-id", default=None, help="Name shown in /healthz (default: host-pid).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        worker = Worker(worker_id=options["worker_id"])
+
+        def request_stop(signum: int, frame: FrameType | None) -> None:
+            worker.stop()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, request_stop)
+        worker.run()

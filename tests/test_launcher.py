@@ -1,0 +1,120 @@
+"""`make run` end to end: the launcher starts Redis, daphne and a worker, and Ctrl-C stops them all."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+
+from core.embedded_redis import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            child = int(entry.name)
+            found |= {child} | _descendants(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback test URL
+        return json.loads(response.read())
+
+
+def _wait_for_health(url: str, process: subprocess.Popen, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"launcher exited early with {process.returncode}"
+        try:
+            report = _get_json(url)
+            if report["worker"]["alive"]:
+                return report
+        except Exception as exc:
+            last_error = exc
+        time.sleep(0.3)
+    raise AssertionError(f"no healthy /healthz within {timeout}s: {last_error}")
+
+
+def _start(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "run_engram"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_run_serves_pages_and_ctrl_c_stops_everything(tmp_path):
+    redis_port, http_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "EMBEDDED_REDIS_PORT": str(redis_port),
+        "HTTP_PORT": str(http_port),
+        "ENGRAM_STATE_DIR": str(tmp_path / "state"),
+        "DEBUG": "1",
+        "WORKER_HEARTBEAT_SECONDS": "1",
+    }
+    env.pop("REDIS_URL", None)
+    base = f"http://127.0.0.1:{http_port}"
+
+    launcher = _start(env)
+    try:
+        report = _wait_for_health(f"{base}/healthz", launcher)
+        assert {"search", "ReJSON"} <= {m["name"] for m in report["redis"]["modules"]}
+        assert report["redis"]["embedded"] is True
+        assert report["embedding"]["dims"] == 384
+        assert report["llm"]["mode"] == "offline"
+        with urllib.request.urlopen(f"{base}/", timeout=5) as response:  # noqa: S310
+            assert b"Engram" in response.read()
+        with urllib.request.urlopen(f"{base}/static/vendor/htmx-2.0.11.min.js", timeout=5) as response:  # noqa: S310
+            assert response.status == 200
+        redis.Redis(port=redis_port).set("engram:survives", "yes")
+        processes = _descendants(launcher.pid)
+        assert len(processes) >= 3, "redis, daphne and the worker run under the launcher"
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        output, _ = launcher.communicate(timeout=60)
+    assert launcher.returncode == 0, output
+    assert "Stopping Engram" in output
+    time.sleep(0.2)
+    assert not [pid for pid in processes if _running(pid)], "nothing is left running"
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=redis_port, socket_connect_timeout=0.3).ping()
+
+    # A second run reuses the data.
+    launcher = _start(env)
+    try:
+        _wait_for_health(f"{base}/healthz", launcher)
+        assert redis.Redis(port=redis_port).get("engram:survives") == b"yes"
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        launcher.communicate(timeout=60)
+    assert launcher.returncode == 0

@@ -181,7 +181,7 @@ def loaded_modules(client: redis.Redis) -> dict[str, int]:
     modules: dict[str, int] = {}
     for entry in client.module_list():
         info = {_text(k): v for k, v in (entry.items() if isinstance(entry, dict) else _pairs(entry))}
-        modules[_text(info.get("name", ""))] = int(info.get("ver", 0))
+        modules[_text(info.get("name", ""))] = int(str(info.get("ver", 0)))
     return modules
 
 

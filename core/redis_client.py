@@ -20,6 +20,8 @@ _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, a
 _CONNECT_TIMEOUT = 5
 _SOCKET_TIMEOUT = 30
 _HEALTH_CHECK_INTERVAL = 30
+# RESP2: raw FT.SEARCH replies are flat lists we parse in memory/selectors.py (redis-py 8 defaults to RESP3).
+_PROTOCOL = 2
 
 
 def get_redis() -> redis.Redis:
@@ -35,6 +37,7 @@ def get_redis() -> redis.Redis:
                     socket_connect_timeout=_CONNECT_TIMEOUT,
                     socket_timeout=_SOCKET_TIMEOUT,
                     health_check_interval=_HEALTH_CHECK_INTERVAL,
+                    protocol=_PROTOCOL,
                 )
                 _sync_clients[url] = client
     return client
@@ -52,6 +55,7 @@ def get_async_redis() -> aioredis.Redis:
             socket_connect_timeout=_CONNECT_TIMEOUT,
             socket_timeout=_SOCKET_TIMEOUT,
             health_check_interval=_HEALTH_CHECK_INTERVAL,
+            protocol=_PROTOCOL,
         )
         per_loop[url] = client
     return client

@@ -1,0 +1,138 @@
+"""Mutation events: one small constructor per kind of change, recorded with the change itself.
+
+Services build an event with these functions, queue `record(pipe, event)` in the same MULTI as
+the write (so history never disagrees with the data), and call `publish(...)` only after EXEC
+succeeded (so the live feed never shows a change that did not happen).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from redis.client import Pipeline
+
+from memory import keys
+from memory.types import Actor, HistoryEvent, Memory
+
+logger = logging.getLogger(__name__)
+
+FEED_GROUP = "memory-feed"
+
+
+def _event(
+    name: str,
+    memory: Memory,
+    actor: Actor,
+    *,
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+    reason: str = "",
+    version: int | None = None,
+    **details: Any,
+) -> HistoryEvent:
+    return HistoryEvent(
+        event=name,
+        memory_id=memory.id,
+        user_id=memory.scope.user_id,
+        version=memory.version if version is None else version,
+        actor=actor,
+        at=time.time(),
+        old=old,
+        new=new,
+        reason=reason,
+        details=details,
+    )
+
+
+def memory_added(memory: Memory, actor: Actor, reason: str = "") -> HistoryEvent:
+    return _event("added", memory, actor, new=memory.snapshot(), reason=reason)
+
+
+def memory_updated(before: Memory, after: Memory, actor: Actor, reason: str = "") -> HistoryEvent:
+    return _event("updated", after, actor, old=before.snapshot(), new=after.snapshot(), reason=reason)
+
+
+def memory_version_restored(
+    before: Memory, after: Memory, actor: Actor, *, from_version: int
+) -> HistoryEvent:
+    return _event(
+        "version_restored", after, actor, old=before.snapshot(), new=after.snapshot(),
+        reason=f"restored version {from_version}", from_version=from_version,
+    )  # fmt: skip
+
+
+def memory_deleted(memory: Memory, actor: Actor, reason: str = "", *, grace_seconds: int) -> HistoryEvent:
+    return _event("deleted", memory, actor, old=memory.snapshot(), reason=reason, grace_seconds=grace_seconds)
+
+
+def memory_restored(memory: Memory, actor: Actor, reason: str = "") -> HistoryEvent:
+    return _event("restored", memory, actor, new=memory.snapshot(), reason=reason)
+
+
+def memory_flag_changed(
+    memory: Memory, actor: Actor, *, flag: str, value: bool, reason: str = ""
+) -> HistoryEvent:
+    return _event(f"{flag}" if value else f"un{flag}", memory, actor, reason=reason, flag=flag, value=value)
+
+
+def memory_ttl_changed(
+    memory: Memory, actor: Actor, *, ttl_seconds: int | None, reason: str = ""
+) -> HistoryEvent:
+    return _event("ttl_changed", memory, actor, reason=reason, ttl_seconds=ttl_seconds)
+
+
+def memory_moved(memory: Memory, actor: Actor, *, from_user: str, to_user: str) -> HistoryEvent:
+    return _event(
+        "moved",
+        memory,
+        actor,
+        reason=f"identity moved from {from_user}",
+        from_user=from_user,
+        to_user=to_user,
+    )
+
+
+def user_erased(user_id: str, actor: Actor, *, receipt_id: str, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "event": "user_erased", "memory_id": "", "user_id": user_id, "version": 0, "actor": actor.as_dict(),
+        "at": time.time(), "old": None, "new": None, "reason": "erase requested",
+        "details": {"receipt_id": receipt_id, "counts": counts},
+    }  # fmt: skip
+
+
+def record(pipe: Pipeline, event: HistoryEvent) -> None:
+    """Queue the history entry and the stream entry on a MULTI pipeline."""
+    payload = json.dumps(event.as_dict())
+    pipe.rpush(keys.history(event.memory_id), payload)
+    append_to_stream(pipe, payload=payload, user_id=event.user_id, event=event.event)
+
+
+def append_to_stream(pipe: Pipeline, *, payload: str, user_id: str, event: str) -> None:
+    pipe.xadd(
+        keys.mutation_stream(),
+        {"event": event, "user_id": user_id, "data": payload},
+        maxlen=settings.HISTORY_STREAM_MAXLEN,
+        approximate=True,
+    )
+
+
+def publish(events: list[HistoryEvent] | list[dict[str, Any]]) -> None:
+    """Tell open inspector pages; best effort, after the write succeeded."""
+    if not events:
+        return
+    try:
+        from asgiref.sync import async_to_sync
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        for event in events:
+            data = event.as_dict() if isinstance(event, HistoryEvent) else event
+            async_to_sync(layer.group_send)(FEED_GROUP, {"type": "memory.mutation", "event": data})
+    except Exception:  # the feed is a convenience; the write already succeeded
+        logger.warning("could not publish %d mutation event(s) to the live feed", len(events), exc_info=True)

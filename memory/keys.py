@@ -1,0 +1,79 @@
+"""Every Redis key the memory engine uses, in one place."""
+
+from __future__ import annotations
+
+from core.redis_client import key
+
+
+def memory(memory_id: str) -> str:
+    """A live memory hash (indexed)."""
+    return key("mem", memory_id)
+
+
+def trash(memory_id: str) -> str:
+    """A soft-deleted memory: renamed out of the index prefix, expires after the grace period."""
+    return key("trash", memory_id)
+
+
+def history(memory_id: str) -> str:
+    return key("hist", memory_id)
+
+
+def user_memory_ids(user_id: str) -> str:
+    """Every memory id a user ever had (for history, erase and identity moves)."""
+    return key("user", user_id, "mids")
+
+
+def user_trash(user_id: str) -> str:
+    """Soft-deleted memory ids of a user, scored by deletion time."""
+    return key("user", user_id, "trash")
+
+
+def user_sessions(user_id: str) -> str:
+    """Session ids of a user, scored by last activity."""
+    return key("user", user_id, "sessions")
+
+
+def users() -> str:
+    """All user ids seen, scored by last activity (inspector overview)."""
+    return key("users")
+
+
+def session(session_id: str) -> str:
+    return key("wm", session_id)
+
+
+def session_messages(session_id: str) -> str:
+    return key("wm", session_id, "msgs")
+
+
+def session_data(session_id: str) -> str:
+    return key("wm", session_id, "data")
+
+
+def session_tools(session_id: str) -> str:
+    return key("wm", session_id, "tools")
+
+
+def session_traces(session_id: str) -> str:
+    return key("wm", session_id, "traces")
+
+
+def session_keys(session_id: str) -> list[str]:
+    return [
+        session(session_id),
+        session_messages(session_id),
+        session_data(session_id),
+        session_tools(session_id),
+        session_traces(session_id),
+    ]
+
+
+def mutation_stream() -> str:
+    """Every memory mutation in time order (live feed, audit)."""
+    return key("stream", "mutations")
+
+
+def turn_stream() -> str:
+    """Finished chat turns waiting for background extraction."""
+    return key("stream", "turns")

@@ -1,0 +1,180 @@
+"""Code-driven retrieval for every turn: summary + recent messages within a token budget + the
+most relevant long-term memories, assembled into the LLM's messages, with a saved trace that
+explains what was used and why."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from ulid import ULID
+
+from memory import tokens, working
+from memory.query import MemoryFilter
+from memory.selectors import list_memories, search_memories
+from memory.services import record_access
+from memory.types import Memory, ScoreBreakdown, SearchHit
+
+SYSTEM_INSTRUCTIONS = (
+    "You are Engram, a helpful assistant with long-term memory. Use what you remember about the user "
+    "when it helps, never invent memories, and say so when you do not know. You may call tools to "
+    "search, add or forget memories when the user asks."
+)
+MEMORY_HEADER = "What you remember about the user (most relevant first):"
+SUMMARY_HEADER = "Summary of the earlier conversation:"
+# Memories may use at most this share of the budget, so recent messages always have room.
+MEMORY_BUDGET_SHARE = 0.4
+MAX_PINNED = 5
+
+
+@dataclass
+class BuiltPrompt:
+    turn_id: str
+    messages: list[dict[str, str]]
+    memories: list[SearchHit]
+    near_misses: list[SearchHit]
+    token_breakdown: dict[str, int]
+    budget: int
+    exact_tokens: bool
+    trace: dict[str, Any] = field(default_factory=dict)
+
+
+def _memory_line(memory: Memory) -> str:
+    when = ""
+    if memory.event_date:
+        when = f" (on {datetime.fromtimestamp(memory.event_date, tz=UTC):%Y-%m-%d})"
+    return f"- [{memory.type}] {memory.text}{when}"
+
+
+def _hit_trace(hit: SearchHit) -> dict[str, Any]:
+    memory = hit.memory
+    return {
+        "id": memory.id,
+        "text": memory.text,
+        "type": str(memory.type),
+        "reason": hit.reason,
+        "pinned": memory.pinned,
+        "scores": hit.score.as_dict(),
+    }
+
+
+def _pinned_hits(filter_: MemoryFilter, exclude: set[str], *, now: float) -> list[SearchHit]:
+    pinned = MemoryFilter.build(
+        user_id=filter_.user_id, agent_id=filter_.agent_id, namespace=filter_.namespace, pinned_only=True
+    )
+    page = list_memories(filter=pinned, limit=MAX_PINNED)
+    none = ScoreBreakdown(vector=0.0, keyword=0.0, recency=0.0, final=0.0)
+    return [SearchHit(m, none, reason="pinned") for m in page.memories if m.id not in exclude]
+
+
+def build_prompt(
+    *,
+    user_id: str,
+    session_id: str,
+    message: str,
+    agent_id: str = "engram",
+    namespace: str = "default",
+    budget: int | None = None,
+    top_k: int | None = None,
+    turn_id: str | None = None,
+    save_trace: bool = True,
+    system_instructions: str = SYSTEM_INSTRUCTIONS,
+) -> BuiltPrompt:
+    """Assemble the messages for one turn. With save_trace=False (the inspector's sandbox) nothing
+    is written: no trace, no access stats."""
+    started = time.perf_counter()
+    now = time.time()
+    budget = budget or settings.PROMPT_TOKEN_BUDGET
+    turn_id = turn_id or str(ULID())
+    filter_ = MemoryFilter.build(user_id=user_id, agent_id=agent_id, namespace=namespace)
+    result = search_memories(filter=filter_, text=message, top_k=top_k, now=now)
+    pinned = _pinned_hits(filter_, {h.memory.id for h in result.hits}, now=now)
+    session = working.get_session(session_id=session_id)
+
+    message_tokens = tokens.count_message(message)
+    instruction_tokens = tokens.count_message(system_instructions)
+
+    memory_lines: list[str] = []
+    used: list[SearchHit] = []
+    memory_budget = int(budget * MEMORY_BUDGET_SHARE)
+    memory_tokens = tokens.count(MEMORY_HEADER) + 1
+    for hit in [*pinned, *result.hits]:
+        line = _memory_line(hit.memory)
+        cost = tokens.count(line) + 1
+        if memory_tokens + cost > memory_budget:
+            break
+        memory_lines.append(line)
+        used.append(hit)
+        memory_tokens += cost
+    if not used:
+        memory_tokens = 0
+
+    summary = session.summary if session else ""
+    summary_tokens = tokens.count(SUMMARY_HEADER) + tokens.count(summary) + 2 if summary else 0
+
+    remaining = budget - instruction_tokens - memory_tokens - summary_tokens - message_tokens
+    recent: list[working.WorkingMessage] = []
+    recent_tokens = 0
+    if session:
+        for past in reversed(working.get_messages(session_id=session_id)):
+            if past.role not in {"user", "assistant"}:
+                continue
+            if recent_tokens + past.tokens > remaining:
+                break
+            recent.insert(0, past)
+            recent_tokens += past.tokens
+
+    system_parts = [system_instructions]
+    if memory_lines:
+        system_parts.append(MEMORY_HEADER + "\n" + "\n".join(memory_lines))
+    if summary:
+        system_parts.append(f"{SUMMARY_HEADER}\n{summary}")
+    messages = [{"role": "system", "content": "\n\n".join(system_parts)}]
+    messages += [{"role": m.role, "content": m.content} for m in recent]
+    messages.append({"role": "user", "content": message})
+
+    breakdown = {
+        "system_instructions": instruction_tokens,
+        "memories": memory_tokens,
+        "summary": summary_tokens,
+        "recent_messages": recent_tokens,
+        "user_message": message_tokens,
+    }
+    breakdown["total"] = sum(breakdown.values())
+    exact = tokens.exact_counts_available()
+    trace = {
+        "turn_id": turn_id,
+        "session_id": session_id,
+        "user_id": user_id,
+        "at": now,
+        "query": message,
+        "mode": result.mode,
+        "threshold": result.threshold,
+        "weights": {
+            "vector": settings.HYBRID_VECTOR_WEIGHT,
+            "keyword": settings.HYBRID_KEYWORD_WEIGHT,
+            "recency": settings.RECENCY_WEIGHT,
+            "recency_half_life_days": settings.RECENCY_HALF_LIFE_DAYS,
+        },
+        "memories": [_hit_trace(h) for h in used],
+        "dropped_for_budget": [_hit_trace(h) for h in [*pinned, *result.hits][len(used) :]],
+        "near_misses": [_hit_trace(h) for h in result.near_misses],
+        "tokens": {**breakdown, "budget": budget, "exact": exact, "recent_message_count": len(recent)},
+        "search_ms": round(result.took_ms, 2),
+        "took_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    if save_trace:
+        if session:
+            working.save_trace(session_id=session_id, turn_id=turn_id, trace=trace)
+        record_access(memory_ids=[h.memory.id for h in used], now=now)
+    return BuiltPrompt(
+        turn_id=turn_id, messages=messages, memories=used, near_misses=result.near_misses,
+        token_breakdown=breakdown, budget=budget, exact_tokens=exact, trace=trace,
+    )  # fmt: skip
+
+
+abuild_prompt = sync_to_async(build_prompt, thread_sensitive=False)

@@ -1,0 +1,110 @@
+"""Memory <-> Redis hash. The vector is stored as float32 bytes next to the fields."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+
+from memory.types import Actor, Memory, MemoryType, Scope
+
+# Fields the search queries return (everything but the vector).
+RETURN_FIELDS = [
+    "id", "text", "type", "topics", "entities", "user_id", "agent_id", "session_id", "namespace",
+    "event_date", "created_at", "updated_at", "last_accessed_at", "access_count", "content_hash",
+    "version", "pinned", "locked", "source", "created_by", "expires_at",
+]  # fmt: skip
+
+
+def content_hash(text: str) -> str:
+    """Equal for texts that differ only in case and whitespace."""
+    normalised = " ".join(text.lower().split())
+    return hashlib.sha256(normalised.encode()).hexdigest()[:32]
+
+
+def vector_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def vector_from_bytes(raw: bytes) -> np.ndarray:
+    return np.frombuffer(raw, dtype=np.float32)
+
+
+def to_hash(memory: Memory, *, embedding: np.ndarray | None, expires_at: float | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "id": memory.id,
+        "text": memory.text,
+        "type": str(memory.type),
+        "topics": ",".join(memory.topics),
+        "entities": ",".join(memory.entities),
+        "user_id": memory.scope.user_id,
+        "agent_id": memory.scope.agent_id,
+        "namespace": memory.scope.namespace,
+        "session_id": memory.scope.session_id,
+        "created_at": memory.created_at,
+        "updated_at": memory.updated_at,
+        "last_accessed_at": memory.last_accessed_at,
+        "access_count": memory.access_count,
+        "content_hash": memory.content_hash,
+        "version": memory.version,
+        "pinned": "1" if memory.pinned else "0",
+        "locked": "1" if memory.locked else "0",
+        "source": json.dumps(memory.source),
+        "created_by": json.dumps(memory.created_by.as_dict()),
+    }
+    if memory.event_date is not None:
+        fields["event_date"] = memory.event_date
+    if expires_at is not None:
+        fields["expires_at"] = expires_at
+    if embedding is not None:
+        fields["embedding"] = vector_bytes(embedding)
+    return fields
+
+
+def _text(raw: Any) -> str:
+    if raw is None:
+        return ""
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _split(raw: Any) -> list[str]:
+    value = _text(raw)
+    return [part for part in value.split(",") if part] if value else []
+
+
+def _float(raw: Any, default: float = 0.0) -> float:
+    value = _text(raw)
+    return float(value) if value else default
+
+
+def from_hash(fields: dict[Any, Any], *, ttl_seconds: int | None = None, deleted: bool = False) -> Memory:
+    data = {_text(k): v for k, v in fields.items() if _text(k) != "embedding"}
+    event_date = _text(data.get("event_date"))
+    return Memory(
+        id=_text(data["id"]),
+        text=_text(data.get("text")),
+        type=MemoryType(_text(data.get("type")) or "semantic"),
+        scope=Scope(
+            user_id=_text(data.get("user_id")),
+            agent_id=_text(data.get("agent_id")),
+            namespace=_text(data.get("namespace")),
+            session_id=_text(data.get("session_id")),
+        ),
+        topics=_split(data.get("topics")),
+        entities=_split(data.get("entities")),
+        event_date=float(event_date) if event_date else None,
+        created_at=_float(data.get("created_at")),
+        updated_at=_float(data.get("updated_at")),
+        last_accessed_at=_float(data.get("last_accessed_at")),
+        access_count=int(_float(data.get("access_count"))),
+        content_hash=_text(data.get("content_hash")),
+        version=int(_float(data.get("version"), 1)),
+        pinned=_text(data.get("pinned")) == "1",
+        locked=_text(data.get("locked")) == "1",
+        source=json.loads(_text(data.get("source")) or "[]"),
+        created_by=Actor.from_dict(json.loads(_text(data.get("created_by")) or "{}")),
+        ttl_seconds=ttl_seconds,
+        deleted=deleted,
+    )

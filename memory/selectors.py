@@ -1,0 +1,371 @@
+"""Reads from memory: fetch, history, lists, counts, dedup candidates and search with scores."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import redis
+from django.conf import settings
+
+from core.embeddings import get_embedder
+from core.redis_client import get_redis
+from memory import keys
+from memory.index import ensure_index, index_name
+from memory.query import MemoryFilter, keyword_clause, keyword_terms, tag_clause, validate_id
+from memory.records import RETURN_FIELDS, content_hash, from_hash, vector_bytes, vector_from_bytes
+from memory.types import (
+    HistoryEvent,
+    InvalidInput,
+    Memory,
+    MemoryNotFound,
+    ScoreBreakdown,
+    SearchHit,
+    SearchResult,
+)
+
+SearchMode = Literal["semantic", "keyword", "hybrid"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("semantic", "keyword", "hybrid")
+# BM25 scores are unbounded; squash them as s / (s + K) so they mix with cosine similarity.
+BM25_SATURATION = 4.0
+MAX_CANDIDATES = 200
+
+
+def _ttl_of(raw: Any) -> int | None:
+    return int(raw) if raw is not None and int(raw) > 0 else None
+
+
+def get_memory(*, memory_id: str, include_deleted: bool = True) -> Memory:
+    memory_id = validate_id(memory_id, name="memory_id")
+    client = get_redis()
+    with client.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.memory(memory_id))
+        pipe.ttl(keys.memory(memory_id))
+        raw, ttl = pipe.execute()
+    if raw:
+        return from_hash(raw, ttl_seconds=_ttl_of(ttl))
+    if include_deleted:
+        trashed = client.hgetall(keys.trash(memory_id))
+        if trashed:
+            return from_hash(trashed, ttl_seconds=_ttl_of(client.ttl(keys.trash(memory_id))), deleted=True)
+    raise MemoryNotFound(f"no memory {memory_id}")
+
+
+def memory_ttl(*, memory_id: str) -> int | None:
+    """Seconds left, or None when the memory does not expire. Raises if it does not exist."""
+    return get_memory(memory_id=memory_id, include_deleted=False).ttl_seconds
+
+
+def memory_history(*, memory_id: str) -> list[HistoryEvent]:
+    raw = get_redis().lrange(keys.history(validate_id(memory_id, name="memory_id")), 0, -1)
+    return [HistoryEvent.from_dict(json.loads(item)) for item in raw]
+
+
+def deleted_memories(*, user_id: str) -> list[Memory]:
+    """A user's soft-deleted memories still inside the grace period, newest deletion first."""
+    client = get_redis()
+    memories = []
+    for raw_id in client.zrevrange(keys.user_trash(validate_id(user_id, name="user_id")), 0, -1):
+        memory_id = raw_id.decode()
+        raw = client.hgetall(keys.trash(memory_id))
+        if raw:
+            memories.append(
+                from_hash(raw, ttl_seconds=_ttl_of(client.ttl(keys.trash(memory_id))), deleted=True)
+            )
+        else:
+            client.zrem(keys.user_trash(user_id), memory_id)
+    return memories
+
+
+# --- Raw FT.SEARCH ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Row:
+    key: str
+    score: float
+    fields: dict[bytes, bytes]
+
+
+def _ft_search_args(
+    query: str, *, limit: int, offset: int = 0, params: dict[str, bytes | str] | None = None,
+    sort_by: str | None = None, descending: bool = False, with_scores: bool = False, scorer: str | None = None,
+    return_fields: Sequence[str] = RETURN_FIELDS,
+) -> list[Any]:  # fmt: skip
+    args: list[Any] = ["FT.SEARCH", index_name(), query]
+    if with_scores:
+        args.append("WITHSCORES")
+    if scorer:
+        args += ["SCORER", scorer]
+    args += ["RETURN", len(return_fields), *return_fields]
+    if sort_by:
+        args += ["SORTBY", sort_by, "DESC" if descending else "ASC"]
+    args += ["LIMIT", offset, limit]
+    if params:
+        args.append("PARAMS")
+        args.append(2 * len(params))
+        for name, value in params.items():
+            args += [name, value]
+    args += ["DIALECT", 2]
+    return args
+
+
+def _parse(reply: list[Any], *, with_scores: bool) -> tuple[int, list[_Row]]:
+    total = int(reply[0])
+    rows: list[_Row] = []
+    step = 3 if with_scores else 2
+    for i in range(1, len(reply), step):
+        key = reply[i].decode()
+        score = float(reply[i + 1]) if with_scores else 0.0
+        flat = reply[i + step - 1] or []
+        fields = dict(zip(flat[::2], flat[1::2], strict=False))
+        rows.append(_Row(key, score, fields))
+    return total, rows
+
+
+def _run(args: list[Any], *, with_scores: bool = False) -> tuple[int, list[_Row]]:
+    try:
+        return _parse(get_redis().execute_command(*args), with_scores=with_scores)
+    except redis.ResponseError as exc:
+        raise InvalidInput(f"the search could not run: {exc}") from exc
+
+
+# --- Lists and counts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemoryPage:
+    memories: list[Memory]
+    total: int
+    offset: int
+    limit: int
+
+
+def list_memories(
+    *,
+    filter: MemoryFilter,
+    offset: int = 0,
+    limit: int = 50,
+    sort_by: str = "updated_at",
+    descending: bool = True,
+) -> MemoryPage:
+    """A page of a user's memories (inspector tables)."""
+    if sort_by not in {"updated_at", "created_at", "event_date"}:
+        raise InvalidInput("sort_by must be updated_at, created_at or event_date")
+    if not (0 <= offset <= 100_000 and 1 <= limit <= 500):
+        raise InvalidInput("offset must be 0..100000 and limit 1..500")
+    ensure_index()
+    now = time.time()
+    total, rows = _run(
+        _ft_search_args(
+            filter.query(now=now), limit=limit, offset=offset, sort_by=sort_by, descending=descending
+        )
+    )
+    ttls = _ttls([row.key for row in rows])
+    memories = [from_hash(row.fields, ttl_seconds=ttl) for row, ttl in zip(rows, ttls, strict=True)]
+    return MemoryPage(memories=memories, total=total, offset=offset, limit=limit)
+
+
+def _ttls(redis_keys: list[str]) -> list[int | None]:
+    if not redis_keys:
+        return []
+    with get_redis().pipeline(transaction=False) as pipe:
+        for key in redis_keys:
+            pipe.ttl(key)
+        return [_ttl_of(t) for t in pipe.execute()]
+
+
+def counts_by_type(*, user_id: str) -> dict[str, int]:
+    """Live memories of a user per type, from the index (no key scan)."""
+    ensure_index()
+    query = (
+        f"{tag_clause('user_id', [validate_id(user_id, name='user_id')])} -@expires_at:[-inf {time.time()!r}]"
+    )
+    reply = get_redis().execute_command(
+        "FT.AGGREGATE",
+        index_name(),
+        query,
+        "GROUPBY",
+        1,
+        "@type",
+        "REDUCE",
+        "COUNT",
+        0,
+        "AS",
+        "n",
+        "DIALECT",
+        2,
+    )
+    counts: dict[str, int] = {}
+    for row in reply[1:]:
+        data = dict(zip(row[::2], row[1::2], strict=False))
+        counts[data[b"type"].decode()] = int(data[b"n"])
+    return counts
+
+
+def known_users(*, offset: int = 0, limit: int = 50) -> list[tuple[str, float]]:
+    """User ids with their last activity, most recent first."""
+    raw = get_redis().zrevrange(keys.users(), offset, offset + limit - 1, withscores=True)
+    return [(user.decode(), float(score)) for user, score in raw]
+
+
+# --- Dedup helpers (for extraction) -------------------------------------------------------------
+
+
+def find_exact_duplicates(*, filter: MemoryFilter, text: str) -> list[Memory]:
+    """Memories in scope whose text equals `text` up to case and whitespace."""
+    ensure_index()
+    query = f"{filter.query(now=time.time())} {tag_clause('content_hash', [content_hash(text)])}"
+    return [from_hash(row.fields) for row in _run(_ft_search_args(query, limit=20))[1]]
+
+
+def find_similar(
+    *, filter: MemoryFilter, text: str | None = None, vector: np.ndarray | None = None,
+    max_distance: float | None = None, limit: int = 10,
+) -> list[tuple[Memory, float]]:  # fmt: skip
+    """Memories in scope within a cosine distance of the text, nearest first."""
+    if vector is None:
+        if text is None:
+            raise InvalidInput("find_similar needs text or a vector")
+        vector = get_embedder().embed([text])[0]
+    threshold = settings.SEMANTIC_DEDUP_DISTANCE if max_distance is None else max_distance
+    ensure_index()
+    rows = _knn(filter, vector, k=limit)
+    out = []
+    for row in rows:
+        distance = float(row.fields[b"vdist"])
+        if distance <= threshold:
+            out.append((from_hash(row.fields), distance))
+    return out
+
+
+def _knn(filter: MemoryFilter, vector: np.ndarray, *, k: int) -> list[_Row]:
+    query = f"({filter.query(now=time.time())})=>[KNN {k} @embedding $vec AS vdist]"
+    args = _ft_search_args(
+        query,
+        limit=k,
+        params={"vec": vector_bytes(vector)},
+        sort_by="vdist",
+        return_fields=[*RETURN_FIELDS, "vdist"],
+    )
+    return _run(args)[1]
+
+
+# --- Search -------------------------------------------------------------------------------------
+
+
+def recency_score(updated_at: float, *, now: float) -> float:
+    age_days = max(0.0, now - updated_at) / 86400
+    return math.pow(0.5, age_days / settings.RECENCY_HALF_LIFE_DAYS)
+
+
+def _combine(vector: float, keyword: float, recency: float, mode: SearchMode) -> float:
+    wv, wk, wr = settings.HYBRID_VECTOR_WEIGHT, settings.HYBRID_KEYWORD_WEIGHT, settings.RECENCY_WEIGHT
+    if mode == "semantic":
+        wk = 0.0
+    elif mode == "keyword":
+        wv = 0.0
+    total = wv + wk + wr
+    return (wv * vector + wk * keyword + wr * recency) / total if total else 0.0
+
+
+def search_memories(
+    *,
+    filter: MemoryFilter,
+    text: str,
+    mode: SearchMode = "hybrid",
+    top_k: int | None = None,
+    threshold: float | None = None,
+    near_misses: int | None = None,
+    query_vector: np.ndarray | None = None,
+    now: float | None = None,
+) -> SearchResult:
+    """Top memories for `text` in scope, each with its score breakdown, plus the near misses.
+
+    Hybrid runs a filtered KNN and a filtered BM25 query in one round trip, then scores the union:
+    final = (w_v·vector + w_k·keyword + w_r·recency) / (w_v + w_k + w_r).
+    """
+    started = time.perf_counter()
+    if mode not in SEARCH_MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(SEARCH_MODES)}")
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput("search text is empty")
+    if len(text) > settings.MESSAGE_MAX_CHARS:
+        raise InvalidInput(f"search text is longer than {settings.MESSAGE_MAX_CHARS} characters")
+    top_k = settings.RETRIEVAL_TOP_K if top_k is None else top_k
+    if not 1 <= top_k <= 100:
+        raise InvalidInput("top_k must be between 1 and 100")
+    threshold = settings.RETRIEVAL_THRESHOLD if threshold is None else threshold
+    near_misses = settings.RETRIEVAL_NEAR_MISSES if near_misses is None else near_misses
+    now = time.time() if now is None else now
+    ensure_index()
+
+    candidates = min(MAX_CANDIDATES, max(4 * top_k, top_k + near_misses + 10))
+    base = filter.query(now=now)
+    terms = keyword_terms(text) if mode != "semantic" else []
+    if mode != "keyword" and query_vector is None:
+        query_vector = get_embedder().embed([text])[0]
+
+    commands: list[list[Any]] = []
+    if mode != "keyword":
+        assert query_vector is not None
+        commands.append(
+            _ft_search_args(
+                f"({base})=>[KNN {candidates} @embedding $vec AS vdist]", limit=candidates,
+                params={"vec": vector_bytes(query_vector)}, sort_by="vdist",
+                return_fields=[*RETURN_FIELDS, "vdist"],
+            )
+        )  # fmt: skip
+    if terms:
+        commands.append(
+            _ft_search_args(
+                f"{base} {keyword_clause(terms)}", limit=candidates, with_scores=True, scorer="BM25",
+                return_fields=[*RETURN_FIELDS, "embedding"],
+            )
+        )  # fmt: skip
+    try:
+        with get_redis().pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            replies = pipe.execute()
+    except redis.ResponseError as exc:
+        raise InvalidInput(f"the search could not run: {exc}") from exc
+
+    vector_scores: dict[str, float] = {}
+    keyword_scores: dict[str, float] = {}
+    fields_by_key: dict[str, dict[bytes, bytes]] = {}
+    reply_index = 0
+    if mode != "keyword":
+        for row in _parse(replies[reply_index], with_scores=False)[1]:
+            vector_scores[row.key] = max(0.0, 1.0 - float(row.fields[b"vdist"]))
+            fields_by_key[row.key] = row.fields
+        reply_index += 1
+    if terms:
+        for row in _parse(replies[reply_index], with_scores=True)[1]:
+            keyword_scores[row.key] = row.score
+            if row.key not in vector_scores and query_vector is not None and b"embedding" in row.fields:
+                stored = vector_from_bytes(row.fields[b"embedding"])
+                vector_scores[row.key] = max(0.0, float(stored @ query_vector))
+            fields_by_key.setdefault(row.key, row.fields)
+
+    scored: list[SearchHit] = []
+    for key, fields in fields_by_key.items():
+        memory = from_hash(fields)
+        bm25 = keyword_scores.get(key, 0.0)
+        vector = vector_scores.get(key, 0.0)
+        keyword = bm25 / (bm25 + BM25_SATURATION) if bm25 > 0 else 0.0
+        recency = recency_score(memory.updated_at, now=now)
+        final = _combine(vector, keyword, recency, mode)
+        scored.append(SearchHit(memory, ScoreBreakdown(vector, keyword, recency, final, bm25_raw=bm25)))
+    scored.sort(key=lambda hit: (-hit.score.final, hit.memory.id))
+    hits = [hit for hit in scored if hit.score.final >= threshold][:top_k]
+    misses = [hit for hit in scored if hit.score.final < threshold][:near_misses]
+    return SearchResult(
+        hits=hits, near_misses=misses, threshold=threshold, mode=mode,
+        took_ms=(time.perf_counter() - started) * 1000,
+    )  # fmt: skip

@@ -1,0 +1,649 @@
+"""Writes to memory. Every change goes through here: validated, atomic with its history entry,
+published to the live feed only after Redis accepted it.
+
+Concurrency: each mutation WATCHes the memory's key and retries on conflict, so two writers never
+lose an update; `expected_version` lets a caller (an inspector form) refuse to overwrite a change it
+has not seen.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import redis
+from django.conf import settings
+from redis.client import Pipeline
+from ulid import ULID
+
+from core.embeddings import get_embedder
+from core.redis_client import get_redis
+from memory import events, keys
+from memory.index import ensure_index
+from memory.query import normalise_tags, validate_id
+from memory.records import content_hash, from_hash, to_hash
+from memory.types import (
+    Actor,
+    ActorKind,
+    HistoryEvent,
+    InvalidInput,
+    Memory,
+    MemoryLocked,
+    MemoryNotFound,
+    MemoryType,
+    Scope,
+    VersionConflict,
+)
+
+_MAX_ATTEMPTS = 20
+
+
+class _Default:
+    """Marker for "use the type's default TTL"."""
+
+
+DEFAULT_TTL = _Default()
+TTL = int | None | _Default
+
+
+def default_ttl(memory_type: MemoryType) -> int | None:
+    return {
+        MemoryType.SEMANTIC: settings.SEMANTIC_TTL_SECONDS,
+        MemoryType.EPISODIC: settings.EPISODIC_TTL_SECONDS,
+        MemoryType.PROCEDURAL: settings.PROCEDURAL_TTL_SECONDS,
+        MemoryType.MESSAGE: settings.MESSAGE_TTL_SECONDS,
+    }[memory_type]
+
+
+def validate_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise InvalidInput("text must be a string")
+    cleaned = text.strip()
+    if not cleaned:
+        raise InvalidInput("text is empty")
+    if len(cleaned) > settings.MEMORY_MAX_TEXT_CHARS:
+        raise InvalidInput(
+            f"text is {len(cleaned)} characters; a memory holds at most {settings.MEMORY_MAX_TEXT_CHARS}"
+        )
+    return cleaned
+
+
+def validate_scope(scope: Scope) -> Scope:
+    return Scope(
+        user_id=validate_id(scope.user_id, name="user_id"),
+        agent_id=validate_id(scope.agent_id, name="agent_id"),
+        namespace=validate_id(scope.namespace, name="namespace"),
+        session_id=validate_id(scope.session_id, name="session_id", required=False),
+    )
+
+
+def _memory_type(value: object) -> MemoryType:
+    try:
+        return MemoryType(str(value))
+    except ValueError as exc:
+        raise InvalidInput(
+            f"unknown memory type {value!r}; use {', '.join(t.value for t in MemoryType)}"
+        ) from exc
+
+
+def _ttl_value(ttl_seconds: TTL, memory_type: MemoryType) -> int | None:
+    ttl = default_ttl(memory_type) if isinstance(ttl_seconds, _Default) else ttl_seconds
+    if ttl is not None and (not isinstance(ttl, int) or ttl <= 0):
+        raise InvalidInput("ttl_seconds must be a positive number of seconds or None")
+    return ttl
+
+
+def _embed(texts: Sequence[str]) -> np.ndarray:
+    return get_embedder().embed(list(texts))
+
+
+@dataclass
+class NewMemory:
+    """Input for `add_memories` (bulk)."""
+
+    text: str
+    scope: Scope
+    type: MemoryType | str = MemoryType.SEMANTIC
+    topics: list[str] = field(default_factory=list)
+    entities: list[str] = field(default_factory=list)
+    event_date: float | None = None
+    source: list[str] = field(default_factory=list)
+    created_at: float | None = None
+    ttl_seconds: TTL = DEFAULT_TTL
+    pinned: bool = False
+    embedding: np.ndarray | None = None
+
+
+def _prepare(item: NewMemory, *, actor: Actor, now: float) -> tuple[Memory, int | None]:
+    memory_type = _memory_type(item.type)
+    text = validate_text(item.text)
+    created = float(item.created_at) if item.created_at is not None else now
+    memory = Memory(
+        id=str(ULID()),
+        text=text,
+        type=memory_type,
+        scope=validate_scope(item.scope),
+        topics=normalise_tags(item.topics, name="topics"),
+        entities=normalise_tags(item.entities, name="entities"),
+        event_date=item.event_date,
+        created_at=created,
+        updated_at=created,
+        last_accessed_at=0.0,
+        content_hash=content_hash(text),
+        version=1,
+        pinned=item.pinned,
+        source=[str(s) for s in item.source],
+        created_by=actor,
+    )
+    return memory, _ttl_value(item.ttl_seconds, memory_type)
+
+
+def _queue_new(
+    pipe: Pipeline, memory: Memory, vector: np.ndarray, ttl: int | None, event: HistoryEvent
+) -> None:
+    expires_at = time.time() + ttl if ttl else None
+    key = keys.memory(memory.id)
+    pipe.hset(key, mapping=to_hash(memory, embedding=vector, expires_at=expires_at))
+    if ttl:
+        pipe.expire(key, ttl)
+    pipe.sadd(keys.user_memory_ids(memory.scope.user_id), memory.id)
+    pipe.zadd(keys.users(), {memory.scope.user_id: memory.updated_at})
+    events.record(pipe, event)
+
+
+def add_memories(
+    *, items: Sequence[NewMemory], actor: Actor, reason: str = "", publish: bool = False
+) -> list[Memory]:
+    """Add many memories in one pipelined transaction; embeds those without a precomputed vector."""
+    ensure_index()
+    now = time.time()
+    prepared = [_prepare(item, actor=actor, now=now) for item in items]
+    missing = [i for i, item in enumerate(items) if item.embedding is None]
+    vectors: list[np.ndarray | None] = [item.embedding for item in items]
+    if missing:
+        for i, vector in zip(missing, _embed([prepared[i][0].text for i in missing]), strict=True):
+            vectors[i] = vector
+    added_events = []
+    with get_redis().pipeline(transaction=True) as pipe:
+        for (memory, ttl), vector in zip(prepared, vectors, strict=True):
+            assert vector is not None
+            event = events.memory_added(memory, actor, reason)
+            added_events.append(event)
+            _queue_new(pipe, memory, vector, ttl, event)
+        pipe.execute()
+    if publish:
+        events.publish(added_events)
+    memories = []
+    for memory, ttl in prepared:
+        memory.ttl_seconds = ttl
+        memories.append(memory)
+    return memories
+
+
+def add_memory(
+    *,
+    text: str,
+    scope: Scope,
+    actor: Actor,
+    type: MemoryType | str = MemoryType.SEMANTIC,
+    topics: Sequence[str] = (),
+    entities: Sequence[str] = (),
+    event_date: float | None = None,
+    source: Sequence[str] = (),
+    ttl_seconds: TTL = DEFAULT_TTL,
+    pinned: bool = False,
+    reason: str = "",
+    embedding: np.ndarray | None = None,
+) -> Memory:
+    item = NewMemory(
+        text=text, scope=scope, type=type, topics=list(topics), entities=list(entities), event_date=event_date,
+        source=list(source), ttl_seconds=ttl_seconds, pinned=pinned, embedding=embedding,
+    )  # fmt: skip
+    return add_memories(items=[item], actor=actor, reason=reason, publish=True)[0]
+
+
+# --- Changes to one memory ----------------------------------------------------------------------
+
+
+@dataclass
+class _Change:
+    """What a mutation does to a memory it has just read (inside WATCH)."""
+
+    after: Memory
+    event: HistoryEvent
+    fields: dict[str, Any] = field(default_factory=dict)
+    extra: Callable[[Pipeline], None] | None = None
+
+
+def _check_actor_may_change(memory: Memory, actor: Actor, *, deleting: bool = False) -> None:
+    if actor.kind != ActorKind.EXTRACTOR:
+        return
+    if memory.locked:
+        raise MemoryLocked("this memory is locked by staff; the extractor may not change it")
+    if deleting and memory.pinned:
+        raise MemoryLocked("this memory is pinned; the extractor may not delete it")
+
+
+def _mutate(
+    memory_id: str, build: Callable[[Memory, Pipeline], _Change], *, expected_version: int | None
+) -> Memory:
+    validate_id(memory_id, name="memory_id")
+    client = get_redis()
+    key = keys.memory(memory_id)
+    for _ in range(_MAX_ATTEMPTS):
+        with client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key)
+                raw = pipe.hgetall(key)
+                if not raw:
+                    raise MemoryNotFound(f"no memory {memory_id}")
+                before = from_hash(raw, ttl_seconds=_ttl_of(pipe.ttl(key)))
+                if expected_version is not None and before.version != expected_version:
+                    raise VersionConflict(
+                        f"memory {memory_id} is at version {before.version}, not {expected_version}; reload it"
+                    )
+                change = build(before, pipe)
+                pipe.multi()
+                if change.fields:
+                    pipe.hset(key, mapping=change.fields)
+                if change.extra:
+                    change.extra(pipe)
+                events.record(pipe, change.event)
+                pipe.execute()
+            except redis.WatchError:
+                continue
+        events.publish([change.event])
+        return change.after
+    raise VersionConflict(f"memory {memory_id} is changing too fast; try again")
+
+
+def _ttl_of(raw: int) -> int | None:
+    return int(raw) if raw is not None and int(raw) > 0 else None
+
+
+def update_memory(
+    *,
+    memory_id: str,
+    actor: Actor,
+    text: str | None = None,
+    type: MemoryType | str | None = None,
+    topics: Sequence[str] | None = None,
+    entities: Sequence[str] | None = None,
+    event_date: float | _Default | None = DEFAULT_TTL,
+    reason: str = "",
+    expected_version: int | None = None,
+) -> Memory:
+    """Change text / type / topics / entities / event date: version + 1, re-embedded when the text changes."""
+    new_text = validate_text(text) if text is not None else None
+    new_type = _memory_type(type) if type is not None else None
+    new_topics = normalise_tags(list(topics), name="topics") if topics is not None else None
+    new_entities = normalise_tags(list(entities), name="entities") if entities is not None else None
+    # Embed outside the WATCH window; the new text does not depend on the old state.
+    vector = _embed([new_text])[0] if new_text is not None else None
+
+    def build(before: Memory, pipe: Pipeline) -> _Change:
+        _check_actor_may_change(before, actor)
+        after = replace(
+            before,
+            text=new_text if new_text is not None else before.text,
+            type=new_type or before.type,
+            topics=new_topics if new_topics is not None else before.topics,
+            entities=new_entities if new_entities is not None else before.entities,
+            event_date=before.event_date if isinstance(event_date, _Default) else event_date,
+            version=before.version + 1,
+            updated_at=time.time(),
+        )
+        after.content_hash = content_hash(after.text)
+        fields = to_hash(after, embedding=vector, expires_at=None)
+        event = events.memory_updated(before, after, actor, reason)
+        return _Change(after=after, event=event, fields=_editable(fields), extra=_clear_event_date(after))
+
+    return _mutate(memory_id, build, expected_version=expected_version)
+
+
+_EDITABLE = (
+    "text",
+    "type",
+    "topics",
+    "entities",
+    "event_date",
+    "content_hash",
+    "version",
+    "updated_at",
+    "embedding",
+)
+
+
+def _editable(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k in _EDITABLE}
+
+
+def _clear_event_date(after: Memory) -> Callable[[Pipeline], None] | None:
+    """`to_hash` omits a missing event date; an explicit None must also remove the stored one."""
+    if after.event_date is not None:
+        return None
+    key = keys.memory(after.id)
+    return lambda pipe: pipe.hdel(key, "event_date")
+
+
+def restore_version(
+    *, memory_id: str, version: int, actor: Actor, expected_version: int | None = None
+) -> Memory:
+    """Bring back the text/type/topics of an earlier version, as a new version."""
+    from memory.selectors import memory_history
+
+    target = next(
+        (e.new for e in memory_history(memory_id=memory_id) if e.version == version and e.new), None
+    )
+    if target is None:
+        raise InvalidInput(f"memory {memory_id} has no version {version} to restore")
+    vector = _embed([target["text"]])[0]
+
+    def build(before: Memory, pipe: Pipeline) -> _Change:
+        _check_actor_may_change(before, actor)
+        after = replace(
+            before,
+            text=target["text"],
+            type=MemoryType(target["type"]),
+            topics=list(target["topics"]),
+            entities=list(target["entities"]),
+            event_date=target.get("event_date"),
+            version=before.version + 1,
+            updated_at=time.time(),
+        )
+        after.content_hash = content_hash(after.text)
+        event = events.memory_version_restored(before, after, actor, from_version=version)
+        fields = _editable(to_hash(after, embedding=vector, expires_at=None))
+        return _Change(after=after, event=event, fields=fields, extra=_clear_event_date(after))
+
+    return _mutate(memory_id, build, expected_version=expected_version)
+
+
+def set_pinned(*, memory_id: str, pinned: bool, actor: Actor, reason: str = "") -> Memory:
+    return _set_flag(memory_id=memory_id, flag="pinned", value=pinned, actor=actor, reason=reason)
+
+
+def set_locked(*, memory_id: str, locked: bool, actor: Actor, reason: str = "") -> Memory:
+    if actor.kind not in {ActorKind.STAFF, ActorKind.SYSTEM}:
+        raise MemoryLocked("only staff can lock or unlock a memory")
+    return _set_flag(memory_id=memory_id, flag="locked", value=locked, actor=actor, reason=reason)
+
+
+def _set_flag(*, memory_id: str, flag: str, value: bool, actor: Actor, reason: str) -> Memory:
+    def build(before: Memory, pipe: Pipeline) -> _Change:
+        _check_actor_may_change(before, actor)
+        after = replace(before, version=before.version + 1, updated_at=time.time())
+        setattr(after, flag, value)
+        event = events.memory_flag_changed(after, actor, flag=flag, value=value, reason=reason)
+        return _Change(
+            after=after, event=event,
+            fields={flag: "1" if value else "0", "version": after.version, "updated_at": after.updated_at},
+        )  # fmt: skip
+
+    return _mutate(memory_id, build, expected_version=None)
+
+
+def set_ttl(*, memory_id: str, ttl_seconds: int | None, actor: Actor, reason: str = "") -> Memory:
+    """Set a TTL in seconds from now, or None to keep the memory forever."""
+    if ttl_seconds is not None and (isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int)):
+        raise InvalidInput("ttl_seconds must be whole seconds or None")
+    if ttl_seconds is not None and ttl_seconds <= 0:
+        raise InvalidInput("ttl_seconds must be positive; delete the memory instead")
+
+    def build(before: Memory, pipe: Pipeline) -> _Change:
+        _check_actor_may_change(before, actor)
+        after = replace(before, ttl_seconds=ttl_seconds, version=before.version + 1, updated_at=time.time())
+        key = keys.memory(memory_id)
+
+        def extra(p: Pipeline) -> None:
+            if ttl_seconds is None:
+                p.persist(key)
+                p.hdel(key, "expires_at")
+            else:
+                p.expire(key, ttl_seconds)
+                p.hset(key, "expires_at", time.time() + ttl_seconds)
+
+        event = events.memory_ttl_changed(after, actor, ttl_seconds=ttl_seconds, reason=reason)
+        return _Change(
+            after=after,
+            event=event,
+            fields={"version": after.version, "updated_at": after.updated_at},
+            extra=extra,
+        )
+
+    return _mutate(memory_id, build, expected_version=None)
+
+
+def extend_ttl(*, memory_id: str, seconds: int, actor: Actor, reason: str = "") -> Memory:
+    """Add time to a memory that expires (a memory without TTL has nothing to extend)."""
+    from memory.selectors import get_memory
+
+    current = get_memory(memory_id=memory_id)
+    if current.ttl_seconds is None:
+        raise InvalidInput("this memory does not expire; set a TTL instead of extending it")
+    return set_ttl(memory_id=memory_id, ttl_seconds=current.ttl_seconds + seconds, actor=actor, reason=reason)
+
+
+# --- Delete and restore -------------------------------------------------------------------------
+
+
+def delete_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
+    """Soft delete: the memory leaves the index at once and can be restored for the grace period."""
+    grace = settings.SOFT_DELETE_GRACE_SECONDS
+
+    def build(before: Memory, pipe: Pipeline) -> _Change:
+        _check_actor_may_change(before, actor, deleting=True)
+        after = replace(before, deleted=True, version=before.version + 1)
+        now = time.time()
+
+        def extra(p: Pipeline) -> None:
+            trash_key = keys.trash(memory_id)
+            p.hset(
+                keys.memory(memory_id),
+                mapping={"deleted_at": now, "ttl_before_delete": before.ttl_seconds or 0},
+            )
+            p.rename(keys.memory(memory_id), trash_key)
+            if grace > 0:
+                p.expire(trash_key, grace)
+            else:
+                p.delete(trash_key)
+            p.zadd(keys.user_trash(before.scope.user_id), {memory_id: now})
+
+        event = events.memory_deleted(after, actor, reason, grace_seconds=grace)
+        return _Change(after=after, event=event, fields={"version": after.version}, extra=extra)
+
+    return _mutate(memory_id, build, expected_version=None)
+
+
+def restore_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
+    """Undo a soft delete within the grace period."""
+    validate_id(memory_id, name="memory_id")
+    client = get_redis()
+    trash_key, live_key = keys.trash(memory_id), keys.memory(memory_id)
+    for _ in range(_MAX_ATTEMPTS):
+        with client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(trash_key, live_key)
+                raw = pipe.hgetall(trash_key)
+                if not raw:
+                    raise MemoryNotFound(f"memory {memory_id} is not in the trash (never deleted, or purged)")
+                before = from_hash(raw, deleted=True)
+                remaining = int(float(raw.get(b"ttl_before_delete", b"0") or 0))
+                after = replace(before, deleted=False, version=before.version + 1, updated_at=time.time())
+                after.ttl_seconds = remaining or None
+                event = events.memory_restored(after, actor, reason)
+                pipe.multi()
+                pipe.hdel(trash_key, "deleted_at", "ttl_before_delete")
+                pipe.hset(trash_key, mapping={"version": after.version, "updated_at": after.updated_at})
+                pipe.rename(trash_key, live_key)
+                if remaining:
+                    pipe.expire(live_key, remaining)
+                    pipe.hset(live_key, "expires_at", time.time() + remaining)
+                else:
+                    pipe.persist(live_key)
+                pipe.zrem(keys.user_trash(before.scope.user_id), memory_id)
+                events.record(pipe, event)
+                pipe.execute()
+            except redis.WatchError:
+                continue
+        events.publish([event])
+        return after
+    raise VersionConflict(f"memory {memory_id} is changing too fast; try again")
+
+
+# --- Access stats -------------------------------------------------------------------------------
+
+
+def record_access(*, memory_ids: Sequence[str], now: float | None = None) -> None:
+    """Bump access count and time of memories used in a prompt (no history: reads are not changes)."""
+    if not memory_ids:
+        return
+    now = now or time.time()
+    # A Lua-free way to touch only keys that still exist: HINCRBY would resurrect a deleted memory.
+    client = get_redis()
+    with client.pipeline(transaction=False) as pipe:
+        for memory_id in memory_ids:
+            pipe.exists(keys.memory(memory_id))
+        present = pipe.execute()
+    with client.pipeline(transaction=False) as pipe:
+        for memory_id, exists in zip(memory_ids, present, strict=True):
+            if exists:
+                pipe.hincrby(keys.memory(memory_id), "access_count", 1)
+                pipe.hset(keys.memory(memory_id), "last_accessed_at", now)
+        pipe.execute()
+
+
+# --- Identity -----------------------------------------------------------------------------------
+
+
+def move_identity(*, from_user_id: str, to_user_id: str, actor: Actor) -> dict[str, int]:
+    """Everything of `from_user_id` (e.g. an anonymous visitor) now belongs to `to_user_id`."""
+    from memory import working
+
+    source = validate_id(from_user_id, name="from_user_id")
+    target = validate_id(to_user_id, name="to_user_id")
+    if source == target:
+        return {"memories": 0, "sessions": 0}
+    client = get_redis()
+    memory_ids = sorted(m.decode() for m in client.smembers(keys.user_memory_ids(source)))
+    moved: list[HistoryEvent] = []
+    with client.pipeline(transaction=True) as pipe:
+        for memory_id in memory_ids:
+            for key in (keys.memory(memory_id), keys.trash(memory_id)):
+                raw = client.hgetall(key)
+                if not raw:
+                    continue
+                memory = from_hash(raw)
+                memory.scope = replace(memory.scope, user_id=target)
+                event = events.memory_moved(memory, actor, from_user=source, to_user=target)
+                moved.append(event)
+                pipe.hset(key, "user_id", target)
+                events.record(pipe, event)
+        if memory_ids:
+            pipe.sadd(keys.user_memory_ids(target), *memory_ids)
+        pipe.delete(keys.user_memory_ids(source))
+        trash = client.zrange(keys.user_trash(source), 0, -1, withscores=True)
+        if trash:
+            pipe.zadd(keys.user_trash(target), {m.decode(): s for m, s in trash})
+        pipe.delete(keys.user_trash(source))
+        sessions = working.move_sessions(pipe, client=client, from_user_id=source, to_user_id=target)
+        pipe.zrem(keys.users(), source)
+        pipe.zadd(keys.users(), {target: time.time()})
+        pipe.execute()
+    events.publish(moved)
+    return {"memories": len(moved), "sessions": sessions}
+
+
+@dataclass(frozen=True)
+class EraseReceipt:
+    receipt_id: str
+    user_id: str
+    erased_at: float
+    memory_ids: list[str]
+    deleted_memory_ids: list[str]
+    session_ids: list[str]
+    counts: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "receipt_id": self.receipt_id,
+            "user_id": self.user_id,
+            "erased_at": self.erased_at,
+            "memory_ids": self.memory_ids,
+            "deleted_memory_ids": self.deleted_memory_ids,
+            "session_ids": self.session_ids,
+            "counts": self.counts,
+        }
+
+
+def erase_user(*, user_id: str, actor: Actor) -> EraseReceipt:
+    """Remove everything of a user: memories (live and deleted), their history, sessions, traces,
+    queued work and their entries in the mutation stream. Returns what was removed."""
+    from memory import working
+
+    user_id = validate_id(user_id, name="user_id")
+    client = get_redis()
+    ever = {m.decode() for m in client.smembers(keys.user_memory_ids(user_id))}
+    live = [m for m in sorted(ever) if client.exists(keys.memory(m))]
+    trashed = [m for m in sorted(ever) if client.exists(keys.trash(m))]
+    histories = [m for m in sorted(ever) if client.exists(keys.history(m))]
+    session_ids = working.session_ids_for_user(user_id=user_id, include_expired=True)
+    live_sessions = [s for s in session_ids if client.exists(keys.session(s))]
+    traces = sum(int(client.hlen(keys.session_traces(s))) for s in session_ids)
+    stream_ids = _stream_entries_for_user(client, keys.mutation_stream(), user_id)
+    queued = _stream_entries_for_user(client, keys.turn_stream(), user_id)
+    with client.pipeline(transaction=True) as pipe:
+        for memory_id in ever:
+            pipe.delete(keys.memory(memory_id), keys.trash(memory_id), keys.history(memory_id))
+        for session_id in session_ids:
+            pipe.delete(*keys.session_keys(session_id))
+        pipe.delete(keys.user_memory_ids(user_id), keys.user_trash(user_id), keys.user_sessions(user_id))
+        pipe.zrem(keys.users(), user_id)
+        if stream_ids:
+            pipe.xdel(keys.mutation_stream(), *stream_ids)
+        if queued:
+            pipe.xdel(keys.turn_stream(), *queued)
+        pipe.execute()
+    counts = {
+        "memories": len(live),
+        "deleted_memories": len(trashed),
+        "histories": len(histories),
+        "sessions": len(live_sessions),
+        "traces": traces,
+        "mutation_events": len(stream_ids),
+        "queued_turns": len(queued),
+    }
+    receipt = EraseReceipt(
+        receipt_id=str(ULID()), user_id=user_id, erased_at=time.time(), memory_ids=live,
+        deleted_memory_ids=trashed, session_ids=live_sessions, counts=counts,
+    )  # fmt: skip
+    # The audit keeps that an erase happened (with counts), never what was erased.
+    erased = events.user_erased(user_id, actor, receipt_id=receipt.receipt_id, counts=counts)
+    with client.pipeline(transaction=True) as pipe:
+        events.append_to_stream(pipe, payload=json.dumps(erased), user_id=user_id, event="user_erased")
+        pipe.execute()
+    events.publish([erased])
+    return receipt
+
+
+def _stream_entries_for_user(
+    client: redis.Redis, stream: str, user_id: str, batch: int = 1000
+) -> list[bytes]:
+    """Entry ids of a stream whose `user_id` field is this user (streams have no secondary index)."""
+    found: list[bytes] = []
+    start = "-"
+    target = user_id.encode()
+    while True:
+        entries = client.xrange(stream, min=start, max="+", count=batch)
+        for entry_id, fields in entries:
+            if fields.get(b"user_id") == target:
+                found.append(entry_id)
+        if len(entries) < batch:
+            return found
+        last = entries[-1][0].decode()
+        ms, seq = last.split("-")
+        start = f"{ms}-{int(seq) + 1}"

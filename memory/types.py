@@ -1,0 +1,202 @@
+"""The engine's data types and errors."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+
+class MemoryType(StrEnum):
+    SEMANTIC = "semantic"
+    EPISODIC = "episodic"
+    PROCEDURAL = "procedural"
+    MESSAGE = "message"
+
+
+class ActorKind(StrEnum):
+    USER = "user"
+    STAFF = "staff"
+    EXTRACTOR = "extractor"
+    TOOL = "tool"
+    SYSTEM = "system"
+
+
+class EngineError(Exception):
+    """Base of every error the engine raises on purpose; the message is safe to show."""
+
+
+class InvalidInput(EngineError, ValueError):
+    """Bad text, id, filter or argument."""
+
+
+class MemoryNotFound(EngineError, LookupError):
+    pass
+
+
+class MemoryLocked(EngineError):
+    """A staff lock or pin forbids this change for this actor."""
+
+
+class VersionConflict(EngineError):
+    """The memory changed since the caller read it (expected_version did not match)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: ActorKind
+    id: str = ""
+    model: str = ""
+    prompt_version: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        data = {"kind": str(self.kind), "id": self.id}
+        if self.model:
+            data["model"] = self.model
+        if self.prompt_version:
+            data["prompt_version"] = self.prompt_version
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Actor:
+        return cls(
+            kind=ActorKind(data.get("kind", "system")),
+            id=str(data.get("id", "")),
+            model=str(data.get("model", "")),
+            prompt_version=str(data.get("prompt_version", "")),
+        )
+
+    def label(self) -> str:
+        parts = [str(self.kind)]
+        if self.id:
+            parts.append(self.id)
+        if self.model:
+            parts.append(f"model={self.model}")
+        if self.prompt_version:
+            parts.append(f"prompt={self.prompt_version}")
+        return " ".join(parts)
+
+
+SYSTEM = Actor(ActorKind.SYSTEM, "engine")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who a memory belongs to. user_id is required; the rest narrow it."""
+
+    user_id: str
+    agent_id: str = "engram"
+    namespace: str = "default"
+    session_id: str = ""
+
+
+@dataclass
+class Memory:
+    id: str
+    text: str
+    type: MemoryType
+    scope: Scope
+    topics: list[str] = field(default_factory=list)
+    entities: list[str] = field(default_factory=list)
+    event_date: float | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    last_accessed_at: float = 0.0
+    access_count: int = 0
+    content_hash: str = ""
+    version: int = 1
+    pinned: bool = False
+    locked: bool = False
+    source: list[str] = field(default_factory=list)
+    created_by: Actor = SYSTEM
+    ttl_seconds: int | None = None  # remaining TTL when read; None = no expiry
+    deleted: bool = False
+
+    def snapshot(self) -> dict[str, Any]:
+        """The editable state, as history stores it for diffs and version restore."""
+        return {
+            "text": self.text,
+            "type": str(self.type),
+            "topics": list(self.topics),
+            "entities": list(self.entities),
+            "event_date": self.event_date,
+        }
+
+
+@dataclass(frozen=True)
+class ScoreBreakdown:
+    vector: float  # cosine similarity in [0, 1]
+    keyword: float  # BM25 squashed into [0, 1)
+    recency: float  # 0.5 ** (age / half-life)
+    final: float
+    bm25_raw: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 4) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    memory: Memory
+    score: ScoreBreakdown
+    reason: Literal["match", "pinned"] = "match"
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[SearchHit]
+    near_misses: list[SearchHit]
+    threshold: float
+    mode: str
+    took_ms: float
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    event: str
+    memory_id: str
+    user_id: str
+    version: int
+    actor: Actor
+    at: float
+    old: dict[str, Any] | None = None
+    new: dict[str, Any] | None = None
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def old_text(self) -> str | None:
+        return None if self.old is None else str(self.old.get("text", ""))
+
+    @property
+    def new_text(self) -> str | None:
+        return None if self.new is None else str(self.new.get("text", ""))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.event,
+            "memory_id": self.memory_id,
+            "user_id": self.user_id,
+            "version": self.version,
+            "actor": self.actor.as_dict(),
+            "at": self.at,
+            "old": self.old,
+            "new": self.new,
+            "reason": self.reason,
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HistoryEvent:
+        return cls(
+            event=data["event"],
+            memory_id=data["memory_id"],
+            user_id=data["user_id"],
+            version=int(data["version"]),
+            actor=Actor.from_dict(data["actor"]),
+            at=float(data["at"]),
+            old=data.get("old"),
+            new=data.get("new"),
+            reason=data.get("reason", ""),
+            details=data.get("details") or {},
+        )

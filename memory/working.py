@@ -1,0 +1,355 @@
+"""Working memory: a session's messages, running summary, free-form data, tool-result cache and
+retrieval traces. All of a session's keys share its TTL, refreshed on every write."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from django.conf import settings
+from redis.client import Pipeline
+from ulid import ULID
+
+from core.redis_client import get_redis
+from memory import keys, tokens
+from memory.query import validate_id
+from memory.types import InvalidInput, MemoryNotFound
+
+ROLES = ("user", "assistant", "system", "tool")
+
+
+@dataclass(frozen=True)
+class WorkingMessage:
+    id: str
+    role: str
+    content: str
+    at: float
+    tokens: int
+    exact_tokens: bool = True
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "role": self.role, "content": self.content, "at": self.at, "tokens": self.tokens,
+            "exact_tokens": self.exact_tokens, "meta": self.meta,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> WorkingMessage:
+        data = json.loads(raw)
+        return cls(
+            id=data["id"], role=data["role"], content=data["content"], at=float(data["at"]),
+            tokens=int(data["tokens"]), exact_tokens=bool(data.get("exact_tokens", True)), meta=data.get("meta") or {},
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    user_id: str
+    agent_id: str
+    title: str
+    summary: str
+    created_at: float
+    updated_at: float
+    durable: bool
+    ttl_seconds: int | None
+    message_count: int
+    message_tokens: int
+    summary_tokens: int
+    exact_tokens: bool
+    strategy: str = ""
+
+    @property
+    def total_tokens(self) -> int:
+        return self.message_tokens + self.summary_tokens
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else ("" if raw is None else str(raw))
+
+
+def _session_ttl(durable: bool) -> int | None:
+    return None if durable else settings.WORKING_MEMORY_TTL_SECONDS
+
+
+def _refresh_ttl(pipe: Pipeline, session_id: str, durable: bool) -> None:
+    ttl = _session_ttl(durable)
+    for key in keys.session_keys(session_id):
+        if ttl is None:
+            pipe.persist(key)
+        else:
+            pipe.expire(key, ttl)
+
+
+def ensure_session(
+    *, session_id: str, user_id: str, agent_id: str = "engram", title: str = "", durable: bool = False,
+    strategy: str = "",
+) -> Session:  # fmt: skip
+    """Create the session if needed (idempotent); refreshes its TTL."""
+    session_id = validate_id(session_id, name="session_id")
+    user_id = validate_id(user_id, name="user_id")
+    client = get_redis()
+    now = time.time()
+    existing = client.hget(keys.session(session_id), "user_id")
+    if existing is not None and _text(existing) != user_id:
+        raise InvalidInput("this session belongs to another user")
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hsetnx(keys.session(session_id), "created_at", now)
+        pipe.hset(
+            keys.session(session_id), mapping={"id": session_id, "user_id": user_id, "agent_id": agent_id}
+        )
+        pipe.hsetnx(keys.session(session_id), "durable", "1" if durable else "0")
+        pipe.hsetnx(keys.session(session_id), "updated_at", now)
+        if title:
+            pipe.hset(keys.session(session_id), "title", title[:200])
+        if strategy:
+            pipe.hset(keys.session(session_id), "strategy", strategy)
+        pipe.zadd(keys.user_sessions(user_id), {session_id: now})
+        pipe.zadd(keys.users(), {user_id: now})
+        pipe.execute()
+    return _touch(session_id)
+
+
+def _touch(session_id: str) -> Session:
+    client = get_redis()
+    durable = _text(client.hget(keys.session(session_id), "durable")) == "1"
+    with client.pipeline(transaction=True) as pipe:
+        _refresh_ttl(pipe, session_id, durable)
+        pipe.execute()
+    session = get_session(session_id=session_id)
+    assert session is not None
+    return session
+
+
+def _owner(client: redis.Redis, session_id: str) -> str:
+    owner = client.hget(keys.session(session_id), "user_id")
+    if owner is None:
+        raise MemoryNotFound(f"no session {session_id} (it may have expired)")
+    return _text(owner)
+
+
+def append_message(
+    *, session_id: str, role: str, content: str, message_id: str | None = None, at: float | None = None,
+    meta: dict[str, Any] | None = None,
+) -> WorkingMessage:  # fmt: skip
+    session_id = validate_id(session_id, name="session_id")
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if not isinstance(content, str):
+        raise InvalidInput("content must be a string")
+    if len(content) > settings.MESSAGE_MAX_CHARS:
+        raise InvalidInput(f"message is {len(content)} characters; the limit is {settings.MESSAGE_MAX_CHARS}")
+    client = get_redis()
+    user_id = _owner(client, session_id)
+    count = tokens.count_tokens(content)
+    message = WorkingMessage(
+        id=message_id or str(ULID()), role=role, content=content, at=at or time.time(),
+        tokens=count.tokens + tokens.MESSAGE_OVERHEAD_TOKENS, exact_tokens=count.exact, meta=meta or {},
+    )  # fmt: skip
+    durable = _text(client.hget(keys.session(session_id), "durable")) == "1"
+    with client.pipeline(transaction=True) as pipe:
+        pipe.rpush(keys.session_messages(session_id), json.dumps(message.as_dict()))
+        pipe.hset(keys.session(session_id), "updated_at", message.at)
+        pipe.zadd(keys.user_sessions(user_id), {session_id: message.at})
+        pipe.zadd(keys.users(), {user_id: message.at})
+        _refresh_ttl(pipe, session_id, durable)
+        pipe.execute()
+    return message
+
+
+def get_messages(*, session_id: str, last: int | None = None) -> list[WorkingMessage]:
+    start = -last if last else 0
+    raw = get_redis().lrange(keys.session_messages(validate_id(session_id, name="session_id")), start, -1)
+    return [WorkingMessage.from_json(item) for item in raw]
+
+
+def set_summary(*, session_id: str, summary: str) -> None:
+    client = get_redis()
+    _owner(client, session_id)
+    count = tokens.count_tokens(summary)
+    client.hset(keys.session(session_id), mapping={"summary": summary, "summary_tokens": count.tokens})
+
+
+def trim_messages(*, session_id: str, keep_last: int) -> int:
+    """Drop all but the newest `keep_last` messages (after they were folded into the summary)."""
+    client = get_redis()
+    key = keys.session_messages(session_id)
+    before = int(client.llen(key))
+    client.ltrim(key, -keep_last if keep_last else before + 1, -1)
+    return max(0, before - keep_last)
+
+
+def get_session(*, session_id: str) -> Session | None:
+    client = get_redis()
+    session_id = validate_id(session_id, name="session_id")
+    with client.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.session(session_id))
+        pipe.ttl(keys.session(session_id))
+        pipe.lrange(keys.session_messages(session_id), 0, -1)
+        raw, ttl, messages_raw = pipe.execute()
+    if not raw:
+        return None
+    data = {_text(k): _text(v) for k, v in raw.items()}
+    messages = [WorkingMessage.from_json(m) for m in messages_raw]
+    summary = data.get("summary", "")
+    return Session(
+        id=session_id,
+        user_id=data.get("user_id", ""),
+        agent_id=data.get("agent_id", ""),
+        title=data.get("title", ""),
+        summary=summary,
+        created_at=float(data.get("created_at") or 0),
+        updated_at=float(data.get("updated_at") or 0),
+        durable=data.get("durable") == "1",
+        ttl_seconds=int(ttl) if ttl and int(ttl) > 0 else None,
+        message_count=len(messages),
+        message_tokens=sum(m.tokens for m in messages),
+        summary_tokens=int(data.get("summary_tokens") or 0),
+        exact_tokens=all(m.exact_tokens for m in messages) and tokens.exact_counts_available(),
+        strategy=data.get("strategy", ""),
+    )
+
+
+def set_durable(*, session_id: str, durable: bool) -> Session:
+    client = get_redis()
+    _owner(client, session_id)
+    client.hset(keys.session(session_id), "durable", "1" if durable else "0")
+    return _touch(session_id)
+
+
+def rename_session(*, session_id: str, title: str) -> None:
+    client = get_redis()
+    _owner(client, session_id)
+    client.hset(keys.session(session_id), "title", title.strip()[:200])
+
+
+def delete_session(*, session_id: str) -> None:
+    client = get_redis()
+    owner = client.hget(keys.session(session_id), "user_id")
+    with client.pipeline(transaction=True) as pipe:
+        pipe.delete(*keys.session_keys(session_id))
+        if owner is not None:
+            pipe.zrem(keys.user_sessions(_text(owner)), session_id)
+        pipe.execute()
+
+
+# --- Session data and the tool-result cache -----------------------------------------------------
+
+
+def set_session_data(*, session_id: str, values: dict[str, Any]) -> None:
+    client = get_redis()
+    _owner(client, session_id)
+    if values:
+        client.hset(keys.session_data(session_id), mapping={k: json.dumps(v) for k, v in values.items()})
+        durable = _text(client.hget(keys.session(session_id), "durable")) == "1"
+        with client.pipeline(transaction=True) as pipe:
+            _refresh_ttl(pipe, session_id, durable)
+            pipe.execute()
+
+
+def get_session_data(*, session_id: str) -> dict[str, Any]:
+    raw = get_redis().hgetall(keys.session_data(session_id))
+    return {_text(k): json.loads(v) for k, v in raw.items()}
+
+
+def tool_cache_key(tool: str, arguments: dict[str, Any]) -> str:
+    canonical = json.dumps({"tool": tool, "args": arguments}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def cache_tool_result(
+    *, session_id: str, tool: str, arguments: dict[str, Any], result: Any, ttl_seconds: int | None = None
+) -> None:
+    """Remember a tool's result for this session so the agent does not call it again."""
+    client = get_redis()
+    _owner(client, session_id)
+    ttl = ttl_seconds or settings.TOOL_CACHE_TTL_SECONDS
+    field_name = tool_cache_key(tool, arguments)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.session_tools(session_id), field_name, json.dumps({"tool": tool, "result": result}))
+        pipe.hexpire(keys.session_tools(session_id), ttl, field_name)
+        pipe.execute()
+
+
+_MISSING = object()
+
+
+def get_cached_tool_result(*, session_id: str, tool: str, arguments: dict[str, Any]) -> Any:
+    """The cached result, or `CACHE_MISS`."""
+    raw = get_redis().hget(keys.session_tools(session_id), tool_cache_key(tool, arguments))
+    if raw is None:
+        return CACHE_MISS
+    return json.loads(raw)["result"]
+
+
+CACHE_MISS: Any = _MISSING
+
+
+# --- Retrieval traces ---------------------------------------------------------------------------
+
+
+def save_trace(*, session_id: str, turn_id: str, trace: dict[str, Any]) -> None:
+    client = get_redis()
+    _owner(client, session_id)
+    durable = _text(client.hget(keys.session(session_id), "durable")) == "1"
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.session_traces(session_id), turn_id, json.dumps(trace))
+        _refresh_ttl(pipe, session_id, durable)
+        pipe.execute()
+
+
+def get_trace(*, session_id: str, turn_id: str) -> dict[str, Any] | None:
+    raw = get_redis().hget(keys.session_traces(session_id), turn_id)
+    return json.loads(raw) if raw else None
+
+
+def list_traces(*, session_id: str) -> list[dict[str, Any]]:
+    raw = get_redis().hgetall(keys.session_traces(session_id))
+    traces = [json.loads(v) for v in raw.values()]
+    return sorted(traces, key=lambda t: t.get("turn_id", ""))
+
+
+# --- Per-user views -----------------------------------------------------------------------------
+
+
+def session_ids_for_user(*, user_id: str, include_expired: bool = False) -> list[str]:
+    """Newest first; expired sessions are pruned from the user's list unless asked for."""
+    client = get_redis()
+    ids = [_text(s) for s in client.zrevrange(keys.user_sessions(user_id), 0, -1)]
+    if include_expired or not ids:
+        return ids
+    with client.pipeline(transaction=False) as pipe:
+        for session_id in ids:
+            pipe.exists(keys.session(session_id))
+        alive = pipe.execute()
+    expired = [s for s, ok in zip(ids, alive, strict=True) if not ok]
+    if expired:
+        client.zrem(keys.user_sessions(user_id), *expired)
+    return [s for s, ok in zip(ids, alive, strict=True) if ok]
+
+
+def list_sessions(*, user_id: str) -> list[Session]:
+    sessions = [get_session(session_id=s) for s in session_ids_for_user(user_id=user_id)]
+    return [s for s in sessions if s is not None]
+
+
+def session_count(*, user_id: str) -> int:
+    return len(session_ids_for_user(user_id=user_id))
+
+
+def move_sessions(pipe: Pipeline, *, client: redis.Redis, from_user_id: str, to_user_id: str) -> int:
+    """Queue the moves of every live session on `pipe`; returns how many."""
+    moved = 0
+    for session_id, score in client.zrange(keys.user_sessions(from_user_id), 0, -1, withscores=True):
+        sid = _text(session_id)
+        if client.exists(keys.session(sid)):
+            pipe.hset(keys.session(sid), "user_id", to_user_id)
+            pipe.zadd(keys.user_sessions(to_user_id), {sid: score})
+            moved += 1
+    pipe.delete(keys.user_sessions(from_user_id))
+    return moved

@@ -60,9 +60,14 @@ def memory_version_restored(
     before: Memory, after: Memory, actor: Actor, *, from_version: int
 ) -> HistoryEvent:
     return _event(
-        "version_restored", after, actor, old=before.snapshot(), new=after.snapshot(),
-        reason=f"restored version {from_version}", from_version=from_version,
-    )  # fmt: skip
+        "version_restored",
+        after,
+        actor,
+        old=before.snapshot(),
+        new=after.snapshot(),
+        reason=f"restored version {from_version}",
+        from_version=from_version,
+    )
 
 
 def memory_deleted(memory: Memory, actor: Actor, reason: str = "", *, grace_seconds: int) -> HistoryEvent:
@@ -98,10 +103,17 @@ def memory_moved(memory: Memory, actor: Actor, *, from_user: str, to_user: str) 
 
 def user_erased(user_id: str, actor: Actor, *, receipt_id: str, counts: dict[str, int]) -> dict[str, Any]:
     return {
-        "event": "user_erased", "memory_id": "", "user_id": user_id, "version": 0, "actor": actor.as_dict(),
-        "at": time.time(), "old": None, "new": None, "reason": "erase requested",
+        "event": "user_erased",
+        "memory_id": "",
+        "user_id": user_id,
+        "version": 0,
+        "actor": actor.as_dict(),
+        "at": time.time(),
+        "old": None,
+        "new": None,
+        "reason": "erase requested",
         "details": {"receipt_id": receipt_id, "counts": counts},
-    }  # fmt: skip
+    }
 
 
 def record(pipe: Pipeline, event: HistoryEvent) -> None:

@@ -172,9 +172,15 @@ def build_prompt(
             working.save_trace(session_id=session_id, turn_id=turn_id, trace=trace)
         record_access(memory_ids=[h.memory.id for h in used], now=now)
     return BuiltPrompt(
-        turn_id=turn_id, messages=messages, memories=used, near_misses=result.near_misses,
-        token_breakdown=breakdown, budget=budget, exact_tokens=exact, trace=trace,
-    )  # fmt: skip
+        turn_id=turn_id,
+        messages=messages,
+        memories=used,
+        near_misses=result.near_misses,
+        token_breakdown=breakdown,
+        budget=budget,
+        exact_tokens=exact,
+        trace=trace,
+    )
 
 
 abuild_prompt = sync_to_async(build_prompt, thread_sensitive=False)

@@ -18,7 +18,7 @@ MAX_KEYWORD_TERMS = 24
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TAG_SAFE = re.compile(r"[A-Za-z0-9_]")
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?", re.UNICODE)
 
 # Words that carry no signal for keyword search (RediSearch drops its own list too; an all-stopword
 # query would match nothing and make the parser complain).
@@ -228,7 +228,7 @@ def keyword_terms(text: str) -> list[str]:
     """Distinct meaningful words of a query, in order, for an OR keyword search."""
     terms: list[str] = []
     for match in _WORD.finditer(text.lower()):
-        word = match.group(0).replace("’", "'").split("'")[0]
+        word = match.group(0).replace("\u2019", "'").split("'")[0]
         if len(word) < 2 or word in STOPWORDS or word in terms:
             continue
         terms.append(word)

@@ -12,10 +12,28 @@ from memory.types import Actor, Memory, MemoryType, Scope
 
 # Fields the search queries return (everything but the vector).
 RETURN_FIELDS = [
-    "id", "text", "type", "topics", "entities", "user_id", "agent_id", "session_id", "namespace",
-    "event_date", "created_at", "updated_at", "last_accessed_at", "access_count", "content_hash",
-    "version", "pinned", "locked", "source", "created_by", "expires_at",
-]  # fmt: skip
+    "id",
+    "text",
+    "type",
+    "topics",
+    "entities",
+    "user_id",
+    "agent_id",
+    "session_id",
+    "namespace",
+    "event_date",
+    "created_at",
+    "updated_at",
+    "last_accessed_at",
+    "access_count",
+    "content_hash",
+    "version",
+    "pinned",
+    "locked",
+    "source",
+    "created_by",
+    "expires_at",
+]
 
 
 def content_hash(text: str) -> str:

@@ -93,10 +93,17 @@ class _Row:
 
 
 def _ft_search_args(
-    query: str, *, limit: int, offset: int = 0, params: dict[str, bytes | str] | None = None,
-    sort_by: str | None = None, descending: bool = False, with_scores: bool = False, scorer: str | None = None,
+    query: str,
+    *,
+    limit: int,
+    offset: int = 0,
+    params: dict[str, bytes | str] | None = None,
+    sort_by: str | None = None,
+    descending: bool = False,
+    with_scores: bool = False,
+    scorer: str | None = None,
     return_fields: Sequence[str] = RETURN_FIELDS,
-) -> list[Any]:  # fmt: skip
+) -> list[Any]:
     args: list[Any] = ["FT.SEARCH", index_name(), query]
     if with_scores:
         args.append("WITHSCORES")
@@ -225,9 +232,13 @@ def find_exact_duplicates(*, filter: MemoryFilter, text: str) -> list[Memory]:
 
 
 def find_similar(
-    *, filter: MemoryFilter, text: str | None = None, vector: np.ndarray | None = None,
-    max_distance: float | None = None, limit: int = 10,
-) -> list[tuple[Memory, float]]:  # fmt: skip
+    *,
+    filter: MemoryFilter,
+    text: str | None = None,
+    vector: np.ndarray | None = None,
+    max_distance: float | None = None,
+    limit: int = 10,
+) -> list[tuple[Memory, float]]:
     """Memories in scope within a cosine distance of the text, nearest first."""
     if vector is None:
         if text is None:
@@ -316,18 +327,23 @@ def search_memories(
         assert query_vector is not None
         commands.append(
             _ft_search_args(
-                f"({base})=>[KNN {candidates} @embedding $vec AS vdist]", limit=candidates,
-                params={"vec": vector_bytes(query_vector)}, sort_by="vdist",
+                f"({base})=>[KNN {candidates} @embedding $vec AS vdist]",
+                limit=candidates,
+                params={"vec": vector_bytes(query_vector)},
+                sort_by="vdist",
                 return_fields=[*RETURN_FIELDS, "vdist"],
             )
-        )  # fmt: skip
+        )
     if terms:
         commands.append(
             _ft_search_args(
-                f"{base} {keyword_clause(terms)}", limit=candidates, with_scores=True, scorer="BM25",
+                f"{base} {keyword_clause(terms)}",
+                limit=candidates,
+                with_scores=True,
+                scorer="BM25",
                 return_fields=[*RETURN_FIELDS, "embedding"],
             )
-        )  # fmt: skip
+        )
     try:
         with get_redis().pipeline(transaction=False) as pipe:
             for command in commands:
@@ -366,6 +382,9 @@ def search_memories(
     hits = [hit for hit in scored if hit.score.final >= threshold][:top_k]
     misses = [hit for hit in scored if hit.score.final < threshold][:near_misses]
     return SearchResult(
-        hits=hits, near_misses=misses, threshold=threshold, mode=mode,
+        hits=hits,
+        near_misses=misses,
+        threshold=threshold,
+        mode=mode,
         took_ms=(time.perf_counter() - started) * 1000,
-    )  # fmt: skip
+    )

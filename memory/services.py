@@ -200,9 +200,17 @@ def add_memory(
     embedding: np.ndarray | None = None,
 ) -> Memory:
     item = NewMemory(
-        text=text, scope=scope, type=type, topics=list(topics), entities=list(entities), event_date=event_date,
-        source=list(source), ttl_seconds=ttl_seconds, pinned=pinned, embedding=embedding,
-    )  # fmt: skip
+        text=text,
+        scope=scope,
+        type=type,
+        topics=list(topics),
+        entities=list(entities),
+        event_date=event_date,
+        source=list(source),
+        ttl_seconds=ttl_seconds,
+        pinned=pinned,
+        embedding=embedding,
+    )
     return add_memories(items=[item], actor=actor, reason=reason, publish=True)[0]
 
 
@@ -216,7 +224,7 @@ class _Change:
     after: Memory
     event: HistoryEvent
     fields: dict[str, Any] = field(default_factory=dict)
-    extra: Callable[[Pipeline], None] | None = None
+    also: Callable[[Pipeline], None] | None = None
 
 
 def _check_actor_may_change(memory: Memory, actor: Actor, *, deleting: bool = False) -> None:
@@ -244,14 +252,14 @@ def _mutate(
                 before = from_hash(raw, ttl_seconds=_ttl_of(pipe.ttl(key)))
                 if expected_version is not None and before.version != expected_version:
                     raise VersionConflict(
-                        f"memory {memory_id} is at version {before.version}, not {expected_version}; reload it"
+                        f"memory {memory_id} is at version {before.version}, not {expected_version}; reload"
                     )
                 change = build(before, pipe)
                 pipe.multi()
                 if change.fields:
                     pipe.hset(key, mapping=change.fields)
-                if change.extra:
-                    change.extra(pipe)
+                if change.also:
+                    change.also(pipe)
                 events.record(pipe, change.event)
                 pipe.execute()
             except redis.WatchError:
@@ -300,7 +308,7 @@ def update_memory(
         after.content_hash = content_hash(after.text)
         fields = to_hash(after, embedding=vector, expires_at=None)
         event = events.memory_updated(before, after, actor, reason)
-        return _Change(after=after, event=event, fields=_editable(fields), extra=_clear_event_date(after))
+        return _Change(after=after, event=event, fields=_editable(fields), also=_clear_event_date(after))
 
     return _mutate(memory_id, build, expected_version=expected_version)
 
@@ -358,7 +366,7 @@ def restore_version(
         after.content_hash = content_hash(after.text)
         event = events.memory_version_restored(before, after, actor, from_version=version)
         fields = _editable(to_hash(after, embedding=vector, expires_at=None))
-        return _Change(after=after, event=event, fields=fields, extra=_clear_event_date(after))
+        return _Change(after=after, event=event, fields=fields, also=_clear_event_date(after))
 
     return _mutate(memory_id, build, expected_version=expected_version)
 
@@ -380,9 +388,10 @@ def _set_flag(*, memory_id: str, flag: str, value: bool, actor: Actor, reason: s
         setattr(after, flag, value)
         event = events.memory_flag_changed(after, actor, flag=flag, value=value, reason=reason)
         return _Change(
-            after=after, event=event,
+            after=after,
+            event=event,
             fields={flag: "1" if value else "0", "version": after.version, "updated_at": after.updated_at},
-        )  # fmt: skip
+        )
 
     return _mutate(memory_id, build, expected_version=None)
 
@@ -399,7 +408,7 @@ def set_ttl(*, memory_id: str, ttl_seconds: int | None, actor: Actor, reason: st
         after = replace(before, ttl_seconds=ttl_seconds, version=before.version + 1, updated_at=time.time())
         key = keys.memory(memory_id)
 
-        def extra(p: Pipeline) -> None:
+        def also(p: Pipeline) -> None:
             if ttl_seconds is None:
                 p.persist(key)
                 p.hdel(key, "expires_at")
@@ -412,7 +421,7 @@ def set_ttl(*, memory_id: str, ttl_seconds: int | None, actor: Actor, reason: st
             after=after,
             event=event,
             fields={"version": after.version, "updated_at": after.updated_at},
-            extra=extra,
+            also=also,
         )
 
     return _mutate(memory_id, build, expected_version=None)
@@ -440,7 +449,7 @@ def delete_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
         after = replace(before, deleted=True, version=before.version + 1)
         now = time.time()
 
-        def extra(p: Pipeline) -> None:
+        def also(p: Pipeline) -> None:
             trash_key = keys.trash(memory_id)
             p.hset(
                 keys.memory(memory_id),
@@ -454,7 +463,7 @@ def delete_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
             p.zadd(keys.user_trash(before.scope.user_id), {memory_id: now})
 
         event = events.memory_deleted(after, actor, reason, grace_seconds=grace)
-        return _Change(after=after, event=event, fields={"version": after.version}, extra=extra)
+        return _Change(after=after, event=event, fields={"version": after.version}, also=also)
 
     return _mutate(memory_id, build, expected_version=None)
 
@@ -618,9 +627,14 @@ def erase_user(*, user_id: str, actor: Actor) -> EraseReceipt:
         "queued_turns": len(queued),
     }
     receipt = EraseReceipt(
-        receipt_id=str(ULID()), user_id=user_id, erased_at=time.time(), memory_ids=live,
-        deleted_memory_ids=trashed, session_ids=live_sessions, counts=counts,
-    )  # fmt: skip
+        receipt_id=str(ULID()),
+        user_id=user_id,
+        erased_at=time.time(),
+        memory_ids=live,
+        deleted_memory_ids=trashed,
+        session_ids=live_sessions,
+        counts=counts,
+    )
     # The audit keeps that an erase happened (with counts), never what was erased.
     erased = events.user_erased(user_id, actor, receipt_id=receipt.receipt_id, counts=counts)
     with client.pipeline(transaction=True) as pipe:

@@ -34,17 +34,27 @@ class WorkingMessage:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "role": self.role, "content": self.content, "at": self.at, "tokens": self.tokens,
-            "exact_tokens": self.exact_tokens, "meta": self.meta,
-        }  # fmt: skip
+            "id": self.id,
+            "role": self.role,
+            "content": self.content,
+            "at": self.at,
+            "tokens": self.tokens,
+            "exact_tokens": self.exact_tokens,
+            "meta": self.meta,
+        }
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> WorkingMessage:
         data = json.loads(raw)
         return cls(
-            id=data["id"], role=data["role"], content=data["content"], at=float(data["at"]),
-            tokens=int(data["tokens"]), exact_tokens=bool(data.get("exact_tokens", True)), meta=data.get("meta") or {},
-        )  # fmt: skip
+            id=data["id"],
+            role=data["role"],
+            content=data["content"],
+            at=float(data["at"]),
+            tokens=int(data["tokens"]),
+            exact_tokens=bool(data.get("exact_tokens", True)),
+            meta=data.get("meta") or {},
+        )
 
 
 @dataclass(frozen=True)
@@ -87,9 +97,14 @@ def _refresh_ttl(pipe: Pipeline, session_id: str, durable: bool) -> None:
 
 
 def ensure_session(
-    *, session_id: str, user_id: str, agent_id: str = "engram", title: str = "", durable: bool = False,
+    *,
+    session_id: str,
+    user_id: str,
+    agent_id: str = "engram",
+    title: str = "",
+    durable: bool = False,
     strategy: str = "",
-) -> Session:  # fmt: skip
+) -> Session:
     """Create the session if needed (idempotent); refreshes its TTL."""
     session_id = validate_id(session_id, name="session_id")
     user_id = validate_id(user_id, name="user_id")
@@ -134,9 +149,14 @@ def _owner(client: redis.Redis, session_id: str) -> str:
 
 
 def append_message(
-    *, session_id: str, role: str, content: str, message_id: str | None = None, at: float | None = None,
+    *,
+    session_id: str,
+    role: str,
+    content: str,
+    message_id: str | None = None,
+    at: float | None = None,
     meta: dict[str, Any] | None = None,
-) -> WorkingMessage:  # fmt: skip
+) -> WorkingMessage:
     session_id = validate_id(session_id, name="session_id")
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
@@ -148,9 +168,14 @@ def append_message(
     user_id = _owner(client, session_id)
     count = tokens.count_tokens(content)
     message = WorkingMessage(
-        id=message_id or str(ULID()), role=role, content=content, at=at or time.time(),
-        tokens=count.tokens + tokens.MESSAGE_OVERHEAD_TOKENS, exact_tokens=count.exact, meta=meta or {},
-    )  # fmt: skip
+        id=message_id or str(ULID()),
+        role=role,
+        content=content,
+        at=at or time.time(),
+        tokens=count.tokens + tokens.MESSAGE_OVERHEAD_TOKENS,
+        exact_tokens=count.exact,
+        meta=meta or {},
+    )
     durable = _text(client.hget(keys.session(session_id), "durable")) == "1"
     with client.pipeline(transaction=True) as pipe:
         pipe.rpush(keys.session_messages(session_id), json.dumps(message.as_dict()))

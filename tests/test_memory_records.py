@@ -31,9 +31,14 @@ def _texts(result):
 
 def test_memory_is_one_hash_with_float32_vector_and_all_fields(redis_client):
     memory = add_memory(
-        text="Alice's cat is called Miso", scope=scope(session_id="s1"), actor=USER, topics=["Pets", "cats"],
-        entities=["Miso"], event_date=1_700_000_000.0, source=["turn-1"],
-    )  # fmt: skip
+        text="Alice's cat is called Miso",
+        scope=scope(session_id="s1"),
+        actor=USER,
+        topics=["Pets", "cats"],
+        entities=["Miso"],
+        event_date=1_700_000_000.0,
+        source=["turn-1"],
+    )
     raw = redis_client.hgetall(keys.memory(memory.id))
     vector = np.frombuffer(raw[b"embedding"], dtype=np.float32)
     assert vector.shape == (384,)

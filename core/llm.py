@@ -107,6 +107,9 @@ class OpenAICompatibleLLM:
         self._client = OpenAI(**options)
         self._async_client = AsyncOpenAI(**options)
 
+    def close(self) -> None:
+        self._client.close()
+
     def complete(
         self,
         messages: Sequence[Message],
@@ -129,7 +132,7 @@ class OpenAICompatibleLLM:
             request["response_format"] = {"type": "json_object"}
         try:
             response = self._client.chat.completions.create(**request)
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, ValueError) as exc:  # ValueError: the body was not JSON
             raise _as_llm_error(exc) from exc
         if not response.choices:
             raise LLMError("the model returned no choices", kind="invalid")
@@ -195,7 +198,7 @@ class OpenAICompatibleLLM:
                         if call.function:
                             slot["name"] += call.function.name or ""
                             slot["arguments"] += call.function.arguments or ""
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, ValueError) as exc:  # ValueError: a chunk was not JSON
             raise _as_llm_error(exc) from exc
         tool_calls = [
             ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"] or "{}")
@@ -262,7 +265,7 @@ def _as_llm_error(exc: Exception) -> LLMError:
             kind="http",
             status=exc.status_code,
         )
-    return LLMError(f"the model call failed: {exc}", kind="invalid")
+    return LLMError(f"the model returned something that is not a valid answer: {exc}", kind="invalid")
 
 
 _llms: dict[tuple[str, ...], LLM] = {}

@@ -17,7 +17,9 @@ MAX_FILTER_VALUES = 50
 MAX_KEYWORD_TERMS = 24
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_TAG_SAFE = re.compile(r"[A-Za-z0-9_]")
+# The query parser only gives meaning to ASCII punctuation and white space; escaping a non-ASCII
+# letter breaks the match, so those stay as they are.
+_TAG_SAFE = re.compile(r"[A-Za-z0-9_]|[^\x00-\x7f]")
 _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?", re.UNICODE)
 
 # Words that carry no signal for keyword search (RediSearch drops its own list too; an all-stopword
@@ -178,7 +180,7 @@ def validate_id(value: object, *, name: str, required: bool = True) -> str:
 
 
 def escape_tag(value: str) -> str:
-    """Escape every character that is not an ASCII letter, digit or underscore."""
+    """Escape every ASCII character that is not a letter, digit or underscore."""
     return "".join(ch if _TAG_SAFE.match(ch) else "\\" + ch for ch in value)
 
 

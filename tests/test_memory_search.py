@@ -1,6 +1,7 @@
 """Search: modes, score breakdowns, filters, escaping of hostile ids, near misses, dedup, counts."""
 
 import time
+from typing import Any
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_threshold_splits_hits_and_near_misses(alice_memories):
 
 
 def test_filters_on_type_topics_entities_and_time(alice_memories):
-    base = {"user_id": "alice"}
+    base: dict[str, Any] = {"user_id": "alice"}
     by_type = search_memories(
         filter=MemoryFilter.build(**base, types=["procedural"]), text="answer style", threshold=0
     )
@@ -122,11 +123,12 @@ def test_scope_filters_on_agent_namespace_and_session():
         scope=scope(agent_id="other-bot", namespace="prod", session_id="s-2"),
         actor=USER,
     )
-    for kwargs, expected in (
+    cases: tuple[tuple[dict[str, Any], list[str]], ...] = (
         ({"agent_id": "music-bot"}, ["Likes jazz"]),
         ({"namespace": "prod"}, ["Likes jazz", "Likes jazz too"]),
         ({"session_id": "s-2"}, ["Likes jazz too"]),
-    ):
+    )
+    for kwargs, expected in cases:
         result = search_memories(
             filter=MemoryFilter.build(user_id="alice", **kwargs), text="jazz", threshold=0
         )

@@ -200,6 +200,24 @@ SEMANTIC_DEDUP_DISTANCE = env_float("SEMANTIC_DEDUP_DISTANCE", 0.15, minimum=0.0
 HTTP_HOST = env_str("HTTP_HOST", "127.0.0.1")
 HTTP_PORT = env_int("HTTP_PORT", 8000, minimum=1)
 
+# --- Background extraction -----------------------------------------------------------------------
+# discrete | summary | preferences | custom (a session may choose its own)
+EXTRACTION_STRATEGY = env_str("EXTRACTION_STRATEGY", "discrete").lower()
+if EXTRACTION_STRATEGY not in {"discrete", "summary", "preferences", "custom"}:
+    raise ImproperlyConfigured("EXTRACTION_STRATEGY must be discrete, summary, preferences or custom")
+EXTRACTION_CUSTOM_PROMPT = env_str("EXTRACTION_CUSTOM_PROMPT")
+EXTRACTION_DEBOUNCE_SECONDS = env_float("EXTRACTION_DEBOUNCE_SECONDS", 3.0, minimum=0.0)
+EXTRACTION_MAX_DELIVERIES = env_int("EXTRACTION_MAX_DELIVERIES", 3, minimum=1)
+EXTRACTION_RETRY_BACKOFF_SECONDS = env_float("EXTRACTION_RETRY_BACKOFF_SECONDS", 2.0, minimum=0.0)
+EXTRACTION_RECLAIM_IDLE_SECONDS = env_float("EXTRACTION_RECLAIM_IDLE_SECONDS", 60.0, minimum=0.1)
+EXTRACTION_LOCK_SECONDS = env_float("EXTRACTION_LOCK_SECONDS", 120.0, minimum=0.5)
+# Existing memories closer than this (cosine distance) are shown to the decision step.
+EXTRACTION_RELATED_DISTANCE = env_float("EXTRACTION_RELATED_DISTANCE", 0.55, minimum=0.0)
+TURN_STREAM_MAXLEN = env_int("TURN_STREAM_MAXLEN", 100_000, minimum=100)
+# Compaction: past this many tokens of messages, older ones fold into the session summary.
+WORKING_MEMORY_TOKEN_LIMIT = env_int("WORKING_MEMORY_TOKEN_LIMIT", 4000, minimum=100)
+WORKING_MEMORY_KEEP_MESSAGES = env_int("WORKING_MEMORY_KEEP_MESSAGES", 8, minimum=1)
+
 # --- Workers -----------------------------------------------------------------------------------
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5, minimum=1)
 

@@ -29,6 +29,7 @@ def health_report() -> dict[str, Any]:
         report["index"] = _index_state()
         workers = worker_heartbeats()
         report["worker"] = {"alive": any(w["alive"] for w in workers), "workers": workers}
+        report["extraction"] = _extraction_state()
         if "search" not in modules:
             report["status"] = "degraded"
     except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -36,6 +37,7 @@ def health_report() -> dict[str, Any]:
         report["redis"] = {"reachable": False, "embedded": settings.REDIS_EMBEDDED, "error": str(exc)}
         report["index"] = None
         report["worker"] = {"alive": False, "workers": []}
+        report["extraction"] = None
     embedder = get_embedder()
     report["embedding"] = {"provider": embedder.provider, "model": embedder.model, "dims": embedder.dims}
     report["llm"] = describe_llm()
@@ -46,3 +48,9 @@ def _index_state() -> dict[str, Any] | None:
     from memory.index import index_state
 
     return index_state()
+
+
+def _extraction_state() -> dict[str, Any]:
+    from memory.extraction.queue import queue_health
+
+    return queue_health()

@@ -77,3 +77,29 @@ def mutation_stream() -> str:
 def turn_stream() -> str:
     """Finished chat turns waiting for background extraction."""
     return key("stream", "turns")
+
+
+def idempotency(op_key: str) -> str:
+    """Marks an operation (e.g. one extraction decision) as applied, so a redelivery skips it."""
+    return key("idem", op_key)
+
+
+def dead_letter_stream() -> str:
+    """Extraction jobs that failed too often, with their turns, for retry or discard."""
+    return key("stream", "turns", "dead")
+
+
+def extraction(session_id: str, part: str) -> str:
+    """Per-session extraction state: seq, cursor, turns, lock, plan:<n>, last_at, retry_at, failures."""
+    return key("extract", session_id, part)
+
+
+def extraction_keys(session_id: str) -> list[str]:
+    return [
+        extraction(session_id, part)
+        for part in ("seq", "cursor", "turns", "lock", "last_at", "retry_at", "failures", "summary_id")
+    ]
+
+
+def extraction_stats() -> str:
+    return key("extract", "stats")

@@ -116,6 +116,11 @@ class NewMemory:
     ttl_seconds: TTL = DEFAULT_TTL
     pinned: bool = False
     embedding: np.ndarray | None = None
+    # Set by callers that may retry (extraction workers): the same key is applied once only.
+    idempotency_key: str = ""
+
+
+IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 
 
 def _prepare(item: NewMemory, *, actor: Actor, now: float) -> tuple[Memory, int | None]:
@@ -158,7 +163,11 @@ def _queue_new(
 def add_memories(
     *, items: Sequence[NewMemory], actor: Actor, reason: str = "", publish: bool = False
 ) -> list[Memory]:
-    """Add many memories in one pipelined transaction; embeds those without a precomputed vector."""
+    """Add many memories in one pipelined transaction; embeds those without a precomputed vector.
+
+    Items whose idempotency key was already applied are not added again; their earlier memory is
+    returned in their place.
+    """
     ensure_index()
     now = time.time()
     prepared = [_prepare(item, actor=actor, now=now) for item in items]
@@ -167,21 +176,55 @@ def add_memories(
     if missing:
         for i, vector in zip(missing, _embed([prepared[i][0].text for i in missing]), strict=True):
             vectors[i] = vector
-    added_events = []
-    with get_redis().pipeline(transaction=True) as pipe:
-        for (memory, ttl), vector in zip(prepared, vectors, strict=True):
-            assert vector is not None
-            event = events.memory_added(memory, actor, reason)
-            added_events.append(event)
-            _queue_new(pipe, memory, vector, ttl, event)
-        pipe.execute()
+    idem_keys = [keys.idempotency(item.idempotency_key) for item in items if item.idempotency_key]
+    client = get_redis()
+    for _ in range(_MAX_ATTEMPTS):
+        added_events = []
+        done: dict[int, str] = {}
+        with client.pipeline(transaction=True) as pipe:
+            try:
+                if idem_keys:
+                    pipe.watch(*idem_keys)
+                    applied = dict(zip(idem_keys, pipe.mget(idem_keys), strict=True))
+                    done = {
+                        i: applied[keys.idempotency(item.idempotency_key)].decode()
+                        for i, item in enumerate(items)
+                        if item.idempotency_key and applied[keys.idempotency(item.idempotency_key)]
+                    }
+                pipe.multi()
+                for i, ((memory, ttl), vector) in enumerate(zip(prepared, vectors, strict=True)):
+                    if i in done:
+                        continue
+                    assert vector is not None
+                    event = events.memory_added(memory, actor, reason)
+                    added_events.append(event)
+                    _queue_new(pipe, memory, vector, ttl, event)
+                    if items[i].idempotency_key:
+                        pipe.set(
+                            keys.idempotency(items[i].idempotency_key), memory.id, ex=IDEMPOTENCY_TTL_SECONDS
+                        )
+                pipe.execute()
+            except redis.WatchError:
+                continue
+        break
+    else:
+        raise VersionConflict("could not add the memories: too much contention; try again")
     if publish:
         events.publish(added_events)
     memories = []
-    for memory, ttl in prepared:
+    for i, (memory, ttl) in enumerate(prepared):
+        if i in done:
+            memories.append(get_memory_any(done[i]))
+            continue
         memory.ttl_seconds = ttl
         memories.append(memory)
     return memories
+
+
+def get_memory_any(memory_id: str) -> Memory:
+    from memory.selectors import get_memory
+
+    return get_memory(memory_id=memory_id, include_deleted=True)
 
 
 def add_memory(
@@ -198,6 +241,7 @@ def add_memory(
     pinned: bool = False,
     reason: str = "",
     embedding: np.ndarray | None = None,
+    idempotency_key: str = "",
 ) -> Memory:
     item = NewMemory(
         text=text,
@@ -210,6 +254,7 @@ def add_memory(
         ttl_seconds=ttl_seconds,
         pinned=pinned,
         embedding=embedding,
+        idempotency_key=idempotency_key,
     )
     return add_memories(items=[item], actor=actor, reason=reason, publish=True)[0]
 
@@ -237,15 +282,23 @@ def _check_actor_may_change(memory: Memory, actor: Actor, *, deleting: bool = Fa
 
 
 def _mutate(
-    memory_id: str, build: Callable[[Memory, Pipeline], _Change], *, expected_version: int | None
+    memory_id: str,
+    build: Callable[[Memory, Pipeline], _Change],
+    *,
+    expected_version: int | None,
+    idempotency_key: str = "",
 ) -> Memory:
     validate_id(memory_id, name="memory_id")
     client = get_redis()
     key = keys.memory(memory_id)
+    idem_key = keys.idempotency(idempotency_key) if idempotency_key else ""
     for _ in range(_MAX_ATTEMPTS):
         with client.pipeline(transaction=True) as pipe:
             try:
-                pipe.watch(key)
+                pipe.watch(key, *([idem_key] if idem_key else []))
+                if idem_key and pipe.exists(idem_key):
+                    pipe.reset()
+                    return get_memory_any(memory_id)
                 raw = pipe.hgetall(key)
                 if not raw:
                     raise MemoryNotFound(f"no memory {memory_id}")
@@ -261,6 +314,8 @@ def _mutate(
                 if change.also:
                     change.also(pipe)
                 events.record(pipe, change.event)
+                if idem_key:
+                    pipe.set(idem_key, memory_id, ex=IDEMPOTENCY_TTL_SECONDS)
                 pipe.execute()
             except redis.WatchError:
                 continue
@@ -284,6 +339,7 @@ def update_memory(
     event_date: float | _Default | None = DEFAULT_TTL,
     reason: str = "",
     expected_version: int | None = None,
+    idempotency_key: str = "",
 ) -> Memory:
     """Change text / type / topics / entities / event date: version + 1, re-embedded when the text changes."""
     new_text = validate_text(text) if text is not None else None
@@ -310,7 +366,7 @@ def update_memory(
         event = events.memory_updated(before, after, actor, reason)
         return _Change(after=after, event=event, fields=_editable(fields), also=_clear_event_date(after))
 
-    return _mutate(memory_id, build, expected_version=expected_version)
+    return _mutate(memory_id, build, expected_version=expected_version, idempotency_key=idempotency_key)
 
 
 _EDITABLE = (
@@ -440,7 +496,7 @@ def extend_ttl(*, memory_id: str, seconds: int, actor: Actor, reason: str = "") 
 # --- Delete and restore -------------------------------------------------------------------------
 
 
-def delete_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
+def delete_memory(*, memory_id: str, actor: Actor, reason: str = "", idempotency_key: str = "") -> Memory:
     """Soft delete: the memory leaves the index at once and can be restored for the grace period."""
     grace = settings.SOFT_DELETE_GRACE_SECONDS
 
@@ -465,7 +521,7 @@ def delete_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
         event = events.memory_deleted(after, actor, reason, grace_seconds=grace)
         return _Change(after=after, event=event, fields={"version": after.version}, also=also)
 
-    return _mutate(memory_id, build, expected_version=None)
+    return _mutate(memory_id, build, expected_version=None, idempotency_key=idempotency_key)
 
 
 def restore_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
@@ -609,7 +665,7 @@ def erase_user(*, user_id: str, actor: Actor) -> EraseReceipt:
         for memory_id in ever:
             pipe.delete(keys.memory(memory_id), keys.trash(memory_id), keys.history(memory_id))
         for session_id in session_ids:
-            pipe.delete(*keys.session_keys(session_id))
+            pipe.delete(*keys.session_keys(session_id), *keys.extraction_keys(session_id))
         pipe.delete(keys.user_memory_ids(user_id), keys.user_trash(user_id), keys.user_sessions(user_id))
         pipe.zrem(keys.users(), user_id)
         if stream_ids:

@@ -200,13 +200,15 @@ def set_summary(*, session_id: str, summary: str) -> None:
     client.hset(keys.session(session_id), mapping={"summary": summary, "summary_tokens": count.tokens})
 
 
-def trim_messages(*, session_id: str, keep_last: int) -> int:
-    """Drop all but the newest `keep_last` messages (after they were folded into the summary)."""
+def drop_oldest_messages(*, session_id: str, count: int) -> int:
+    """Remove the `count` oldest messages (after they were folded into the summary)."""
+    if count <= 0:
+        return 0
     client = get_redis()
     key = keys.session_messages(session_id)
     before = int(client.llen(key))
-    client.ltrim(key, -keep_last if keep_last else before + 1, -1)
-    return max(0, before - keep_last)
+    client.ltrim(key, count, -1)
+    return min(count, before)
 
 
 def get_session(*, session_id: str) -> Session | None:

@@ -154,6 +154,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     raw_body: bytes
+    received_at: float = field(default_factory=time.time)
 
     @property
     def json(self) -> dict[str, Any]:

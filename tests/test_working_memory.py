@@ -124,8 +124,8 @@ def test_errors_are_clear(session, settings):
     assert working.get_messages(session_id="s-1") == []
 
 
-def test_trim_keeps_the_newest_messages(session):
+def test_drop_oldest_keeps_the_newest_messages(session):
     for i in range(5):
         working.append_message(session_id="s-1", role="user", content=f"m{i}")
-    assert working.trim_messages(session_id="s-1", keep_last=2) == 3
+    assert working.drop_oldest_messages(session_id="s-1", count=3) == 3
     assert [m.content for m in working.get_messages(session_id="s-1")] == ["m3", "m4"]

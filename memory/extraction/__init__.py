@@ -1,0 +1,1 @@
+"""Background extraction: turns in a Redis stream → candidate memories → ADD/UPDATE/DELETE/NOOP."""

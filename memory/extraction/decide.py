@@ -1,0 +1,199 @@
+"""ADD / UPDATE / DELETE / NOOP for each candidate, against what is already stored in its scope.
+
+Cheap checks first (exact duplicate, near duplicate, nothing related, single-valued slots); only
+candidates with related memories go to the LLM, which sees those memories under short local ids
+(m1, m2, …) so it can never name a memory that was not shown to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from core.llm import LLM
+from memory.extraction import prompts
+from memory.extraction.llm_extractor import ExtractionError, call_json
+from memory.extraction.types import Candidate, CandidateKind
+from memory.query import MemoryFilter
+from memory.records import content_hash
+from memory.selectors import find_exact_duplicates, find_similar, list_memories
+from memory.types import Memory, Scope
+
+ACTIONS = ("add", "update", "delete", "noop")
+# How close a memory must be to what the user asked to forget.
+FORGET_DISTANCE = 0.6
+SLOT_TOPIC_PREFIX = "slot:"
+
+
+@dataclass(frozen=True)
+class Op:
+    action: str
+    candidate: Candidate
+    target_id: str = ""
+    text: str = ""
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "candidate": self.candidate.as_dict(),
+            "target_id": self.target_id,
+            "text": self.text,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Op:
+        return cls(
+            action=data["action"],
+            candidate=Candidate.from_dict(data["candidate"]),
+            target_id=data.get("target_id", ""),
+            text=data.get("text", ""),
+            reason=data.get("reason", ""),
+        )
+
+
+def _protected(memory: Memory, *, deleting: bool) -> str:
+    if memory.locked:
+        return "target is locked by staff"
+    if deleting and memory.pinned:
+        return "target is pinned"
+    return ""
+
+
+def _forget(candidate: Candidate, filter_: MemoryFilter) -> Op:
+    similar = find_similar(filter=filter_, text=candidate.text, max_distance=FORGET_DISTANCE, limit=3)
+    if not similar:
+        return Op("noop", candidate, reason="nothing similar to forget")
+    target = similar[0][0]
+    blocked = _protected(target, deleting=True)
+    if blocked:
+        return Op("noop", candidate, target_id=target.id, reason=blocked)
+    return Op("delete", candidate, target_id=target.id, reason=f"user asked to forget: {candidate.text}")
+
+
+def _slot(candidate: Candidate, filter_: MemoryFilter) -> Op | None:
+    """A single-valued attribute (home town, job, name): a new value replaces the old one."""
+    slot_filter = MemoryFilter.build(
+        user_id=filter_.user_id,
+        agent_id=filter_.agent_id,
+        namespace=filter_.namespace,
+        topics=[SLOT_TOPIC_PREFIX + candidate.slot],
+    )
+    current = list_memories(filter=slot_filter, limit=1).memories
+    if not current and candidate.slot.startswith("preference"):
+        prefs = MemoryFilter.build(
+            user_id=filter_.user_id,
+            agent_id=filter_.agent_id,
+            namespace=filter_.namespace,
+            topics=["preferences"],
+        )
+        near = find_similar(filter=prefs, text=candidate.text, max_distance=0.6, limit=1)
+        current = [near[0][0]] if near else []
+    if not current:
+        return None
+    target = current[0]
+    if target.content_hash == content_hash(candidate.text):
+        return Op("noop", candidate, target_id=target.id, reason="already known")
+    blocked = _protected(target, deleting=False)
+    if blocked:
+        return Op("noop", candidate, target_id=target.id, reason=blocked)
+    return Op("update", candidate, target_id=target.id, text=candidate.text, reason=f"new {candidate.slot}")
+
+
+def decide(candidates: list[Candidate], *, scope: Scope, llm: LLM | None) -> list[Op]:
+    filter_ = MemoryFilter.build(user_id=scope.user_id, agent_id=scope.agent_id, namespace=scope.namespace)
+    ops: list[Op | None] = []
+    for_llm: list[tuple[int, Candidate, list[Memory]]] = []
+    seen: set[str] = set()
+    for candidate in candidates:
+        if candidate.kind == CandidateKind.FORGET:
+            ops.append(_forget(candidate, filter_))
+            continue
+        digest = content_hash(candidate.text)
+        if digest in seen:
+            ops.append(Op("noop", candidate, reason="repeated in this batch"))
+            continue
+        seen.add(digest)
+        exact = find_exact_duplicates(filter=filter_, text=candidate.text)
+        if exact:
+            ops.append(Op("noop", candidate, target_id=exact[0].id, reason="exact duplicate"))
+            continue
+        if candidate.slot:
+            ops.append(_slot(candidate, filter_) or Op("add", candidate, reason=f"first {candidate.slot}"))
+            continue
+        related = find_similar(
+            filter=filter_, text=candidate.text, max_distance=settings.EXTRACTION_RELATED_DISTANCE, limit=5
+        )
+        # Without a model, a near-identical memory means "already known". With one, the model judges:
+        # "has 2 cats" and "has 3 cats" are near-identical vectors but an update.
+        if llm is None and related and related[0][1] <= settings.SEMANTIC_DEDUP_DISTANCE:
+            ops.append(Op("noop", candidate, target_id=related[0][0].id, reason="near duplicate"))
+        elif not related or llm is None:
+            ops.append(Op("add", candidate, reason="new information"))
+        else:
+            for_llm.append((len(ops), candidate, [memory for memory, _ in related]))
+            ops.append(None)
+    if for_llm:
+        assert llm is not None
+        for index, op in _decide_with_llm(llm, for_llm):
+            ops[index] = op
+    return [op for op in ops if op is not None]
+
+
+def _decide_with_llm(llm: LLM, items: list[tuple[int, Candidate, list[Memory]]]) -> list[tuple[int, Op]]:
+    shown: dict[str, Memory] = {}
+    for _, _, related in items:
+        for memory in related:
+            if memory.id not in {m.id for m in shown.values()}:
+                shown[f"m{len(shown) + 1}"] = memory
+    existing = "\n".join(f"{short}: {memory.text}" for short, memory in shown.items())
+    facts = "\n".join(f"{n}: {candidate.text}" for n, (_, candidate, _) in enumerate(items))
+    data = call_json(
+        llm,
+        [
+            {"role": "system", "content": prompts.DECISION_PROMPT},
+            {"role": "user", "content": f"Existing memories:\n{existing}\n\nNew facts:\n{facts}"},
+        ],
+    )
+    decisions = data.get("decisions")
+    if not isinstance(decisions, list):
+        raise ExtractionError("'decisions' must be a list")
+    chosen: dict[int, Op] = {}
+    for decision in decisions:
+        if not isinstance(decision, dict):
+            raise ExtractionError("each decision must be an object")
+        fact = decision.get("fact")
+        action = str(decision.get("action", "")).lower()
+        if not isinstance(fact, int) or not 0 <= fact < len(items):
+            raise ExtractionError(f"decision names an unknown fact {fact!r}")
+        if action not in ACTIONS:
+            raise ExtractionError(f"unknown action {decision.get('action')!r}")
+        candidate = items[fact][1]
+        reason = str(decision.get("reason") or "")[:300]
+        if action in {"update", "delete"}:
+            short = decision.get("id")
+            if short not in shown:
+                raise ExtractionError(f"decision names a memory id that was not shown: {short!r}")
+            target = shown[short]
+            text = decision.get("text") if action == "update" else ""
+            if action == "update" and (not isinstance(text, str) or not text.strip()):
+                raise ExtractionError("an UPDATE needs the new text")
+            blocked = _protected(target, deleting=action == "delete")
+            if blocked:
+                chosen[fact] = Op("noop", candidate, target_id=target.id, reason=blocked)
+            else:
+                chosen[fact] = Op(
+                    action, candidate, target_id=target.id, text=(text or "").strip(), reason=reason
+                )
+        elif action == "noop":
+            chosen[fact] = Op("noop", candidate, reason=reason or "already known")
+        else:
+            chosen[fact] = Op("add", candidate, reason=reason or "new information")
+    # A fact the model skipped is new information rather than silently dropped.
+    return [
+        (index, chosen.get(n) or Op("add", items[n][1], reason="new information"))
+        for n, (index, _, _) in enumerate(items)
+    ]

@@ -1,0 +1,274 @@
+"""One extraction job: a session's pending turns → a stored plan → applied exactly once → committed.
+
+The plan (the model's decisions) is saved before anything is applied, and every operation in it
+carries an idempotency key. A worker killed half-way leaves the plan behind; whoever takes the job
+over applies the same plan, and the operations already applied are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+
+from core.llm import LLM, LLMError, get_llm
+from memory import working
+from memory.extraction import prompts, queue
+from memory.extraction.compaction import compact_session
+from memory.extraction.decide import SLOT_TOPIC_PREFIX, Op, decide
+from memory.extraction.llm_extractor import ExtractionError, extract_with_llm, summarise_with_llm
+from memory.extraction.queue import QueuedTurn, StreamEntry
+from memory.extraction.types import Candidate, TurnMessage
+from memory.services import add_memory, delete_memory, update_memory
+from memory.types import Actor, ActorKind, MemoryLocked, MemoryNotFound, MemoryType, Scope
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_TOPIC = "session-summary"
+
+
+def extraction_llm() -> LLM | None:
+    """The configured model, or None in offline mode (the rules extractor runs instead)."""
+    llm = get_llm()
+    return None if llm.mode == "offline" else llm
+
+
+def _scope(turns: Sequence[QueuedTurn]) -> Scope:
+    latest = turns[-1]
+    # After an anonymous visitor logs in, their session belongs to the account: follow it.
+    session = working.get_session(session_id=latest.session_id)
+    user_id = session.user_id if session else latest.user_id
+    return Scope(user_id=user_id, agent_id=latest.agent_id, namespace=latest.namespace)
+
+
+def _messages(turns: Sequence[QueuedTurn]) -> list[TurnMessage]:
+    return [TurnMessage(m.role, m.content, m.at, m.turn_id or t.turn_id) for t in turns for m in t.messages]
+
+
+def build_plan(turns: Sequence[QueuedTurn], *, llm: LLM | None) -> dict[str, Any]:
+    strategy = turns[-1].strategy or settings.EXTRACTION_STRATEGY
+    scope = _scope(turns)
+    messages = _messages(turns)
+    source = [t.turn_id for t in turns]
+    if llm is None:
+        from memory.extraction.rules import RULES_VERSION
+
+        extractor = {"model": "rules", "prompt_version": RULES_VERSION}
+    else:
+        extractor = {"model": settings.EXTRACTION_MODEL, "prompt_version": prompts.PROMPT_VERSION}
+    plan: dict[str, Any] = {
+        "from_seq": turns[0].seq,
+        "to_seq": turns[-1].seq,
+        "strategy": strategy,
+        "scope": {"user_id": scope.user_id, "agent_id": scope.agent_id, "namespace": scope.namespace},
+        "extractor": extractor,
+        "source": source,
+        "ops": [],
+        "summary": None,
+    }
+    if strategy == "summary":
+        current = working.get_session(session_id=turns[-1].session_id)
+        previous = current.summary if current else ""
+        if llm is None:
+            from memory.extraction.compaction import extractive_summary
+
+            older = [working.WorkingMessage("", m.role, m.content, m.at, 0) for m in messages]
+            plan["summary"] = extractive_summary(previous, older)
+        else:
+            plan["summary"] = summarise_with_llm(
+                llm, current=previous, messages=messages, prompt=prompts.SUMMARY_PROMPT
+            )
+        return plan
+    candidates = _candidates(messages, strategy=strategy, llm=llm, source=source)
+    plan["ops"] = [op.as_dict() for op in decide(candidates, scope=scope, llm=llm)]
+    return plan
+
+
+def _candidates(
+    messages: list[TurnMessage], *, strategy: str, llm: LLM | None, source: list[str]
+) -> list[Candidate]:
+    if llm is not None:
+        return extract_with_llm(llm, messages, strategy=strategy, source_turn_ids=source)
+    from memory.extraction.rules import extract_candidates
+
+    candidates = extract_candidates(messages)
+    if strategy == "preferences":
+        candidates = [c for c in candidates if "preferences" in c.topics]
+    return candidates
+
+
+def apply_plan(plan: dict[str, Any], *, session_id: str, worker_id: str) -> Counter[str]:
+    actor = Actor(
+        ActorKind.EXTRACTOR,
+        worker_id,
+        model=plan["extractor"]["model"],
+        prompt_version=plan["extractor"]["prompt_version"],
+    )
+    scope = Scope(**plan["scope"])
+    key_prefix = f"extract:{session_id}:{plan['from_seq']}"
+    outcomes: Counter[str] = Counter()
+    if plan.get("summary") is not None:
+        _apply_summary(plan, scope=scope, actor=actor, session_id=session_id, key=f"{key_prefix}:summary")
+        outcomes["summary"] += 1
+        return outcomes
+    for n, raw in enumerate(plan["ops"]):
+        op = Op.from_dict(raw)
+        outcomes[_apply_op(op, scope=scope, actor=actor, key=f"{key_prefix}:{n}", source=plan["source"])] += 1
+    return outcomes
+
+
+def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str]) -> str:
+    candidate = op.candidate
+    try:
+        if op.action == "add":
+            topics = [*candidate.topics, *([SLOT_TOPIC_PREFIX + candidate.slot] if candidate.slot else [])]
+            add_memory(
+                text=candidate.text,
+                scope=scope,
+                actor=actor,
+                type=candidate.type,
+                topics=topics,
+                entities=candidate.entities,
+                event_date=candidate.event_date,
+                source=source,
+                reason=op.reason,
+                idempotency_key=key,
+            )
+        elif op.action == "update":
+            update_memory(
+                memory_id=op.target_id, text=op.text, actor=actor, reason=op.reason, idempotency_key=key
+            )
+        elif op.action == "delete":
+            delete_memory(memory_id=op.target_id, actor=actor, reason=op.reason, idempotency_key=key)
+        return op.action
+    except (MemoryLocked, MemoryNotFound) as exc:
+        # Staff locked it, or it went away, since the plan was made: the plan step becomes a no-op.
+        logger.info("extraction %s on %s skipped: %s", op.action, op.target_id, exc)
+        return "noop"
+
+
+def _apply_summary(plan: dict[str, Any], *, scope: Scope, actor: Actor, session_id: str, key: str) -> None:
+    from core.redis_client import get_redis
+    from memory import keys
+
+    client = get_redis()
+    summary_id = client.get(keys.extraction(session_id, "summary_id"))
+    text = plan["summary"]
+    if summary_id:
+        try:
+            update_memory(memory_id=summary_id.decode(), text=text, actor=actor, reason="rolling summary",
+                          idempotency_key=key)  # fmt: skip
+            return
+        except MemoryNotFound:
+            pass
+    memory = add_memory(
+        text=text,
+        scope=Scope(
+            user_id=scope.user_id, agent_id=scope.agent_id, namespace=scope.namespace, session_id=session_id
+        ),
+        actor=actor,
+        type=MemoryType.EPISODIC,
+        topics=[SUMMARY_TOPIC],
+        source=plan["source"],
+        reason="rolling summary",
+        idempotency_key=key,
+    )
+    client.set(keys.extraction(session_id, "summary_id"), memory.id, ex=queue.STATE_TTL_SECONDS)
+
+
+# --- The worker's view: process what a read returned -----------------------------------------------
+
+
+def process_entries(
+    entries: Sequence[StreamEntry], *, worker_id: str, now: float | None = None
+) -> Counter[str]:
+    """Group entries by session and run each session that is due. Returns counters for logging."""
+    by_session: dict[str, list[StreamEntry]] = {}
+    for entry in entries:
+        by_session.setdefault(entry.session_id, []).append(entry)
+    totals: Counter[str] = Counter()
+    for session_id, session_entries in by_session.items():
+        totals.update(process_session(session_id, session_entries, worker_id=worker_id, now=now))
+    return totals
+
+
+def process_session(
+    session_id: str, entries: Sequence[StreamEntry], *, worker_id: str, now: float | None = None
+) -> Counter[str]:
+    now = time.time() if now is None else now
+    outcomes: Counter[str] = Counter()
+    applied_upto = queue.cursor(session_id)
+    stale = [e.id for e in entries if e.seq <= applied_upto]
+    queue.ack(stale, session_id=session_id)
+    live = [e for e in entries if e.seq > applied_upto]
+    if not live:
+        return outcomes
+    entry_ids = [e.id for e in live]
+    if now < queue.retry_at(session_id):
+        return outcomes
+    if now - queue.last_turn_at(session_id) < settings.EXTRACTION_DEBOUNCE_SECONDS:
+        return outcomes  # more turns may be coming: extract the burst once
+    token = queue.acquire_lock(session_id)
+    if token is None:
+        return outcomes  # another worker has this session right now
+    try:
+        applied_upto = queue.cursor(session_id)
+        turns = queue.pending_turns(session_id, after=applied_upto)
+        if not turns:
+            queue.ack(entry_ids, session_id=session_id)
+            return outcomes
+        from_seq = applied_upto + 1
+        if queue.failures(session_id, entry_ids) >= settings.EXTRACTION_MAX_DELIVERIES:
+            queue.dead_letter(
+                session_id=session_id,
+                user_id=turns[-1].user_id,
+                turns=turns,
+                error="failed too many times",
+                entry_ids=entry_ids,
+            )
+            outcomes["dead_lettered"] += 1
+            return outcomes
+        llm = extraction_llm()
+        try:
+            plan = queue.load_plan(session_id, from_seq)
+            if plan is None:
+                plan = build_plan(turns, llm=llm)
+                queue.save_plan(session_id, from_seq, plan)
+            outcomes.update(apply_plan(plan, session_id=session_id, worker_id=worker_id))
+            queue.commit(session_id=session_id, to_seq=plan["to_seq"], from_seq=from_seq, entry_ids=entry_ids)
+        except Exception as exc:  # junk from the model, an unreachable model, or a bug: retry, then park
+            attempt = queue.record_failure(session_id, entry_ids)
+            outcomes["failed"] += 1
+            queue.bump("jobs_failed")
+            expected = isinstance(exc, ExtractionError | LLMError)
+            logger.warning(
+                "extraction of session %s failed (attempt %d): %s",
+                session_id,
+                attempt,
+                exc,
+                exc_info=not expected,
+            )
+            if attempt >= settings.EXTRACTION_MAX_DELIVERIES:
+                queue.dead_letter(
+                    session_id=session_id,
+                    user_id=turns[-1].user_id,
+                    turns=turns,
+                    error=str(exc),
+                    entry_ids=entry_ids,
+                )
+                outcomes["dead_lettered"] += 1
+            return outcomes
+        queue.bump("jobs_done")
+        for action in ("add", "update", "delete", "noop", "summary"):
+            queue.bump(f"outcome_{action}", outcomes[action])
+        try:
+            compact_session(session_id=session_id, llm=llm)
+        except (ExtractionError, LLMError) as exc:  # compaction can wait for the next turn
+            logger.warning("compaction of session %s failed: %s", session_id, exc)
+        return outcomes
+    finally:
+        queue.release_lock(session_id, token)

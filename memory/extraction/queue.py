@@ -1,0 +1,394 @@
+"""The extraction work queue on a Redis stream, consumed by a consumer group.
+
+Each finished turn is stored in its session's pending-turn hash under a per-session sequence
+number and announced on the turn stream (atomically, in one script). A worker that sees an entry
+for a session takes the session's lock, processes *all* pending turns of that session from the
+applied cursor on (so a burst is extracted once and turns apply in order), commits the cursor and
+acknowledges. Entries at or below the cursor are duplicates and are simply acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from django.conf import settings
+
+from core.redis_client import get_redis
+from memory import keys
+from memory.extraction.types import TurnMessage
+from memory.query import validate_id
+
+GROUP = "extractors"
+STATE_TTL_SECONDS = 30 * 24 * 3600
+
+# KEYS: seq, turns, stream, last_at; ARGV: payload, maxlen, session_id, user_id, at, state ttl
+_ENQUEUE = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[2], seq, ARGV[1])
+local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*',
+    'session_id', ARGV[3], 'user_id', ARGV[4], 'seq', seq, 'at', ARGV[5])
+redis.call('SET', KEYS[4], ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+return {seq, id}
+"""
+
+# KEYS: lock; ARGV: token
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class QueuedTurn:
+    seq: int
+    turn_id: str
+    user_id: str
+    session_id: str
+    agent_id: str
+    namespace: str
+    strategy: str
+    messages: list[TurnMessage]
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "seq": self.seq,
+                "turn_id": self.turn_id,
+                "user_id": self.user_id,
+                "session_id": self.session_id,
+                "agent_id": self.agent_id,
+                "namespace": self.namespace,
+                "strategy": self.strategy,
+                "messages": [
+                    {"role": m.role, "content": m.content, "at": m.at, "turn_id": m.turn_id}
+                    for m in self.messages
+                ],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str, *, seq: int | None = None) -> QueuedTurn:
+        data = json.loads(raw)
+        return cls(
+            seq=int(seq if seq is not None else data.get("seq", 0)),
+            turn_id=data["turn_id"],
+            user_id=data["user_id"],
+            session_id=data["session_id"],
+            agent_id=data.get("agent_id", "engram"),
+            namespace=data.get("namespace", "default"),
+            strategy=data.get("strategy", ""),
+            messages=[TurnMessage(**m) for m in data["messages"]],
+        )
+
+
+@dataclass(frozen=True)
+class StreamEntry:
+    id: str
+    session_id: str
+    user_id: str
+    seq: int
+    at: float
+
+
+def ensure_group(client: redis.Redis | None = None) -> None:
+    client = client or get_redis()
+    try:
+        client.xgroup_create(keys.turn_stream(), GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def enqueue_turn(
+    *,
+    user_id: str,
+    session_id: str,
+    turn_id: str,
+    messages: Sequence[TurnMessage],
+    agent_id: str = "engram",
+    namespace: str = "default",
+    strategy: str = "",
+) -> tuple[int, str]:
+    """Queue a finished turn for extraction. Returns (sequence number in the session, stream id)."""
+    validate_id(user_id, name="user_id")
+    validate_id(session_id, name="session_id")
+    at = max((m.at for m in messages), default=time.time())
+    turn = QueuedTurn(0, turn_id, user_id, session_id, agent_id, namespace, strategy, list(messages))
+    client = get_redis()
+    seq, stream_id = client.eval(
+        _ENQUEUE,
+        4,
+        keys.extraction(session_id, "seq"),
+        keys.extraction(session_id, "turns"),
+        keys.turn_stream(),
+        keys.extraction(session_id, "last_at"),
+        turn.as_json(),
+        settings.TURN_STREAM_MAXLEN,
+        session_id,
+        user_id,
+        repr(at),
+        STATE_TTL_SECONDS,
+    )
+    return int(seq), stream_id.decode()
+
+
+def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> StreamEntry:
+    return StreamEntry(
+        id=entry_id.decode(),
+        session_id=fields[b"session_id"].decode(),
+        user_id=fields[b"user_id"].decode(),
+        seq=int(fields[b"seq"]),
+        at=float(fields[b"at"]),
+    )
+
+
+def read_entries(*, consumer: str, block_ms: int, count: int = 50) -> list[StreamEntry]:
+    """This consumer's own pending entries (waiting for debounce or a retry) plus new ones."""
+    client = get_redis()
+    entries: list[StreamEntry] = []
+    for start, block in (("0", None), (">", block_ms)):
+        try:
+            reply = client.xreadgroup(GROUP, consumer, {keys.turn_stream(): start}, count=count, block=block)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # The stream or group is gone (a flushed or fresh Redis): recreate it and read next round.
+            ensure_group(client)
+            return entries
+        for _, items in reply or []:
+            entries += [_entry(entry_id, fields) for entry_id, fields in items if fields]
+    return entries
+
+
+def reclaim_stale(*, consumer: str, count: int = 100) -> list[StreamEntry]:
+    """Take over entries that another (dead or stuck) consumer held for too long.
+
+    A reclaimed entry counts as a failed delivery: its previous worker did not finish it.
+    """
+    client = get_redis()
+    idle_ms = int(settings.EXTRACTION_RECLAIM_IDLE_SECONDS * 1000)
+    try:
+        reply = client.xautoclaim(keys.turn_stream(), GROUP, consumer, idle_ms, start_id="0-0", count=count)
+    except redis.ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+        ensure_group(client)
+        return []
+    claimed = [_entry(entry_id, fields) for entry_id, fields in reply[1] if fields]
+    for entry in claimed:
+        client.hincrby(keys.extraction(entry.session_id, "failures"), entry.id, 1)
+    return claimed
+
+
+def acquire_lock(session_id: str) -> str | None:
+    token = uuid.uuid4().hex
+    ms = int(settings.EXTRACTION_LOCK_SECONDS * 1000)
+    if get_redis().set(keys.extraction(session_id, "lock"), token, nx=True, px=ms):
+        return token
+    return None
+
+
+def release_lock(session_id: str, token: str) -> None:
+    get_redis().eval(_RELEASE, 1, keys.extraction(session_id, "lock"), token)
+
+
+def cursor(session_id: str) -> int:
+    raw = get_redis().get(keys.extraction(session_id, "cursor"))
+    return int(raw) if raw else 0
+
+
+def pending_turns(session_id: str, *, after: int) -> list[QueuedTurn]:
+    """Every queued turn of the session with seq > after, in order."""
+    raw = get_redis().hgetall(keys.extraction(session_id, "turns"))
+    turns = [QueuedTurn.from_json(v, seq=int(k)) for k, v in raw.items() if int(k) > after]
+    return sorted(turns, key=lambda t: t.seq)
+
+
+def commit(*, session_id: str, to_seq: int, from_seq: int, entry_ids: Sequence[str]) -> None:
+    """The turns up to `to_seq` are applied: move the cursor, drop them, acknowledge our entries."""
+    client = get_redis()
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(keys.extraction(session_id, "cursor"), to_seq, ex=STATE_TTL_SECONDS)
+        pipe.hdel(keys.extraction(session_id, "turns"), *[str(s) for s in range(from_seq, to_seq + 1)])
+        pipe.delete(keys.extraction(session_id, f"plan:{from_seq}"))
+        pipe.delete(keys.extraction(session_id, "retry_at"))
+        if entry_ids:
+            pipe.xack(keys.turn_stream(), GROUP, *entry_ids)
+            pipe.hdel(keys.extraction(session_id, "failures"), *entry_ids)
+        pipe.execute()
+
+
+def ack(entry_ids: Sequence[str], *, session_id: str) -> None:
+    if entry_ids:
+        client = get_redis()
+        client.xack(keys.turn_stream(), GROUP, *entry_ids)
+        client.hdel(keys.extraction(session_id, "failures"), *entry_ids)
+
+
+def failures(session_id: str, entry_ids: Sequence[str]) -> int:
+    if not entry_ids:
+        return 0
+    values = get_redis().hmget(keys.extraction(session_id, "failures"), list(entry_ids))
+    return max(int(v or 0) for v in values)
+
+
+def record_failure(session_id: str, entry_ids: Sequence[str]) -> int:
+    """Count a failed attempt on each entry and schedule the next try with exponential backoff."""
+    client = get_redis()
+    with client.pipeline(transaction=False) as pipe:
+        for entry_id in entry_ids:
+            pipe.hincrby(keys.extraction(session_id, "failures"), entry_id, 1)
+        counts = pipe.execute()
+    attempt = max(counts, default=1)
+    delay = settings.EXTRACTION_RETRY_BACKOFF_SECONDS * (2 ** (attempt - 1))
+    client.set(keys.extraction(session_id, "retry_at"), repr(time.time() + delay), ex=STATE_TTL_SECONDS)
+    return int(attempt)
+
+
+def retry_at(session_id: str) -> float:
+    raw = get_redis().get(keys.extraction(session_id, "retry_at"))
+    return float(raw) if raw else 0.0
+
+
+def last_turn_at(session_id: str) -> float:
+    raw = get_redis().get(keys.extraction(session_id, "last_at"))
+    return float(raw) if raw else 0.0
+
+
+def load_plan(session_id: str, from_seq: int) -> dict[str, Any] | None:
+    raw = get_redis().get(keys.extraction(session_id, f"plan:{from_seq}"))
+    return json.loads(raw) if raw else None
+
+
+def save_plan(session_id: str, from_seq: int, plan: dict[str, Any]) -> None:
+    """Kept until the turns are committed, so a worker that takes over applies the same decisions."""
+    get_redis().set(keys.extraction(session_id, f"plan:{from_seq}"), json.dumps(plan), ex=STATE_TTL_SECONDS)
+
+
+# --- Dead letters ---------------------------------------------------------------------------------
+
+
+def dead_letter(
+    *, session_id: str, user_id: str, turns: Sequence[QueuedTurn], error: str, entry_ids: Sequence[str]
+) -> str:
+    """Park the turns with the error, move past them, acknowledge: the session is not stuck."""
+    client = get_redis()
+    from_seq = min((t.seq for t in turns), default=cursor(session_id) + 1)
+    to_seq = max((t.seq for t in turns), default=from_seq - 1)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.xadd(
+            keys.dead_letter_stream(),
+            {
+                "session_id": session_id,
+                "user_id": user_id,
+                "error": error[:2000],
+                "failed_at": repr(time.time()),
+                "turns": json.dumps([json.loads(t.as_json()) for t in turns]),
+            },
+        )
+        pipe.execute()
+    if to_seq >= from_seq:
+        commit(session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids)
+    else:
+        ack(entry_ids, session_id=session_id)
+    client.hincrby(keys.extraction_stats(), "dead_letters", 1)
+    return f"{from_seq}-{to_seq}"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    session_id: str
+    user_id: str
+    error: str
+    failed_at: float
+    turns: list[QueuedTurn]
+
+
+def dead_letters(*, limit: int = 100) -> list[DeadLetter]:
+    letters = []
+    for entry_id, fields in get_redis().xrevrange(keys.dead_letter_stream(), count=limit):
+        letters.append(
+            DeadLetter(
+                id=entry_id.decode(),
+                session_id=fields[b"session_id"].decode(),
+                user_id=fields[b"user_id"].decode(),
+                error=fields[b"error"].decode(),
+                failed_at=float(fields[b"failed_at"]),
+                turns=[QueuedTurn.from_json(json.dumps(t)) for t in json.loads(fields[b"turns"])],
+            )
+        )
+    return letters
+
+
+def retry_dead_letter(letter_id: str) -> int:
+    """Queue the letter's turns again (as new turns of the session) and remove the letter."""
+    letter = next((d for d in dead_letters(limit=10_000) if d.id == letter_id), None)
+    if letter is None:
+        from memory.types import MemoryNotFound
+
+        raise MemoryNotFound(f"no dead letter {letter_id}")
+    for turn in letter.turns:
+        enqueue_turn(
+            user_id=turn.user_id,
+            session_id=turn.session_id,
+            turn_id=turn.turn_id,
+            messages=turn.messages,
+            agent_id=turn.agent_id,
+            namespace=turn.namespace,
+            strategy=turn.strategy,
+        )
+    get_redis().xdel(keys.dead_letter_stream(), letter_id)
+    return len(letter.turns)
+
+
+def discard_dead_letter(letter_id: str) -> bool:
+    return bool(get_redis().xdel(keys.dead_letter_stream(), letter_id))
+
+
+# --- Operations view ------------------------------------------------------------------------------
+
+
+def queue_health() -> dict[str, Any]:
+    """Pending, lag, oldest pending age, per-consumer state, dead letters and outcome counters."""
+    client = get_redis()
+    ensure_group(client)
+    group = next(g for g in client.xinfo_groups(keys.turn_stream()) if g["name"] == GROUP.encode())
+    summary = client.xpending(keys.turn_stream(), GROUP)
+    oldest_age = 0.0
+    if summary["pending"]:
+        oldest_ms = int(summary["min"].decode().split("-")[0])
+        oldest_age = max(0.0, time.time() - oldest_ms / 1000)
+    consumers = [
+        {
+            "name": c["name"].decode(),
+            "pending": int(c["pending"]),
+            "idle_ms": int(c["idle"]),
+            "inactive_ms": int(c.get("inactive", -1)),
+        }
+        for c in client.xinfo_consumers(keys.turn_stream(), GROUP)
+    ]
+    stats = {k.decode(): int(v) for k, v in client.hgetall(keys.extraction_stats()).items()}
+    return {
+        "pending": int(summary["pending"]),
+        "lag": int(group.get("lag") or 0),
+        "oldest_pending_age_s": round(oldest_age, 1),
+        "consumers": consumers,
+        "dead_letters": int(client.xlen(keys.dead_letter_stream())),
+        "stream_length": int(client.xlen(keys.turn_stream())),
+        "counters": stats,
+    }
+
+
+def bump(counter: str, amount: int = 1) -> None:
+    if amount:
+        get_redis().hincrby(keys.extraction_stats(), counter, amount)

@@ -1,0 +1,44 @@
+"""Driving the extraction pipeline from tests: queue turns, run workers until the queue is empty."""
+
+import time
+
+from memory import working
+from memory.extraction import queue
+from memory.extraction.types import TurnMessage
+from memory.query import MemoryFilter
+from memory.selectors import list_memories
+from memory.worker import Worker
+
+
+def say(user_id: str, session_id: str, text: str, *, reply: str = "Noted.", at: float | None = None) -> int:
+    """A finished chat turn: saved to working memory and queued for extraction."""
+    at = at or time.time()
+    working.ensure_session(session_id=session_id, user_id=user_id)
+    turn_id = f"{session_id}-{int(at * 1000)}-{len(working.get_messages(session_id=session_id))}"
+    working.append_message(session_id=session_id, role="user", content=text, at=at)
+    working.append_message(session_id=session_id, role="assistant", content=reply, at=at)
+    seq, _ = queue.enqueue_turn(
+        user_id=user_id,
+        session_id=session_id,
+        turn_id=turn_id,
+        messages=[TurnMessage("user", text, at, turn_id), TurnMessage("assistant", reply, at, turn_id)],
+    )
+    return seq
+
+
+def drain(*workers: Worker, timeout: float = 30.0) -> None:
+    """Step the workers until every queued entry is acknowledged."""
+    queue.ensure_group()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for worker in workers:
+            worker.step()
+        if queue.queue_health()["pending"] == 0 and queue.queue_health()["lag"] == 0:
+            return
+    raise AssertionError(f"queue not drained in {timeout}s: {queue.queue_health()}")
+
+
+def texts(user_id: str) -> list[str]:
+    return sorted(
+        m.text for m in list_memories(filter=MemoryFilter.build(user_id=user_id), limit=500).memories
+    )

@@ -1,5 +1,9 @@
 """WebSocket routes of every app."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-websocket_urlpatterns: list[URLPattern | URLResolver] = []
+from chat.consumers import ChatConsumer
+
+websocket_urlpatterns: list[URLPattern | URLResolver] = [
+    path("ws/chat/<str:session_id>/", ChatConsumer.as_asgi()),
+]

@@ -218,6 +218,12 @@ TURN_STREAM_MAXLEN = env_int("TURN_STREAM_MAXLEN", 100_000, minimum=100)
 WORKING_MEMORY_TOKEN_LIMIT = env_int("WORKING_MEMORY_TOKEN_LIMIT", 4000, minimum=100)
 WORKING_MEMORY_KEEP_MESSAGES = env_int("WORKING_MEMORY_KEEP_MESSAGES", 8, minimum=1)
 
+# --- Chat ------------------------------------------------------------------------------------------
+CHAT_RATE_LIMIT_PER_MINUTE = env_int("CHAT_RATE_LIMIT_PER_MINUTE", 20, minimum=1)
+CHAT_MAX_TOOL_ROUNDS = env_int("CHAT_MAX_TOOL_ROUNDS", 3, minimum=0)
+# WebSocket frames larger than this are refused before parsing.
+CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 65536, minimum=1024)
+
 # --- Workers -----------------------------------------------------------------------------------
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5, minimum=1)
 

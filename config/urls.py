@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from chat import views as chat_views
 from core import views as core_views
 
 urlpatterns = [
@@ -8,6 +9,7 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("chat/", include("chat.urls")),
     path("inspector/", include("memory.urls")),
+    path("accounts/signup/", chat_views.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -216,9 +216,6 @@ class OpenAICompatibleLLM:
         )
 
 
-OFFLINE_NOTICE = "Offline mode: no language model is configured, so this reply comes from memory alone."
-
-
 class OfflineLLM:
     """A deterministic stand-in so the whole product runs with no model. It never calls tools."""
 
@@ -235,8 +232,12 @@ class OfflineLLM:
         model: str | None = None,
         temperature: float = 0.0,
     ) -> Completion:
-        text = "{}" if json_mode else OFFLINE_NOTICE
-        return Completion(text=text, model=self.model)
+        if json_mode:
+            return Completion(text="{}", model=self.model)
+        # The product's memory-grounded reply lives with the chat; imported late to keep core independent.
+        from chat.offline import compose_reply
+
+        return Completion(text=compose_reply(messages), model=self.model)
 
     async def stream(
         self,
@@ -247,8 +248,9 @@ class OfflineLLM:
         temperature: float = 0.3,
     ) -> AsyncIterator[StreamEvent]:
         completion = self.complete(messages)
-        for word in completion.text.split(" "):
-            yield StreamEvent(kind="text", text=word + " ")
+        words = completion.text.split(" ")
+        for n, word in enumerate(words):
+            yield StreamEvent(kind="text", text=word if n == len(words) - 1 else word + " ")
         yield StreamEvent(kind="done", completion=completion)
 
 

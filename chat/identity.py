@@ -1,0 +1,39 @@
+"""Who is chatting: a logged-in account or an anonymous visitor, as a memory user id.
+
+Anonymous visitors get a random id kept in their Django session; when they log in, everything
+stored under it moves to their account (see chat/signals.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.base import SessionBase
+
+ANON_SESSION_KEY = "engram_anon_id"
+
+
+def account_memory_id(user_pk: Any) -> str:
+    return f"user-{user_pk}"
+
+
+def anonymous_memory_id(anon_id: str) -> str:
+    return f"anon-{anon_id}"
+
+
+def memory_user_id(
+    user: AbstractBaseUser | AnonymousUser, session: SessionBase, *, create: bool = True
+) -> str | None:
+    """The memory user id for this request or socket; None for an anonymous socket without one."""
+    if user.is_authenticated:
+        return account_memory_id(user.pk)
+    anon_id = session.get(ANON_SESSION_KEY)
+    if not anon_id:
+        if not create:
+            return None
+        anon_id = secrets.token_hex(12)
+        session[ANON_SESSION_KEY] = anon_id
+    return anonymous_memory_id(str(anon_id))

@@ -1,0 +1,32 @@
+"""Writes behind the chat pages: chat sessions and a user's own memories."""
+
+from __future__ import annotations
+
+from ulid import ULID
+
+from memory import working
+from memory.selectors import get_memory
+from memory.services import delete_memory
+from memory.types import Actor, ActorKind, MemoryNotFound
+
+
+def start_session(*, user_id: str, title: str = "") -> working.Session:
+    return working.ensure_session(
+        session_id=str(ULID()), user_id=user_id, title=title.strip()[:200] or "New chat"
+    )
+
+
+def rename_session(*, session: working.Session, title: str) -> None:
+    working.rename_session(session_id=session.id, title=title.strip() or "Untitled chat")
+
+
+def delete_session(*, session: working.Session) -> None:
+    working.delete_session(session_id=session.id)
+
+
+def forget_own_memory(*, user_id: str, memory_id: str) -> None:
+    """A user deletes one of their memories (soft delete: staff can still undo it for the grace period)."""
+    memory = get_memory(memory_id=memory_id, include_deleted=False)
+    if memory.scope.user_id != user_id:
+        raise MemoryNotFound(f"no memory {memory_id}")
+    delete_memory(memory_id=memory_id, actor=Actor(ActorKind.USER, user_id), reason="deleted by the user")

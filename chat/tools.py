@@ -1,0 +1,209 @@
+"""Tools the chat model may call: memory tools and a sample business tool (order lookup).
+
+Arguments come from the model, so each tool validates them and answers with a small JSON result;
+a bad call gets an error result the model can read, never an exception in the turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from memory import working
+from memory.query import MemoryFilter
+from memory.selectors import get_memory, search_memories
+from memory.services import add_memory, delete_memory
+from memory.types import Actor, ActorKind, EngineError, MemoryType, Scope
+
+TOOL_SPECS: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "search_memory",
+            "description": "Search what you remember about the user.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 20},
+                },
+                "required": ["query"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "remember",
+            "description": "Store a fact, preference or instruction about the user for later conversations.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string", "description": "One short sentence, third person."},
+                    "type": {"type": "string", "enum": ["semantic", "episodic", "procedural"]},
+                },
+                "required": ["text"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "forget",
+            "description": "Delete a memory the user wants forgotten, by its id from search_memory.",
+            "parameters": {
+                "type": "object",
+                "properties": {"memory_id": {"type": "string"}},
+                "required": ["memory_id"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup_order",
+            "description": "Look up the status of one of the user's orders by its order id.",
+            "parameters": {
+                "type": "object",
+                "properties": {"order_id": {"type": "string"}},
+                "required": ["order_id"],
+            },
+        },
+    },
+]
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    user_id: str
+    session_id: str
+    model: str
+    agent_id: str = "engram"
+    namespace: str = "default"
+
+    def actor(self, tool: str) -> Actor:
+        return Actor(ActorKind.TOOL, tool, model=self.model)
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    result: dict[str, Any]
+    cached: bool = False
+
+
+class ToolArgumentError(ValueError):
+    pass
+
+
+def _arguments(raw: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw or "{}")
+    except ValueError as exc:
+        raise ToolArgumentError("arguments are not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise ToolArgumentError("arguments must be a JSON object")
+    return data
+
+
+def _string(args: dict[str, Any], name: str) -> str:
+    value = args.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ToolArgumentError(f"'{name}' must be a non-empty string")
+    return value.strip()
+
+
+def _search_memory(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
+    limit = args.get("limit", 5)
+    if not isinstance(limit, int) or not 1 <= limit <= 20:
+        limit = 5
+    result = search_memories(
+        filter=MemoryFilter.build(user_id=ctx.user_id, agent_id=ctx.agent_id, namespace=ctx.namespace),
+        text=_string(args, "query"),
+        top_k=limit,
+    )
+    return ToolOutcome(
+        {
+            "memories": [
+                {
+                    "id": h.memory.id,
+                    "text": h.memory.text,
+                    "type": str(h.memory.type),
+                    "score": round(h.score.final, 3),
+                }
+                for h in result.hits
+            ]
+        }
+    )
+
+
+def _remember(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
+    memory_type = args.get("type") or "semantic"
+    if memory_type not in {t.value for t in MemoryType} - {"message"}:
+        raise ToolArgumentError("'type' must be semantic, episodic or procedural")
+    memory = add_memory(
+        text=_string(args, "text"),
+        scope=Scope(
+            user_id=ctx.user_id, agent_id=ctx.agent_id, namespace=ctx.namespace, session_id=ctx.session_id
+        ),
+        actor=ctx.actor("remember"),
+        type=memory_type,
+        reason="the assistant was asked to remember this",
+    )
+    return ToolOutcome({"remembered": {"id": memory.id, "text": memory.text}})
+
+
+def _forget(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
+    memory_id = _string(args, "memory_id")
+    memory = get_memory(memory_id=memory_id, include_deleted=False)
+    # Only the user's own memories: another user's id is "not found", never a hint that it exists.
+    if memory.scope.user_id != ctx.user_id:
+        return ToolOutcome({"error": "no such memory"})
+    delete_memory(memory_id=memory_id, actor=ctx.actor("forget"), reason="the user asked to forget this")
+    return ToolOutcome({"forgotten": {"id": memory_id, "text": memory.text}})
+
+
+# The sample business system behind lookup_order; tests count calls to prove the cache works.
+ORDER_BACKEND_CALLS: list[str] = []
+
+
+def order_backend(order_id: str) -> dict[str, Any]:
+    ORDER_BACKEND_CALLS.append(order_id)
+    digest = int(hashlib.sha256(order_id.encode()).hexdigest(), 16)
+    statuses = ["processing", "shipped", "out for delivery", "delivered"]
+    return {"order_id": order_id, "status": statuses[digest % len(statuses)], "items": 1 + digest % 3}
+
+
+def _lookup_order(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
+    order_id = _string(args, "order_id")[:64]
+    arguments = {"order_id": order_id}
+    cached = working.get_cached_tool_result(
+        session_id=ctx.session_id, tool="lookup_order", arguments=arguments
+    )
+    if cached is not working.CACHE_MISS:
+        return ToolOutcome(cached, cached=True)
+    result = order_backend(order_id)
+    working.cache_tool_result(
+        session_id=ctx.session_id, tool="lookup_order", arguments=arguments, result=result
+    )
+    return ToolOutcome(result)
+
+
+_TOOLS: dict[str, Callable[[ToolContext, dict[str, Any]], ToolOutcome]] = {
+    "search_memory": _search_memory,
+    "remember": _remember,
+    "forget": _forget,
+    "lookup_order": _lookup_order,
+}
+
+
+def run_tool(ctx: ToolContext, *, name: str, raw_arguments: str) -> ToolOutcome:
+    tool = _TOOLS.get(name)
+    if tool is None:
+        return ToolOutcome({"error": f"unknown tool {name!r}"})
+    try:
+        return tool(ctx, _arguments(raw_arguments))
+    except (ToolArgumentError, EngineError) as exc:
+        return ToolOutcome({"error": str(exc)})

@@ -1,0 +1,160 @@
+"""One chat turn: save the user's message, assemble the prompt from memory, stream the model's reply
+(running memory and business tools when it asks), save the reply, queue the turn for extraction.
+
+Frames go to the session's channel group, so every open tab sees the same stream, and the turn
+runs on even when the socket that started it drops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.urls import reverse
+from ulid import ULID
+
+from chat.tools import TOOL_SPECS, ToolContext, run_tool
+from core.llm import LLMError, get_llm
+from memory import working
+from memory.extraction.queue import enqueue_turn
+from memory.extraction.types import TurnMessage
+from memory.prompt import abuild_prompt
+from memory.types import SearchHit
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def group_name(session_id: str) -> str:
+    return f"chat-{session_id}"
+
+
+def memory_link(memory_id: str, *, staff: bool) -> str:
+    if staff:
+        return reverse("memory:memory", args=[memory_id])
+    return reverse("chat:my_memories") + f"#memory-{memory_id}"
+
+
+def memories_used(hits: list[SearchHit], *, staff: bool) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": hit.memory.id,
+            "text": hit.memory.text,
+            "type": str(hit.memory.type),
+            "reason": hit.reason,
+            "scores": hit.score.as_dict(),
+            "link": memory_link(hit.memory.id, staff=staff),
+        }
+        for hit in hits
+    ]
+
+
+async def run_turn(
+    *, user_id: str, session_id: str, text: str, client_id: str, staff: bool, send: Send
+) -> str | None:
+    """Run a turn to the end; returns the reply text (None when the model failed)."""
+    turn_id = str(ULID())
+    started = time.time()
+    await sync_to_async(working.append_message, thread_sensitive=False)(
+        session_id=session_id,
+        role="user",
+        content=text,
+        at=started,
+        meta={"turn_id": turn_id, "client_id": client_id},
+    )
+    await send({"type": "turn_started", "turn_id": turn_id, "client_id": client_id, "text": text})
+    built = await abuild_prompt(user_id=user_id, session_id=session_id, message=text, turn_id=turn_id)
+    used = memories_used(built.memories, staff=staff)
+    llm = get_llm()
+    messages: list[dict[str, Any]] = list(built.messages)
+    ctx = ToolContext(user_id=user_id, session_id=session_id, model=llm.model)
+    reply_parts: list[str] = []
+    try:
+        for _ in range(settings.CHAT_MAX_TOOL_ROUNDS + 1):
+            completion = None
+            async for event in llm.stream(messages, tools=TOOL_SPECS):
+                if event.kind == "text":
+                    reply_parts.append(event.text)
+                    await send({"type": "delta", "turn_id": turn_id, "text": event.text})
+                else:
+                    completion = event.completion
+            if completion is None or not completion.tool_calls:
+                break
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": completion.text or None,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        }
+                        for c in completion.tool_calls
+                    ],
+                }
+            )
+            for call in completion.tool_calls:
+                outcome = await sync_to_async(run_tool, thread_sensitive=False)(
+                    ctx, name=call.name, raw_arguments=call.arguments
+                )
+                await send({"type": "tool", "turn_id": turn_id, "name": call.name, "cached": outcome.cached})
+                messages.append(
+                    {"role": "tool", "tool_call_id": call.id, "content": json.dumps(outcome.result)}
+                )
+    except LLMError as exc:
+        logger.warning("turn %s in session %s failed: %s", turn_id, session_id, exc)
+        reason = "did not answer in time" if exc.kind == "timeout" else "could not be reached or failed"
+        await send(
+            {
+                "type": "error",
+                "turn_id": turn_id,
+                "code": f"llm_{exc.kind}",
+                "message": f"The language model {reason}. Your message is saved; send it again to retry.",
+            }
+        )
+        return None
+    reply = "".join(reply_parts).strip() or "(no answer)"
+    await sync_to_async(_finish_turn, thread_sensitive=False)(
+        user_id=user_id, session_id=session_id, turn_id=turn_id, text=text, reply=reply, at=started, used=used
+    )
+    await send(
+        {
+            "type": "done",
+            "turn_id": turn_id,
+            "text": reply,
+            "memories": used,
+            "offline": llm.mode == "offline",
+        }
+    )
+    return reply
+
+
+def _finish_turn(
+    *,
+    user_id: str,
+    session_id: str,
+    turn_id: str,
+    text: str,
+    reply: str,
+    at: float,
+    used: list[dict[str, Any]],
+) -> None:
+    working.append_message(
+        session_id=session_id, role="assistant", content=reply, meta={"turn_id": turn_id, "memories": used}
+    )
+    enqueue_turn(
+        user_id=user_id,
+        session_id=session_id,
+        turn_id=turn_id,
+        messages=[
+            TurnMessage("user", text, at, turn_id),
+            TurnMessage("assistant", reply, time.time(), turn_id),
+        ],
+    )

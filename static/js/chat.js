@@ -1,0 +1,167 @@
+// Engram chat client: one WebSocket per open chat page. Every piece of text goes into the page
+// with textContent, never innerHTML, so nothing a user or a memory says can become markup.
+(function () {
+  "use strict";
+  const root = document.getElementById("chat");
+  if (!root) return;
+  const log = document.getElementById("log");
+  const statusLine = document.getElementById("status");
+  const form = document.getElementById("composer");
+  const input = document.getElementById("message");
+  const wsUrl = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + root.dataset.wsPath;
+
+  let socket = null;
+  let retryDelay = 500;
+  let everConnected = false;
+  const outbox = new Map(); // client_id -> text, until the server says the turn started
+  const bubbles = new Map(); // turn_id -> assistant text element
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function scrollDown() {
+    log.scrollTop = log.scrollHeight;
+    window.scrollTo(0, document.body.scrollHeight);
+  }
+
+  function addMessage(role, text, turnId) {
+    const wrap = el("div", "msg msg-" + role);
+    if (turnId) wrap.dataset.turn = turnId;
+    const body = el("div", "msg-text", text);
+    wrap.appendChild(body);
+    log.appendChild(wrap);
+    scrollDown();
+    return body;
+  }
+
+  function setStatus(text) {
+    statusLine.textContent = text;
+  }
+
+  function showError(message) {
+    const note = el("div", "msg msg-error", message);
+    note.setAttribute("role", "alert");
+    log.appendChild(note);
+    scrollDown();
+  }
+
+  function memoriesUsed(memories) {
+    const details = el("details", "memories-used");
+    details.appendChild(el("summary", "", "Memories used (" + memories.length + ")"));
+    const list = el("ul");
+    for (const memory of memories) {
+      const item = el("li");
+      const link = el("a", "", memory.text);
+      link.href = memory.link;
+      item.appendChild(link);
+      const s = memory.scores;
+      let scores = " final " + s.final.toFixed(2) + " · vector " + s.vector.toFixed(2) +
+        " · keyword " + s.keyword.toFixed(2) + " · recency " + s.recency.toFixed(2);
+      if (memory.reason === "pinned") scores += " · pinned";
+      item.appendChild(el("span", "scores", scores));
+      list.appendChild(item);
+    }
+    details.appendChild(list);
+    return details;
+  }
+
+  function onFrame(frame) {
+    switch (frame.type) {
+      case "turn_started": {
+        // Ours: the bubble is already on screen. Another tab's: show the user's message here too.
+        const mine = document.querySelector('[data-client="' + CSS.escape(frame.client_id) + '"]');
+        outbox.delete(frame.client_id);
+        if (mine) mine.removeAttribute("data-client");
+        else addMessage("user", frame.text);
+        bubbles.set(frame.turn_id, addMessage("assistant", "", frame.turn_id));
+        setStatus("Engram is answering…");
+        break;
+      }
+      case "delta": {
+        const bubble = bubbles.get(frame.turn_id);
+        if (bubble) { bubble.textContent += frame.text; scrollDown(); }
+        break;
+      }
+      case "tool":
+        setStatus(frame.cached ? "Used a cached result of " + frame.name + "…" : "Calling " + frame.name + "…");
+        break;
+      case "done": {
+        let bubble = bubbles.get(frame.turn_id);
+        if (!bubble) bubble = addMessage("assistant", "", frame.turn_id);
+        bubble.textContent = frame.text;
+        if (frame.memories && frame.memories.length) bubble.parentNode.appendChild(memoriesUsed(frame.memories));
+        bubbles.delete(frame.turn_id);
+        setStatus("");
+        scrollDown();
+        break;
+      }
+      case "error":
+        if (frame.client_id) outbox.delete(frame.client_id);
+        showError(frame.message);
+        setStatus("");
+        break;
+      default:
+        break;
+    }
+  }
+
+  async function catchUp() {
+    // After a reconnect, the server's history is the truth: a turn may have finished meanwhile.
+    try {
+      const response = await fetch(root.dataset.logUrl, { credentials: "same-origin" });
+      if (response.ok) {
+        log.innerHTML = await response.text(); // server-rendered, autoescaped by Django templates
+        for (const [clientId, text] of outbox) addMessage("user", text).parentNode.dataset.client = clientId;
+        scrollDown();
+      }
+    } catch (err) { /* keep what is on screen */ }
+  }
+
+  function connect() {
+    socket = new WebSocket(wsUrl);
+    socket.addEventListener("open", async () => {
+      retryDelay = 500;
+      setStatus("");
+      if (everConnected) await catchUp();
+      everConnected = true;
+      for (const [clientId, text] of outbox) socket.send(JSON.stringify({ type: "message", text, client_id: clientId }));
+    });
+    socket.addEventListener("message", (event) => {
+      try { onFrame(JSON.parse(event.data)); } catch (err) { /* ignore a frame we cannot read */ }
+    });
+    socket.addEventListener("close", (event) => {
+      if (event.code === 4401 || event.code === 4403 || event.code === 4404) {
+        setStatus("This chat is not available (code " + event.code + "). Reload the page.");
+        return;
+      }
+      setStatus("Connection lost; reconnecting…");
+      setTimeout(connect, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, 10000);
+    });
+  }
+
+  function send() {
+    const text = input.value.trim();
+    if (!text) return;
+    const clientId = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
+    outbox.set(clientId, text);
+    addMessage("user", text).parentNode.dataset.client = clientId;
+    input.value = "";
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify({ type: "message", text, client_id: clientId }));
+    } else {
+      setStatus("Not connected; your message will be sent when the connection is back.");
+    }
+  }
+
+  form.addEventListener("submit", (event) => { event.preventDefault(); send(); });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); send(); }
+  });
+  connect();
+  scrollDown();
+})();

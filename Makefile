@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 TEST_ENV := TIKTOKEN_CACHE_DIR=$(SHARED_DATA)/tiktoken DEBUG=1
 
-.PHONY: help setup run test lint typecheck pytest bench eval clean
+.PHONY: help setup run test lint typecheck pytest bench eval clean chromium
 
 help:
 	@echo "make run    set up, start embedded Redis + server + worker on http://127.0.0.1:8000/"
@@ -24,7 +24,7 @@ setup: $(STAMP)
 
 # pip's file:// extra indexes on these machines print a warning per package; hide only those lines.
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
-FILTER_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+FILTER_PIP := sed '/is ignored: it is neither a file nor a directory/d'
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(TEST_ENV) $(BIN)/mypy .
 
-pytest: $(STAMP)
+# Browser tests drive Debian's chromium through Playwright (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests…"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+pytest: $(STAMP) chromium
 	$(TEST_ENV) $(BIN)/pytest
 
 test: lint typecheck pytest

@@ -151,12 +151,19 @@ REDIS_DATA_DIR = STATE_DIR / "redis"
 # Every key Engram writes starts with this; tests give each run its own prefix.
 REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "engram")
 
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_KEY_PREFIX}:asgi"},
+
+def channel_layers(redis_url: str, prefix: str) -> dict[str, dict[str, object]]:
+    # redis-py 8's default 5 s socket timeout equals channels-redis' 5 s blocking pop: give reads room.
+    host = {"address": redis_url, "socket_timeout": 30, "socket_connect_timeout": 5}
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [host], "prefix": prefix},
+        }
     }
-}
+
+
+CHANNEL_LAYERS = channel_layers(REDIS_URL, f"{REDIS_KEY_PREFIX}:asgi")
 
 # --- Models ------------------------------------------------------------------------------------
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")

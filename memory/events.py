@@ -7,8 +7,10 @@ succeeded (so the live feed never shows a change that did not happen).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -143,8 +145,29 @@ def publish(events: list[HistoryEvent] | list[dict[str, Any]]) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        for event in events:
-            data = event.as_dict() if isinstance(event, HistoryEvent) else event
-            async_to_sync(layer.group_send)(FEED_GROUP, {"type": "memory.mutation", "event": data})
+        messages = [
+            {"type": "memory.mutation", "event": e.as_dict() if isinstance(e, HistoryEvent) else e}
+            for e in events
+        ]
+
+        async def send_all() -> None:
+            for message in messages:
+                await layer.group_send(FEED_GROUP, message)
+
+        if _loop_running_here():
+            # Called from sync code on a thread that hosts an event loop: send from a helper thread.
+            thread = threading.Thread(target=lambda: asyncio.run(send_all()), daemon=True)
+            thread.start()
+            thread.join(timeout=5)
+        else:
+            async_to_sync(send_all)()
     except Exception:  # the feed is a convenience; the write already succeeded
         logger.warning("could not publish %d mutation event(s) to the live feed", len(events), exc_info=True)
+
+
+def _loop_running_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

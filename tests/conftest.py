@@ -14,10 +14,11 @@ import pytest
 import redis
 from django.conf import settings
 
+from config.settings import channel_layers
 from core.embedded_redis import EmbeddedRedis, free_port
 from core.redis_client import get_redis, reset_clients
 
-pytest_plugins = ["tests.fixtures_llm"]
+pytest_plugins = ["tests.fixtures_llm", "tests.fixtures_browser"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -34,12 +35,7 @@ def _use_test_redis(redis_server: EmbeddedRedis) -> Iterator[None]:
     """Point the whole product (engine, channel layer) at the test server."""
     settings.REDIS_URL = redis_server.url
     settings.REDIS_EMBEDDED = False
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_server.url], "prefix": "test:asgi"},
-        }
-    }
+    settings.CHANNEL_LAYERS = channel_layers(redis_server.url, "engram:asgi")
     reset_clients()
     yield
     reset_clients()

@@ -319,3 +319,27 @@ async def test_an_anonymous_visitor_can_chat(llm):
     finally:
         await comm.disconnect()
     assert frames[-1]["text"] == "ok"
+
+
+async def test_offline_mode_answers_from_memory_and_says_so(alice, settings):
+    settings.OPENAI_BASE_URL = ""
+    settings.OPENAI_API_KEY = ""
+    _, memory_user, cookie = alice
+    await sync_to_async(add_memory)(
+        text="User's dog is called Rex", scope=Scope(user_id=memory_user), actor=USER
+    )
+    session_id = await sync_to_async(open_session)(memory_user)
+    comm, _, _ = await _connect(session_id, cookie)
+    try:
+        await comm.send_json_to(
+            {"type": "message", "text": "My dog Rex loves the beach. I live in Porto.", "client_id": "c1"}
+        )
+        frames = await frames_until(comm, "done")
+    finally:
+        await comm.disconnect()
+    done = frames[-1]
+    assert done["offline"] is True
+    assert done["text"].startswith("Offline mode")
+    assert "User's dog is called Rex" in done["text"]
+    assert "What I just learned" in done["text"] and "User lives in Porto" in done["text"]
+    assert len([f for f in frames if f["type"] == "delta"]) > 3, "streamed word by word"

@@ -25,6 +25,8 @@ ACTIONS = ("add", "update", "delete", "noop")
 # How close a memory must be to what the user asked to forget.
 FORGET_DISTANCE = 0.6
 SLOT_TOPIC_PREFIX = "slot:"
+# How close an earlier preference must be for "I now prefer X" to replace it.
+PREFERENCE_DISTANCE = 0.6
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,7 @@ def _slot(candidate: Candidate, filter_: MemoryFilter) -> Op | None:
     )
     current = list_memories(filter=slot_filter, limit=1).memories
     if not current and candidate.slot.startswith("preference"):
-        prefs = MemoryFilter.build(
-            user_id=filter_.user_id,
-            agent_id=filter_.agent_id,
-            namespace=filter_.namespace,
-            topics=["preferences"],
-        )
-        near = find_similar(filter=prefs, text=candidate.text, max_distance=0.6, limit=1)
-        current = [near[0][0]] if near else []
+        current = _replaced_preference(candidate, filter_)
     if not current:
         return None
     target = current[0]
@@ -103,12 +98,39 @@ def _slot(candidate: Candidate, filter_: MemoryFilter) -> Op | None:
     return Op("update", candidate, target_id=target.id, text=candidate.text, reason=f"new {candidate.slot}")
 
 
+def _replaced_preference(candidate: Candidate, filter_: MemoryFilter) -> list[Memory]:
+    """ "I switched from vim to Emacs" (slot preference:vim) replaces the preference that names vim;
+    a bare "I now prefer tea" replaces the most similar preference, if one is close enough."""
+    prefs = MemoryFilter.build(
+        user_id=filter_.user_id,
+        agent_id=filter_.agent_id,
+        namespace=filter_.namespace,
+        topics=["preferences"],
+    )
+    _, _, named = candidate.slot.partition(":")
+    if named:
+        mentioning = [m for m in list_memories(filter=prefs, limit=100).memories if named in m.text.lower()]
+        if mentioning:
+            return mentioning[:1]
+    near = find_similar(filter=prefs, text=candidate.text, max_distance=PREFERENCE_DISTANCE, limit=1)
+    return [near[0][0]] if near else []
+
+
 def decide(candidates: list[Candidate], *, scope: Scope, llm: LLM | None) -> list[Op]:
     filter_ = MemoryFilter.build(user_id=scope.user_id, agent_id=scope.agent_id, namespace=scope.namespace)
     ops: list[Op | None] = []
     for_llm: list[tuple[int, Candidate, list[Memory]]] = []
     seen: set[str] = set()
-    for candidate in candidates:
+    # Within one batch the last value of a slot wins ("I live in Lisbon… now I live in Porto").
+    last_of_slot = {
+        c.slot: n for n, c in enumerate(candidates) if c.slot and c.kind == CandidateKind.REMEMBER
+    }
+    for n, candidate in enumerate(candidates):
+        if candidate.slot and last_of_slot.get(candidate.slot, n) != n:
+            ops.append(
+                Op("noop", candidate, reason=f"a later {candidate.slot} in the same batch replaces it")
+            )
+            continue
         if candidate.kind == CandidateKind.FORGET:
             ops.append(_forget(candidate, filter_))
             continue

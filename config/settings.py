@@ -179,6 +179,9 @@ if EMBEDDING_PROVIDER not in {"local", "openai"}:
 EMBEDDING_MODEL = env_str(
     "EMBEDDING_MODEL", "all-MiniLM-L6-v2" if EMBEDDING_PROVIDER == "local" else "text-embedding-3-small"
 )
+# Torch threads for the local model. One short sentence gains nothing from intra-op threads, and
+# under load two threads spin against each other (15 ms vs 480 ms per query measured on 2 cores).
+EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", 1, minimum=1)
 # Only needed for OpenAI-compatible models whose size Engram does not know (see core/embeddings.py).
 EMBEDDING_DIMS = env_int("EMBEDDING_DIMS", 0, minimum=0)
 
@@ -202,6 +205,17 @@ RECENCY_HALF_LIFE_DAYS = env_float("RECENCY_HALF_LIFE_DAYS", 30.0, minimum=0.01)
 PROMPT_TOKEN_BUDGET = env_int("PROMPT_TOKEN_BUDGET", 3000, minimum=200)
 HISTORY_STREAM_MAXLEN = env_int("HISTORY_STREAM_MAXLEN", 100_000, minimum=100)
 SEMANTIC_DEDUP_DISTANCE = env_float("SEMANTIC_DEDUP_DISTANCE", 0.15, minimum=0.0)
+# FLAT: every search is scoped to one user, so a filtered brute force over that user's memories is
+# exact and fast, and inserts cost ~15x less than HNSW (bench/results/engine.json). HNSW pays off
+# only for unscoped searches over very many memories.
+VECTOR_INDEX_ALGORITHM = env_str("VECTOR_INDEX_ALGORITHM", "flat").lower()
+# float32 by default; float16 halves the vector bytes (stored in the hash AND copied by the index)
+# at no measurable cost to ranking. Changing it needs a fresh index (new REDIS_KEY_PREFIX or re-embed).
+VECTOR_DTYPE = env_str("VECTOR_DTYPE", "float32").lower()
+if VECTOR_DTYPE not in {"float32", "float16"}:
+    raise ImproperlyConfigured("VECTOR_DTYPE must be 'float32' or 'float16'")
+if VECTOR_INDEX_ALGORITHM not in {"flat", "hnsw"}:
+    raise ImproperlyConfigured("VECTOR_INDEX_ALGORITHM must be 'flat' or 'hnsw'")
 
 # --- `make run` ---------------------------------------------------------------------------------
 HTTP_HOST = env_str("HTTP_HOST", "127.0.0.1")

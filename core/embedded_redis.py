@@ -96,6 +96,10 @@ class EmbeddedRedis:
             "no",
             "--logfile",
             str(self.log_path),
+            # A memory hash holds a 1.5 KB vector; a larger listpack limit keeps it compact instead of a
+            # hashtable (about 1.4 KB less per memory). Set the same on a production Redis.
+            "--hash-max-listpack-value",
+            "4096",
         ]
         for module in module_paths():
             args += ["--loadmodule", str(module)]

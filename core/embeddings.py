@@ -59,8 +59,9 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 class LocalEmbedder:
     provider = "local"
 
-    def __init__(self, model: str = "all-MiniLM-L6-v2") -> None:
+    def __init__(self, model: str = "all-MiniLM-L6-v2", *, threads: int = 1) -> None:
         self.model = model
+        self.threads = threads
         self._load_lock = threading.Lock()
         self._model: SentenceTransformer | None = None
         self.load_count = 0
@@ -88,8 +89,10 @@ class LocalEmbedder:
                     # The weights ship inside the package; never reach for the hub.
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
                     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                    import torch
                     from sentence_transformers import SentenceTransformer
 
+                    torch.set_num_threads(self.threads)
                     self._model = SentenceTransformer(str(self.model_dir()), device="cpu")
                     self.load_count += 1
         return self._model
@@ -163,7 +166,7 @@ def get_embedder() -> Embedder:
 
 def _build(provider: str) -> Embedder:
     if provider == "local":
-        return LocalEmbedder(settings.EMBEDDING_MODEL)
+        return LocalEmbedder(settings.EMBEDDING_MODEL, threads=settings.EMBEDDING_THREADS)
     if provider == "openai":
         return OpenAIEmbedder(
             model=settings.EMBEDDING_MODEL,

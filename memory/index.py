@@ -50,8 +50,8 @@ def schema(dims: int) -> dict[str, Any]:
                 "attrs": {
                     "dims": dims,
                     "distance_metric": "cosine",
-                    "algorithm": "hnsw",
-                    "datatype": "float32",
+                    "algorithm": settings.VECTOR_INDEX_ALGORITHM,
+                    "datatype": settings.VECTOR_DTYPE,
                 },
             },
         ],

@@ -10,6 +10,11 @@ def memory(memory_id: str) -> str:
     return key("mem", memory_id)
 
 
+def memory_stats(memory_id: str) -> str:
+    """Access count and last access of a memory, outside the indexed hash (no re-index per read)."""
+    return key("memstats", memory_id)
+
+
 def trash(memory_id: str) -> str:
     """A soft-deleted memory: renamed out of the index prefix, expires after the grace period."""
     return key("trash", memory_id)

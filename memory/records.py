@@ -1,4 +1,4 @@
-"""Memory <-> Redis hash. The vector is stored as float32 bytes next to the fields."""
+"""Memory <-> Redis hash. The vector is stored as raw bytes (float32 by default) next to the fields."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 
 from memory.types import Actor, Memory, MemoryType, Scope
 
@@ -24,8 +25,6 @@ RETURN_FIELDS = [
     "event_date",
     "created_at",
     "updated_at",
-    "last_accessed_at",
-    "access_count",
     "content_hash",
     "version",
     "pinned",
@@ -43,11 +42,12 @@ def content_hash(text: str) -> str:
 
 
 def vector_bytes(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, dtype=np.float32).tobytes()
+    """The stored (and query) form of a vector: settings.VECTOR_DTYPE bytes, as the index expects."""
+    return np.asarray(vector, dtype=settings.VECTOR_DTYPE).tobytes()
 
 
 def vector_from_bytes(raw: bytes) -> np.ndarray:
-    return np.frombuffer(raw, dtype=np.float32)
+    return np.frombuffer(raw, dtype=settings.VECTOR_DTYPE).astype(np.float32)
 
 
 def to_hash(memory: Memory, *, embedding: np.ndarray | None, expires_at: float | None) -> dict[str, Any]:
@@ -63,8 +63,6 @@ def to_hash(memory: Memory, *, embedding: np.ndarray | None, expires_at: float |
         "session_id": memory.scope.session_id,
         "created_at": memory.created_at,
         "updated_at": memory.updated_at,
-        "last_accessed_at": memory.last_accessed_at,
-        "access_count": memory.access_count,
         "content_hash": memory.content_hash,
         "version": memory.version,
         "pinned": "1" if memory.pinned else "0",

@@ -46,9 +46,10 @@ def get_memory(*, memory_id: str, include_deleted: bool = True) -> Memory:
     with client.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.memory(memory_id))
         pipe.ttl(keys.memory(memory_id))
-        raw, ttl = pipe.execute()
+        pipe.hgetall(keys.memory_stats(memory_id))
+        raw, ttl, stats = pipe.execute()
     if raw:
-        return from_hash(raw, ttl_seconds=_ttl_of(ttl))
+        return from_hash({**raw, **stats}, ttl_seconds=_ttl_of(ttl))
     if include_deleted:
         trashed = client.hgetall(keys.trash(memory_id))
         if trashed:
@@ -270,6 +271,28 @@ def _knn(filter: MemoryFilter, vector: np.ndarray, *, k: int) -> list[_Row]:
 # --- Search -------------------------------------------------------------------------------------
 
 
+def _pipeline(commands: list[list[Any]]) -> list[Any]:
+    if not commands:
+        return []
+    try:
+        with get_redis().pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(pipe.execute())
+    except redis.ResponseError as exc:
+        raise InvalidInput(f"the search could not run: {exc}") from exc
+
+
+def _load(redis_keys: list[str]) -> dict[str, Memory]:
+    """Memories by key (keys that vanished since the search are left out)."""
+    replies = _pipeline([["HMGET", key, *RETURN_FIELDS] for key in redis_keys])
+    loaded = {}
+    for key, values in zip(redis_keys, replies, strict=True):
+        if values and values[0] is not None:
+            loaded[key] = from_hash(dict(zip((f.encode() for f in RETURN_FIELDS), values, strict=True)))
+    return loaded
+
+
 def recency_score(updated_at: float, *, now: float) -> float:
     age_days = max(0.0, now - updated_at) / 86400
     return math.pow(0.5, age_days / settings.RECENCY_HALF_LIFE_DAYS)
@@ -322,6 +345,7 @@ def search_memories(
     if mode != "keyword" and query_vector is None:
         query_vector = get_embedder().embed([text])[0]
 
+    # Phase 1: both queries in one round trip, returning only what scoring needs (small replies).
     commands: list[list[Any]] = []
     if mode != "keyword":
         assert query_vector is not None
@@ -331,7 +355,7 @@ def search_memories(
                 limit=candidates,
                 params={"vec": vector_bytes(query_vector)},
                 sort_by="vdist",
-                return_fields=[*RETURN_FIELDS, "vdist"],
+                return_fields=["vdist", "updated_at"],
             )
         )
     if terms:
@@ -341,46 +365,47 @@ def search_memories(
                 limit=candidates,
                 with_scores=True,
                 scorer="BM25",
-                return_fields=[*RETURN_FIELDS, "embedding"],
+                return_fields=["updated_at"],
             )
         )
-    try:
-        with get_redis().pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            replies = pipe.execute()
-    except redis.ResponseError as exc:
-        raise InvalidInput(f"the search could not run: {exc}") from exc
+    replies = _pipeline(commands)
 
     vector_scores: dict[str, float] = {}
     keyword_scores: dict[str, float] = {}
-    fields_by_key: dict[str, dict[bytes, bytes]] = {}
+    updated: dict[str, float] = {}
     reply_index = 0
     if mode != "keyword":
         for row in _parse(replies[reply_index], with_scores=False)[1]:
             vector_scores[row.key] = max(0.0, 1.0 - float(row.fields[b"vdist"]))
-            fields_by_key[row.key] = row.fields
+            updated[row.key] = float(row.fields.get(b"updated_at", 0))
         reply_index += 1
     if terms:
         for row in _parse(replies[reply_index], with_scores=True)[1]:
             keyword_scores[row.key] = row.score
-            if row.key not in vector_scores and query_vector is not None and b"embedding" in row.fields:
-                stored = vector_from_bytes(row.fields[b"embedding"])
-                vector_scores[row.key] = max(0.0, float(stored @ query_vector))
-            fields_by_key.setdefault(row.key, row.fields)
+            updated.setdefault(row.key, float(row.fields.get(b"updated_at", 0)))
+    # Phase 2: keyword-only candidates still need their vector similarity for a complete breakdown.
+    if query_vector is not None:
+        missing = [key for key in keyword_scores if key not in vector_scores]
+        for key, raw in zip(missing, _pipeline([["HGET", key, "embedding"] for key in missing]), strict=True):
+            if raw:
+                vector_scores[key] = max(0.0, float(vector_from_bytes(raw) @ query_vector))
 
-    scored: list[SearchHit] = []
-    for key, fields in fields_by_key.items():
-        memory = from_hash(fields)
+    ranked: list[tuple[str, ScoreBreakdown]] = []
+    for key, updated_at in updated.items():
         bm25 = keyword_scores.get(key, 0.0)
         vector = vector_scores.get(key, 0.0)
         keyword = bm25 / (bm25 + BM25_SATURATION) if bm25 > 0 else 0.0
-        recency = recency_score(memory.updated_at, now=now)
-        final = _combine(vector, keyword, recency, mode)
-        scored.append(SearchHit(memory, ScoreBreakdown(vector, keyword, recency, final, bm25_raw=bm25)))
-    scored.sort(key=lambda hit: (-hit.score.final, hit.memory.id))
-    hits = [hit for hit in scored if hit.score.final >= threshold][:top_k]
-    misses = [hit for hit in scored if hit.score.final < threshold][:near_misses]
+        recency = recency_score(updated_at, now=now)
+        ranked.append(
+            (key, ScoreBreakdown(vector, keyword, recency, _combine(vector, keyword, recency, mode), bm25))
+        )
+    ranked.sort(key=lambda item: (-item[1].final, item[0]))
+    chosen = [item for item in ranked if item[1].final >= threshold][:top_k]
+    missed = [item for item in ranked if item[1].final < threshold][:near_misses]
+    # Phase 3: full fields only for what is returned.
+    memories = _load([key for key, _ in chosen + missed])
+    hits = [SearchHit(memories[key], score) for key, score in chosen if key in memories]
+    misses = [SearchHit(memories[key], score) for key, score in missed if key in memories]
     return SearchResult(
         hits=hits,
         near_misses=misses,

@@ -121,6 +121,8 @@ class NewMemory:
 
 
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
+# Access stats of a memory nobody reads any more expire on their own (the memory itself may not).
+ACCESS_STATS_TTL_SECONDS = 400 * 24 * 3600
 
 
 def _prepare(item: NewMemory, *, actor: Actor, now: float) -> tuple[Memory, int | None]:
@@ -564,21 +566,20 @@ def restore_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
 
 
 def record_access(*, memory_ids: Sequence[str], now: float | None = None) -> None:
-    """Bump access count and time of memories used in a prompt (no history: reads are not changes)."""
+    """Bump access count and time of memories used in a prompt (no history: reads are not changes).
+
+    The stats live in their own small hash: writing to the indexed memory hash would make
+    RediSearch re-index the whole document on every turn.
+    """
     if not memory_ids:
         return
     now = now or time.time()
-    # A Lua-free way to touch only keys that still exist: HINCRBY would resurrect a deleted memory.
-    client = get_redis()
-    with client.pipeline(transaction=False) as pipe:
+    with get_redis().pipeline(transaction=False) as pipe:
         for memory_id in memory_ids:
-            pipe.exists(keys.memory(memory_id))
-        present = pipe.execute()
-    with client.pipeline(transaction=False) as pipe:
-        for memory_id, exists in zip(memory_ids, present, strict=True):
-            if exists:
-                pipe.hincrby(keys.memory(memory_id), "access_count", 1)
-                pipe.hset(keys.memory(memory_id), "last_accessed_at", now)
+            stats = keys.memory_stats(memory_id)
+            pipe.hincrby(stats, "access_count", 1)
+            pipe.hset(stats, "last_accessed_at", now)
+            pipe.expire(stats, ACCESS_STATS_TTL_SECONDS)
         pipe.execute()
 
 
@@ -663,7 +664,12 @@ def erase_user(*, user_id: str, actor: Actor) -> EraseReceipt:
     queued = _stream_entries_for_user(client, keys.turn_stream(), user_id)
     with client.pipeline(transaction=True) as pipe:
         for memory_id in ever:
-            pipe.delete(keys.memory(memory_id), keys.trash(memory_id), keys.history(memory_id))
+            pipe.delete(
+                keys.memory(memory_id),
+                keys.trash(memory_id),
+                keys.history(memory_id),
+                keys.memory_stats(memory_id),
+            )
         for session_id in session_ids:
             pipe.delete(*keys.session_keys(session_id), *keys.extraction_keys(session_id))
         pipe.delete(keys.user_memory_ids(user_id), keys.user_trash(user_id), keys.user_sessions(user_id))

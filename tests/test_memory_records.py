@@ -231,3 +231,21 @@ def test_oversized_and_empty_text_are_refused_with_a_clear_error(settings):
         add_memory(text="fine", scope=scope(user_id=""), actor=USER)
     with pytest.raises(MemoryNotFound):
         update_memory(memory_id="01NOTAREALID", text="x", actor=USER)
+
+
+def test_float16_vectors_halve_the_bytes_and_still_search(redis_client, settings):
+    settings.VECTOR_DTYPE = "float16"
+    memory = add_memory(text="Alice plays the cello", scope=scope(), actor=USER)
+    assert len(redis_client.hget(keys.memory(memory.id), "embedding")) == 384 * 2
+    result = search_memories(filter=MemoryFilter.build(user_id="alice"), text="cello music", threshold=0)
+    assert result.hits[0].memory.id == memory.id
+    assert result.hits[0].score.vector > 0.4
+
+
+def test_access_stats_live_outside_the_indexed_hash(redis_client):
+    from memory.services import record_access
+
+    memory = add_memory(text="Alice likes figs", scope=scope(), actor=USER)
+    record_access(memory_ids=[memory.id, memory.id])
+    assert get_memory(memory_id=memory.id).access_count == 2
+    assert redis_client.hget(keys.memory(memory.id), "access_count") is None

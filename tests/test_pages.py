@@ -55,10 +55,10 @@ def test_healthz_reports_an_endpoint_llm(client: Client, settings):
 
 
 def test_inspector_requires_staff(client: Client, django_user_model):
-    assert client.get("/inspector/").status_code == 302
+    assert client.get("/inspector/").status_code == 302, "anonymous: to the login page"
     user = django_user_model.objects.create_user("alice", password="pw-alice-123")
     client.force_login(user)
-    assert client.get("/inspector/").status_code == 302
-    user.is_staff = True
+    assert client.get("/inspector/").status_code == 403, "a plain user is refused"
+    user.is_superuser = user.is_staff = True
     user.save()
     assert client.get("/inspector/").status_code == 200

@@ -1,0 +1,1 @@
+"""The memory inspector: staff pages to see, explain and correct what Engram remembers."""

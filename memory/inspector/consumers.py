@@ -1,0 +1,78 @@
+"""The inspector's live feed: every memory mutation, as a rendered HTML fragment, pushed to open
+inspector pages over a WebSocket.
+
+memory.events publishes `{"type": "memory.mutation", "event": <HistoryEvent dict>}` to the
+`memory-feed` group after each write. This consumer renders the event with the same template the
+pages use (autoescaped), so the browser only inserts server-made HTML and never builds markup from
+memory text. `?user_id=` or `?memory_id=` narrows the feed to one user or one memory.
+
+Only staff with the view permission may connect; others are refused with 4403 (the handshake is
+rejected, like the chat socket does). The origin is checked by AllowedHostsOriginValidator.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+
+from memory.events import FEED_GROUP
+from memory.inspector.permissions import can_view
+from memory.inspector.presenters import feed_entry
+
+logger = logging.getLogger(__name__)
+
+CLOSE_FORBIDDEN = 4403
+# The route is in config/routing.py (WebSocket routes cannot be reversed like Django URLs).
+FEED_PATH = "/ws/inspector/feed/"
+FEED_ENTRY_TEMPLATE = "memory/_feed_entry.html"
+
+
+def render_feed_entry(event: dict[str, Any]) -> str:
+    return render_to_string(FEED_ENTRY_TEMPLATE, {"entry": feed_entry(event)})
+
+
+class InspectorFeedConsumer(AsyncWebsocketConsumer):
+    joined = False
+    user_filter = ""
+    memory_filter = ""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        # can_view reads permissions from the database: not from the event loop.
+        if user is None or not await database_sync_to_async(can_view)(user):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        params = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
+        self.user_filter = params.get("user_id", [""])[0]
+        self.memory_filter = params.get("memory_id", [""])[0]
+        await self.channel_layer.group_add(FEED_GROUP, self.channel_name)
+        self.joined = True
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.joined:
+            await self.channel_layer.group_discard(FEED_GROUP, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The feed is one-way; anything the page sends is ignored."""
+
+    def wants(self, event: dict[str, Any]) -> bool:
+        if self.user_filter and event.get("user_id") != self.user_filter:
+            return False
+        return not (self.memory_filter and event.get("memory_id") != self.memory_filter)
+
+    async def memory_mutation(self, message: dict[str, Any]) -> None:
+        event = message.get("event")
+        if not isinstance(event, dict) or not self.wants(event):
+            return
+        try:
+            html = render_feed_entry(event)
+        except Exception:  # one odd event must not close every open inspector page
+            logger.warning("could not render a live feed entry", exc_info=True)
+            return
+        await self.send(text_data=html)

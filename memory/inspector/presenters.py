@@ -1,0 +1,255 @@
+"""Turning engine data into what the templates show: datetimes, durations, history entries with
+their diffs, feed entries. Pure functions of their input (no Redis), so they are cheap to test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.urls import reverse
+
+from memory.inspector.diff import Segment, word_diff
+from memory.types import Actor, HistoryEvent, Memory
+from memory.working import Session
+
+EVENT_LABELS = {
+    "added": "Added",
+    "updated": "Edited",
+    "version_restored": "Version restored",
+    "deleted": "Deleted",
+    "restored": "Undeleted",
+    "pinned": "Pinned",
+    "unpinned": "Unpinned",
+    "locked": "Locked",
+    "unlocked": "Unlocked",
+    "ttl_changed": "TTL changed",
+    "moved": "Moved to another user",
+    "user_erased": "User erased",
+}
+
+_UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+
+
+def as_datetime(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, tz=UTC) if epoch else None
+
+
+def duration_text(seconds: float | None) -> str:
+    """The two largest units: "3 h 12 min", "2 d 4 h", "45 s". None reads as "never"."""
+    if seconds is None:
+        return "never"
+    remaining = max(0, int(seconds))
+    if remaining == 0:
+        return "0 s"
+    parts: list[str] = []
+    for name, size in _UNITS:
+        if remaining >= size:
+            parts.append(f"{remaining // size} {name}")
+            remaining %= size
+        elif parts:
+            break  # "2 d 0 h" is noise: stop at the first empty unit after a used one
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
+
+
+def event_label(event: str) -> str:
+    return EVENT_LABELS.get(event, event.replace("_", " ").capitalize())
+
+
+def user_url(user_id: str) -> str:
+    return reverse("memory:user", kwargs={"user_id": user_id})
+
+
+def memory_url(memory_id: str) -> str:
+    return reverse("memory:memory", kwargs={"memory_id": memory_id})
+
+
+@dataclass(frozen=True)
+class MemoryView:
+    """A memory with the derived values its table row and page show."""
+
+    memory: Memory
+
+    @property
+    def url(self) -> str:
+        return memory_url(self.memory.id)
+
+    @property
+    def created(self) -> datetime | None:
+        return as_datetime(self.memory.created_at)
+
+    @property
+    def updated(self) -> datetime | None:
+        return as_datetime(self.memory.updated_at)
+
+    @property
+    def last_accessed(self) -> datetime | None:
+        return as_datetime(self.memory.last_accessed_at)
+
+    @property
+    def event_date(self) -> datetime | None:
+        return as_datetime(self.memory.event_date)
+
+    @property
+    def ttl_text(self) -> str:
+        return duration_text(self.memory.ttl_seconds)
+
+
+@dataclass(frozen=True)
+class SessionView:
+    session: Session
+
+    @property
+    def ttl_text(self) -> str:
+        return duration_text(self.session.ttl_seconds)
+
+    @property
+    def created(self) -> datetime | None:
+        return as_datetime(self.session.created_at)
+
+    @property
+    def updated(self) -> datetime | None:
+        return as_datetime(self.session.updated_at)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    event: str
+    label: str
+    version: int
+    actor: Actor
+    at: datetime | None
+    reason: str
+    text: str | None
+    diff: list[Segment] | None
+    changes: list[tuple[str, str, str]]
+    details: dict[str, Any]
+    restorable: bool
+    ttl_text: str = ""
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "(none)"
+    return "(none)" if value in (None, "") else str(value)
+
+
+def _snapshot_changes(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """(field, before, after) for the non-text fields an edit changed (type, topics, entities)."""
+    if not old or not new:
+        return []
+    return [
+        (name, _show(old.get(name)), _show(new.get(name)))
+        for name in ("type", "topics", "entities")
+        if old.get(name) != new.get(name)
+    ]
+
+
+def history_entries(events: list[HistoryEvent], *, current: Memory) -> list[HistoryEntry]:
+    """Newest first. An entry can be restored when it carries a snapshot that differs from now."""
+    now_text = (current.text, str(current.type), list(current.topics))
+    entries = []
+    for event in reversed(events):
+        old_text, new_text = event.old_text, event.new_text
+        diff = word_diff(old_text, new_text) if old_text is not None and new_text is not None else None
+        snapshot = event.new
+        restorable = bool(
+            snapshot
+            and not current.deleted
+            and (snapshot.get("text"), snapshot.get("type"), list(snapshot.get("topics") or [])) != now_text
+        )
+        ttl_text = ""
+        if event.event == "ttl_changed":
+            ttl = event.details.get("ttl_seconds")
+            ttl_text = f"TTL set to {duration_text(ttl)}" if ttl else "TTL removed: never expires"
+        entries.append(
+            HistoryEntry(
+                event=event.event,
+                label=event_label(event.event),
+                version=event.version,
+                actor=event.actor,
+                at=as_datetime(event.at),
+                reason=event.reason,
+                text=new_text if new_text is not None else old_text,
+                diff=diff if diff and any(op != "equal" for op, _ in diff) else None,
+                changes=_snapshot_changes(event.old, event.new),
+                details=event.details,
+                restorable=restorable,
+                ttl_text=ttl_text,
+            )
+        )
+    return entries
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One line of the live feed, from a HistoryEvent's dict (the channel message or the stream)."""
+
+    event: str
+    label: str
+    user_id: str
+    memory_id: str
+    actor: Actor
+    at: datetime | None
+    text: str
+    reason: str
+    version: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def user_url(self) -> str:
+        return user_url(self.user_id) if self.user_id else ""
+
+    @property
+    def memory_url(self) -> str:
+        return memory_url(self.memory_id) if self.memory_id else ""
+
+
+def feed_entry(data: dict[str, Any]) -> FeedEntry:
+    """Tolerant of partial dicts: the feed must never break on an odd event."""
+    new, old = data.get("new") or {}, data.get("old") or {}
+    details = data.get("details") or {}
+    counts = details.get("counts") if isinstance(details.get("counts"), dict) else {}
+    try:
+        actor = Actor.from_dict(data.get("actor") or {})
+    except ValueError:
+        actor = Actor.from_dict({})
+    event = str(data.get("event", ""))
+    return FeedEntry(
+        event=event,
+        label=event_label(event),
+        user_id=str(data.get("user_id", "")),
+        memory_id=str(data.get("memory_id", "")),
+        actor=actor,
+        at=as_datetime(float(data.get("at") or 0)),
+        text=str(new.get("text") or old.get("text") or ""),
+        reason=str(data.get("reason", "")),
+        version=int(data.get("version") or 0),
+        counts={str(k).replace("_", " "): int(v) for k, v in (counts or {}).items()},
+    )
+
+
+def trace_view(trace: dict[str, Any]) -> dict[str, Any]:
+    """The saved trace dict plus a datetime and the budget share, for the trace template."""
+    tokens = trace.get("tokens") or {}
+    budget = int(tokens.get("budget") or 0)
+    total = int(tokens.get("total") or 0)
+    return {
+        **trace,
+        "at_dt": as_datetime(trace.get("at")),
+        "budget": budget,
+        "total_tokens": total,
+        "token_parts": [
+            (label, int(tokens.get(key) or 0))
+            for key, label in (
+                ("system_instructions", "System instructions"),
+                ("memories", "Memories"),
+                ("summary", "Summary"),
+                ("recent_messages", "Recent messages"),
+                ("user_message", "User message"),
+            )
+        ],
+        "exact": bool(tokens.get("exact")),
+    }

@@ -1,0 +1,211 @@
+"""Reads the inspector needs beyond memory.selectors: global totals, the overview's user rows,
+recent feed entries, and the per-user export. Read-only; every key comes from memory.keys."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from core.redis_client import get_redis
+from memory import keys, working
+from memory.index import ensure_index, index_name
+from memory.inspector.presenters import as_datetime
+from memory.query import MemoryFilter
+from memory.selectors import counts_by_type, deleted_memories, list_memories, memory_history
+from memory.types import Memory, MemoryType
+
+TYPE_ORDER = [t.value for t in MemoryType]
+EXPORT_PAGE = 500
+EXPORT_FORMAT = "engram-user-export/1"
+
+
+@dataclass(frozen=True)
+class UserRow:
+    user_id: str
+    last_activity: float
+    counts: dict[str, int]
+    sessions: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def last_activity_at(self) -> datetime | None:
+        return as_datetime(self.last_activity)
+
+    @property
+    def ordered_counts(self) -> list[tuple[str, int]]:
+        return [(t, self.counts.get(t, 0)) for t in TYPE_ORDER]
+
+
+@dataclass(frozen=True)
+class Totals:
+    users: int
+    by_type: dict[str, int]
+    sessions_approx: int
+
+    @property
+    def memories(self) -> int:
+        return sum(self.by_type.values())
+
+    @property
+    def ordered_counts(self) -> list[tuple[str, int]]:
+        return [(t, self.by_type.get(t, 0)) for t in TYPE_ORDER]
+
+
+def totals() -> Totals:
+    client = get_redis()
+    users = int(client.zcard(keys.users()))
+    # Session totals: one ZCARD per known user in a single round trip. Expired sessions stay in a
+    # user's list until something reads it (working.session_ids_for_user prunes), hence "approx".
+    sessions = 0
+    all_users = [u.decode() for u in client.zrange(keys.users(), 0, -1)]
+    if all_users:
+        with client.pipeline(transaction=False) as pipe:
+            for user_id in all_users:
+                pipe.zcard(keys.user_sessions(user_id))
+            sessions = sum(int(n) for n in pipe.execute())
+    return Totals(users=users, by_type=memories_by_type(), sessions_approx=sessions)
+
+
+def memories_by_type() -> dict[str, int]:
+    """Live memories of every user per type, from the index (like counts_by_type, unscoped)."""
+    ensure_index()
+    reply = get_redis().execute_command(
+        "FT.AGGREGATE",
+        index_name(),
+        # A pure negative query: every document except those already past their expiry time.
+        f"-@expires_at:[-inf {time.time()!r}]",
+        "GROUPBY",
+        1,
+        "@type",
+        "REDUCE",
+        "COUNT",
+        0,
+        "AS",
+        "n",
+        "DIALECT",
+        2,
+    )
+    counts: dict[str, int] = {}
+    for row in reply[1:]:
+        data = dict(zip(row[::2], row[1::2], strict=False))
+        counts[data[b"type"].decode()] = int(data[b"n"])
+    return counts
+
+
+def user_rows(*, users: list[tuple[str, float]]) -> list[UserRow]:
+    """Counts per type and live sessions for (user id, last activity) pairs from known_users()."""
+    return [
+        UserRow(
+            user_id=user_id,
+            last_activity=last,
+            counts=counts_by_type(user_id=user_id),
+            sessions=working.session_count(user_id=user_id),
+        )
+        for user_id, last in users
+    ]
+
+
+def user_known(*, user_id: str) -> bool:
+    """Has Engram anything under this exact id (memories, sessions, or an entry in the users list)?"""
+    client = get_redis()
+    return client.zscore(keys.users(), user_id) is not None or bool(
+        client.exists(keys.user_memory_ids(user_id))
+    )
+
+
+def last_activity(*, user_id: str) -> float | None:
+    score = get_redis().zscore(keys.users(), user_id)
+    return float(score) if score is not None else None
+
+
+def recent_events(*, user_id: str = "", limit: int = 10, scan: int = 300) -> list[dict[str, Any]]:
+    """The newest mutation events (optionally of one user) from the audit stream, newest first.
+
+    Only the last `scan` entries are looked at: this prefills the live feed panel, it is not a
+    search over all history.
+    """
+    found: list[dict[str, Any]] = []
+    try:
+        entries = get_redis().xrevrange(keys.mutation_stream(), count=scan)
+    except redis.ResponseError:
+        return found
+    target = user_id.encode()
+    for _entry_id, fields in entries:
+        if user_id and fields.get(b"user_id") != target:
+            continue
+        try:
+            found.append(json.loads(fields[b"data"]))
+        except (KeyError, ValueError):
+            continue
+        if len(found) >= limit:
+            break
+    return found
+
+
+# --- Export ---------------------------------------------------------------------------------------
+
+
+def memory_as_dict(memory: Memory) -> dict[str, Any]:
+    data = asdict(memory)
+    data["type"] = str(memory.type)
+    data["created_by"] = memory.created_by.as_dict()
+    return data
+
+
+def _all_live_memories(user_id: str) -> list[Memory]:
+    memories: list[Memory] = []
+    filter_ = MemoryFilter.build(user_id=user_id)
+    offset = 0
+    while True:
+        page = list_memories(filter=filter_, offset=offset, limit=EXPORT_PAGE, sort_by="created_at")
+        memories += page.memories
+        offset += EXPORT_PAGE
+        if not page.memories or offset >= page.total or offset > 100_000:
+            return memories
+
+
+def export_user(*, user_id: str, exported_by: str) -> dict[str, Any]:
+    """Everything Engram holds about one user id, as JSON-ready data (the "download my data" shape)."""
+    live = _all_live_memories(user_id)
+    deleted = deleted_memories(user_id=user_id)
+    seen = {m.id for m in live} | {m.id for m in deleted}
+    ever = sorted(m.decode() for m in get_redis().smembers(keys.user_memory_ids(user_id)))
+    sessions = []
+    for session in working.list_sessions(user_id=user_id):
+        sessions.append(
+            {
+                **asdict(session),
+                "messages": [m.as_dict() for m in working.get_messages(session_id=session.id)],
+                "data": working.get_session_data(session_id=session.id),
+                "traces": working.list_traces(session_id=session.id),
+            }
+        )
+    return {
+        "format": EXPORT_FORMAT,
+        "user_id": user_id,
+        "exported_at": time.time(),
+        "exported_by": exported_by,
+        "memories": [
+            {**memory_as_dict(m), "history": [e.as_dict() for e in memory_history(memory_id=m.id)]}
+            for m in live
+        ],
+        "deleted_memories": [
+            {**memory_as_dict(m), "history": [e.as_dict() for e in memory_history(memory_id=m.id)]}
+            for m in deleted
+        ],
+        # Memories that expired or were purged: only their history is left.
+        "expired_memory_histories": {
+            memory_id: [e.as_dict() for e in events]
+            for memory_id in ever
+            if memory_id not in seen and (events := memory_history(memory_id=memory_id))
+        },
+        "sessions": sessions,
+    }

@@ -21,6 +21,7 @@ from chat.ratelimit import allow_turn
 from chat.turns import group_name, run_turn
 from core.redis_client import get_async_redis, key
 from memory import working
+from memory.keys import safe
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             return
         # A client that reconnects re-sends what it has not seen acknowledged: run each message once.
-        seen = key("chat", "client_msg", self.session_id, client_id)
+        seen = key("chat", "client_msg", safe(self.session_id), safe(client_id))
         if not await get_async_redis().set(seen, "1", nx=True, ex=3600):
             await self.send(text_data=json.dumps({"type": "duplicate", "client_id": client_id}))
             return

@@ -7,11 +7,12 @@ import time
 from django.conf import settings
 
 from core.redis_client import get_async_redis, key
+from memory.keys import safe
 
 
 async def allow_turn(user_id: str) -> bool:
     window = int(time.time() // 60)
-    counter = key("ratelimit", "turns", user_id, str(window))
+    counter = key("ratelimit", "turns", safe(user_id), str(window))
     client = get_async_redis()
     async with client.pipeline(transaction=True) as pipe:
         pipe.incr(counter)

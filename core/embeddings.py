@@ -10,6 +10,7 @@ Vectors are float32 and L2-normalised, so cosine similarity is a dot product.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -184,3 +185,17 @@ def embed_one(text: str) -> np.ndarray:
 async def aembed(texts: Sequence[str]) -> np.ndarray:
     """Embedding is CPU- or network-bound; keep it off the event loop."""
     return await sync_to_async(get_embedder().embed, thread_sensitive=False)(texts)
+
+
+def warm_up_in_background() -> None:
+    """Load the local model now, off the request path, so the first chat turn is not the slow one."""
+    if settings.EMBEDDING_PROVIDER != "local":
+        return
+
+    def load() -> None:
+        try:
+            get_embedder().embed(["warm up"])
+        except Exception:  # a failed warm-up only means the first request loads the model
+            logging.getLogger(__name__).warning("embedding model warm-up failed", exc_info=True)
+
+    threading.Thread(target=load, name="embedder-warm-up", daemon=True).start()

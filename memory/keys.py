@@ -5,38 +5,43 @@ from __future__ import annotations
 from core.redis_client import key
 
 
+def safe(part: str) -> str:
+    """An id as one key segment: ':' is the separator, so `a:msgs` must not become a sub-key of `a`."""
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
 def memory(memory_id: str) -> str:
     """A live memory hash (indexed)."""
-    return key("mem", memory_id)
+    return key("mem", safe(memory_id))
 
 
 def memory_stats(memory_id: str) -> str:
     """Access count and last access of a memory, outside the indexed hash (no re-index per read)."""
-    return key("memstats", memory_id)
+    return key("memstats", safe(memory_id))
 
 
 def trash(memory_id: str) -> str:
     """A soft-deleted memory: renamed out of the index prefix, expires after the grace period."""
-    return key("trash", memory_id)
+    return key("trash", safe(memory_id))
 
 
 def history(memory_id: str) -> str:
-    return key("hist", memory_id)
+    return key("hist", safe(memory_id))
 
 
 def user_memory_ids(user_id: str) -> str:
     """Every memory id a user ever had (for history, erase and identity moves)."""
-    return key("user", user_id, "mids")
+    return key("user", safe(user_id), "mids")
 
 
 def user_trash(user_id: str) -> str:
     """Soft-deleted memory ids of a user, scored by deletion time."""
-    return key("user", user_id, "trash")
+    return key("user", safe(user_id), "trash")
 
 
 def user_sessions(user_id: str) -> str:
     """Session ids of a user, scored by last activity."""
-    return key("user", user_id, "sessions")
+    return key("user", safe(user_id), "sessions")
 
 
 def users() -> str:
@@ -45,23 +50,23 @@ def users() -> str:
 
 
 def session(session_id: str) -> str:
-    return key("wm", session_id)
+    return key("wm", safe(session_id))
 
 
 def session_messages(session_id: str) -> str:
-    return key("wm", session_id, "msgs")
+    return key("wm", safe(session_id), "msgs")
 
 
 def session_data(session_id: str) -> str:
-    return key("wm", session_id, "data")
+    return key("wm", safe(session_id), "data")
 
 
 def session_tools(session_id: str) -> str:
-    return key("wm", session_id, "tools")
+    return key("wm", safe(session_id), "tools")
 
 
 def session_traces(session_id: str) -> str:
-    return key("wm", session_id, "traces")
+    return key("wm", safe(session_id), "traces")
 
 
 def session_keys(session_id: str) -> list[str]:
@@ -86,7 +91,7 @@ def turn_stream() -> str:
 
 def idempotency(op_key: str) -> str:
     """Marks an operation (e.g. one extraction decision) as applied, so a redelivery skips it."""
-    return key("idem", op_key)
+    return key("idem", safe(op_key))
 
 
 def dead_letter_stream() -> str:
@@ -96,7 +101,7 @@ def dead_letter_stream() -> str:
 
 def extraction(session_id: str, part: str) -> str:
     """Per-session extraction state: seq, cursor, turns, lock, plan:<n>, last_at, retry_at, failures."""
-    return key("extract", session_id, part)
+    return key("extract", safe(session_id), part)
 
 
 def extraction_keys(session_id: str) -> list[str]:

@@ -137,6 +137,9 @@ def build_prompt(
     messages += [{"role": m.role, "content": m.content} for m in recent]
     messages.append({"role": "user", "content": message})
 
+    # A pinned memory is injected whatever its score; it is no "miss" even when it scored low.
+    used_ids = {h.memory.id for h in used}
+    near_misses = [h for h in result.near_misses if h.memory.id not in used_ids]
     breakdown = {
         "system_instructions": instruction_tokens,
         "memories": memory_tokens,
@@ -162,7 +165,7 @@ def build_prompt(
         },
         "memories": [_hit_trace(h) for h in used],
         "dropped_for_budget": [_hit_trace(h) for h in [*pinned, *result.hits][len(used) :]],
-        "near_misses": [_hit_trace(h) for h in result.near_misses],
+        "near_misses": [_hit_trace(h) for h in near_misses],
         "tokens": {**breakdown, "budget": budget, "exact": exact, "recent_message_count": len(recent)},
         "search_ms": round(result.took_ms, 2),
         "took_ms": round((time.perf_counter() - started) * 1000, 2),
@@ -175,7 +178,7 @@ def build_prompt(
         turn_id=turn_id,
         messages=messages,
         memories=used,
-        near_misses=result.near_misses,
+        near_misses=near_misses,
         token_breakdown=breakdown,
         budget=budget,
         exact_tokens=exact,

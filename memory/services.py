@@ -454,15 +454,22 @@ def _set_flag(*, memory_id: str, flag: str, value: bool, actor: Actor, reason: s
     return _mutate(memory_id, build, expected_version=None)
 
 
-def set_ttl(*, memory_id: str, ttl_seconds: int | None, actor: Actor, reason: str = "") -> Memory:
-    """Set a TTL in seconds from now, or None to keep the memory forever."""
-    if ttl_seconds is not None and (isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int)):
-        raise InvalidInput("ttl_seconds must be whole seconds or None")
-    if ttl_seconds is not None and ttl_seconds <= 0:
-        raise InvalidInput("ttl_seconds must be positive; delete the memory instead")
+def _validate_seconds(value: object, *, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{name} must be whole seconds")
+    if value <= 0:
+        raise InvalidInput(f"{name} must be positive; delete the memory instead")
+    return value
+
+
+def _change_ttl(
+    memory_id: str, *, actor: Actor, reason: str, new_ttl: Callable[[Memory], int | None]
+) -> Memory:
+    """Set the TTL computed from the memory as read inside the WATCH, so concurrent changes compose."""
 
     def build(before: Memory, pipe: Pipeline) -> _Change:
         _check_actor_may_change(before, actor)
+        ttl_seconds = new_ttl(before)
         after = replace(before, ttl_seconds=ttl_seconds, version=before.version + 1, updated_at=time.time())
         key = keys.memory(memory_id)
 
@@ -485,14 +492,22 @@ def set_ttl(*, memory_id: str, ttl_seconds: int | None, actor: Actor, reason: st
     return _mutate(memory_id, build, expected_version=None)
 
 
+def set_ttl(*, memory_id: str, ttl_seconds: int | None, actor: Actor, reason: str = "") -> Memory:
+    """Set a TTL in seconds from now, or None to keep the memory forever."""
+    ttl = None if ttl_seconds is None else _validate_seconds(ttl_seconds, name="ttl_seconds")
+    return _change_ttl(memory_id, actor=actor, reason=reason, new_ttl=lambda before: ttl)
+
+
 def extend_ttl(*, memory_id: str, seconds: int, actor: Actor, reason: str = "") -> Memory:
     """Add time to a memory that expires (a memory without TTL has nothing to extend)."""
-    from memory.selectors import get_memory
+    extra = _validate_seconds(seconds, name="seconds")
 
-    current = get_memory(memory_id=memory_id)
-    if current.ttl_seconds is None:
-        raise InvalidInput("this memory does not expire; set a TTL instead of extending it")
-    return set_ttl(memory_id=memory_id, ttl_seconds=current.ttl_seconds + seconds, actor=actor, reason=reason)
+    def extended(before: Memory) -> int:
+        if before.ttl_seconds is None:
+            raise InvalidInput("this memory does not expire; set a TTL instead of extending it")
+        return before.ttl_seconds + extra
+
+    return _change_ttl(memory_id, actor=actor, reason=reason, new_ttl=extended)
 
 
 # --- Delete and restore -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import time
 
 from django.conf import settings
 
+from core.embeddings import warm_up_in_background
 from core.workers import record_heartbeat, remove_heartbeat
 from memory.extraction import queue
 from memory.extraction.pipeline import process_entries
@@ -33,6 +34,7 @@ class Worker:
 
     def run(self) -> None:
         logger.info("worker %s started", self.worker_id)
+        warm_up_in_background()
         queue.ensure_group()
         last_beat = last_reclaim = 0.0
         try:

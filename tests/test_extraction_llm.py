@@ -126,7 +126,7 @@ def test_an_invented_memory_id_is_rejected_as_junk(llm, settings):
     assert "not shown" in queue.dead_letters()[0].error
 
 
-def test_malformed_json_is_retried_then_dead_lettered_with_the_turn_kept(llm, settings):
+def test_malformed_json_is_retried_then_dead_lettered_with_the_turn_kept(llm, settings, redis_client):
     settings.EXTRACTION_MAX_DELIVERIES = 3
     settings.EXTRACTION_RETRY_BACKOFF_SECONDS = 0
     llm.enqueue(RawReply('{"memories": [oops'), Reply("not json at all"), Reply('{"memories": "nope"}'))
@@ -147,7 +147,10 @@ def test_malformed_json_is_retried_then_dead_lettered_with_the_turn_kept(llm, se
     drain(Worker(worker_id="w1"))
     assert texts("alice") == ["User has a cat"]
     llm.enqueue(memories_reply(fact("User lives in Lisbon")))
-    assert queue.retry_dead_letter(letters[0].id) == 1
+    assert queue.retry_dead_letter(letters[0].id, actor=STAFF) == 1
+    audit = [json.loads(f[b"data"]) for _, f in redis_client.xrange(keys.mutation_stream())]
+    retried = [e for e in audit if e["event"] == "dead_letter_retried"]
+    assert retried and retried[0]["actor"]["id"] == STAFF.id and retried[0]["details"]["turns"] == 1
     drain(Worker(worker_id="w1"))
     assert texts("alice") == ["User has a cat", "User lives in Lisbon"]
     assert queue.dead_letters() == []

@@ -249,3 +249,27 @@ def test_access_stats_live_outside_the_indexed_hash(redis_client):
     record_access(memory_ids=[memory.id, memory.id])
     assert get_memory(memory_id=memory.id).access_count == 2
     assert redis_client.hget(keys.memory(memory.id), "access_count") is None
+
+
+def test_ids_with_the_key_separator_cannot_reach_other_keys(redis_client):
+    from memory import working
+
+    working.ensure_session(session_id="a", user_id="alice")
+    working.append_message(session_id="a", role="user", content="hello")
+    working.ensure_session(session_id="a:msgs", user_id="mallory")
+    working.append_message(session_id="a:msgs", role="user", content="injected")
+    assert [m.content for m in working.get_messages(session_id="a")] == ["hello"]
+    assert [m.content for m in working.get_messages(session_id="a:msgs")] == ["injected"]
+
+
+def test_concurrent_ttl_extensions_both_count():
+    memory = add_memory(text="Visiting Rome", scope=scope(), actor=USER, ttl_seconds=1000)
+    threads = [
+        threading.Thread(target=extend_ttl, kwargs={"memory_id": memory.id, "seconds": 500, "actor": STAFF})
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 1990 <= (memory_ttl(memory_id=memory.id) or 0) <= 2000

@@ -23,6 +23,7 @@ from core.redis_client import get_redis
 from memory import keys
 from memory.extraction.types import TurnMessage
 from memory.query import validate_id
+from memory.types import SYSTEM, Actor, MemoryNotFound
 
 GROUP = "extractors"
 STATE_TTL_SECONDS = 30 * 24 * 3600
@@ -330,13 +331,37 @@ def dead_letters(*, limit: int = 100) -> list[DeadLetter]:
     return letters
 
 
-def retry_dead_letter(letter_id: str) -> int:
-    """Queue the letter's turns again (as new turns of the session) and remove the letter."""
+def _audit(event: str, letter: DeadLetter, actor: Actor) -> None:
+    """Retrying or discarding parked turns is a staff decision: keep it in the audit stream."""
+    from memory.events import append_to_stream
+
+    payload = {
+        "event": event,
+        "memory_id": "",
+        "user_id": letter.user_id,
+        "version": 0,
+        "actor": actor.as_dict(),
+        "at": time.time(),
+        "old": None,
+        "new": None,
+        "reason": "",
+        "details": {"dead_letter": letter.id, "session_id": letter.session_id, "turns": len(letter.turns)},
+    }
+    with get_redis().pipeline(transaction=True) as pipe:
+        append_to_stream(pipe, payload=json.dumps(payload), user_id=letter.user_id, event=event)
+        pipe.execute()
+
+
+def _letter(letter_id: str) -> DeadLetter:
     letter = next((d for d in dead_letters(limit=10_000) if d.id == letter_id), None)
     if letter is None:
-        from memory.types import MemoryNotFound
-
         raise MemoryNotFound(f"no dead letter {letter_id}")
+    return letter
+
+
+def retry_dead_letter(letter_id: str, *, actor: Actor = SYSTEM) -> int:
+    """Queue the letter's turns again (as new turns of the session) and remove the letter."""
+    letter = _letter(letter_id)
     for turn in letter.turns:
         enqueue_turn(
             user_id=turn.user_id,
@@ -348,11 +373,19 @@ def retry_dead_letter(letter_id: str) -> int:
             strategy=turn.strategy,
         )
     get_redis().xdel(keys.dead_letter_stream(), letter_id)
+    _audit("dead_letter_retried", letter, actor)
     return len(letter.turns)
 
 
-def discard_dead_letter(letter_id: str) -> bool:
-    return bool(get_redis().xdel(keys.dead_letter_stream(), letter_id))
+def discard_dead_letter(letter_id: str, *, actor: Actor = SYSTEM) -> bool:
+    try:
+        letter = _letter(letter_id)
+    except MemoryNotFound:
+        return False
+    removed = bool(get_redis().xdel(keys.dead_letter_stream(), letter_id))
+    if removed:
+        _audit("dead_letter_discarded", letter, actor)
+    return removed
 
 
 # --- Operations view ------------------------------------------------------------------------------

@@ -746,7 +746,7 @@ def _letter_id(letter_id: str) -> str:
 def retry_dead_letter(request: HttpRequest, letter_id: str) -> HttpResponse:
     letter_id = _letter_id(letter_id)
     try:
-        turns = queue.retry_dead_letter(letter_id)
+        turns = queue.retry_dead_letter(letter_id, actor=staff_actor(request.user))
     except MemoryNotFound:
         messages.error(request, "That dead letter is gone (retried or discarded meanwhile).")
         return _letter_answer(request, status=404)
@@ -759,7 +759,7 @@ def retry_dead_letter(request: HttpRequest, letter_id: str) -> HttpResponse:
 @require_POST
 def discard_dead_letter(request: HttpRequest, letter_id: str) -> HttpResponse:
     letter_id = _letter_id(letter_id)
-    if not queue.discard_dead_letter(letter_id):
+    if not queue.discard_dead_letter(letter_id, actor=staff_actor(request.user)):
         messages.error(request, "That dead letter is gone (retried or discarded meanwhile).")
         return _letter_answer(request, status=404)
     logger.info("inspector: %s discarded dead letter %s", staff_actor(request.user).id, letter_id)

@@ -712,7 +712,8 @@ def test_invalid_filters_show_a_message(
     assert partial.status_code == 200 and message in partial.content.decode()
 
 
-def test_session_page_shows_working_memory_and_traces(as_viewer: Client, memory: Any) -> None:
+def test_session_page_shows_working_memory_and_traces(as_viewer: Client, memory: Any, settings: Any) -> None:
+    settings.RETRIEVAL_THRESHOLD = 0.35  # the bicycle memory must fall below it: a near miss
     working.ensure_session(session_id="s1", user_id=OWNER, title="Moving chat")
     working.append_message(session_id="s1", role="user", content="Where do I live now?")
     working.append_message(session_id="s1", role="assistant", content="In Lisbon.")

@@ -40,7 +40,7 @@ def alice_memories():
     return add_memories(items=items, actor=USER)
 
 
-def test_hybrid_search_ranks_the_relevant_memory_first_with_a_full_breakdown(alice_memories):
+def test_hybrid_search_ranks_the_relevant_memory_first_with_a_full_breakdown(alice_memories, settings):
     result = search_memories(
         filter=MemoryFilter.build(user_id="alice"), text="What breed is my dog Rex?", threshold=0
     )
@@ -50,9 +50,9 @@ def test_hybrid_search_ranks_the_relevant_memory_first_with_a_full_breakdown(ali
     assert top.score.keyword > 0
     assert top.score.bm25_raw > 0
     assert 0.99 < top.score.recency <= 1.0
-    assert top.score.final == pytest.approx(
-        (0.7 * top.score.vector + 0.3 * top.score.keyword + 0.1 * 1.0) / 1.1, abs=1e-3
-    )
+    wv, wk, wr = settings.HYBRID_VECTOR_WEIGHT, settings.HYBRID_KEYWORD_WEIGHT, settings.RECENCY_WEIGHT
+    expected = (wv * top.score.vector + wk * top.score.keyword + wr * top.score.recency) / (wv + wk + wr)
+    assert top.score.final == pytest.approx(expected, abs=1e-6)
     assert result.mode == "hybrid" and result.threshold == 0
 
 
@@ -137,6 +137,7 @@ def test_scope_filters_on_agent_namespace_and_session():
 
 def test_recency_boost_prefers_the_newer_of_two_equal_memories(settings):
     settings.RECENCY_WEIGHT = 0.5
+    settings.RECENCY_HALF_LIFE_DAYS = 30
     now = time.time()
     add_memories(
         items=[
@@ -264,3 +265,19 @@ def test_keyword_terms_and_escaping():
     assert keyword_terms("What's the name of Alice's dog, Rex?") == ["name", "alice", "dog", "rex"]
     assert keyword_terms("the and of") == []
     assert escape_tag("a|b-c d") == "a\\|b\\-c\\ d"
+
+
+def test_words_common_to_most_of_a_users_memories_are_left_out_of_bm25():
+    from memory.selectors import informative_terms
+
+    items = [NewMemory(text=f"Alice talked about topic {n}", scope=scope()) for n in range(59)]
+    items.append(NewMemory(text="Alice bought a kayak", scope=scope()))
+    add_memories(items=items, actor=USER)
+    base = MemoryFilter.build(user_id="alice").query(now=time.time())
+    assert informative_terms(base, ["alice", "kayak"]) == ["kayak"]
+    assert informative_terms(base, ["alice", "talked"]) == ["talked"], "all common: the rarest stays"
+    small = MemoryFilter.build(user_id="bob").query(now=time.time())
+    add_memories(items=[NewMemory(text="Bob likes Bob things", scope=scope(user_id="bob"))], actor=USER)
+    assert informative_terms(small, ["bob", "things"]) == ["bob", "things"], "too few memories to judge"
+    hits = search_memories(filter=MemoryFilter.build(user_id="alice"), text="What did Alice buy, a kayak?").hits
+    assert hits[0].memory.text == "Alice bought a kayak"

@@ -279,5 +279,6 @@ def test_words_common_to_most_of_a_users_memories_are_left_out_of_bm25():
     small = MemoryFilter.build(user_id="bob").query(now=time.time())
     add_memories(items=[NewMemory(text="Bob likes Bob things", scope=scope(user_id="bob"))], actor=USER)
     assert informative_terms(small, ["bob", "things"]) == ["bob", "things"], "too few memories to judge"
-    hits = search_memories(filter=MemoryFilter.build(user_id="alice"), text="What did Alice buy, a kayak?").hits
+    alice = MemoryFilter.build(user_id="alice")
+    hits = search_memories(filter=alice, text="What did Alice buy, a kayak?").hits
     assert hits[0].memory.text == "Alice bought a kayak"

@@ -8,6 +8,7 @@ A bad frame gets an error frame; the connection (and every other session) stays 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -129,7 +130,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         layer = self.channel_layer
 
         async def send(frame: dict[str, Any]) -> None:
-            await layer.group_send(group, {"type": "chat.frame", "frame": frame})
+            try:
+                await layer.group_send(group, {"type": "chat.frame", "frame": frame})
+            except Exception:
+                # The layer is overloaded or down: at least the tab that sent the message hears about it.
+                logger.warning("channel layer send failed for session %s", self.session_id, exc_info=True)
+                with contextlib.suppress(Exception):
+                    await self.send(text_data=json.dumps(frame))
 
         lock = _session_locks.setdefault(self.session_id, asyncio.Lock())
         async with lock:  # one turn at a time per session, so the history never interleaves

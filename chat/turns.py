@@ -29,6 +29,8 @@ from memory.types import SearchHit
 logger = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+# Tokens arriving within this window share one frame (about 20 frames a second at most).
+DELTA_INTERVAL_SECONDS = 0.05
 
 
 def group_name(session_id: str) -> str:
@@ -55,6 +57,31 @@ def memories_used(hits: list[SearchHit], *, staff: bool) -> list[dict[str, Any]]
     ]
 
 
+class DeltaBuffer:
+    """Coalesces streamed tokens into one frame per DELTA_INTERVAL_SECONDS.
+
+    Every frame crosses the Redis channel layer (so all tabs see it): one per token made that layer
+    the bottleneck under load. The first token still goes out at once for time-to-first-token.
+    """
+
+    def __init__(self, *, turn_id: str, send: Send) -> None:
+        self.turn_id = turn_id
+        self.send = send
+        self.pending: list[str] = []
+        self.last_sent = 0.0
+
+    async def add(self, text: str) -> None:
+        self.pending.append(text)
+        if time.monotonic() - self.last_sent >= DELTA_INTERVAL_SECONDS:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.pending:
+            text, self.pending = "".join(self.pending), []
+            await self.send({"type": "delta", "turn_id": self.turn_id, "text": text})
+            self.last_sent = time.monotonic()
+
+
 async def run_turn(
     *, user_id: str, session_id: str, text: str, client_id: str, staff: bool, send: Send
 ) -> str | None:
@@ -75,15 +102,17 @@ async def run_turn(
     messages: list[dict[str, Any]] = list(built.messages)
     ctx = ToolContext(user_id=user_id, session_id=session_id, model=llm.model)
     reply_parts: list[str] = []
+    deltas = DeltaBuffer(turn_id=turn_id, send=send)
     try:
         for _ in range(settings.CHAT_MAX_TOOL_ROUNDS + 1):
             completion = None
             async for event in llm.stream(messages, tools=TOOL_SPECS):
                 if event.kind == "text":
                     reply_parts.append(event.text)
-                    await send({"type": "delta", "turn_id": turn_id, "text": event.text})
+                    await deltas.add(event.text)
                 else:
                     completion = event.completion
+            await deltas.flush()
             if completion is None or not completion.tool_calls:
                 break
             messages.append(

@@ -153,12 +153,20 @@ REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "engram")
 
 
 def channel_layers(redis_url: str, prefix: str) -> dict[str, dict[str, object]]:
-    # redis-py 8's default 5 s socket timeout equals channels-redis' 5 s blocking pop: give reads room.
-    host = {"address": redis_url, "socket_timeout": 30, "socket_connect_timeout": 5}
+    host = {
+        "address": redis_url,
+        # redis-py 8's default 5 s socket timeout equals channels-redis' 5 s blocking pop: give reads room.
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+        # redis-py 8's async pool refuses a 101st connection; 100 streaming turns need more.
+        "max_connections": 1024,
+    }
     return {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [host], "prefix": prefix},
+            # All sockets of one server process share one Redis list per process and channels-redis
+            # drops frames past `capacity` (default 100): 100 streaming turns lost 2,045 frames.
+            "CONFIG": {"hosts": [host], "prefix": prefix, "capacity": 5000, "expiry": 60},
         }
     }
 
@@ -255,5 +263,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
-    "loggers": {"httpx": {"level": "WARNING"}, "sentence_transformers": {"level": "WARNING"}},
+    "loggers": {
+        # The openai client's HTTP library logs every request at INFO.
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+        "sentence_transformers": {"level": "WARNING"},
+    },
 }

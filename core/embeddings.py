@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +33,10 @@ OPENAI_MODEL_DIMS = {
     "text-embedding-3-large": 3072,
     "text-embedding-ada-002": 1536,
 }
+
+
+# Recently embedded texts kept per process (384 floats each: ~1.5 MB at this size).
+RECENT_CACHE_SIZE = 1024
 
 
 class EmbeddingError(RuntimeError):
@@ -65,6 +70,8 @@ class LocalEmbedder:
         self.threads = threads
         self._load_lock = threading.Lock()
         self._model: SentenceTransformer | None = None
+        self._cache_lock = threading.Lock()
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
         self.load_count = 0
 
     @staticmethod
@@ -101,14 +108,25 @@ class LocalEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
-        vectors = self._st_model().encode(
-            list(texts),
-            batch_size=64,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        # The same text is often embedded twice in a row (extraction: dedup lookup, then the write).
+        with self._cache_lock:
+            found = {t: self._recent[t] for t in texts if t in self._recent}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            vectors = self._st_model().encode(
+                missing,
+                batch_size=64,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+            fresh = dict(zip(missing, np.asarray(vectors, dtype=np.float32), strict=True))
+            found.update(fresh)
+            with self._cache_lock:
+                self._recent.update(fresh)
+                while len(self._recent) > RECENT_CACHE_SIZE:
+                    self._recent.popitem(last=False)
+        return np.stack([found[t] for t in texts])
 
 
 class OpenAIEmbedder:
@@ -154,7 +172,9 @@ _embedders_lock = threading.Lock()
 def get_embedder() -> Embedder:
     """The configured embedder, created once per process (and per configuration, for tests)."""
     provider = settings.EMBEDDING_PROVIDER
-    cache_key = (provider, settings.EMBEDDING_MODEL, settings.OPENAI_BASE_URL, str(settings.EMBEDDING_DIMS))
+    cache_key: tuple[str, ...] = (provider, settings.EMBEDDING_MODEL)
+    if provider == "openai":  # the local model does not depend on the endpoint: never reload it
+        cache_key += (settings.OPENAI_BASE_URL, str(settings.EMBEDDING_DIMS))
     embedder = _embedders.get(cache_key)
     if embedder is None:
         with _embedders_lock:

@@ -22,6 +22,8 @@ _SOCKET_TIMEOUT = 30
 _HEALTH_CHECK_INTERVAL = 30
 # RESP2: raw FT.SEARCH replies are flat lists we parse in memory/selectors.py (redis-py 8 defaults to RESP3).
 _PROTOCOL = 2
+# redis-py 8's async pool raises past 100 connections; a busy server process needs more.
+_MAX_ASYNC_CONNECTIONS = 1024
 
 
 def get_redis() -> redis.Redis:
@@ -56,6 +58,7 @@ def get_async_redis() -> aioredis.Redis:
             socket_timeout=_SOCKET_TIMEOUT,
             health_check_interval=_HEALTH_CHECK_INTERVAL,
             protocol=_PROTOCOL,
+            max_connections=_MAX_ASYNC_CONNECTIONS,
         )
         per_loop[url] = client
     return client

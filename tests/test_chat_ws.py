@@ -55,7 +55,14 @@ async def test_a_reply_streams_token_by_token_and_the_turn_is_saved(llm, alice, 
         text="User's dog is called Rex", scope=Scope(user_id=memory_user), actor=USER
     )
     session_id = await sync_to_async(open_session)(memory_user)
-    llm.enqueue(Reply("Your dog is called Rex.", chunks=["Your ", "dog ", "is called ", "Rex."]))
+    # Chunks further apart than the frame window each get their own frame.
+    llm.enqueue(
+        Reply(
+            "Your dog is called Rex.",
+            chunks=["Your ", "dog ", "is called ", "Rex."],
+            delay_between_chunks=0.12,
+        )
+    )
     comm, connected, _ = await _connect(session_id, cookie)
     assert connected
     try:
@@ -342,4 +349,20 @@ async def test_offline_mode_answers_from_memory_and_says_so(alice, settings):
     assert done["text"].startswith("Offline mode")
     assert "User's dog is called Rex" in done["text"]
     assert "What I just learned" in done["text"] and "User lives in Porto" in done["text"]
-    assert len([f for f in frames if f["type"] == "delta"]) > 3, "streamed word by word"
+    assert "".join(f["text"] for f in frames if f["type"] == "delta") == done["text"]
+
+
+async def test_fast_tokens_are_coalesced_into_fewer_frames(llm, alice):
+    _, memory_user, cookie = alice
+    session_id = await sync_to_async(open_session)(memory_user)
+    words = [f"w{n} " for n in range(40)]
+    llm.enqueue(Reply(chunks=words, delay_between_chunks=0.005))
+    comm, _, _ = await _connect(session_id, cookie)
+    try:
+        await comm.send_json_to({"type": "message", "text": "count", "client_id": "c1"})
+        frames = await frames_until(comm, "done")
+    finally:
+        await comm.disconnect()
+    deltas = [f["text"] for f in frames if f["type"] == "delta"]
+    assert "".join(deltas).strip() == "".join(words).strip()
+    assert 1 < len(deltas) < 20, "one frame per ~50 ms, not one per token"

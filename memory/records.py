@@ -85,42 +85,42 @@ def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _split(raw: Any) -> list[str]:
-    value = _text(raw)
+def _split(value: str) -> list[str]:
     return [part for part in value.split(",") if part] if value else []
 
 
-def _float(raw: Any, default: float = 0.0) -> float:
-    value = _text(raw)
+def _float(value: str, default: float = 0.0) -> float:
     return float(value) if value else default
 
 
 def from_hash(fields: dict[Any, Any], *, ttl_seconds: int | None = None, deleted: bool = False) -> Memory:
-    data = {_text(k): v for k, v in fields.items() if _text(k) != "embedding"}
-    event_date = _text(data.get("event_date"))
+    # Decode every field once (search results build tens of these per query).
+    data = {_text(k): _text(v) for k, v in fields.items() if k not in (b"embedding", "embedding")}
+    get = data.get
+    event_date = get("event_date", "")
     return Memory(
-        id=_text(data["id"]),
-        text=_text(data.get("text")),
-        type=MemoryType(_text(data.get("type")) or "semantic"),
+        id=data["id"],
+        text=get("text", ""),
+        type=MemoryType(get("type") or "semantic"),
         scope=Scope(
-            user_id=_text(data.get("user_id")),
-            agent_id=_text(data.get("agent_id")),
-            namespace=_text(data.get("namespace")),
-            session_id=_text(data.get("session_id")),
+            user_id=get("user_id", ""),
+            agent_id=get("agent_id", ""),
+            namespace=get("namespace", ""),
+            session_id=get("session_id", ""),
         ),
-        topics=_split(data.get("topics")),
-        entities=_split(data.get("entities")),
+        topics=_split(get("topics", "")),
+        entities=_split(get("entities", "")),
         event_date=float(event_date) if event_date else None,
-        created_at=_float(data.get("created_at")),
-        updated_at=_float(data.get("updated_at")),
-        last_accessed_at=_float(data.get("last_accessed_at")),
-        access_count=int(_float(data.get("access_count"))),
-        content_hash=_text(data.get("content_hash")),
-        version=int(_float(data.get("version"), 1)),
-        pinned=_text(data.get("pinned")) == "1",
-        locked=_text(data.get("locked")) == "1",
-        source=json.loads(_text(data.get("source")) or "[]"),
-        created_by=Actor.from_dict(json.loads(_text(data.get("created_by")) or "{}")),
+        created_at=_float(get("created_at", "")),
+        updated_at=_float(get("updated_at", "")),
+        last_accessed_at=_float(get("last_accessed_at", "")),
+        access_count=int(_float(get("access_count", ""))),
+        content_hash=get("content_hash", ""),
+        version=int(_float(get("version", ""), 1)),
+        pinned=get("pinned") == "1",
+        locked=get("locked") == "1",
+        source=json.loads(get("source") or "[]"),
+        created_by=Actor.from_dict(json.loads(get("created_by") or "{}")),
         ttl_seconds=ttl_seconds,
         deleted=deleted,
     )

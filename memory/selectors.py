@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,6 +40,8 @@ BM25_SATURATION = 0.5
 # Fewer candidates than this cost recall (LoCoMo: 32 candidates -0.7 points at top-8).
 MIN_CANDIDATES = 100
 MAX_CANDIDATES = 200
+# BM25 hits beyond this rank barely move a fused top-k; each brings its 1.5 KB vector along.
+KEYWORD_CANDIDATES = 50
 # A query word found in more than this share of the user's memories (names of the people talking,
 # the user's own name) carries no signal for BM25; drop it. Only judged once a user has enough
 # memories for shares to mean something. LoCoMo recall@10 +8.0 points.
@@ -302,43 +306,95 @@ def _load(redis_keys: list[str]) -> dict[str, Memory]:
     return loaded
 
 
-def informative_terms(base: str, terms: list[str]) -> list[str]:
+@dataclass
+class _TermCounts:
+    """How many of a scope's memories contain each word, as counted recently."""
+
+    expires: float
+    total: int
+    per_term: dict[str, int]
+
+
+# Word counts move slowly; a user's turns within a minute reuse them (saves a round trip per turn).
+_term_counts: OrderedDict[str, _TermCounts] = OrderedDict()
+_term_counts_lock = threading.Lock()
+TERM_COUNTS_TTL_SECONDS = 60.0
+TERM_COUNTS_MAX_SCOPES = 10_000
+
+
+def informative_terms(base: str, terms: list[str], *, cache_key: str | None = None) -> list[str]:
     """Drop words that occur in too many of this scope's memories (one pipelined count per word)."""
     if len(terms) < 2:
         return terms
-    counts = [
-        int(reply[0])
-        for reply in _pipeline(
+    key = cache_key or base
+    now = time.monotonic()
+    with _term_counts_lock:
+        counts = _term_counts.get(key)
+        if counts is None or counts.expires < now:
+            counts = None
+    unknown = terms if counts is None else [t for t in terms if t not in counts.per_term]
+    if unknown:
+        replies = _pipeline(
             [
                 ["FT.SEARCH", index_name(), base, "LIMIT", 0, 0, "DIALECT", 2],
                 *[
                     ["FT.SEARCH", index_name(), f"{base} {keyword_clause([t])}", "LIMIT", 0, 0, "DIALECT", 2]
-                    for t in terms
+                    for t in unknown
                 ],
             ]
         )
-    ]
-    total, per_term = counts[0], counts[1:]
-    if total < COMMON_TERM_MIN_MEMORIES:
+        fresh = {t: int(reply[0]) for t, reply in zip(unknown, replies[1:], strict=True)}
+        if counts is None:
+            counts = _TermCounts(expires=now + TERM_COUNTS_TTL_SECONDS, total=int(replies[0][0]), per_term={})
+        counts.per_term.update(fresh)
+        with _term_counts_lock:
+            _term_counts[key] = counts
+            _term_counts.move_to_end(key)
+            while len(_term_counts) > TERM_COUNTS_MAX_SCOPES:
+                _term_counts.popitem(last=False)
+    assert counts is not None
+    if counts.total < COMMON_TERM_MIN_MEMORIES:
         return terms
-    kept = [t for t, n in zip(terms, per_term, strict=True) if n <= COMMON_TERM_SHARE * total]
+    per_term = [counts.per_term[t] for t in terms]
+    kept = [t for t, n in zip(terms, per_term, strict=True) if n <= COMMON_TERM_SHARE * counts.total]
     # All common: keep the rarest so the keyword signal is not simply gone.
     return kept or [min(zip(per_term, terms, strict=True))[1]]
 
 
-def recency_score(updated_at: float, *, now: float) -> float:
+def forget_term_counts() -> None:
+    with _term_counts_lock:
+        _term_counts.clear()
+
+
+def recency_score(updated_at: float, *, now: float, half_life_days: float | None = None) -> float:
+    half_life = settings.RECENCY_HALF_LIFE_DAYS if half_life_days is None else half_life_days
     age_days = max(0.0, now - updated_at) / 86400
-    return math.pow(0.5, age_days / settings.RECENCY_HALF_LIFE_DAYS)
+    return math.pow(0.5, age_days / half_life)
 
 
-def _combine(vector: float, keyword: float, recency: float, mode: SearchMode) -> float:
-    wv, wk, wr = settings.HYBRID_VECTOR_WEIGHT, settings.HYBRID_KEYWORD_WEIGHT, settings.RECENCY_WEIGHT
-    if mode == "semantic":
-        wk = 0.0
-    elif mode == "keyword":
-        wv = 0.0
-    total = wv + wk + wr
-    return (wv * vector + wk * keyword + wr * recency) / total if total else 0.0
+@dataclass(frozen=True)
+class _Weights:
+    """The scoring knobs, read from settings once per search (not once per candidate)."""
+
+    vector: float
+    keyword: float
+    recency: float
+    half_life_days: float
+
+    @classmethod
+    def for_mode(cls, mode: SearchMode) -> _Weights:
+        return cls(
+            vector=0.0 if mode == "keyword" else settings.HYBRID_VECTOR_WEIGHT,
+            keyword=0.0 if mode == "semantic" else settings.HYBRID_KEYWORD_WEIGHT,
+            recency=settings.RECENCY_WEIGHT,
+            half_life_days=settings.RECENCY_HALF_LIFE_DAYS,
+        )
+
+    def final(self, vector: float, keyword: float, recency: float) -> float:
+        total = self.vector + self.keyword + self.recency
+        return (
+            (self.vector * vector + self.keyword * keyword + self.recency * recency) / total if total else 0.0
+        )
 
 
 def search_memories(
@@ -354,7 +410,8 @@ def search_memories(
 ) -> SearchResult:
     """Top memories for `text` in scope, each with its score breakdown, plus the near misses.
 
-    Hybrid runs a filtered KNN and a filtered BM25 query in one round trip, then scores the union:
+    Hybrid runs a filtered KNN and a filtered BM25 query in one round trip (after the per-scope word
+    counts of `informative_terms`), scores the union, then loads the returned memories:
     final = (w_v·vector + w_k·keyword + w_r·recency) / (w_v + w_k + w_r).
     """
     started = time.perf_counter()
@@ -374,7 +431,7 @@ def search_memories(
 
     candidates = min(MAX_CANDIDATES, max(MIN_CANDIDATES, 4 * top_k, top_k + near_misses + 10))
     base = filter.query(now=now)
-    terms = informative_terms(base, keyword_terms(text)) if mode != "semantic" else []
+    terms = informative_terms(base, keyword_terms(text), cache_key=repr(filter)) if mode != "semantic" else []
     if mode != "keyword" and query_vector is None:
         query_vector = get_embedder().embed([text])[0]
 
@@ -392,13 +449,14 @@ def search_memories(
             )
         )
     if terms:
+        # The vector comes along so keyword-only candidates get their similarity without another trip.
         commands.append(
             _ft_search_args(
                 f"{base} {keyword_clause(terms)}",
-                limit=candidates,
+                limit=min(candidates, KEYWORD_CANDIDATES),
                 with_scores=True,
                 scorer="BM25",
-                return_fields=["updated_at"],
+                return_fields=["updated_at", *(["embedding"] if query_vector is not None else [])],
             )
         )
     replies = _pipeline(commands)
@@ -416,29 +474,30 @@ def search_memories(
         for row in _parse(replies[reply_index], with_scores=True)[1]:
             keyword_scores[row.key] = row.score
             updated.setdefault(row.key, float(row.fields.get(b"updated_at", 0)))
-    # Phase 2: keyword-only candidates still need their vector similarity for a complete breakdown.
-    if query_vector is not None:
-        missing = [key for key in keyword_scores if key not in vector_scores]
-        for key, raw in zip(missing, _pipeline([["HGET", key, "embedding"] for key in missing]), strict=True):
-            if raw:
-                vector_scores[key] = max(0.0, float(vector_from_bytes(raw) @ query_vector))
+            embedding = row.fields.get(b"embedding")
+            if row.key not in vector_scores and embedding and query_vector is not None:
+                vector_scores[row.key] = max(0.0, float(vector_from_bytes(embedding) @ query_vector))
 
-    ranked: list[tuple[str, ScoreBreakdown]] = []
+    weights = _Weights.for_mode(mode)
+    ranked: list[tuple[float, str, float, float, float, float]] = []
     for key, updated_at in updated.items():
         bm25 = keyword_scores.get(key, 0.0)
         vector = vector_scores.get(key, 0.0)
         keyword = bm25 / (bm25 + BM25_SATURATION) if bm25 > 0 else 0.0
-        recency = recency_score(updated_at, now=now)
-        ranked.append(
-            (key, ScoreBreakdown(vector, keyword, recency, _combine(vector, keyword, recency, mode), bm25))
-        )
-    ranked.sort(key=lambda item: (-item[1].final, item[0]))
-    chosen = [item for item in ranked if item[1].final >= threshold][:top_k]
-    missed = [item for item in ranked if item[1].final < threshold][:near_misses]
-    # Phase 3: full fields only for what is returned.
-    memories = _load([key for key, _ in chosen + missed])
-    hits = [SearchHit(memories[key], score) for key, score in chosen if key in memories]
-    misses = [SearchHit(memories[key], score) for key, score in missed if key in memories]
+        recency = recency_score(updated_at, now=now, half_life_days=weights.half_life_days)
+        ranked.append((-weights.final(vector, keyword, recency), key, vector, keyword, recency, bm25))
+    ranked.sort()
+    chosen = [row for row in ranked if -row[0] >= threshold][:top_k]
+    missed = [row for row in ranked if -row[0] < threshold][:near_misses]
+    # Phase 2: full fields only for what is returned.
+    memories = _load([row[1] for row in chosen + missed])
+
+    def hit(row: tuple[float, str, float, float, float, float]) -> SearchHit:
+        final, key, vector, keyword, recency, bm25 = row
+        return SearchHit(memories[key], ScoreBreakdown(vector, keyword, recency, -final, bm25))
+
+    hits = [hit(row) for row in chosen if row[1] in memories]
+    misses = [hit(row) for row in missed if row[1] in memories]
     return SearchResult(
         hits=hits,
         near_misses=misses,

@@ -1,0 +1,477 @@
+"""Chat load bench: 100 concurrent WebSocket sessions x 10 turns against the scripted streaming model.
+
+Setup: a private embedded Redis, a migrated temporary SQLite database, anonymous visitors (a
+Django session carrying `engram_anon_id` each) with one chat session and a few memories each,
+the scripted streaming model in its own process (bench/chat_load_llm.py) and daphne in a
+subprocess. Phases: warm-up (daphne loads the embedder), baseline (one client alone), load (every
+client at once, each sending its turns one after another).
+
+Per turn the client records send, first `delta` and `done`; the scripted model records when the
+request arrived and when its last chunk was written, so server-side overhead = (send → done) -
+the model's own time. Daphne's retrieval trace of each turn (saved in Redis: when `build_prompt`
+started and how long it took) splits that overhead into before / during / after retrieval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+from bench.chat_load_analysis import analyse, cpu_seconds, redis_command_stats
+from bench.chat_load_client import ClientPlan, run_clients
+from bench.chat_load_costs import (
+    EMBEDDINGS,
+    PROMPTS,
+    build_prompt_cost,
+    channel_layer_frame,
+    embed_one_message,
+    stream_cost,
+)
+from bench.chat_load_llm import StreamingModel, StreamTiming
+from bench.chat_load_report import markdown as render_markdown
+from bench.corpus import Corpus
+from bench.env import BASE_DIR, Progress, load_average, machine_info, private_redis
+from bench.redis_stats import reset_command_stats, versions
+from bench.stats import Target
+
+SERVER_START_TIMEOUT = 90.0
+# A log record of config/settings.py's format starts with "YYYY-MM-DD HH:MM:SS,mmm LEVEL".
+_LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
+# channels-redis capacity for the what-if rerun (the product runs with the default, 100).
+WHAT_IF_CAPACITY = 5000
+
+
+@dataclass(frozen=True)
+class ChatLoadConfig:
+    clients: int
+    turns: int  # per client, sequential
+    memories_per_user: int
+    warmup_turns: int
+    baseline_turns: int
+    chunks: int  # content chunks per streamed reply
+    chunk_delay: float  # seconds between streamed chunks
+    frame_timeout: float  # a turn with no frame for this long is an error
+    seed: int
+
+
+FULL = ChatLoadConfig(
+    clients=100,
+    turns=10,
+    memories_per_user=6,
+    warmup_turns=3,
+    baseline_turns=20,
+    chunks=20,
+    chunk_delay=0.02,
+    frame_timeout=30.0,
+    seed=20_251_124,
+)
+QUICK = ChatLoadConfig(
+    clients=20,
+    turns=3,
+    memories_per_user=4,
+    warmup_turns=2,
+    baseline_turns=5,
+    chunks=20,
+    chunk_delay=0.02,
+    frame_timeout=20.0,
+    seed=20_251_124,
+)
+
+
+@dataclass(frozen=True)
+class Visitor:
+    user_id: str
+    session_id: str
+    cookie: str
+
+
+# --- Setup ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def temp_database(path: Path) -> Iterator[str]:
+    """Point Django's default database at a fresh SQLite file and migrate it; restored afterwards."""
+    from django.core.management import call_command
+    from django.db import connections
+
+    connection = connections["default"]
+    saved = connection.settings_dict["NAME"]
+    connection.close()
+    # The connection's settings dict is settings.DATABASES["default"]: one change covers both.
+    connection.settings_dict["NAME"] = str(path)
+    try:
+        call_command("migrate", verbosity=0, interactive=False)
+        yield str(path)
+    finally:
+        connection.close()
+        connection.settings_dict["NAME"] = saved
+
+
+def create_visitors(count: int, prefix: str) -> list[Visitor]:
+    """Anonymous visitors as the site makes them: a Django session with `engram_anon_id`, and a chat
+    session owned by `anon-<id>` in working memory."""
+    from django.conf import settings
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from chat.identity import ANON_SESSION_KEY, anonymous_memory_id
+    from memory import working
+
+    visitors = []
+    for i in range(count):
+        anon_id = f"bench{prefix}{i:04d}"
+        store = SessionStore()
+        store[ANON_SESSION_KEY] = anon_id
+        store.save()
+        user_id = anonymous_memory_id(anon_id)
+        session_id = f"{prefix}-{i:04d}"
+        working.ensure_session(session_id=session_id, user_id=user_id)
+        visitors.append(Visitor(user_id, session_id, f"{settings.SESSION_COOKIE_NAME}={store.session_key}"))
+    return visitors
+
+
+def seed_memories(visitors: list[Visitor], per_user: int, corpus: Corpus) -> None:
+    """A few memories per visitor (really embedded), so retrieval has something to rank."""
+    from bench.engine_data import EXTRACTOR
+    from memory.services import NewMemory, add_memories
+    from memory.types import Scope
+
+    items = []
+    for visitor in visitors:
+        for _ in range(per_user):
+            fact = corpus.draft().fact()
+            items.append(NewMemory(text=fact.text, scope=Scope(user_id=visitor.user_id), type=fact.type,
+                                   topics=list(fact.topics), entities=list(fact.entities)))  # fmt: skip
+    for start in range(0, len(items), 100):
+        add_memories(items=items[start : start + 100], actor=EXTRACTOR)
+
+
+@dataclass
+class Daphne:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_errors(self) -> list[str]:
+        """Each ERROR record with its traceback (the lines up to the next record)."""
+        blocks: list[list[str]] = []
+        inside = False
+        for line in self.log.read_text(errors="replace").splitlines():
+            if _LOG_RECORD.match(line):
+                inside = " ERROR " in line
+                if inside:
+                    blocks.append([line])
+            elif inside and not line.startswith("127.0.0.1:"):  # daphne's access log is not part of it
+                blocks[-1].append(line)
+        return ["\n".join(block) for block in blocks]
+
+    def channel_layer_drops(self) -> int:
+        """Frames channels-redis dropped: it logs one INFO line per message it could not queue."""
+        return self.log.read_text(errors="replace").count("channels over capacity")
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def server_environment(*, redis_url: str, db_path: str, llm_url: str, state_dir: Path) -> dict[str, str]:
+    from django.conf import settings
+
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "1",
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": settings.REDIS_KEY_PREFIX,
+        "DATABASE_PATH": db_path,
+        "ENGRAM_STATE_DIR": str(state_dir),
+        # The sessions were signed by this process: the server must use the same key.
+        "SECRET_KEY": settings.SECRET_KEY,
+        "OPENAI_BASE_URL": llm_url,
+        "OPENAI_API_KEY": "bench-key",
+        "LLM_MAX_RETRIES": "0",  # a retry would hide a failed call inside a slow turn
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CHAT_RATE_LIMIT_PER_MINUTE": "1000000",
+    }
+
+
+@contextmanager
+def daphne_server(env: dict[str, str], log: Path) -> Iterator[Daphne]:
+    """daphne in a subprocess on a free port, answering /healthz; always stopped."""
+    from core.embedded_redis import free_port
+
+    port = free_port()
+    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Daphne(f"http://127.0.0.1:{port}", process, log)
+    try:
+        _wait_for_health(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _wait_for_health(server: Daphne) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"daphne exited:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/healthz", timeout=2):  # noqa: S310 - loopback
+                return
+        except OSError:
+            time.sleep(0.25)
+    raise RuntimeError(f"daphne did not answer /healthz in {SERVER_START_TIMEOUT:.0f}s:\n{server.log_tail()}")
+
+
+def health(server: Daphne) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{server.url}/healthz", timeout=10) as response:  # noqa: S310 - loopback
+        data: dict[str, Any] = json.loads(response.read())
+    return data
+
+
+# --- Driving clients -----------------------------------------------------------------------------
+
+
+def turn_texts(visitors: list[Visitor], turns: int, corpus: Corpus, tag: str) -> list[list[str]]:
+    """Unique user messages: the tag is how each turn finds its model call and trace."""
+    return [
+        [f"[{tag}{i:03d}.{n:02d}] {corpus.question()}" for n in range(turns)] for i in range(len(visitors))
+    ]
+
+
+def plans_for(server: Daphne, visitors: list[Visitor], texts: list[list[str]]) -> list[ClientPlan]:
+    ws_base = server.url.replace("http://", "ws://")
+    return [
+        ClientPlan(f"{ws_base}/ws/chat/{v.session_id}/", v.cookie, t)
+        for v, t in zip(visitors, texts, strict=True)
+    ]
+
+
+def traces_by_query(visitors: list[Visitor]) -> dict[str, dict[str, Any]]:
+    """Daphne's retrieval trace of every turn, by the user's message."""
+    from memory import working
+
+    out = {}
+    for visitor in visitors:
+        for trace in working.list_traces(session_id=visitor.session_id):
+            out[str(trace.get("query", ""))] = trace
+    return out
+
+
+@dataclass
+class Processes:
+    """The server-side pids whose CPU time the bench reads, to say where the 2 cores went."""
+
+    daphne: int
+    redis: int
+    model: int
+
+    @classmethod
+    def of(cls, server: Daphne, model: StreamingModel) -> Processes:
+        from core.redis_client import get_redis
+
+        return cls(server.process.pid, int(get_redis().info("server")["process_id"]), model.pid)
+
+    def cpu(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in asdict(self).items()}
+
+
+@dataclass
+class Rig:
+    """What every phase drives and reads."""
+
+    server: Daphne
+    model: StreamingModel
+    processes: Processes
+    cfg: ChatLoadConfig
+    corpus: Corpus
+    progress: Progress
+
+    def phase(self, name: str, visitors: list[Visitor], turns: int) -> dict[str, Any]:
+        """Every visitor at once, `turns` turns each; the per-turn analysis plus CPU and Redis time."""
+        from core.redis_client import get_redis
+
+        client = get_redis()
+        texts = turn_texts(visitors, turns, self.corpus, name[0])
+        total = len(visitors) * turns
+        self.progress(f"{name}: {len(visitors)} client(s) x {turns} turns")
+        reset_command_stats(client)
+        drops_before = self.server.channel_layer_drops()
+        cpu_before = self.processes.cpu()
+        started = time.time()
+        # Origin http://127.0.0.1:PORT: what a browser on the chat page sends.
+        plans = plans_for(self.server, visitors, texts)
+        run = run_clients(plans, origin=self.server.url, timeout=self.cfg.frame_timeout)
+        wall = time.time() - started
+        cpu_after = self.processes.cpu()
+        timings: dict[str, StreamTiming] = {t.user_text: t for t in self.model.timings()}
+        out = analyse(run.results, timings, traces_by_query(visitors), expected_turns=total)
+        out["wall_s"] = round(wall, 2)
+        out["channel_layer_drops"] = self.server.channel_layer_drops() - drops_before
+        out["cpu_s"] = {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before}
+        out["cpu_s"]["load_generator"] = round(run.cpu_s, 2)
+        out["redis"] = redis_command_stats(client, turns=max(1, out["turns_completed"]))
+        overhead, ttft = out["overhead_ms"], out["ttft_ms"]
+        self.progress(
+            f"  {out['turns_completed']}/{total} turns, {out['errors']} errors, "
+            f"{out['throughput_turns_per_s']:.1f} turns/s; overhead p50 {overhead.get('p50_ms', 0):.0f} ms "
+            f"p95 {overhead.get('p95_ms', 0):.0f} ms; TTFT p95 {ttft.get('p95_ms', 0):.0f} ms"
+        )
+        return out
+
+
+# --- Orchestration -------------------------------------------------------------------------------
+
+
+def targets(clients: int, turns: int) -> list[Target]:
+    return [
+        Target(
+            "errors",
+            f"Errors over {clients} sessions x {turns} turns "
+            "(error frames, timeouts, disconnects, lost turns)",
+            0,
+            "errors",
+        )
+    ]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = QUICK if args.quick else FULL
+    progress = Progress("chat_load")
+    result: dict[str, Any] = {
+        "bench": "chat_load",
+        "quick": bool(args.quick),
+        "config": asdict(cfg),
+        "machine": machine_info(),
+        "load_average_start": load_average(),
+    }
+    busy = load_average()[:1]
+    if busy and busy[0] > 0.5:
+        progress(
+            f"warning: 1-minute load average is {busy[0]} before starting; other processes will skew timings"
+        )
+    with TemporaryDirectory(prefix="engram-bench-") as tmp:
+        root = Path(tmp)
+        with private_redis(root / "redis") as redis_url, temp_database(root / "db.sqlite3") as db_path:
+            result.update(_measure(cfg, redis_url, db_path, root, progress))
+    result["load_average_end"] = load_average()
+    result["duration_s"] = round(progress.elapsed, 1)
+    result["progress_log"] = progress.log
+    result["targets"] = [t.check(result["errors"]) for t in targets(cfg.clients, cfg.turns)]
+    result["all_pass"] = all(t["pass"] for t in result["targets"])
+    for row in result["targets"]:
+        progress(
+            f"target {row['label']}: {row['value']} ({row['target']}) {'PASS' if row['pass'] else 'FAIL'}"
+        )
+    return result
+
+
+def _measure(
+    cfg: ChatLoadConfig, redis_url: str, db_path: str, root: Path, progress: Progress
+) -> dict[str, Any]:
+    from core.redis_client import get_redis
+
+    out: dict[str, Any] = {"versions": versions(get_redis())}
+    corpus = Corpus(cfg.seed)
+    # visitor 0 warms up, visitor 1 runs the baseline alone, the rest are the load
+    visitors = prepare_visitors(cfg.clients + 2, "load", cfg, corpus, progress)
+    model = StreamingModel(chunks=cfg.chunks, chunk_delay=cfg.chunk_delay)
+    try:
+        llm_url = model.start()
+        out["unit_costs"] = unit_costs(redis_url, llm_url, visitors[0], corpus, progress)
+        env = server_environment(
+            redis_url=redis_url, db_path=db_path, llm_url=llm_url, state_dir=root / "state"
+        )
+        progress("starting daphne")
+        with daphne_server(env, root / "daphne.log") as server:
+            out["health"] = _health_summary(health(server))
+            rig = Rig(server, model, Processes.of(server, model), cfg, corpus, progress)
+            out["warmup"] = rig.phase("warm-up", visitors[:1], cfg.warmup_turns)
+            out["baseline"] = rig.phase("baseline", visitors[1:2], cfg.baseline_turns)
+            out["load"] = rig.phase("load", visitors[2:], cfg.turns)
+            out["server_log_errors"] = server.log_errors()[:20]
+            out["server_log_tail"] = server.log_tail(40).splitlines()
+        if out["load"]["channel_layer_drops"]:
+            out["what_if_capacity"] = what_if_capacity(env, root, model, cfg, corpus, progress)
+        out["scripted_model_errors"] = model.errors()
+    finally:
+        model.stop()
+    phases = sum(out[name]["errors"] for name in ("warmup", "baseline", "load"))
+    out["errors"] = phases + len(out["server_log_errors"]) + len(out["scripted_model_errors"])
+    out["nominal_model_ms"] = round(1000 * (cfg.chunks + 2) * cfg.chunk_delay, 1)
+    return out
+
+
+def unit_costs(
+    redis_url: str, llm_url: str, visitor: Visitor, corpus: Corpus, progress: Progress
+) -> dict[str, Any]:
+    """What a turn's pieces cost alone, in this process (see bench/chat_load_costs.py)."""
+    progress("unit costs in this process: build_prompt, a streamed reply, a channel-layer frame")
+    return {
+        "embedding": embed_one_message([corpus.question() for _ in range(EMBEDDINGS)]),
+        "build_prompt": build_prompt_cost(
+            visitor.user_id, visitor.session_id, [corpus.question() for _ in range(PROMPTS)]
+        ),
+        "stream": stream_cost(llm_url),
+        "channel_layer": channel_layer_frame(redis_url),
+    }
+
+
+def prepare_visitors(
+    count: int, prefix: str, cfg: ChatLoadConfig, corpus: Corpus, progress: Progress
+) -> list[Visitor]:
+    visitors = create_visitors(count, prefix)
+    progress(f"{count} anonymous visitors, a chat session and {cfg.memories_per_user} memories each")
+    seed_memories(visitors, cfg.memories_per_user, corpus)
+    return visitors
+
+
+def what_if_capacity(
+    env: dict[str, str],
+    root: Path,
+    model: StreamingModel,
+    cfg: ChatLoadConfig,
+    corpus: Corpus,
+    progress: Progress,
+) -> dict[str, Any]:
+    """The load again, on a fresh daphne whose channel layer may hold WHAT_IF_CAPACITY messages."""
+    progress(f"the load lost frames in the channel layer: rerunning it with capacity {WHAT_IF_CAPACITY}")
+    visitors = prepare_visitors(cfg.clients + 1, "cap", cfg, corpus, progress)
+    env = {
+        **env,
+        "DJANGO_SETTINGS_MODULE": "bench.chat_load_settings",
+        "BENCH_CHANNEL_CAPACITY": str(WHAT_IF_CAPACITY),
+    }
+    out: dict[str, Any] = {"capacity": WHAT_IF_CAPACITY}
+    with daphne_server(env, root / "daphne-capacity.log") as server:
+        rig = Rig(server, model, Processes.of(server, model), cfg, corpus, progress)
+        out["warmup"] = rig.phase("warm-up", visitors[:1], cfg.warmup_turns)
+        out["load"] = rig.phase("load", visitors[1:], cfg.turns)
+        out["server_log_errors"] = server.log_errors()[:20]
+    return out
+
+
+def _health_summary(data: dict[str, Any]) -> dict[str, Any]:
+    keep = ("ok", "status", "version", "llm", "embeddings", "embedding")
+    return {k: v for k, v in data.items() if k in keep} or data
+
+
+def markdown(result: dict[str, Any]) -> str:
+    return render_markdown(result)

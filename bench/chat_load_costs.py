@@ -1,0 +1,112 @@
+"""Unit costs behind a chat turn, measured in the bench process against the same Redis and model.
+
+py-spy is not available to profile daphne, so the bench times the pieces of work a turn repeats,
+one at a time and without contention: `build_prompt` (embedding included), one streamed reply
+through the product's openai client, and one frame through the channels-redis layer (every
+`turn_started`, `delta` and `done` is a `group_send` that the consumer then `receive`s, in the
+same process). CPU time is what limits a single daphne process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+FRAMES = 400
+EMBEDDINGS = 40
+PROMPTS = 20
+STREAMS = 20
+
+
+async def _frames(redis_url: str, count: int) -> dict[str, float]:
+    from channels_redis.core import RedisChannelLayer
+
+    # The product's layer configuration (see config/settings.py), on a prefix of its own.
+    layer = RedisChannelLayer(hosts=[{"address": redis_url, "socket_timeout": 30}], prefix="bench:costs")
+    channel = await layer.new_channel()
+    await layer.group_add("bench-costs", channel)
+    message: dict[str, Any] = {
+        "type": "chat.frame",
+        "frame": {"type": "delta", "turn_id": "t", "text": "word "},
+    }
+    try:
+        for _ in range(20):  # connections and scripts loaded
+            await layer.group_send("bench-costs", message)
+            await layer.receive(channel)
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            await layer.group_send("bench-costs", message)
+            await layer.receive(channel)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        await layer.flush()
+        await layer.close_pools()
+    return {"frames": count, "wall_ms_per_frame": 1000 * wall / count, "cpu_ms_per_frame": 1000 * cpu / count}
+
+
+def channel_layer_frame(redis_url: str, count: int = FRAMES) -> dict[str, float]:
+    """One `group_send` + `receive` round, one after another (no contention): wall and CPU ms."""
+    out = asyncio.run(_frames(redis_url, count))
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def embed_one_message(texts: list[str]) -> dict[str, float]:
+    """Embedding one chat message with the product's embedder: wall and CPU ms."""
+    from core.embeddings import get_embedder
+
+    embedder = get_embedder()
+    embedder.embed(texts[:1])
+    wall, cpu = time.perf_counter(), time.process_time()
+    for text in texts:
+        embedder.embed([text])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {
+        "messages": len(texts),
+        "wall_ms": round(1000 * wall / len(texts), 3),
+        "cpu_ms": round(1000 * cpu / len(texts), 3),
+    }
+
+
+def build_prompt_cost(user_id: str, session_id: str, texts: list[str]) -> dict[str, float]:
+    """`build_prompt` as a turn calls it (trace saved, access recorded): wall and CPU ms."""
+    from memory.prompt import build_prompt
+
+    build_prompt(user_id=user_id, session_id=session_id, message=texts[0])
+    wall, cpu = time.perf_counter(), time.process_time()
+    for text in texts:
+        build_prompt(user_id=user_id, session_id=session_id, message=text)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {
+        "calls": len(texts),
+        "wall_ms": round(1000 * wall / len(texts), 3),
+        "cpu_ms": round(1000 * cpu / len(texts), 3),
+    }
+
+
+async def _streams(count: int) -> float:
+    from chat.tools import TOOL_SPECS
+    from core.llm import get_llm
+
+    llm = get_llm()
+    messages = [{"role": "system", "content": "bench"}, {"role": "user", "content": "bench: unit cost"}]
+    async for _ in llm.stream(messages, tools=TOOL_SPECS):  # connection pool warmed
+        pass
+    cpu = time.process_time()
+    for _ in range(count):
+        async for _ in llm.stream(messages, tools=TOOL_SPECS):
+            pass
+    return time.process_time() - cpu
+
+
+def stream_cost(base_url: str, count: int = STREAMS) -> dict[str, float]:
+    """CPU ms of consuming one streamed reply with the product's openai client (waiting is free)."""
+    from django.conf import settings
+
+    saved = settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY
+    settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = base_url, "bench-key"
+    try:
+        cpu = asyncio.run(_streams(count))
+    finally:
+        settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = saved
+    return {"replies": count, "cpu_ms": round(1000 * cpu / count, 3)}

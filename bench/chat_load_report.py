@@ -1,0 +1,274 @@
+"""The chat load bench's Markdown section."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+SEGMENT_LABELS = {
+    "before_prompt": "send → retrieval starts (frame in, dedupe, rate limit, save message, thread-pool wait)",
+    "build_prompt": "retrieval: `build_prompt` (embed, search, assemble, save trace)",
+    "search_incl_embedding": "… of which embedding + search",
+    "prompt_to_model": "retrieval done → model request arrives",
+    "after_model": "model's last chunk → `done` at the client",
+}
+
+
+def machine_line(result: dict[str, Any]) -> str:
+    machine = result["machine"]
+    versions = result.get("versions", {})
+    dirty = " (dirty tree)" if machine["git_dirty"] else ""
+    quick = " · **quick run**" if result["quick"] else ""
+    return (
+        f"{machine['cpu_model']}, {machine['cores']} cores, {machine['ram_gb']} GB RAM · Python "
+        f"{machine['python']} · Redis {versions.get('redis', '?')} + RediSearch {versions.get('search', '?')}"
+        f" · {machine['date']} · commit {machine['git_commit']}{dirty} · 1/5/15-min load average "
+        f"{result['load_average_start']} at start, {result['load_average_end']} at end{quick}"
+    )
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
+
+
+def _pcts(stats: dict[str, Any]) -> str:
+    if not stats.get("n"):
+        return "-"
+    return f"p50 {_ms(stats['p50_ms'])} · p95 {_ms(stats['p95_ms'])}"
+
+
+def _headline_rows(result: dict[str, Any]) -> list[str]:
+    cfg, load = result["config"], result["load"]
+    target = result["targets"][0]
+    verdict = "✅ pass" if target["pass"] else "❌ fail"
+    kinds = "; ".join(f"{k}: {v}" for k, v in load["error_kinds"].items())
+    logged = len(result["server_log_errors"])
+    what_if = (result.get("what_if_capacity") or {}).get("load")
+    # With lost turns the shipped numbers cover only the turns that survived: show the rerun beside them.
+    runs = [("as shipped", load)] + (
+        [(f"capacity {result['what_if_capacity']['capacity']:,}", what_if)] if what_if else []
+    )
+
+    def row(label: str, value: Callable[[dict[str, Any]], str]) -> str:
+        return f"| {label} | " + " · ".join(f"{name}: {value(phase)}" for name, phase in runs) + " | | |"
+
+    return [
+        "| metric | result | target | pass |",
+        "|---|---|---|---|",
+        f"| Errors, as shipped: client-side ({kinds or 'none'}) + {logged} ERROR records in daphne's log "
+        f"| {result['errors']} | {target['target']} | {verdict} |",
+        row("Turns completed", lambda p: f"{p['turns_completed']} / {p['turns_expected']}"),
+        row("Frames the channel layer dropped", lambda p: f"{p['channel_layer_drops']:,}"),
+        row(
+            "**Server-side overhead per turn** (send → `done` minus the model's own time)",
+            lambda p: _pcts(p["overhead_ms"]),
+        ),
+        row("**Time to first token** (send → first `delta`)", lambda p: _pcts(p["ttft_ms"])),
+        row("Send → `done`", lambda p: _pcts(p["total_ms"])),
+        row(
+            f"The model's own time (request in → last chunk out; {cfg['chunks']} chunks, "
+            f"{result['nominal_model_ms']:g} ms of scripted delays)",
+            lambda p: _pcts(p["model_ms"]),
+        ),
+        row("Throughput", lambda p: f"{p['throughput_turns_per_s']:.1f} turns/s"),
+        row(f"WebSocket handshake, {load['clients']} clients at once", lambda p: _pcts(p["connect_ms"])),
+    ]
+
+
+def _columns(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    alone, load = result["baseline"], result["load"]
+    columns = [
+        (f"one client alone ({alone['turns_completed']} turns)", alone),
+        (f"{load['clients']} clients, as shipped ({load['turns_completed']} turns)", load),
+    ]
+    what_if = result.get("what_if_capacity")
+    if what_if:
+        loaded = what_if["load"]
+        columns.append(
+            (
+                f"{loaded['clients']} clients, capacity {what_if['capacity']:,} "
+                f"({loaded['turns_completed']} turns)",
+                loaded,
+            )
+        )
+    return columns
+
+
+def _split_rows(result: dict[str, Any]) -> list[str]:
+    columns = _columns(result)
+    rows = [
+        "| per turn | " + " | ".join(title for title, _ in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for name, label in SEGMENT_LABELS.items():
+        rows.append(f"| {label} | " + " | ".join(_pcts(c["segments_ms"][name]) for _, c in columns) + " |")
+    for key, label in (
+        ("overhead_ms", "= overhead"),
+        ("delta_delivery_ms", "one chunk, model → client (first content chunk written → first `delta`)"),
+        ("ttft_ms", "time to first token"),
+        ("model_ms", "the model's own time"),
+    ):
+        rows.append(f"| {label} | " + " | ".join(_pcts(c[key]) for _, c in columns) + " |")
+    rows.append(
+        "| throughput | "
+        + " | ".join(f"{c['throughput_turns_per_s']:.1f} turns/s" for _, c in columns)
+        + " |"
+    )
+    rows.append("| errors | " + " | ".join(str(c["errors"]) for _, c in columns) + " |")
+    return rows
+
+
+def _cpu_line(title: str, phase: dict[str, Any], cores: int) -> str:
+    """CPU seconds per process over the phase (from /proc; the load generator reports its own)."""
+    turns = max(1, phase["turns_completed"])
+    cpu = phase["cpu_s"]
+    used = sum(cpu.values())
+    parts = ", ".join(
+        f"{name} {seconds:.1f} s ({1000 * seconds / turns:.0f} ms/turn)" for name, seconds in cpu.items()
+    )
+    # With lost turns, the wall time includes the clients' wait for frames that never came.
+    waited = " (includes the wait of timed-out clients)" if phase["errors"] else ""
+    return (
+        f"- CPU, {title} ({phase['wall_s']:.1f} s wall{waited} x {cores} cores): {parts}; "
+        f"{100 * used / (phase['wall_s'] * cores):.0f}% of the machine."
+    )
+
+
+def _unit_cost_line(result: dict[str, Any]) -> str:
+    costs = result["unit_costs"]
+    phase = _representative(result)
+    frames = phase["frames_per_turn"]
+    prompt, stream = costs["build_prompt"]["cpu_ms"], costs["stream"]["cpu_ms"]
+    layer = costs["channel_layer"]["cpu_ms_per_frame"] * frames
+    daphne_ms = 1000 * phase["cpu_s"]["daphne"] / max(1, phase["turns_completed"])
+    known = prompt + stream + layer
+    return (
+        f"- Unit costs, each timed alone in the bench process (CPU per turn): `build_prompt` {prompt:.0f} ms "
+        f"(embedding the message {costs['embedding']['cpu_ms']:.0f} ms of it), consuming the streamed "
+        f"reply with the openai client {stream:.0f} ms, {frames:g} frames through the channel layer "
+        f"(group_send + receive, {costs['channel_layer']['cpu_ms_per_frame']:.2f} ms each) {layer:.0f} ms: "
+        f"{known:.0f} ms. Under load daphne used {daphne_ms:.0f} ms CPU per turn; the other "
+        f"~{max(0.0, daphne_ms - known):.0f} ms are the WebSocket frames out (Twisted/autobahn), the "
+        "consumer's dispatch, saving the reply and queueing extraction, and logging. One daphne process "
+        f"runs Python on one core (GIL), so at {daphne_ms:.0f} ms per turn it tops out near "
+        f"{1000 / daphne_ms:.0f} turns/s; past that, concurrent turns wait in queues."
+    )
+
+
+def _machine_lines(result: dict[str, Any]) -> list[str]:
+    cores = result["machine"]["cores"] or 1
+    lines = [_cpu_line(title, phase, cores) for title, phase in _columns(result)[1:]]
+    lines.append(_unit_cost_line(result))
+    redis = _representative(result)["redis"]
+    top = ", ".join(f"{row['command']} {row['calls_per_turn']:.0f}x" for row in redis["top"][:6])
+    lines += [
+        "- The load generator (its own process), daphne, Redis and the scripted model (its own process) "
+        f"share the machine's {cores} cores; client-side and model timings stretch with the server's "
+        "CPU use and the other way round.",
+        f"- Redis: {redis['calls_per_turn']:.0f} commands and {redis['usec_per_turn'] / 1000:.1f} ms of "
+        f"server time per turn; most called: {top}. Every `delta` goes through the Redis channel layer "
+        "(group_send: a Lua EVAL with ZADD/EXPIRE/ZREMRANGEBYSCORE, then ZPOPMIN/BZPOPMIN on receipt), "
+        "even though the socket that receives it lives in the same process.",
+    ]
+    return lines
+
+
+def _exceptions(blocks: list[str]) -> str:
+    """The exception each logged traceback ended in, with counts."""
+    found = Counter(block.splitlines()[-1].strip() for block in blocks if "Traceback" in block)
+    return "; ".join(f"`{text}` x{count}" for text, count in found.most_common(3)) or "none"
+
+
+def _what_if_lines(result: dict[str, Any]) -> list[str]:
+    what_if = result.get("what_if_capacity")
+    load = result["load"]
+    if not what_if:
+        return []
+    loaded = what_if["load"]
+    return [
+        f"Why turns were lost: channels-redis keeps all process-local channels of one daphne process in "
+        f"ONE Redis key and drops any message sent while it holds `capacity` (default 100) messages, "
+        f"logging only an INFO line. With {load['clients']} turns streaming at once the deltas fill it; "
+        f"{load['channel_layer_drops']:,} frames were dropped, among them `done` frames, and those clients "
+        f"waited {result['config']['frame_timeout']:g} s in vain. Rerun on a fresh daphne with "
+        f"`capacity` {what_if['capacity']:,} (bench/chat_load_settings.py, bench only): "
+        f"{loaded['errors']} errors, {loaded['channel_layer_drops']} drops, "
+        f"{loaded['turns_completed']}/{loaded['turns_expected']} turns, "
+        f"overhead {_pcts(loaded['overhead_ms'])}, time to first token {_pcts(loaded['ttft_ms'])}.",
+        "",
+        f"Exceptions in daphne's log: as shipped {_exceptions(result['server_log_errors'])}; in the rerun "
+        f"{_exceptions(what_if['server_log_errors'])}. A turn that fails this way also fails to send its "
+        "`error` frame (through the same layer), so the client just waits.",
+        "",
+    ]
+
+
+def _representative(result: dict[str, Any]) -> dict[str, Any]:
+    """The load phase that ran to the end: the capacity rerun when there is one."""
+    phase: dict[str, Any] = (result.get("what_if_capacity") or {}).get("load") or result["load"]
+    return phase
+
+
+def _little(phase: dict[str, Any]) -> str:
+    """Clients that loop without pause: turn time = clients / throughput (Little's law)."""
+    rate = phase["throughput_turns_per_s"] or 1.0
+    return (
+        f"- The clients send again as soon as `done` arrives, so the server is always full: by Little's "
+        f"law a turn takes clients / throughput = {phase['clients']} / {rate:.1f} per s = "
+        f"{phase['clients'] / rate:.1f} s. Under this load the overhead measures the capacity of one "
+        "daphne process (queueing), not the cost of a turn; that cost is the one-client column."
+    )
+
+
+def _where(result: dict[str, Any]) -> list[str]:
+    phase = _representative(result)
+    segments = phase["segments_ms"]
+    ranked = sorted(
+        (name for name in SEGMENT_LABELS if name != "search_incl_embedding" and segments[name].get("n")),
+        key=lambda name: segments[name]["p50_ms"],
+        reverse=True,
+    )
+    if not ranked:
+        return []
+    which = "the capacity rerun" if result.get("what_if_capacity") else "the load"
+    return [
+        _little(phase),
+        f"- Overhead split at p50 in {which}: "
+        + ", ".join(
+            f"{SEGMENT_LABELS[name].split(' (')[0]} {_ms(segments[name]['p50_ms'])}" for name in ranked
+        )
+        + ". From daphne's own per-turn retrieval traces and the model's timestamps (one clock).",
+    ]
+
+
+def markdown(result: dict[str, Any]) -> str:
+    cfg = result["config"]
+    lines = [
+        "## Chat under load",
+        "",
+        machine_line(result),
+        "",
+        f"{cfg['clients']} anonymous visitors, each on its own WebSocket (Origin + session cookie), send "
+        f"{cfg['turns']} turns one after another (the next after `done`) to one daphne process; the model "
+        f"is the scripted OpenAI-compatible server in its own process, streaming {cfg['chunks']} content "
+        f"chunks {cfg['chunk_delay'] * 1000:g} ms apart. Each visitor has {cfg['memories_per_user']} "
+        "memories, so retrieval embeds the message (local all-MiniLM-L6-v2) and searches for real. No "
+        f"extraction worker runs (turns stay queued). A turn with no frame for {cfg['frame_timeout']:g} s "
+        "is an error and ends that client.",
+        "",
+        *_headline_rows(result),
+        "",
+        *_what_if_lines(result),
+        "Where the overhead goes:",
+        "",
+        *_split_rows(result),
+        "",
+        *_where(result),
+        *_machine_lines(result),
+        "- py-spy is not installed here, so there is no sampled profile of daphne.",
+        "",
+        "Raw numbers: `bench/results/chat_load.json`. Rerun: `python -m bench --only chat_load [--quick]`.",
+        "",
+    ]
+    return "\n".join(lines)

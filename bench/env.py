@@ -1,0 +1,141 @@
+"""What every benchmark needs: Django, a private embedded Redis, machine facts, progress output."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def prepare_environment(state_dir: Path) -> None:
+    """Environment for a bench process; must run before Django's settings are imported.
+
+    ENGRAM_STATE_DIR is forced to a throwaway folder: a bench must never write into the user's
+    `.state/` (the dev secret key and SQLite would otherwise land there).
+    """
+    os.environ["ENGRAM_STATE_DIR"] = str(state_dir)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # `make bench` points tiktoken at the shared cache; do the same for a bare `python -m bench`.
+    tiktoken_dir = (BASE_DIR / ".." / "shared" / "data" / "tiktoken").resolve()
+    if tiktoken_dir.is_dir():
+        os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(tiktoken_dir))
+    import django
+
+    django.setup()
+
+
+@contextmanager
+def private_redis(data_dir: Path) -> Iterator[str]:
+    """Start an embedded Redis on a free port and point the whole product at it; always stop it."""
+    from django.conf import settings
+
+    from core.embedded_redis import EmbeddedRedis, free_port
+    from core.redis_client import reset_clients
+    from memory.index import forget_index_cache
+
+    server = EmbeddedRedis(port=free_port(), data_dir=data_dir)
+    saved = (settings.REDIS_URL, settings.REDIS_EMBEDDED, settings.CHANNEL_LAYERS)
+    server.start()
+    try:
+        settings.REDIS_URL = server.url
+        settings.REDIS_EMBEDDED = False
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [server.url], "prefix": "bench:asgi"},
+            }
+        }
+        reset_clients()
+        forget_index_cache()
+        yield server.url
+    finally:
+        reset_clients()
+        forget_index_cache()
+        settings.REDIS_URL, settings.REDIS_EMBEDDED, settings.CHANNEL_LAYERS = saved
+        server.stop()
+
+
+@dataclass
+class Progress:
+    """Timestamped progress lines; a full run takes minutes, so say what is happening."""
+
+    name: str
+    started: float = field(default_factory=time.perf_counter)
+    # (seconds since start, 1-minute load average, message): kept in the results to judge noise.
+    log: list[tuple[float, float, str]] = field(default_factory=list)
+
+    def __call__(self, message: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        print(f"[{self.name} {elapsed:7.1f}s] {message}", flush=True)
+        load = load_average()
+        self.log.append((round(elapsed, 1), load[0] if load else -1.0, message))
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _ram_gb() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=BASE_DIR, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip()
+
+
+def load_average() -> list[float]:
+    """Other processes on a 2-core box skew every number; record how busy it was."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count() or 0,
+        "ram_gb": _ram_gb(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": _git("rev-parse", "--short", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        # Others edit the engine while benches run: record exactly which tracked files differed.
+        "git_modified": _git("status", "--porcelain", "--untracked-files=no").splitlines(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "argv": sys.argv[1:],
+    }

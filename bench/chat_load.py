@@ -42,7 +42,7 @@ from bench.chat_load_costs import (
 from bench.chat_load_llm import StreamingModel, StreamTiming
 from bench.chat_load_report import markdown as render_markdown
 from bench.corpus import Corpus
-from bench.env import BASE_DIR, Progress, load_average, machine_info, private_redis
+from bench.env import BASE_DIR, Progress, load_average, private_redis, start_result
 from bench.redis_stats import reset_command_stats, versions
 from bench.stats import Target
 
@@ -355,18 +355,7 @@ def targets(clients: int, turns: int) -> list[Target]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = QUICK if args.quick else FULL
     progress = Progress("chat_load")
-    result: dict[str, Any] = {
-        "bench": "chat_load",
-        "quick": bool(args.quick),
-        "config": asdict(cfg),
-        "machine": machine_info(),
-        "load_average_start": load_average(),
-    }
-    busy = load_average()[:1]
-    if busy and busy[0] > 0.5:
-        progress(
-            f"warning: 1-minute load average is {busy[0]} before starting; other processes will skew timings"
-        )
+    result = start_result("chat_load", quick=bool(args.quick), config=asdict(cfg), progress=progress)
     with TemporaryDirectory(prefix="engram-bench-") as tmp:
         root = Path(tmp)
         with private_redis(root / "redis") as redis_url, temp_database(root / "db.sqlite3") as db_path:

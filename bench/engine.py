@@ -33,7 +33,7 @@ from bench.engine_data import (
     reassign_users,
     user_ids,
 )
-from bench.env import Progress, load_average, machine_info, private_redis
+from bench.env import Progress, load_average, private_redis, start_result
 from bench.redis_stats import (
     delete_keys,
     ft_info,
@@ -472,18 +472,7 @@ def time_build_prompt(
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = QUICK if args.quick else FULL
     progress = Progress("engine")
-    result: dict[str, Any] = {
-        "bench": "engine",
-        "quick": bool(args.quick),
-        "config": asdict(cfg),
-        "machine": machine_info(),
-        "load_average_start": load_average(),
-    }
-    busy = load_average()[:1]
-    if busy and busy[0] > 0.5:
-        progress(
-            f"warning: 1-minute load average is {busy[0]} before starting; other processes will skew timings"
-        )
+    result = start_result("engine", quick=bool(args.quick), config=asdict(cfg), progress=progress)
     progress(
         f"{'quick' if args.quick else 'full'} run: {cfg.small:,} then {cfg.large:,} memories, "
         f"{cfg.users:,} users"

@@ -139,3 +139,18 @@ def machine_info() -> dict[str, Any]:
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "argv": sys.argv[1:],
     }
+
+
+def start_result(name: str, *, quick: bool, config: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """The common head of every bench's result, with a warning when the machine is already busy."""
+    result: dict[str, Any] = {
+        "bench": name,
+        "quick": quick,
+        "config": config,
+        "machine": machine_info(),
+        "load_average_start": load_average(),
+    }
+    busy = load_average()[:1]
+    if busy and busy[0] > 0.5:
+        progress(f"warning: 1-minute load average is {busy[0]} at the start; other processes skew timings")
+    return result

@@ -29,7 +29,7 @@ from typing import Any
 from ulid import ULID
 
 from bench.engine_diag import timed_embedder
-from bench.env import Progress, load_average, machine_info, private_redis
+from bench.env import Progress, load_average, private_redis, start_result
 from bench.extraction_report import markdown as render_markdown
 from bench.extraction_script import (
     PING_PROMPT,
@@ -466,18 +466,7 @@ def lag(
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = QUICK if args.quick else FULL
     progress = Progress("extraction")
-    result: dict[str, Any] = {
-        "bench": "extraction",
-        "quick": bool(args.quick),
-        "config": asdict(cfg),
-        "machine": machine_info(),
-        "load_average_start": load_average(),
-    }
-    busy = load_average()[:1]
-    if busy and busy[0] > 0.5:
-        progress(
-            f"warning: 1-minute load average is {busy[0]} before starting; other processes will skew timings"
-        )
+    result = start_result("extraction", quick=bool(args.quick), config=asdict(cfg), progress=progress)
     model = ScriptedModel()
     with (
         quiet_logs("memory.worker", "httpx2", "httpx"),

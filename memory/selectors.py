@@ -201,12 +201,13 @@ def _ttls(redis_keys: list[str]) -> list[int | None]:
         return [_ttl_of(t) for t in pipe.execute()]
 
 
-def counts_by_type(*, user_id: str) -> dict[str, int]:
-    """Live memories of a user per type, from the index (no key scan)."""
+def counts_by_type(*, user_id: str | None) -> dict[str, int]:
+    """Live memories per type, of one user or (user_id=None) of everyone, from the index (no key scan)."""
     ensure_index()
-    query = (
-        f"{tag_clause('user_id', [validate_id(user_id, name='user_id')])} -@expires_at:[-inf {time.time()!r}]"
-    )
+    # Expired keys can linger until Redis' expiry cycle reaches them; never count them.
+    query = f"-@expires_at:[-inf {time.time()!r}]"
+    if user_id is not None:
+        query = f"{tag_clause('user_id', [validate_id(user_id, name='user_id')])} {query}"
     reply = get_redis().execute_command(
         "FT.AGGREGATE",
         index_name(),

@@ -13,7 +13,6 @@ import redis
 
 from core.redis_client import get_redis
 from memory import keys, working
-from memory.index import ensure_index, index_name
 from memory.inspector.presenters import as_datetime
 from memory.query import MemoryFilter
 from memory.selectors import counts_by_type, deleted_memories, list_memories, memory_history
@@ -71,33 +70,7 @@ def totals() -> Totals:
             for user_id in all_users:
                 pipe.zcard(keys.user_sessions(user_id))
             sessions = sum(int(n) for n in pipe.execute())
-    return Totals(users=users, by_type=memories_by_type(), sessions_approx=sessions)
-
-
-def memories_by_type() -> dict[str, int]:
-    """Live memories of every user per type, from the index (like counts_by_type, unscoped)."""
-    ensure_index()
-    reply = get_redis().execute_command(
-        "FT.AGGREGATE",
-        index_name(),
-        # A pure negative query: every document except those already past their expiry time.
-        f"-@expires_at:[-inf {time.time()!r}]",
-        "GROUPBY",
-        1,
-        "@type",
-        "REDUCE",
-        "COUNT",
-        0,
-        "AS",
-        "n",
-        "DIALECT",
-        2,
-    )
-    counts: dict[str, int] = {}
-    for row in reply[1:]:
-        data = dict(zip(row[::2], row[1::2], strict=False))
-        counts[data[b"type"].decode()] = int(data[b"n"])
-    return counts
+    return Totals(users=users, by_type=counts_by_type(user_id=None), sessions_approx=sessions)
 
 
 def user_rows(*, users: list[tuple[str, float]]) -> list[UserRow]:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import weakref
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -29,7 +30,8 @@ logger = logging.getLogger(__name__)
 MAX_CLIENT_ID = 64
 # Keep references to running turns: a turn outlives the socket that started it.
 _running: set[asyncio.Task[Any]] = set()
-_session_locks: dict[str, asyncio.Lock] = {}
+# One lock per session with a turn running; weak values so idle sessions do not pile up.
+_session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -138,7 +140,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 with contextlib.suppress(Exception):
                     await self.send(text_data=json.dumps(frame))
 
-        lock = _session_locks.setdefault(self.session_id, asyncio.Lock())
+        lock = _session_locks.get(self.session_id)
+        if lock is None:
+            lock = _session_locks[self.session_id] = asyncio.Lock()
         async with lock:  # one turn at a time per session, so the history never interleaves
             try:
                 await run_turn(

@@ -6,6 +6,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from bench.env import machine_line
+
 SEGMENT_LABELS = {
     "before_prompt": "send → retrieval starts (frame in, dedupe, rate limit, save message, thread-pool wait)",
     "build_prompt": "retrieval: `build_prompt` (embed, search, assemble, save trace)",
@@ -13,19 +15,6 @@ SEGMENT_LABELS = {
     "prompt_to_model": "retrieval done → model request arrives",
     "after_model": "model's last chunk → `done` at the client",
 }
-
-
-def machine_line(result: dict[str, Any]) -> str:
-    machine = result["machine"]
-    versions = result.get("versions", {})
-    dirty = " (dirty tree)" if machine["git_dirty"] else ""
-    quick = " · **quick run**" if result["quick"] else ""
-    return (
-        f"{machine['cpu_model']}, {machine['cores']} cores, {machine['ram_gb']} GB RAM · Python "
-        f"{machine['python']} · Redis {versions.get('redis', '?')} + RediSearch {versions.get('search', '?')}"
-        f" · {machine['date']} · commit {machine['git_commit']}{dirty} · 1/5/15-min load average "
-        f"{result['load_average_start']} at start, {result['load_average_end']} at end{quick}"
-    )
 
 
 def _ms(value: float) -> str:

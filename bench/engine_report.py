@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.env import machine_line
+
 
 def flatten_search(search: dict[str, dict[str, dict[str, Any]]]) -> dict[str, float]:
     """`search_p95_ms_100k` for hybrid, `semantic_p95_ms_100k` etc. for the other modes."""
@@ -29,19 +31,6 @@ def _row(label: str, value: str, target: dict[str, Any] | None = None) -> str:
 
 def _percentiles(stats: dict[str, Any]) -> str:
     return f"p50 {_ms(stats['p50_ms'])} · p95 {_ms(stats['p95_ms'])} · p99 {_ms(stats['p99_ms'])}"
-
-
-def _machine_line(result: dict[str, Any]) -> str:
-    machine = result["machine"]
-    versions = result.get("versions", {})
-    dirty = " (dirty tree)" if machine["git_dirty"] else ""
-    quick = " · **quick run**" if result["quick"] else ""
-    return (
-        f"{machine['cpu_model']}, {machine['cores']} cores, {machine['ram_gb']} GB RAM · Python "
-        f"{machine['python']} · Redis {versions.get('redis', '?')} + RediSearch {versions.get('search', '?')}"
-        f" · {machine['date']} · commit {machine['git_commit']}{dirty} · 1/5/15-min load average "
-        f"{result['load_average_start']} at start, {result['load_average_end']} at end{quick}"
-    )
 
 
 def _search_rows(result: dict[str, Any], checks: dict[str, dict[str, Any]]) -> list[str]:
@@ -207,7 +196,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "## Memory engine",
         "",
-        _machine_line(result),
+        machine_line(result),
         "",
         "| metric | result | target | pass |",
         "|---|---|---|---|",

@@ -154,3 +154,17 @@ def start_result(name: str, *, quick: bool, config: dict[str, Any], progress: Pr
     if busy and busy[0] > 0.5:
         progress(f"warning: 1-minute load average is {busy[0]} at the start; other processes skew timings")
     return result
+
+
+def machine_line(result: dict[str, Any]) -> str:
+    """The line under each results heading: the machine, versions, commit and load."""
+    machine = result["machine"]
+    versions = result.get("versions", {})
+    dirty = " (dirty tree)" if machine["git_dirty"] else ""
+    quick = " · **quick run**" if result["quick"] else ""
+    return (
+        f"{machine['cpu_model']}, {machine['cores']} cores, {machine['ram_gb']} GB RAM · Python "
+        f"{machine['python']} · Redis {versions.get('redis', '?')} + RediSearch {versions.get('search', '?')}"
+        f" · {machine['date']} · commit {machine['git_commit']}{dirty} · 1/5/15-min load average "
+        f"{result['load_average_start']} at start, {result['load_average_end']} at end{quick}"
+    )

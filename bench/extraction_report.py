@@ -4,18 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def machine_line(result: dict[str, Any]) -> str:
-    machine = result["machine"]
-    versions = result.get("versions", {})
-    dirty = " (dirty tree)" if machine["git_dirty"] else ""
-    quick = " · **quick run**" if result["quick"] else ""
-    return (
-        f"{machine['cpu_model']}, {machine['cores']} cores, {machine['ram_gb']} GB RAM · Python "
-        f"{machine['python']} · Redis {versions.get('redis', '?')} + RediSearch {versions.get('search', '?')}"
-        f" · {machine['date']} · commit {machine['git_commit']}{dirty} · 1/5/15-min load average "
-        f"{result['load_average_start']} at start, {result['load_average_end']} at end{quick}"
-    )
+from bench.env import machine_line
 
 
 def _pcts(stats: dict[str, Any]) -> str:

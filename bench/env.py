@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.machine import cpu_model, ram_gb
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -41,32 +43,15 @@ def prepare_environment(state_dir: Path) -> None:
 @contextmanager
 def private_redis(data_dir: Path) -> Iterator[str]:
     """Start an embedded Redis on a free port and point the whole product at it; always stop it."""
-    from django.conf import settings
-
     from core.embedded_redis import EmbeddedRedis, free_port
-    from core.redis_client import reset_clients
-    from memory.index import forget_index_cache
+    from core.redis_client import pointed_at
 
-    server = EmbeddedRedis(port=free_port(), data_dir=data_dir)
-    saved = (settings.REDIS_URL, settings.REDIS_EMBEDDED, settings.CHANNEL_LAYERS)
-    server.start()
-    try:
-        settings.REDIS_URL = server.url
-        settings.REDIS_EMBEDDED = False
-        settings.CHANNEL_LAYERS = {
-            "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [server.url], "prefix": "bench:asgi"},
-            }
-        }
-        reset_clients()
-        forget_index_cache()
+    # The index-ensured marker is per Redis URL, so a fresh server gets its index created.
+    with (
+        EmbeddedRedis(port=free_port(), data_dir=data_dir) as server,
+        pointed_at(server.url, channel_prefix="bench:asgi"),
+    ):
         yield server.url
-    finally:
-        reset_clients()
-        forget_index_cache()
-        settings.REDIS_URL, settings.REDIS_EMBEDDED, settings.CHANNEL_LAYERS = saved
-        server.stop()
 
 
 @dataclass
@@ -89,26 +74,6 @@ class Progress:
         return time.perf_counter() - self.started
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _ram_gb() -> float:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    return 0.0
-
-
 def _git(*args: str) -> str:
     try:
         out = subprocess.run(["git", *args], cwd=BASE_DIR, capture_output=True, text=True, timeout=5)
@@ -127,9 +92,9 @@ def load_average() -> list[float]:
 
 def machine_info() -> dict[str, Any]:
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cores": os.cpu_count() or 0,
-        "ram_gb": _ram_gb(),
+        "ram_gb": ram_gb(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git_commit": _git("rev-parse", "--short", "HEAD"),

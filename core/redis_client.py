@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 import redis.asyncio as aioredis
@@ -67,6 +69,23 @@ def get_async_redis() -> aioredis.Redis:
 def key(*parts: str) -> str:
     """A key under the configured prefix: key("mem", id) -> "engram:mem:<id>"."""
     return ":".join((settings.REDIS_KEY_PREFIX, *parts))
+
+
+@contextmanager
+def pointed_at(url: str, *, channel_prefix: str) -> Iterator[None]:
+    """Point the whole product (clients, channel layer) at another Redis, then back: tests, benches, eval."""
+    from config.settings import channel_layers
+
+    saved = (settings.REDIS_URL, settings.REDIS_EMBEDDED, settings.CHANNEL_LAYERS)
+    settings.REDIS_URL = url
+    settings.REDIS_EMBEDDED = False
+    settings.CHANNEL_LAYERS = channel_layers(url, channel_prefix)
+    reset_clients()
+    try:
+        yield
+    finally:
+        settings.REDIS_URL, settings.REDIS_EMBEDDED, settings.CHANNEL_LAYERS = saved
+        reset_clients()
 
 
 def reset_clients() -> None:

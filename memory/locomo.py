@@ -32,9 +32,9 @@ from django.test import override_settings
 
 from core.embedded_redis import EmbeddedRedis, free_port, loaded_modules
 from core.embeddings import get_embedder
-from core.redis_client import get_redis, reset_clients
+from core.machine import cpu_model
+from core.redis_client import get_redis, pointed_at
 from memory import selectors, tokens
-from memory.index import forget_index_cache
 from memory.prompt import MEMORY_HEADER, _memory_line
 from memory.query import MemoryFilter
 from memory.selectors import SearchMode, search_memories
@@ -341,20 +341,12 @@ ProgressFactory = Callable[[str, int], Progress]
 @contextmanager
 def private_redis() -> Iterator[EmbeddedRedis]:
     """A throw-away embedded Redis for the evaluation: never the user's `.state/` data."""
-    previous_url = settings.REDIS_URL
-    with tempfile.TemporaryDirectory(prefix="engram-locomo-") as data_dir:
-        server = EmbeddedRedis(port=free_port(), data_dir=Path(data_dir))
-        try:
-            server.start()
-            settings.REDIS_URL = server.url
-            reset_clients()
-            forget_index_cache()
-            yield server
-        finally:
-            settings.REDIS_URL = previous_url
-            reset_clients()
-            forget_index_cache()
-            server.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="engram-locomo-") as data_dir,
+        EmbeddedRedis(port=free_port(), data_dir=Path(data_dir)) as server,
+        pointed_at(server.url, channel_prefix="locomo:asgi"),
+    ):
+        yield server
 
 
 def _chunks(items: Sequence[NewMemory], size: int) -> Iterator[Sequence[NewMemory]]:
@@ -660,23 +652,13 @@ def data_summary(conversations: Sequence[Conversation], path: Path) -> dict[str,
     }
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info() -> dict[str, Any]:
     import torch
 
     modules = loaded_modules(get_redis())
     embedder = get_embedder()
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         # The engine sets this from EMBEDDING_THREADS when it loads the model.
         "torch_threads": torch.get_num_threads(),

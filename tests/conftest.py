@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.conf import settings
 
-from config.settings import channel_layers
 from core.embedded_redis import EmbeddedRedis, free_port
-from core.redis_client import get_redis, reset_clients
+from core.redis_client import get_redis, pointed_at
 
 pytest_plugins = ["tests.fixtures_llm", "tests.fixtures_browser"]
 
@@ -33,12 +31,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 @pytest.fixture(scope="session", autouse=True)
 def _use_test_redis(redis_server: EmbeddedRedis) -> Iterator[None]:
     """Point the whole product (engine, channel layer) at the test server."""
-    settings.REDIS_URL = redis_server.url
-    settings.REDIS_EMBEDDED = False
-    settings.CHANNEL_LAYERS = channel_layers(redis_server.url, "engram:asgi")
-    reset_clients()
-    yield
-    reset_clients()
+    with pointed_at(redis_server.url, channel_prefix="engram:asgi"):
+        yield
 
 
 @pytest.fixture(autouse=True)

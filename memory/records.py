@@ -79,10 +79,16 @@ def to_hash(memory: Memory, *, embedding: np.ndarray | None, expires_at: float |
     return fields
 
 
-def _text(raw: Any) -> str:
+def as_text(raw: Any) -> str:
+    """A Redis reply value as text ("" for a missing one)."""
     if raw is None:
         return ""
     return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def ttl_or_none(raw: Any) -> int | None:
+    """A TTL reply as seconds left, or None for "no expiry" (-1) and "no key" (-2)."""
+    return int(raw) if raw is not None and int(raw) > 0 else None
 
 
 def _split(value: str) -> list[str]:
@@ -95,7 +101,7 @@ def _float(value: str, default: float = 0.0) -> float:
 
 def from_hash(fields: dict[Any, Any], *, ttl_seconds: int | None = None, deleted: bool = False) -> Memory:
     # Decode every field once (search results build tens of these per query).
-    data = {_text(k): _text(v) for k, v in fields.items() if k not in (b"embedding", "embedding")}
+    data = {as_text(k): as_text(v) for k, v in fields.items() if k not in (b"embedding", "embedding")}
     get = data.get
     event_date = get("event_date", "")
     return Memory(

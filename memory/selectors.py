@@ -20,7 +20,14 @@ from core.redis_client import get_redis
 from memory import keys
 from memory.index import ensure_index, index_name
 from memory.query import MemoryFilter, keyword_clause, keyword_terms, tag_clause, validate_id
-from memory.records import RETURN_FIELDS, content_hash, from_hash, vector_bytes, vector_from_bytes
+from memory.records import (
+    RETURN_FIELDS,
+    content_hash,
+    from_hash,
+    ttl_or_none,
+    vector_bytes,
+    vector_from_bytes,
+)
 from memory.types import (
     HistoryEvent,
     InvalidInput,
@@ -49,10 +56,6 @@ COMMON_TERM_SHARE = 0.05
 COMMON_TERM_MIN_MEMORIES = 50
 
 
-def _ttl_of(raw: Any) -> int | None:
-    return int(raw) if raw is not None and int(raw) > 0 else None
-
-
 def get_memory(*, memory_id: str, include_deleted: bool = True) -> Memory:
     memory_id = validate_id(memory_id, name="memory_id")
     client = get_redis()
@@ -62,11 +65,13 @@ def get_memory(*, memory_id: str, include_deleted: bool = True) -> Memory:
         pipe.hgetall(keys.memory_stats(memory_id))
         raw, ttl, stats = pipe.execute()
     if raw:
-        return from_hash({**raw, **stats}, ttl_seconds=_ttl_of(ttl))
+        return from_hash({**raw, **stats}, ttl_seconds=ttl_or_none(ttl))
     if include_deleted:
         trashed = client.hgetall(keys.trash(memory_id))
         if trashed:
-            return from_hash(trashed, ttl_seconds=_ttl_of(client.ttl(keys.trash(memory_id))), deleted=True)
+            return from_hash(
+                trashed, ttl_seconds=ttl_or_none(client.ttl(keys.trash(memory_id))), deleted=True
+            )
     raise MemoryNotFound(f"no memory {memory_id}")
 
 
@@ -89,7 +94,7 @@ def deleted_memories(*, user_id: str) -> list[Memory]:
         raw = client.hgetall(keys.trash(memory_id))
         if raw:
             memories.append(
-                from_hash(raw, ttl_seconds=_ttl_of(client.ttl(keys.trash(memory_id))), deleted=True)
+                from_hash(raw, ttl_seconds=ttl_or_none(client.ttl(keys.trash(memory_id))), deleted=True)
             )
         else:
             client.zrem(keys.user_trash(user_id), memory_id)
@@ -198,7 +203,7 @@ def _ttls(redis_keys: list[str]) -> list[int | None]:
     with get_redis().pipeline(transaction=False) as pipe:
         for key in redis_keys:
             pipe.ttl(key)
-        return [_ttl_of(t) for t in pipe.execute()]
+        return [ttl_or_none(t) for t in pipe.execute()]
 
 
 def counts_by_type(*, user_id: str | None) -> dict[str, int]:
@@ -327,7 +332,8 @@ def informative_terms(base: str, terms: list[str], *, cache_key: str | None = No
     """Drop words that occur in too many of this scope's memories (one pipelined count per word)."""
     if len(terms) < 2:
         return terms
-    key = cache_key or base
+    # Per server too: tests, benches and the eval point one process at several Redis instances.
+    key = f"{settings.REDIS_URL} {cache_key or base}"
     now = time.monotonic()
     with _term_counts_lock:
         counts = _term_counts.get(key)

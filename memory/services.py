@@ -25,7 +25,7 @@ from core.redis_client import get_redis
 from memory import events, keys
 from memory.index import ensure_index
 from memory.query import normalise_tags, validate_id
-from memory.records import content_hash, from_hash, to_hash
+from memory.records import content_hash, from_hash, to_hash, ttl_or_none
 from memory.types import (
     Actor,
     ActorKind,
@@ -304,7 +304,7 @@ def _mutate(
                 raw = pipe.hgetall(key)
                 if not raw:
                     raise MemoryNotFound(f"no memory {memory_id}")
-                before = from_hash(raw, ttl_seconds=_ttl_of(pipe.ttl(key)))
+                before = from_hash(raw, ttl_seconds=ttl_or_none(pipe.ttl(key)))
                 if expected_version is not None and before.version != expected_version:
                     raise VersionConflict(
                         f"memory {memory_id} is at version {before.version}, not {expected_version}; reload"
@@ -324,10 +324,6 @@ def _mutate(
         events.publish([change.event])
         return change.after
     raise VersionConflict(f"memory {memory_id} is changing too fast; try again")
-
-
-def _ttl_of(raw: int) -> int | None:
-    return int(raw) if raw is not None and int(raw) > 0 else None
 
 
 def update_memory(

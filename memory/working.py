@@ -17,6 +17,7 @@ from ulid import ULID
 from core.redis_client import get_redis
 from memory import keys, tokens
 from memory.query import validate_id
+from memory.records import as_text, ttl_or_none
 from memory.types import InvalidInput, MemoryNotFound
 
 ROLES = ("user", "assistant", "system", "tool")
@@ -79,8 +80,8 @@ class Session:
         return self.message_tokens + self.summary_tokens
 
 
-def _text(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else ("" if raw is None else str(raw))
+def _is_durable(client: redis.Redis, session_id: str) -> bool:
+    return as_text(client.hget(keys.session(session_id), "durable")) == "1"
 
 
 def _session_ttl(durable: bool) -> int | None:
@@ -111,7 +112,7 @@ def ensure_session(
     client = get_redis()
     now = time.time()
     existing = client.hget(keys.session(session_id), "user_id")
-    if existing is not None and _text(existing) != user_id:
+    if existing is not None and as_text(existing) != user_id:
         raise InvalidInput("this session belongs to another user")
     with client.pipeline(transaction=True) as pipe:
         pipe.hsetnx(keys.session(session_id), "created_at", now)
@@ -132,7 +133,7 @@ def ensure_session(
 
 def _touch(session_id: str) -> Session:
     client = get_redis()
-    durable = _text(client.hget(keys.session(session_id), "durable")) == "1"
+    durable = _is_durable(client, session_id)
     with client.pipeline(transaction=True) as pipe:
         _refresh_ttl(pipe, session_id, durable)
         pipe.execute()
@@ -145,7 +146,7 @@ def _owner(client: redis.Redis, session_id: str) -> str:
     owner = client.hget(keys.session(session_id), "user_id")
     if owner is None:
         raise MemoryNotFound(f"no session {session_id} (it may have expired)")
-    return _text(owner)
+    return as_text(owner)
 
 
 def append_message(
@@ -176,7 +177,7 @@ def append_message(
         exact_tokens=count.exact,
         meta=meta or {},
     )
-    durable = _text(client.hget(keys.session(session_id), "durable")) == "1"
+    durable = _is_durable(client, session_id)
     with client.pipeline(transaction=True) as pipe:
         pipe.rpush(keys.session_messages(session_id), json.dumps(message.as_dict()))
         pipe.hset(keys.session(session_id), "updated_at", message.at)
@@ -221,7 +222,7 @@ def get_session(*, session_id: str) -> Session | None:
         raw, ttl, messages_raw = pipe.execute()
     if not raw:
         return None
-    data = {_text(k): _text(v) for k, v in raw.items()}
+    data = {as_text(k): as_text(v) for k, v in raw.items()}
     messages = [WorkingMessage.from_json(m) for m in messages_raw]
     summary = data.get("summary", "")
     return Session(
@@ -233,7 +234,7 @@ def get_session(*, session_id: str) -> Session | None:
         created_at=float(data.get("created_at") or 0),
         updated_at=float(data.get("updated_at") or 0),
         durable=data.get("durable") == "1",
-        ttl_seconds=int(ttl) if ttl and int(ttl) > 0 else None,
+        ttl_seconds=ttl_or_none(ttl),
         message_count=len(messages),
         message_tokens=sum(m.tokens for m in messages),
         summary_tokens=int(data.get("summary_tokens") or 0),
@@ -261,7 +262,7 @@ def delete_session(*, session_id: str) -> None:
     with client.pipeline(transaction=True) as pipe:
         pipe.delete(*keys.session_keys(session_id))
         if owner is not None:
-            pipe.zrem(keys.user_sessions(_text(owner)), session_id)
+            pipe.zrem(keys.user_sessions(as_text(owner)), session_id)
         pipe.execute()
 
 
@@ -273,7 +274,7 @@ def set_session_data(*, session_id: str, values: dict[str, Any]) -> None:
     _owner(client, session_id)
     if values:
         client.hset(keys.session_data(session_id), mapping={k: json.dumps(v) for k, v in values.items()})
-        durable = _text(client.hget(keys.session(session_id), "durable")) == "1"
+        durable = _is_durable(client, session_id)
         with client.pipeline(transaction=True) as pipe:
             _refresh_ttl(pipe, session_id, durable)
             pipe.execute()
@@ -281,7 +282,7 @@ def set_session_data(*, session_id: str, values: dict[str, Any]) -> None:
 
 def get_session_data(*, session_id: str) -> dict[str, Any]:
     raw = get_redis().hgetall(keys.session_data(session_id))
-    return {_text(k): json.loads(v) for k, v in raw.items()}
+    return {as_text(k): json.loads(v) for k, v in raw.items()}
 
 
 def tool_cache_key(tool: str, arguments: dict[str, Any]) -> str:
@@ -323,7 +324,7 @@ CACHE_MISS: Any = _MISSING
 def save_trace(*, session_id: str, turn_id: str, trace: dict[str, Any]) -> None:
     client = get_redis()
     _owner(client, session_id)
-    durable = _text(client.hget(keys.session(session_id), "durable")) == "1"
+    durable = _is_durable(client, session_id)
     with client.pipeline(transaction=True) as pipe:
         pipe.hset(keys.session_traces(session_id), turn_id, json.dumps(trace))
         _refresh_ttl(pipe, session_id, durable)
@@ -347,7 +348,7 @@ def list_traces(*, session_id: str) -> list[dict[str, Any]]:
 def session_ids_for_user(*, user_id: str, include_expired: bool = False) -> list[str]:
     """Newest first; expired sessions are pruned from the user's list unless asked for."""
     client = get_redis()
-    ids = [_text(s) for s in client.zrevrange(keys.user_sessions(user_id), 0, -1)]
+    ids = [as_text(s) for s in client.zrevrange(keys.user_sessions(user_id), 0, -1)]
     if include_expired or not ids:
         return ids
     with client.pipeline(transaction=False) as pipe:
@@ -373,7 +374,7 @@ def move_sessions(pipe: Pipeline, *, client: redis.Redis, from_user_id: str, to_
     """Queue the moves of every live session on `pipe`; returns how many."""
     moved = 0
     for session_id, score in client.zrange(keys.user_sessions(from_user_id), 0, -1, withscores=True):
-        sid = _text(session_id)
+        sid = as_text(session_id)
         if client.exists(keys.session(sid)):
             pipe.hset(keys.session(sid), "user_id", to_user_id)
             pipe.zadd(keys.user_sessions(to_user_id), {sid: score})

@@ -6,6 +6,7 @@ Registered from tests/conftest.py with `pytest_plugins = ["tests.fixtures_llm"]`
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,3 +26,13 @@ def llm_server() -> Iterator[LLMServer]:
         yield server
     if server.errors:
         pytest.fail("scripted LLM server: " + "; ".join(server.errors), pytrace=False)
+
+
+@pytest.fixture
+def product_llm(llm_server: LLMServer, settings: Any) -> LLMServer:
+    """The product's chat and extraction model is the scripted server: no client retries, 5 s timeout."""
+    settings.OPENAI_BASE_URL = llm_server.base_url
+    settings.OPENAI_API_KEY = "test-key"
+    settings.LLM_MAX_RETRIES = 0
+    settings.LLM_TIMEOUT_SECONDS = 5
+    return llm_server

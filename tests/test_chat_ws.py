@@ -28,13 +28,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def llm(llm_server, settings):
-    settings.OPENAI_BASE_URL = llm_server.base_url
-    settings.OPENAI_API_KEY = "test-key"
+def llm(product_llm, settings):
     settings.CHAT_MODEL = "chat-model"
-    settings.LLM_MAX_RETRIES = 0
-    settings.LLM_TIMEOUT_SECONDS = 5
-    return llm_server
+    return product_llm
 
 
 @pytest.fixture

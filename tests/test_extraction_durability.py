@@ -24,13 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def llm(llm_server, settings):
-    settings.OPENAI_BASE_URL = llm_server.base_url
-    settings.OPENAI_API_KEY = "test-key"
-    settings.LLM_MAX_RETRIES = 0
+def llm(product_llm, settings):
     settings.EXTRACTION_DEBOUNCE_SECONDS = 0
     settings.EXTRACTION_RETRY_BACKOFF_SECONDS = 0.1
-    return llm_server
+    return product_llm
 
 
 def memories_reply(*texts_):

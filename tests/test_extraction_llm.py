@@ -18,15 +18,11 @@ from tests.memory_helpers import STAFF
 
 
 @pytest.fixture
-def llm(llm_server, settings):
-    settings.OPENAI_BASE_URL = llm_server.base_url
-    settings.OPENAI_API_KEY = "test-key"
+def llm(product_llm, settings):
     settings.EXTRACTION_MODEL = "extractor-model"
-    settings.LLM_MAX_RETRIES = 0
-    settings.LLM_TIMEOUT_SECONDS = 5
     settings.EXTRACTION_DEBOUNCE_SECONDS = 0
     settings.EXTRACTION_RETRY_BACKOFF_SECONDS = 0.2
-    return llm_server
+    return product_llm
 
 
 def memories_reply(*items, forget=()):

@@ -354,6 +354,11 @@ def _chunks(items: Sequence[NewMemory], size: int) -> Iterator[Sequence[NewMemor
         yield items[start : start + size]
 
 
+def session_id(conversation: Conversation, session: Session) -> str:
+    """The chat session a LoCoMo session stands for (turns of one session share it, as in the chat)."""
+    return f"{conversation.sample_id}-s{session.number}"
+
+
 def load_into_engine(
     conversations: Sequence[Conversation], *, progress: Progress | None = None, batch_size: int = 128
 ) -> dict[str, str]:
@@ -363,16 +368,21 @@ def load_into_engine(
     """
     dia_ids: dict[str, str] = {}
     for conversation in conversations:
-        scope = Scope(user_id=conversation.sample_id, agent_id=AGENT_ID, namespace=NAMESPACE)
         items = [
             NewMemory(
                 text=turn.text,
-                scope=scope,
+                scope=Scope(
+                    user_id=conversation.sample_id,
+                    agent_id=AGENT_ID,
+                    namespace=NAMESPACE,
+                    session_id=session_id(conversation, session),
+                ),
                 type=MemoryType.MESSAGE,
                 source=[turn.dia_id],
                 created_at=turn.timestamp,
             )
-            for turn in conversation.turns
+            for session in conversation.sessions
+            for turn in session.turns
         ]
         for chunk in _chunks(items, batch_size):
             added = add_memories(items=chunk, actor=EVAL_ACTOR, reason="LoCoMo evaluation")
@@ -397,11 +407,22 @@ class RunSpec:
     top_k: int = max(K_VALUES)
 
 
-# Baselines switch recency off so they measure one signal each.
+# Baselines switch recency and the conversation context off so they measure one signal each.
+_ONE_SIGNAL = {"RECENCY_WEIGHT": 0.0, "RETRIEVAL_SESSION_WEIGHT": 0.0, "RETRIEVAL_NEIGHBOUR_WEIGHT": 0.0}
 DEFAULT_RUNS: tuple[RunSpec, ...] = (
-    RunSpec("hybrid", "hybrid", "engine default: vector + BM25 + recency (now = end of conversation)"),
-    RunSpec("vector", "semantic", "semantic mode only, recency off", settings={"RECENCY_WEIGHT": 0.0}),
-    RunSpec("bm25", "keyword", "keyword (BM25) mode only, recency off", settings={"RECENCY_WEIGHT": 0.0}),
+    RunSpec(
+        "hybrid",
+        "hybrid",
+        "engine default: vector + BM25 + recency (now = end of conversation) + conversation context",
+    ),
+    RunSpec(
+        "hybrid-no-context",
+        "hybrid",
+        "the default without the session/neighbour context: its effect as a delta",
+        settings={"RETRIEVAL_SESSION_WEIGHT": 0.0, "RETRIEVAL_NEIGHBOUR_WEIGHT": 0.0},
+    ),
+    RunSpec("vector", "semantic", "semantic mode only, recency and context off", settings=_ONE_SIGNAL),
+    RunSpec("bm25", "keyword", "keyword (BM25) mode only, recency and context off", settings=_ONE_SIGNAL),
 )
 
 
@@ -679,18 +700,18 @@ def setup_summary() -> dict[str, Any]:
         "top_k": max(K_VALUES),
         "recall_at_k": "first k of one top-25 search per question",
         "threshold": 0.0,
-        "weights": {
-            "vector": settings.HYBRID_VECTOR_WEIGHT,
-            "keyword": settings.HYBRID_KEYWORD_WEIGHT,
-            "recency": settings.RECENCY_WEIGHT,
-            "recency_half_life_days": settings.RECENCY_HALF_LIFE_DAYS,
-        },
+        "weights": selectors.scoring_weights(),
+        "sessions": "each LoCoMo session is one chat session (session_id), for the conversation context",
         "bm25_saturation": selectors.BM25_SATURATION,
         # getattr: older engine settings had no such knobs (HNSW float32 then).
         "vector_index": f"{getattr(settings, 'VECTOR_INDEX_ALGORITHM', 'hnsw')} "
         f"{getattr(settings, 'VECTOR_DTYPE', 'float32')}",
-        "max_candidates": selectors.MAX_CANDIDATES,
-        "baselines": "vector = semantic mode, bm25 = keyword mode, both with recency weight 0",
+        "candidates": {
+            "min": selectors.MIN_CANDIDATES,
+            "max": selectors.MAX_CANDIDATES,
+            "keyword": selectors.KEYWORD_CANDIDATES,
+        },
+        "baselines": "vector = semantic mode, bm25 = keyword mode, both with recency and context weights 0",
     }
 
 
@@ -854,8 +875,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"questions). Hybrid = engine defaults (vector {weights['vector']}, "
             f"keyword {weights['keyword']}, "
             f"recency {weights['recency']}, half-life {weights['recency_half_life_days']:g} d, "
-            f"BM25 saturation {setup['bm25_saturation']:g}) with `now` = the conversation's last turn; "
-            "baselines use one signal each (recency off).",
+            f"BM25 saturation {setup['bm25_saturation']:g}, conversation context: session "
+            f"{weights['session']}, neighbour {weights['neighbour']}) with `now` = the conversation's "
+            "last turn; each LoCoMo session is one chat session. Baselines use one signal each "
+            "(recency and context off); `hybrid-no-context` shows what the conversation context adds.",
             "",
             _markdown_table(_run_headers(report), _run_rows(report)),
             "",

@@ -15,7 +15,7 @@ from ulid import ULID
 
 from memory import tokens, working
 from memory.query import MemoryFilter
-from memory.selectors import list_memories, search_memories
+from memory.selectors import list_memories, scoring_weights, search_memories
 from memory.services import record_access
 from memory.types import Memory, ScoreBreakdown, SearchHit
 
@@ -62,13 +62,26 @@ def _hit_trace(hit: SearchHit) -> dict[str, Any]:
     }
 
 
-def _pinned_hits(filter_: MemoryFilter, exclude: set[str], *, now: float) -> list[SearchHit]:
+@dataclass(frozen=True)
+class _TurnReads:
+    """What a turn reads besides the search: pinned memories, the session and its messages."""
+
+    pinned: list[Memory]
+    session: working.Session | None
+    messages: list[working.WorkingMessage]
+
+
+def _turn_reads(filter_: MemoryFilter, session_id: str) -> _TurnReads:
     pinned = MemoryFilter.build(
         user_id=filter_.user_id, agent_id=filter_.agent_id, namespace=filter_.namespace, pinned_only=True
     )
-    page = list_memories(filter=pinned, limit=MAX_PINNED)
+    session, messages = working.get_session_with_messages(session_id=session_id)
+    return _TurnReads(list_memories(filter=pinned, limit=MAX_PINNED).memories, session, messages)
+
+
+def _pinned_hits(pinned: list[Memory], exclude: set[str]) -> list[SearchHit]:
     none = ScoreBreakdown(vector=0.0, keyword=0.0, recency=0.0, final=0.0)
-    return [SearchHit(m, none, reason="pinned") for m in page.memories if m.id not in exclude]
+    return [SearchHit(m, none, reason="pinned") for m in pinned if m.id not in exclude]
 
 
 def build_prompt(
@@ -92,8 +105,10 @@ def build_prompt(
     turn_id = turn_id or str(ULID())
     filter_ = MemoryFilter.build(user_id=user_id, agent_id=agent_id, namespace=namespace)
     result = search_memories(filter=filter_, text=message, top_k=top_k, now=now)
-    pinned = _pinned_hits(filter_, {h.memory.id for h in result.hits}, now=now)
-    session = working.get_session(session_id=session_id)
+    # Measured: reading these on a thread beside the search's embedding gained nothing (GIL).
+    turn = _turn_reads(filter_, session_id)
+    pinned = _pinned_hits(turn.pinned, {h.memory.id for h in result.hits})
+    session = turn.session
 
     message_tokens = tokens.count_message(message)
     instruction_tokens = tokens.count_message(system_instructions)
@@ -120,7 +135,7 @@ def build_prompt(
     recent: list[working.WorkingMessage] = []
     recent_tokens = 0
     if session:
-        for past in reversed(working.get_messages(session_id=session_id)):
+        for past in reversed(turn.messages):
             if past.role not in {"user", "assistant"}:
                 continue
             if recent_tokens + past.tokens > remaining:
@@ -157,12 +172,7 @@ def build_prompt(
         "query": message,
         "mode": result.mode,
         "threshold": result.threshold,
-        "weights": {
-            "vector": settings.HYBRID_VECTOR_WEIGHT,
-            "keyword": settings.HYBRID_KEYWORD_WEIGHT,
-            "recency": settings.RECENCY_WEIGHT,
-            "recency_half_life_days": settings.RECENCY_HALF_LIFE_DAYS,
-        },
+        "weights": scoring_weights(),
         "memories": [_hit_trace(h) for h in used],
         "dropped_for_budget": [_hit_trace(h) for h in [*pinned, *result.hits][len(used) :]],
         "near_misses": [_hit_trace(h) for h in near_misses],

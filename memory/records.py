@@ -102,6 +102,17 @@ def _float(value: str, default: float = 0.0) -> float:
 def from_hash(fields: dict[Any, Any], *, ttl_seconds: int | None = None, deleted: bool = False) -> Memory:
     # Decode every field once (search results build tens of these per query).
     data = {as_text(k): as_text(v) for k, v in fields.items() if k not in (b"embedding", "embedding")}
+    return _from_text(data, ttl_seconds=ttl_seconds, deleted=deleted)
+
+
+def from_return_fields(values: list[bytes | None]) -> Memory:
+    """A memory from an HMGET of RETURN_FIELDS, in that order (search's hot path: no key decoding)."""
+    return _from_text(
+        {name: value.decode() for name, value in zip(RETURN_FIELDS, values, strict=True) if value is not None}
+    )
+
+
+def _from_text(data: dict[str, str], *, ttl_seconds: int | None = None, deleted: bool = False) -> Memory:
     get = data.get
     event_date = get("event_date", "")
     return Memory(

@@ -130,6 +130,10 @@ class ScoreBreakdown:
     recency: float  # 0.5 ** (age / half-life)
     final: float
     bm25_raw: float = 0.0
+    # Conversation context: the best match in the memory's session, and in the candidates said right
+    # before/after it in that session (see memory.selectors.search_memories).
+    session: float = 0.0
+    neighbour: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(v, 4) for k, v in asdict(self).items()}

@@ -213,6 +213,11 @@ def drop_oldest_messages(*, session_id: str, count: int) -> int:
 
 
 def get_session(*, session_id: str) -> Session | None:
+    return get_session_with_messages(session_id=session_id)[0]
+
+
+def get_session_with_messages(*, session_id: str) -> tuple[Session | None, list[WorkingMessage]]:
+    """The session and its messages, oldest first, in one round trip; (None, []) if it does not exist."""
     client = get_redis()
     session_id = validate_id(session_id, name="session_id")
     with client.pipeline(transaction=False) as pipe:
@@ -221,11 +226,11 @@ def get_session(*, session_id: str) -> Session | None:
         pipe.lrange(keys.session_messages(session_id), 0, -1)
         raw, ttl, messages_raw = pipe.execute()
     if not raw:
-        return None
+        return None, []
     data = {as_text(k): as_text(v) for k, v in raw.items()}
     messages = [WorkingMessage.from_json(m) for m in messages_raw]
     summary = data.get("summary", "")
-    return Session(
+    session = Session(
         id=session_id,
         user_id=data.get("user_id", ""),
         agent_id=data.get("agent_id", ""),
@@ -241,6 +246,7 @@ def get_session(*, session_id: str) -> Session | None:
         exact_tokens=all(m.exact_tokens for m in messages) and tokens.exact_counts_available(),
         strategy=data.get("strategy", ""),
     )
+    return session, messages
 
 
 def set_durable(*, session_id: str, durable: bool) -> Session:

@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 
 from memory import locomo
 from memory.prompt import MEMORY_HEADER
+from memory.selectors import get_memory
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo10.json"
 
@@ -211,6 +212,9 @@ def test_questions_run_through_the_engine() -> None:
     conversation = locomo.parse_conversation(_sample(qa))
     dia_ids = locomo.load_into_engine([conversation])
     assert sorted(dia_ids.values()) == ["D1:1", "D1:2", "D2:1", "D2:2"]
+    # Each LoCoMo session is one chat session: the conversation context groups turns by it.
+    sessions = {dia: get_memory(memory_id=mid).scope.session_id for mid, dia in dia_ids.items()}
+    assert sessions == {"D1:1": "conv-t-s1", "D1:2": "conv-t-s1", "D2:1": "conv-t-s2", "D2:2": "conv-t-s2"}
 
     spec = locomo.DEFAULT_RUNS[0]
     run = locomo.run_questions(spec, [conversation], dia_ids, measure_context=True)

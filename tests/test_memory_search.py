@@ -3,6 +3,7 @@
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 
 from memory.query import MemoryFilter, escape_tag, keyword_terms
@@ -51,8 +52,10 @@ def test_hybrid_search_ranks_the_relevant_memory_first_with_a_full_breakdown(ali
     assert top.score.bm25_raw > 0
     assert 0.99 < top.score.recency <= 1.0
     wv, wk, wr = settings.HYBRID_VECTOR_WEIGHT, settings.HYBRID_KEYWORD_WEIGHT, settings.RECENCY_WEIGHT
-    expected = (wv * top.score.vector + wk * top.score.keyword + wr * top.score.recency) / (wv + wk + wr)
-    assert top.score.final == pytest.approx(expected, abs=1e-6)
+    match = (wv * top.score.vector + wk * top.score.keyword + wr * top.score.recency) / (wv + wk + wr)
+    # No session: the memory stands alone, its context is its own match and final == match.
+    assert top.score.session == top.score.neighbour == pytest.approx(match, abs=1e-6)
+    assert top.score.final == pytest.approx(match, abs=1e-6)
     assert result.mode == "hybrid" and result.threshold == 0
 
 
@@ -151,6 +154,67 @@ def test_recency_boost_prefers_the_newer_of_two_equal_memories(settings):
     )
     assert result.hits[0].memory.text == "Favourite food is ramen!"
     assert result.hits[0].score.recency > 0.9 > 0.1 > result.hits[1].score.recency
+
+
+def _unit(cosine: float, axis: int) -> np.ndarray:
+    """A 384-d unit vector with the given cosine to the first axis."""
+    vector = np.zeros(384, dtype=np.float32)
+    vector[0] = cosine
+    vector[axis] = np.sqrt(1 - cosine**2)
+    return vector
+
+
+def _conversation_memories() -> None:
+    now = time.time()
+    add_memories(
+        items=[
+            NewMemory(
+                text="strong", scope=scope(session_id="s1"), embedding=_unit(1.0, 1), created_at=now - 60
+            ),
+            NewMemory(
+                text="said next", scope=scope(session_id="s1"), embedding=_unit(0.3, 2), created_at=now - 50
+            ),
+            NewMemory(
+                text="other session", scope=scope(session_id="s2"), embedding=_unit(0.35, 3), created_at=now
+            ),
+            NewMemory(text="no session", scope=scope(), embedding=_unit(0.35, 4), created_at=now),
+        ],
+        actor=USER,
+    )
+
+
+def test_a_memory_said_next_to_a_strong_match_in_its_session_is_pulled_up():
+    _conversation_memories()
+    result = search_memories(
+        filter=MemoryFilter.build(user_id="alice"),
+        text="anything",
+        mode="semantic",
+        query_vector=_unit(1.0, 1),
+        threshold=0,
+    )
+    assert _texts(result) == ["strong", "said next", "no session", "other session"]
+    strong, said_next, alone, other = (hit.score for hit in result.hits)
+    # "said next" inherits the strong match twice: best of its session, and its neighbour.
+    assert said_next.vector == pytest.approx(0.3, abs=1e-3)
+    assert said_next.session == said_next.neighbour == pytest.approx(strong.session, abs=1e-6)
+    assert strong.session > 0.95, "the best of its session is the strong match itself"
+    # Alone in its session, with nobody said before/after it: its own match, no neighbour.
+    assert other.neighbour == 0 and other.session < said_next.session
+    assert alone.session == alone.neighbour == pytest.approx(alone.final, abs=1e-6)
+
+
+def test_the_conversation_context_can_be_switched_off(settings):
+    settings.RETRIEVAL_SESSION_WEIGHT = 0
+    settings.RETRIEVAL_NEIGHBOUR_WEIGHT = 0
+    _conversation_memories()
+    result = search_memories(
+        filter=MemoryFilter.build(user_id="alice"),
+        text="anything",
+        mode="semantic",
+        query_vector=_unit(1.0, 1),
+        threshold=0,
+    )
+    assert _texts(result)[0] == "strong" and _texts(result)[-1] == "said next"
 
 
 HOSTILE_IDS = [
@@ -282,3 +346,25 @@ def test_words_common_to_most_of_a_users_memories_are_left_out_of_bm25():
     alice = MemoryFilter.build(user_id="alice")
     hits = search_memories(filter=alice, text="What did Alice buy, a kayak?").hits
     assert hits[0].memory.text == "Alice bought a kayak"
+
+
+def test_keyword_only_hits_get_their_similarity_even_after_the_scope_outgrew_its_cached_count():
+    """Small scopes skip vectors in the BM25 reply (the KNN side covers them all); a scope that grew
+    past the KNN candidates since its count was cached fetches them instead of scoring 0."""
+    add_memory(text="Notes about the weather", scope=scope(), actor=USER, embedding=_unit(0.5, 1))
+    search_memories(filter=MemoryFilter.build(user_id="alice"), text="kayak trip", query_vector=_unit(1.0, 1))
+    close = [
+        NewMemory(text=f"unrelated note {n}", scope=scope(), embedding=_unit(0.9, 2 + n)) for n in range(200)
+    ]
+    add_memories(items=close, actor=USER)
+    add_memory(text="Booked a kayak trip", scope=scope(), actor=USER, embedding=_unit(0.1, 300))
+    result = search_memories(
+        filter=MemoryFilter.build(user_id="alice"),
+        text="kayak trip",
+        query_vector=_unit(1.0, 1),
+        top_k=100,
+        threshold=0,
+    )
+    [kayak] = [hit for hit in result.hits if hit.memory.text == "Booked a kayak trip"]
+    assert kayak.score.bm25_raw > 0
+    assert kayak.score.vector == pytest.approx(0.1, abs=1e-3)

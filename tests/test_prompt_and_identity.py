@@ -50,7 +50,15 @@ def test_build_prompt_saves_a_trace_and_bumps_access_stats(chat_session):
     trace = working.get_trace(session_id="s-1", turn_id="t-1")
     assert trace is not None
     assert trace["memories"][0]["text"] == "Alice's dog is a beagle named Rex"
-    assert set(trace["memories"][0]["scores"]) == {"vector", "keyword", "recency", "final", "bm25_raw"}
+    assert set(trace["memories"][0]["scores"]) == {
+        "vector",
+        "keyword",
+        "recency",
+        "final",
+        "bm25_raw",
+        "session",
+        "neighbour",
+    }
     assert trace["threshold"] == built.trace["threshold"]
     assert "near_misses" in trace and trace["tokens"]["budget"] == built.budget
     used = get_memory(memory_id=trace["memories"][0]["id"])

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.env import RESULTS_DIR, prepare_environment
+from bench.summary import write_benchmarks_md
 
 # name -> module, run in this order by `make bench`.
 BENCHES: dict[str, str] = {
@@ -79,31 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"targets missed in: {', '.join(failed)} (see bench/results/)", flush=True)
     if not args.quick and args.results_dir == RESULTS_DIR:
-        write_benchmarks_md()
+        print(f"wrote {write_benchmarks_md()}", flush=True)
     # Missing a performance target is a finding, not a crash: exit 0 so `make bench` still records it.
     return 0
-
-
-# BENCHMARKS.md is assembled from the latest full results, in this order (locomo comes from `make eval`).
-SECTIONS = ["engine", "extraction", "chat_load", "inspector", "locomo"]
-BENCHMARKS_MD = RESULTS_DIR.parent.parent / "BENCHMARKS.md"
-BENCHMARKS_INTRO = """# Benchmarks
-
-Every number here comes from `make bench` (memory engine, extraction, chat load, inspector) and
-`make eval` (LoCoMo retrieval), run on the machine named in each section. This file is rebuilt
-from `bench/results/*.md` at the end of `make bench`; the JSON beside each holds the raw numbers.
-Latencies on this shared 2-core machine move with its load, which each section records.
-"""
-
-
-def write_benchmarks_md() -> None:
-    parts = [BENCHMARKS_INTRO]
-    for name in SECTIONS:
-        section = RESULTS_DIR / f"{name}.md"
-        if section.exists():
-            parts.append(section.read_text().strip() + "\n")
-    BENCHMARKS_MD.write_text("\n".join(parts))
-    print(f"wrote {BENCHMARKS_MD}", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -397,12 +396,6 @@ def forget_term_counts() -> None:
         _term_counts.clear()
 
 
-def recency_score(updated_at: float, *, now: float, half_life_days: float | None = None) -> float:
-    half_life = settings.RECENCY_HALF_LIFE_DAYS if half_life_days is None else half_life_days
-    age_days = max(0.0, now - updated_at) / 86400
-    return math.pow(0.5, age_days / half_life)
-
-
 def scoring_weights() -> dict[str, float]:
     """The weights search scores with, as traces and reports show them."""
     return {
@@ -437,75 +430,108 @@ class _Weights:
             neighbour=settings.RETRIEVAL_NEIGHBOUR_WEIGHT,
         )
 
-    def match(self, vector: float, keyword: float, recency: float) -> float:
+    def match(self, vector: np.ndarray, keyword: np.ndarray, recency: np.ndarray) -> np.ndarray:
         total = self.vector + self.keyword + self.recency
-        return (
-            (self.vector * vector + self.keyword * keyword + self.recency * recency) / total if total else 0.0
-        )
+        if not total:
+            return np.zeros_like(vector)
+        return (self.vector * vector + self.keyword * keyword + self.recency * recency) / total
 
-    def final(self, match: float, session: float, neighbour: float) -> float:
+    def final(self, match: np.ndarray, session: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
         return (match + self.session * session + self.neighbour * neighbour) / (
             1.0 + self.session + self.neighbour
         )
 
 
-@dataclass(slots=True)
-class _Candidate:
-    key: str
-    updated_at: float
-    created_at: float
-    session_id: str
-    vector: float = 0.0
-    keyword: float = 0.0  # squashed BM25
-    bm25: float = 0.0
-    recency: float = 0.0
-    match: float = 0.0  # vector + keyword + recency, before the conversation context
-    session: float = 0.0
-    neighbour: float = 0.0
-    final: float = 0.0
+@dataclass
+class _Pool:
+    """The candidates of one search as columns: scoring ~150 of them is a few array operations."""
 
-    def score(self) -> ScoreBreakdown:
+    keys: list[str] = field(default_factory=list)
+    position: dict[str, int] = field(default_factory=dict)
+    updated_at: list[float] = field(default_factory=list)
+    created_at: list[float] = field(default_factory=list)
+    session_ids: list[str] = field(default_factory=list)
+    vector: list[float] = field(default_factory=list)
+    bm25: list[float] = field(default_factory=list)
+
+    def slot(self, row: _Row) -> int:
+        """The row's position in the columns, added on first sight."""
+        at = self.position.get(row.key)
+        if at is None:
+            at = self.position[row.key] = len(self.keys)
+            self.keys.append(row.key)
+            self.updated_at.append(float(row.fields.get(b"updated_at", 0)))
+            self.created_at.append(float(row.fields.get(b"created_at", 0)))
+            self.session_ids.append(row.fields.get(b"session_id", b"").decode())
+            self.vector.append(0.0)
+            self.bm25.append(0.0)
+        return at
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """Every score of every candidate, as lists aligned with the pool's keys."""
+
+    vector: list[float]
+    keyword: list[float]
+    recency: list[float]
+    bm25: list[float]
+    session: list[float]
+    neighbour: list[float]
+    final: list[float]
+
+    def breakdown(self, i: int) -> ScoreBreakdown:
         return ScoreBreakdown(
-            vector=self.vector,
-            keyword=self.keyword,
-            recency=self.recency,
-            final=self.final,
-            bm25_raw=self.bm25,
-            session=self.session,
-            neighbour=self.neighbour,
+            vector=self.vector[i],
+            keyword=self.keyword[i],
+            recency=self.recency[i],
+            final=self.final[i],
+            bm25_raw=self.bm25[i],
+            session=self.session[i],
+            neighbour=self.neighbour[i],
         )
 
 
-def _candidate(row: _Row) -> _Candidate:
-    return _Candidate(
-        key=row.key,
-        updated_at=float(row.fields.get(b"updated_at", 0)),
-        created_at=float(row.fields.get(b"created_at", 0)),
-        session_id=row.fields.get(b"session_id", b"").decode(),
-    )
-
-
-def _add_conversation_context(candidates: list[_Candidate]) -> None:
+def _conversation_context(pool: _Pool, match: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Memories said in the same session as a strong match, or right next to one, are likely about
     the same thing: each candidate gets the best match of its session and of the candidates just
-    before/after it there. A memory without a session stands alone: both are its own match, so its
-    final score is its match. LoCoMo recall@10 64.7 -> 71 (bench/results/locomo.json)."""
+    before/after it there (by created_at). A memory without a session stands alone: both are its own
+    match, so its final score is its match. LoCoMo recall@10 65.0 -> 71.2 (bench/results/locomo.json).
+    """
+    session, neighbour = match.copy(), match.copy()
+    in_sessions = [i for i, session_id in enumerate(pool.session_ids) if session_id]
     best: dict[str, float] = {}
-    for c in candidates:
-        if c.session_id:
-            best[c.session_id] = max(best.get(c.session_id, 0.0), c.match)
-        else:
-            c.session = c.neighbour = c.match
-    for c in candidates:
-        if c.session_id:
-            c.session = best[c.session_id]
-    in_order = sorted(
-        (c for c in candidates if c.session_id), key=lambda c: (c.session_id, c.created_at, c.key)
+    for i in in_sessions:
+        session_id = pool.session_ids[i]
+        best[session_id] = max(best.get(session_id, 0.0), float(match[i]))
+    for i in in_sessions:
+        session[i] = best[pool.session_ids[i]]
+        neighbour[i] = 0.0
+    in_sessions.sort(key=lambda i: (pool.session_ids[i], pool.created_at[i], pool.keys[i]))
+    for before, after in pairwise(in_sessions):
+        if pool.session_ids[before] == pool.session_ids[after]:
+            neighbour[before] = max(neighbour[before], match[after])
+            neighbour[after] = max(neighbour[after], match[before])
+    return session, neighbour
+
+
+def _score(pool: _Pool, weights: _Weights, *, now: float) -> _Scores:
+    vector = np.asarray(pool.vector)
+    bm25 = np.asarray(pool.bm25)
+    keyword = bm25 / (bm25 + BM25_SATURATION)
+    age_days = np.maximum(0.0, now - np.asarray(pool.updated_at)) / 86400
+    recency = np.power(0.5, age_days / weights.half_life_days)
+    match = weights.match(vector, keyword, recency)
+    session, neighbour = _conversation_context(pool, match)
+    return _Scores(
+        vector=vector.tolist(),
+        keyword=keyword.tolist(),
+        recency=recency.tolist(),
+        bm25=bm25.tolist(),
+        session=session.tolist(),
+        neighbour=neighbour.tolist(),
+        final=weights.final(match, session, neighbour).tolist(),
     )
-    for before, after in pairwise(in_order):
-        if before.session_id == after.session_id:
-            before.neighbour = max(before.neighbour, after.match)
-            after.neighbour = max(after.neighbour, before.match)
 
 
 def _embeddings(redis_keys: list[str]) -> dict[str, bytes]:
@@ -588,44 +614,39 @@ def search_memories(
         )
     replies = _pipeline(commands)
 
-    pool: dict[str, _Candidate] = {}
+    pool = _Pool()
     reply_index = 0
     if mode != "keyword":
         for row in _parse(replies[reply_index], with_scores=False)[1]:
-            pool[row.key] = _candidate(row)
-            pool[row.key].vector = max(0.0, 1.0 - float(row.fields[b"vdist"]))
+            pool.vector[pool.slot(row)] = max(0.0, 1.0 - float(row.fields[b"vdist"]))
         reply_index += 1
     keyword_only: dict[str, bytes | None] = {}
     if terms:
         for row in _parse(replies[reply_index], with_scores=True)[1]:
-            if row.key not in pool:
-                pool[row.key] = _candidate(row)
+            if row.key not in pool.position:
                 keyword_only[row.key] = row.fields.get(b"embedding")
-            pool[row.key].bm25 = row.score
+            pool.bm25[pool.slot(row)] = row.score
     if keyword_only and query_vector is not None:
         # Normally carried by the BM25 reply; fetched here when the scope outgrew the cached count.
         missing = [key for key, raw in keyword_only.items() if raw is None]
         vectors = {**{k: v for k, v in keyword_only.items() if v is not None}, **_embeddings(missing)}
         for key, raw in vectors.items():
-            pool[key].vector = max(0.0, float(vector_from_bytes(raw) @ query_vector))
+            pool.vector[pool.position[key]] = max(0.0, float(vector_from_bytes(raw) @ query_vector))
 
-    weights = _Weights.for_mode(mode)
-    scored = list(pool.values())
-    for c in scored:
-        c.keyword = c.bm25 / (c.bm25 + BM25_SATURATION) if c.bm25 > 0 else 0.0
-        c.recency = recency_score(c.updated_at, now=now, half_life_days=weights.half_life_days)
-        c.match = weights.match(c.vector, c.keyword, c.recency)
-    _add_conversation_context(scored)
-    for c in scored:
-        c.final = weights.final(c.match, c.session, c.neighbour)
-    scored.sort(key=lambda c: (-c.final, c.key))
-    chosen = [c for c in scored if c.final >= threshold][:top_k]
-    missed = [c for c in scored if c.final < threshold][:near_misses]
+    scores = _score(pool, _Weights.for_mode(mode), now=now)
+    final, keys_ = scores.final, pool.keys
+    ranked = sorted(range(len(keys_)), key=lambda i: (-final[i], keys_[i]))
+    chosen = [i for i in ranked if final[i] >= threshold][:top_k]
+    missed = [i for i in ranked if final[i] < threshold][:near_misses]
     # Phase 2: full fields only for what is returned.
-    memories = _load([c.key for c in chosen + missed])
+    memories = _load([keys_[i] for i in chosen + missed])
+
+    def hits(indexes: list[int]) -> list[SearchHit]:
+        return [SearchHit(memories[keys_[i]], scores.breakdown(i)) for i in indexes if keys_[i] in memories]
+
     return SearchResult(
-        hits=[SearchHit(memories[c.key], c.score()) for c in chosen if c.key in memories],
-        near_misses=[SearchHit(memories[c.key], c.score()) for c in missed if c.key in memories],
+        hits=hits(chosen),
+        near_misses=hits(missed),
         threshold=threshold,
         mode=mode,
         took_ms=(time.perf_counter() - started) * 1000,

@@ -15,7 +15,7 @@ DEFAULT_OUT = settings.BASE_DIR / "bench" / "results"
 class Command(BaseCommand):
     help = (
         "Evaluate memory retrieval on LoCoMo (evidence recall@5/10/25, context tokens, latency) "
-        "and write bench/results/locomo.json and locomo.md."
+        "and write bench/results/locomo.json and locomo.md (and rebuild BENCHMARKS.md)."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -34,3 +34,7 @@ class Command(BaseCommand):
         json_path, md_path = locomo.write_report(evaluation.report, options["out"])
         self.stdout.write(locomo.render_summary(evaluation.report))
         self.stdout.write(f"wrote {json_path} and {md_path}")
+        if options["out"].resolve() == DEFAULT_OUT.resolve():
+            from bench.summary import write_benchmarks_md
+
+            self.stdout.write(f"wrote {write_benchmarks_md()}")

@@ -183,15 +183,19 @@ def _conversation_memories() -> None:
     )
 
 
-def test_a_memory_said_next_to_a_strong_match_in_its_session_is_pulled_up():
+def _search_the_conversation():
     _conversation_memories()
-    result = search_memories(
+    return search_memories(
         filter=MemoryFilter.build(user_id="alice"),
         text="anything",
         mode="semantic",
         query_vector=_unit(1.0, 1),
         threshold=0,
     )
+
+
+def test_a_memory_said_next_to_a_strong_match_in_its_session_is_pulled_up():
+    result = _search_the_conversation()
     assert _texts(result) == ["strong", "said next", "no session", "other session"]
     strong, said_next, alone, other = (hit.score for hit in result.hits)
     # "said next" inherits the strong match twice: best of its session, and its neighbour.
@@ -206,14 +210,7 @@ def test_a_memory_said_next_to_a_strong_match_in_its_session_is_pulled_up():
 def test_the_conversation_context_can_be_switched_off(settings):
     settings.RETRIEVAL_SESSION_WEIGHT = 0
     settings.RETRIEVAL_NEIGHBOUR_WEIGHT = 0
-    _conversation_memories()
-    result = search_memories(
-        filter=MemoryFilter.build(user_id="alice"),
-        text="anything",
-        mode="semantic",
-        query_vector=_unit(1.0, 1),
-        threshold=0,
-    )
+    result = _search_the_conversation()
     assert _texts(result)[0] == "strong" and _texts(result)[-1] == "said next"
 
 

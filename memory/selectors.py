@@ -396,18 +396,6 @@ def forget_term_counts() -> None:
         _term_counts.clear()
 
 
-def scoring_weights() -> dict[str, float]:
-    """The weights search scores with, as traces and reports show them."""
-    return {
-        "vector": settings.HYBRID_VECTOR_WEIGHT,
-        "keyword": settings.HYBRID_KEYWORD_WEIGHT,
-        "recency": settings.RECENCY_WEIGHT,
-        "recency_half_life_days": settings.RECENCY_HALF_LIFE_DAYS,
-        "session": settings.RETRIEVAL_SESSION_WEIGHT,
-        "neighbour": settings.RETRIEVAL_NEIGHBOUR_WEIGHT,
-    }
-
-
 @dataclass(frozen=True)
 class _Weights:
     """The scoring knobs, read from settings once per search (not once per candidate)."""
@@ -430,6 +418,17 @@ class _Weights:
             neighbour=settings.RETRIEVAL_NEIGHBOUR_WEIGHT,
         )
 
+    def as_dict(self) -> dict[str, float]:
+        """As traces and reports show them."""
+        return {
+            "vector": self.vector,
+            "keyword": self.keyword,
+            "recency": self.recency,
+            "recency_half_life_days": self.half_life_days,
+            "session": self.session,
+            "neighbour": self.neighbour,
+        }
+
     def match(self, vector: np.ndarray, keyword: np.ndarray, recency: np.ndarray) -> np.ndarray:
         total = self.vector + self.keyword + self.recency
         if not total:
@@ -440,6 +439,11 @@ class _Weights:
         return (match + self.session * session + self.neighbour * neighbour) / (
             1.0 + self.session + self.neighbour
         )
+
+
+def scoring_weights() -> dict[str, float]:
+    """The weights a hybrid search scores with, as traces and reports show them."""
+    return _Weights.for_mode("hybrid").as_dict()
 
 
 @dataclass

@@ -5,6 +5,7 @@ Views stay thin: identity from the request, reads from chat.selectors, writes fr
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -49,6 +50,7 @@ def chat_page(request: HttpRequest, session_id: str) -> HttpResponse:
             "messages_": working.get_messages(session_id=session.id),
             "offline": get_llm().mode == "offline",
             "max_chars": _max_chars(),
+            "stall_ms": int(settings.CHAT_STALL_RESYNC_SECONDS * 1000),
         },
     )
 

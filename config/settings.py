@@ -180,6 +180,9 @@ CHAT_MODEL = env_str("CHAT_MODEL", "gpt-4o-mini")
 EXTRACTION_MODEL = env_str("EXTRACTION_MODEL") or CHAT_MODEL
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 60.0, minimum=1.0)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0)
+# A chat tab whose running turn sends no frame for this long re-reads the session's history: the
+# Redis channel layer can lose a frame when other sockets close at the same moment (NOTES.md).
+CHAT_STALL_RESYNC_SECONDS = env_float("CHAT_STALL_RESYNC_SECONDS", 15.0, minimum=0.5)
 
 EMBEDDING_PROVIDER = env_str("EMBEDDING_PROVIDER", "local").lower()
 if EMBEDDING_PROVIDER not in {"local", "openai"}:

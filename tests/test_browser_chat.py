@@ -1,5 +1,9 @@
 """The chat in a real browser: log in, chat, watch the reply stream, inspect memories used, reload."""
 
+import json
+import re
+from typing import Any
+
 import pytest
 
 from chat.identity import account_memory_id
@@ -77,3 +81,35 @@ def test_a_second_user_cannot_see_the_first_users_memories(live_url, page):
     assert "Alice's secret recipe" not in page.content()
     assert "Nothing yet" in page.content()
     assert page.goto(f"{live_url}/inspector/").status == 403
+
+
+@pytest.mark.parametrize("live_server_env", [{"CHAT_STALL_RESYNC_SECONDS": "1"}])
+def test_a_turn_whose_frames_are_lost_shows_its_reply_from_the_history(live_url, page, live_server_env):
+    """Every frame after turn_started is dropped between server and tab (as the Redis channel layer
+    can): the tab notices the running turn went quiet and shows the saved reply anyway."""
+    make_user("alice")
+    dropped: list[str] = []
+
+    def lose_frames_after_turn_started(ws: Any) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            if json.loads(message).get("type") in {"delta", "done"}:
+                dropped.append(json.loads(message)["type"])
+            else:
+                ws.send(message)
+
+        server.on_message(to_page)
+
+    log_in(page, live_url, "alice", "pw-alice-12345")
+    page.route_web_socket(re.compile(r"/ws/chat/"), lose_frames_after_turn_started)
+    page.goto(f"{live_url}/chat/")
+    page.click("text=New chat")
+    page.wait_for_function("document.getElementById('status').textContent === ''")
+    page.fill("#message", "I live in Lisbon")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".msg-assistant .msg-text:not(:empty)", timeout=15_000)
+    assert "done" in dropped, "the reply reached the page through the history, not a frame"
+    texts = page.locator(".msg .msg-text").all_text_contents()
+    assert texts[0] == "I live in Lisbon" and texts[1].strip()
+    page.wait_for_function("document.getElementById('status').textContent === ''")

@@ -14,7 +14,10 @@
   let retryDelay = 500;
   let everConnected = false;
   const outbox = new Map(); // client_id -> text, until the server says the turn started
-  const bubbles = new Map(); // turn_id -> assistant text element
+  const bubbles = new Map(); // turn_id -> assistant text element, while the turn runs
+  const running = new Set(); // turn_ids started and not yet done, as far as this tab knows
+  const stallMs = Number(root.dataset.stallMs) || 15000;
+  let stallTimer = null;
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -78,6 +81,7 @@
         if (mine) mine.removeAttribute("data-client");
         else addMessage("user", frame.text);
         bubbles.set(frame.turn_id, addMessage("assistant", "", frame.turn_id));
+        running.add(frame.turn_id);
         setStatus("Engram is answering…");
         break;
       }
@@ -95,12 +99,14 @@
         bubble.textContent = frame.text;
         if (frame.memories && frame.memories.length) bubble.parentNode.appendChild(memoriesUsed(frame.memories));
         bubbles.delete(frame.turn_id);
+        running.delete(frame.turn_id);
         setStatus("");
         scrollDown();
         break;
       }
       case "error":
         if (frame.client_id) outbox.delete(frame.client_id);
+        if (frame.turn_id) { bubbles.delete(frame.turn_id); running.delete(frame.turn_id); }
         showError(frame.message);
         setStatus("");
         break;
@@ -115,10 +121,30 @@
       const response = await fetch(root.dataset.logUrl, { credentials: "same-origin" });
       if (response.ok) {
         log.innerHTML = await response.text(); // server-rendered, autoescaped by Django templates
+        bubbles.clear(); // their elements are gone
+        for (const turnId of [...running]) {
+          // Finished on the server: its reply is in the history. Still running: a fresh bubble for
+          // the rest of the stream (its `done` brings the whole text).
+          if (log.querySelector('.msg-assistant[data-turn="' + CSS.escape(turnId) + '"]')) running.delete(turnId);
+          else bubbles.set(turnId, addMessage("assistant", "", turnId));
+        }
+        if (!running.size) setStatus("");
         for (const [clientId, text] of outbox) addMessage("user", text).parentNode.dataset.client = clientId;
         scrollDown();
       }
     } catch (err) { /* keep what is on screen */ }
+  }
+
+  function watchForStall() {
+    // A frame can be lost on its way here (the Redis channel layer drops one now and then when other
+    // sockets close at the same moment): a running turn that goes quiet re-reads the history.
+    clearTimeout(stallTimer);
+    stallTimer = running.size ? setTimeout(resync, stallMs) : null;
+  }
+
+  async function resync() {
+    await catchUp();
+    watchForStall();
   }
 
   function connect() {
@@ -132,6 +158,7 @@
     });
     socket.addEventListener("message", (event) => {
       try { onFrame(JSON.parse(event.data)); } catch (err) { /* ignore a frame we cannot read */ }
+      watchForStall();
     });
     socket.addEventListener("close", (event) => {
       if (event.code === 4401 || event.code === 4403 || event.code === 4404) {

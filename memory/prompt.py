@@ -62,26 +62,13 @@ def _hit_trace(hit: SearchHit) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class _TurnReads:
-    """What a turn reads besides the search: pinned memories, the session and its messages."""
-
-    pinned: list[Memory]
-    session: working.Session | None
-    messages: list[working.WorkingMessage]
-
-
-def _turn_reads(filter_: MemoryFilter, session_id: str) -> _TurnReads:
+def _pinned_hits(filter_: MemoryFilter, exclude: set[str]) -> list[SearchHit]:
     pinned = MemoryFilter.build(
         user_id=filter_.user_id, agent_id=filter_.agent_id, namespace=filter_.namespace, pinned_only=True
     )
-    session, messages = working.get_session_with_messages(session_id=session_id)
-    return _TurnReads(list_memories(filter=pinned, limit=MAX_PINNED).memories, session, messages)
-
-
-def _pinned_hits(pinned: list[Memory], exclude: set[str]) -> list[SearchHit]:
+    page = list_memories(filter=pinned, limit=MAX_PINNED)
     none = ScoreBreakdown(vector=0.0, keyword=0.0, recency=0.0, final=0.0)
-    return [SearchHit(m, none, reason="pinned") for m in pinned if m.id not in exclude]
+    return [SearchHit(m, none, reason="pinned") for m in page.memories if m.id not in exclude]
 
 
 def build_prompt(
@@ -105,10 +92,8 @@ def build_prompt(
     turn_id = turn_id or str(ULID())
     filter_ = MemoryFilter.build(user_id=user_id, agent_id=agent_id, namespace=namespace)
     result = search_memories(filter=filter_, text=message, top_k=top_k, now=now)
-    # Measured: reading these on a thread beside the search's embedding gained nothing (GIL).
-    turn = _turn_reads(filter_, session_id)
-    pinned = _pinned_hits(turn.pinned, {h.memory.id for h in result.hits})
-    session = turn.session
+    pinned = _pinned_hits(filter_, {h.memory.id for h in result.hits})
+    session, session_messages = working.get_session_with_messages(session_id=session_id)
 
     message_tokens = tokens.count_message(message)
     instruction_tokens = tokens.count_message(system_instructions)
@@ -135,7 +120,7 @@ def build_prompt(
     recent: list[working.WorkingMessage] = []
     recent_tokens = 0
     if session:
-        for past in reversed(turn.messages):
+        for past in reversed(session_messages):
             if past.role not in {"user", "assistant"}:
                 continue
             if recent_tokens + past.tokens > remaining:

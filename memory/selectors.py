@@ -335,11 +335,16 @@ def _cache_key(base: str, cache_key: str | None) -> str:
     return f"{settings.REDIS_URL} {cache_key or base}"
 
 
+def _fresh_counts(key: str) -> _TermCounts | None:
+    with _term_counts_lock:
+        counts = _term_counts.get(key)
+    return counts if counts is not None and counts.expires >= time.monotonic() else None
+
+
 def _cached_word_counts(base: str, terms: list[str], *, cache_key: str | None = None) -> _TermCounts | None:
     """The counts of this scope if fresh in the cache and covering every word; else None."""
-    with _term_counts_lock:
-        counts = _term_counts.get(_cache_key(base, cache_key))
-    if counts is None or counts.expires < time.monotonic() or any(t not in counts.per_term for t in terms):
+    counts = _fresh_counts(_cache_key(base, cache_key))
+    if counts is None or any(t not in counts.per_term for t in terms):
         return None
     return counts
 
@@ -347,11 +352,7 @@ def _cached_word_counts(base: str, terms: list[str], *, cache_key: str | None = 
 def _scope_word_counts(base: str, terms: list[str], *, cache_key: str | None = None) -> _TermCounts:
     """The scope's size and each word's count (one pipelined count per word not cached yet)."""
     key = _cache_key(base, cache_key)
-    now = time.monotonic()
-    with _term_counts_lock:
-        counts = _term_counts.get(key)
-        if counts is None or counts.expires < now:
-            counts = None
+    counts = _fresh_counts(key)
     unknown = terms if counts is None else [t for t in terms if t not in counts.per_term]
     if counts is not None and not unknown:
         return counts
@@ -365,7 +366,9 @@ def _scope_word_counts(base: str, terms: list[str], *, cache_key: str | None = N
         ]
     )
     if counts is None:
-        counts = _TermCounts(expires=now + TERM_COUNTS_TTL_SECONDS, total=int(replies[0][0]), per_term={})
+        counts = _TermCounts(
+            expires=time.monotonic() + TERM_COUNTS_TTL_SECONDS, total=int(replies[0][0]), per_term={}
+        )
     counts.per_term.update({t: int(reply[0]) for t, reply in zip(unknown, replies[1:], strict=True)})
     with _term_counts_lock:
         _term_counts[key] = counts
@@ -559,7 +562,7 @@ def search_memories(
     Hybrid runs a filtered KNN and a filtered BM25 query in one round trip (after the per-scope word
     counts of `informative_terms`), scores the union, then loads the returned memories:
     match = (w_v·vector + w_k·keyword + w_r·recency) / (w_v + w_k + w_r), and
-    final = (match + w_s·session + w_n·neighbour) / (1 + w_s + w_n) (see `_add_conversation_context`).
+    final = (match + w_s·session + w_n·neighbour) / (1 + w_s + w_n) (see `_conversation_context`).
     """
     started = time.perf_counter()
     if mode not in SEARCH_MODES:

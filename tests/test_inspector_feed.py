@@ -86,6 +86,15 @@ async def test_the_feed_can_follow_one_user_or_one_memory() -> None:
         await by_memory.disconnect()
 
 
+async def _assert_refused_with_4403(cookie: str) -> None:
+    comm = _socket(cookie)
+    connected, code = await comm.connect()
+    try:
+        assert not connected and code == 4403
+    finally:
+        await comm.disconnect()
+
+
 @pytest.mark.parametrize(
     ("username", "perms", "staff"),
     [
@@ -95,23 +104,11 @@ async def test_the_feed_can_follow_one_user_or_one_memory() -> None:
     ],
 )
 async def test_others_are_refused_with_4403(username: str, perms: tuple[str, ...], staff: bool) -> None:
-    cookie = await _cookie_for(username, *perms, staff=staff)
-    comm = _socket(cookie)
-    connected, code = await comm.connect()
-    try:
-        assert not connected and code == 4403
-    finally:
-        await comm.disconnect()
+    await _assert_refused_with_4403(await _cookie_for(username, *perms, staff=staff))
 
 
 async def test_anonymous_visitors_are_refused() -> None:
-    cookie = await sync_to_async(anonymous_cookie)()
-    comm = _socket(cookie)
-    connected, code = await comm.connect()
-    try:
-        assert not connected and code == 4403
-    finally:
-        await comm.disconnect()
+    await _assert_refused_with_4403(await sync_to_async(anonymous_cookie)())
 
 
 async def test_a_foreign_origin_is_refused() -> None:

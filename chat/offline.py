@@ -1,55 +1,86 @@
 """The offline reply: with no model configured, answer from memory and say so.
 
-It reads the same messages a model would get: the memory lines of the system prompt (what Engram
-recalls) and the user's message (what the rules extractor will learn from it in the background).
+It reads what the turn's retrieval chose (the same memories a model would get, with their scores)
+and the user's message (what the rules extractor will learn from it in the background), and
+answers in plain words: the user's facts in the second person, a raw turn as "you told me on …".
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncIterator
 
-from memory.prompt import MEMORY_HEADER
+from chat.phrasing import second_person
+from core.llm import Completion, StreamEvent
+from memory.extraction.messages import role_of
+from memory.extraction.rules import extract_candidates
+from memory.extraction.types import CandidateKind, TurnMessage
+from memory.prompt import BuiltPrompt, spoken_date
+from memory.types import Memory, MemoryType, SearchHit
 
 OFFLINE_PREFIX = "Offline mode (no language model is configured): I answer from memory only."
-MAX_RECALLED = 5
+# A question usually has one answer: show the few best memories, not all that passed the cut.
+MAX_RECALLED = 3
+# Of those, only the ones close to the best: the rest are what else the user said, not the answer.
+SHOWN_SHARE_OF_BEST = 0.75
+MAX_PROFILE_LINES = 12
 
 
-def recalled_lines(system_prompt: str) -> list[str]:
-    if MEMORY_HEADER not in system_prompt:
-        return []
-    block = system_prompt.split(MEMORY_HEADER, 1)[1].split("\n\n", 1)[0]
-    lines = []
-    for line in block.strip().splitlines():
-        if line.startswith("- "):
-            # "- [semantic] User lives in Porto" → "User lives in Porto"
-            text = line[2:]
-            if text.startswith("[") and "] " in text:
-                text = text.split("] ", 1)[1]
-            lines.append(text)
-    return lines[:MAX_RECALLED]
+def memory_sentence(memory: Memory) -> str:
+    """One memory as the user reads it."""
+    if memory.type == MemoryType.MESSAGE:
+        when = spoken_date(memory.created_at, year=False)
+        who = "I said" if role_of(memory) == "assistant" else "You told me"
+        return f"{who} on {when}: “{memory.text}”"
+    text = second_person(memory.text)
+    return text if text.endswith((".", "!", "?", "…")) else text + "."
 
 
-def compose_reply(messages: Sequence[dict[str, Any]]) -> str:
-    from memory.extraction.rules import extract_candidates
-    from memory.extraction.types import CandidateKind, TurnMessage
+def _relevant(hits: list[SearchHit]) -> list[SearchHit]:
+    pinned = [h for h in hits if h.reason == "pinned"]
+    matched = [h for h in hits if h.reason == "match"]
+    if not matched:
+        return pinned[:MAX_RECALLED]
+    best = matched[0].score.final
+    close = [h for h in matched if h.score.final >= SHOWN_SHARE_OF_BEST * best][:MAX_RECALLED]
+    return close + [h for h in pinned if h not in close][: max(0, MAX_RECALLED - len(close))]
 
-    system = next((str(m.get("content") or "") for m in messages if m.get("role") == "system"), "")
-    user = next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), "")
+
+def _bullets(hits: list[SearchHit]) -> str:
+    return "\n".join(f"• {memory_sentence(h.memory)}" for h in hits)
+
+
+def compose_reply(built: BuiltPrompt, message: str) -> str:
     parts = [OFFLINE_PREFIX]
-    recalled = recalled_lines(system)
-    if recalled:
-        parts.append("What I remember that seems relevant:\n" + "\n".join(f"• {line}" for line in recalled))
-    else:
-        parts.append("I don't remember anything relevant to this yet.")
-    candidates = extract_candidates([TurnMessage("user", user, time.time())]) if user else []
+    candidates = extract_candidates([TurnMessage("user", message, time.time())]) if message else []
     learned = [c.text for c in candidates if c.kind == CandidateKind.REMEMBER]
     forgotten = [c.text for c in candidates if c.kind == CandidateKind.FORGET]
+    if built.profile:
+        facts = [h for h in built.memories if h.reason in {"profile", "pinned"}][:MAX_PROFILE_LINES]
+        if facts:
+            parts.append("Here is what I remember about you:\n" + _bullets(facts))
+        else:
+            parts.append("I don't know anything about you yet. Tell me about yourself and I'll remember it.")
+    else:
+        recalled = _relevant(built.memories)
+        if recalled:
+            parts.append("From what I remember:\n" + _bullets(recalled))
+        elif not learned and not forgotten:
+            parts.append("I don't remember anything about that yet.")
     if learned:
         parts.append(
-            "What I just learned (saved in the background):\n" + "\n".join(f"• {t}" for t in learned)
+            "I'll remember this (saved in the background):\n"
+            + "\n".join(f"• {second_person(t)}" for t in learned)
         )
     if forgotten:
-        parts.append("I will forget: " + "; ".join(forgotten))
+        parts.append("I will forget: " + "; ".join(second_person(t) for t in forgotten))
     return "\n\n".join(parts)
+
+
+async def stream_reply(built: BuiltPrompt, message: str) -> AsyncIterator[StreamEvent]:
+    """The reply as the chat streams a model's: word by word, then the completion."""
+    text = compose_reply(built, message)
+    words = text.split(" ")
+    for n, word in enumerate(words):
+        yield StreamEvent(kind="text", text=word if n == len(words) - 1 else word + " ")
+    yield StreamEvent(kind="done", completion=Completion(text=text, model="offline"))

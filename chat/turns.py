@@ -18,6 +18,7 @@ from django.conf import settings
 from django.urls import reverse
 from ulid import ULID
 
+from chat import offline
 from chat.tools import TOOL_SPECS, ToolContext, run_tool
 from core.llm import LLMError, get_llm
 from memory import working
@@ -106,7 +107,13 @@ async def run_turn(
     try:
         for _ in range(settings.CHAT_MAX_TOOL_ROUNDS + 1):
             completion = None
-            async for event in llm.stream(messages, tools=TOOL_SPECS):
+            # Offline, the chat answers from the memories it retrieved (chat/offline.py).
+            stream = (
+                offline.stream_reply(built, text)
+                if llm.mode == "offline"
+                else llm.stream(messages, tools=TOOL_SPECS)
+            )
+            async for event in stream:
                 if event.kind == "text":
                     reply_parts.append(event.text)
                     await deltas.add(event.text)

@@ -201,13 +201,20 @@ WORKING_MEMORY_TTL_SECONDS = env_optional_seconds("WORKING_MEMORY_TTL_SECONDS", 
 EPISODIC_TTL_SECONDS = env_optional_seconds("EPISODIC_TTL_SECONDS", 90 * 24 * 3600)
 SEMANTIC_TTL_SECONDS = env_optional_seconds("SEMANTIC_TTL_SECONDS", None)
 PROCEDURAL_TTL_SECONDS = env_optional_seconds("PROCEDURAL_TTL_SECONDS", None)
-MESSAGE_TTL_SECONDS = env_optional_seconds("MESSAGE_TTL_SECONDS", None)
+# Raw chat turns kept as `message` memories (retrieval falls back on what was actually said).
+MESSAGE_TTL_SECONDS = env_optional_seconds("MESSAGE_TTL_SECONDS", 90 * 24 * 3600)
+# Whose turns become `message` memories: "user", "assistant", both, or none (empty).
+MESSAGE_MEMORY_ROLES = tuple(env_list("MESSAGE_MEMORY_ROLES", ["user"]))
+if not set(MESSAGE_MEMORY_ROLES) <= {"user", "assistant"}:
+    raise ImproperlyConfigured("MESSAGE_MEMORY_ROLES must list user and/or assistant (or be empty)")
 SOFT_DELETE_GRACE_SECONDS = env_int("SOFT_DELETE_GRACE_SECONDS", 7 * 24 * 3600, minimum=0)
 TOOL_CACHE_TTL_SECONDS = env_int("TOOL_CACHE_TTL_SECONDS", 3600, minimum=1)
 MEMORY_MAX_TEXT_CHARS = env_int("MEMORY_MAX_TEXT_CHARS", 2000, minimum=16)
 MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 8000, minimum=16)
-RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 8, minimum=1)
-RETRIEVAL_THRESHOLD = env_float("RETRIEVAL_THRESHOLD", 0.2, minimum=0.0)
+RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 10, minimum=1)
+# A memory is injected when final >= max(RETRIEVAL_THRESHOLD, RETRIEVAL_RELATIVE_THRESHOLD x best).
+RETRIEVAL_THRESHOLD = env_float("RETRIEVAL_THRESHOLD", 0.1, minimum=0.0)
+RETRIEVAL_RELATIVE_THRESHOLD = env_float("RETRIEVAL_RELATIVE_THRESHOLD", 0.5, minimum=0.0)
 RETRIEVAL_NEAR_MISSES = env_int("RETRIEVAL_NEAR_MISSES", 3, minimum=0)
 # Weights tuned on LoCoMo (bench/results/locomo.json): 0.7/0.3/0.1 gave recall@10 42.5.
 HYBRID_VECTOR_WEIGHT = env_float("HYBRID_VECTOR_WEIGHT", 0.4, minimum=0.0)

@@ -216,6 +216,9 @@ class OpenAICompatibleLLM:
         )
 
 
+OFFLINE_NOTICE = "Offline mode: no language model is configured."
+
+
 class OfflineLLM:
     """A deterministic stand-in so the whole product runs with no model. It never calls tools."""
 
@@ -234,10 +237,9 @@ class OfflineLLM:
     ) -> Completion:
         if json_mode:
             return Completion(text="{}", model=self.model)
-        # The product's memory-grounded reply lives with the chat; imported late to keep core independent.
-        from chat.offline import compose_reply
-
-        return Completion(text=compose_reply(messages), model=self.model)
+        # The chat composes its own memory-grounded reply (chat/offline.py); anything else asking
+        # the offline model gets this notice.
+        return Completion(text=OFFLINE_NOTICE, model=self.model)
 
     async def stream(
         self,

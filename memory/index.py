@@ -40,6 +40,7 @@ def schema(dims: int) -> dict[str, Any]:
             {"name": "session_id", "type": "tag", "attrs": {"case_sensitive": True, "sortable": True}},
             {"name": "namespace", "type": "tag", "attrs": {"case_sensitive": True}},
             {"name": "content_hash", "type": "tag", "attrs": {"case_sensitive": True}},
+            {"name": "source_turns", "type": "tag", "attrs": {"separator": ",", "case_sensitive": True}},
             {"name": "pinned", "type": "tag"},
             {"name": "locked", "type": "tag"},
             {"name": "event_date", "type": "numeric", "attrs": {"sortable": True}},
@@ -81,7 +82,28 @@ def ensure_index() -> None:
             except redis.ResponseError as exc:  # another process won the race
                 if "already exists" not in str(exc).lower():
                     raise
+        else:
+            _add_missing_tag_fields()
         _ensured.add(marker)
+
+
+# TAG fields added after the first release; an older index gets them with FT.ALTER (no re-index:
+# the hashes written before simply lack the field).
+_ADDED_TAG_FIELDS = {"source_turns": ["SEPARATOR", ",", "CASESENSITIVE"]}
+
+
+def _add_missing_tag_fields() -> None:
+    client = get_redis()
+    info = client.execute_command("FT.INFO", index_name())
+    attributes = dict(zip(info[::2], info[1::2], strict=False)).get(b"attributes") or []
+    present = {bytes(a[a.index(b"attribute") + 1]).decode() for a in attributes if b"attribute" in a}
+    for name, options in _ADDED_TAG_FIELDS.items():
+        if name not in present:
+            try:
+                client.execute_command("FT.ALTER", index_name(), "SCHEMA", "ADD", name, "TAG", *options)
+            except redis.ResponseError as exc:  # another process added it first
+                if "duplicate" not in str(exc).lower():
+                    raise
 
 
 def forget_index_cache() -> None:

@@ -14,10 +14,12 @@ from django.conf import settings
 from ulid import ULID
 
 from memory import tokens, working
+from memory.extraction.messages import role_of
 from memory.query import MemoryFilter
+from memory.recall import arrange, is_profile_question, profile_hits
 from memory.selectors import list_memories, scoring_weights, search_memories
 from memory.services import record_access
-from memory.types import Memory, ScoreBreakdown, SearchHit
+from memory.types import Memory, MemoryType, ScoreBreakdown, SearchHit, SearchResult
 
 SYSTEM_INSTRUCTIONS = (
     "You are Engram, a helpful assistant with long-term memory. Use what you remember about the user "
@@ -29,6 +31,9 @@ SUMMARY_HEADER = "Summary of the earlier conversation:"
 # Memories may use at most this share of the budget, so recent messages always have room.
 MEMORY_BUDGET_SHARE = 0.4
 MAX_PINNED = 5
+# Extra hits asked of the search, so dropping raw turns the conversation already holds still
+# leaves top_k to show.
+ARRANGE_SLACK = 10
 
 
 @dataclass
@@ -37,29 +42,59 @@ class BuiltPrompt:
     messages: list[dict[str, str]]
     memories: list[SearchHit]
     near_misses: list[SearchHit]
+    profile: bool
     token_breakdown: dict[str, int]
     budget: int
     exact_tokens: bool
     trace: dict[str, Any] = field(default_factory=dict)
 
 
+def spoken_date(epoch: float, *, year: bool = True) -> str:
+    """ "3 March 2027": unambiguous for people and models alike (and what users search for)."""
+    day = datetime.fromtimestamp(epoch, tz=UTC)
+    return f"{day.day} {day:%B}" + (f" {day.year}" if year else "")
+
+
 def _memory_line(memory: Memory) -> str:
+    if memory.type == MemoryType.MESSAGE:
+        who = "the assistant" if role_of(memory) == "assistant" else "the user"
+        return f"- [{who} said on {spoken_date(memory.created_at)}] {memory.text}"
     when = ""
     if memory.event_date:
-        when = f" (on {datetime.fromtimestamp(memory.event_date, tz=UTC):%Y-%m-%d})"
+        # Only when the text does not say it already (rules write the date into the text).
+        date_text = spoken_date(memory.event_date)
+        iso = f"{datetime.fromtimestamp(memory.event_date, tz=UTC):%Y-%m-%d}"
+        if date_text not in memory.text and iso not in memory.text:
+            when = f" (on {date_text})"
     return f"- [{memory.type}] {memory.text}{when}"
 
 
-def _hit_trace(hit: SearchHit) -> dict[str, Any]:
+def _hit_trace(hit: SearchHit, *, admitted_by: str = "") -> dict[str, Any]:
     memory = hit.memory
-    return {
+    trace = {
         "id": memory.id,
         "text": memory.text,
         "type": str(memory.type),
         "reason": hit.reason,
         "pinned": memory.pinned,
         "scores": hit.score.as_dict(),
+        "source": list(memory.source),
     }
+    if admitted_by:
+        trace["admitted_by"] = admitted_by
+    return trace
+
+
+def admission_rule(hit: SearchHit, result: SearchResult) -> str:
+    """Which rule put a memory into the prompt, in words (shown per memory in the trace)."""
+    if hit.reason == "pinned":
+        return "pinned by staff: always included"
+    if hit.reason == "profile":
+        return f"profile question: importance {hit.score.importance:.2f}"
+    return (
+        f"score {hit.score.final:.3f} >= cut {result.cut:.3f} = max(floor {result.threshold:g}, "
+        f"{result.relative_threshold:g} x best)"
+    )
 
 
 def _pinned_hits(filter_: MemoryFilter, exclude: set[str]) -> list[SearchHit]:
@@ -89,11 +124,16 @@ def build_prompt(
     started = time.perf_counter()
     now = time.time()
     budget = budget or settings.PROMPT_TOKEN_BUDGET
+    top_k = settings.RETRIEVAL_TOP_K if top_k is None else top_k
     turn_id = turn_id or str(ULID())
     filter_ = MemoryFilter.build(user_id=user_id, agent_id=agent_id, namespace=namespace)
-    result = search_memories(filter=filter_, text=message, top_k=top_k, now=now)
-    pinned = _pinned_hits(filter_, {h.memory.id for h in result.hits})
     session, session_messages = working.get_session_with_messages(session_id=session_id)
+    result = search_memories(filter=filter_, text=message, top_k=min(100, top_k + ARRANGE_SLACK), now=now)
+    in_conversation = {str(m.meta["turn_id"]) for m in session_messages if m.meta.get("turn_id")}
+    arranged = arrange(result.hits, in_conversation=in_conversation)
+    profile = is_profile_question(message)
+    chosen = profile_hits(filter_=filter_, now=now) if profile else arranged.hits[:top_k]
+    pinned = _pinned_hits(filter_, {h.memory.id for h in chosen})
 
     message_tokens = tokens.count_message(message)
     instruction_tokens = tokens.count_message(system_instructions)
@@ -102,7 +142,7 @@ def build_prompt(
     used: list[SearchHit] = []
     memory_budget = int(budget * MEMORY_BUDGET_SHARE)
     memory_tokens = tokens.count(MEMORY_HEADER) + 1
-    for hit in [*pinned, *result.hits]:
+    for hit in [*pinned, *chosen]:
         line = _memory_line(hit.memory)
         cost = tokens.count(line) + 1
         if memory_tokens + cost > memory_budget:
@@ -155,12 +195,15 @@ def build_prompt(
         "user_id": user_id,
         "at": now,
         "query": message,
-        "mode": result.mode,
+        "mode": "profile" if profile else result.mode,
         "threshold": result.threshold,
+        "relative_threshold": result.relative_threshold,
+        "cut": result.cut,
         "weights": scoring_weights(),
-        "memories": [_hit_trace(h) for h in used],
-        "dropped_for_budget": [_hit_trace(h) for h in [*pinned, *result.hits][len(used) :]],
+        "memories": [_hit_trace(h, admitted_by=admission_rule(h, result)) for h in used],
+        "dropped_for_budget": [_hit_trace(h) for h in [*pinned, *chosen][len(used) :]],
         "near_misses": [_hit_trace(h) for h in near_misses],
+        "left_out": [{**_hit_trace(h), "why": why} for h, why in arranged.left_out],
         "tokens": {**breakdown, "budget": budget, "exact": exact, "recent_message_count": len(recent)},
         "search_ms": round(result.took_ms, 2),
         "took_ms": round((time.perf_counter() - started) * 1000, 2),
@@ -174,6 +217,7 @@ def build_prompt(
         messages=messages,
         memories=used,
         near_misses=near_misses,
+        profile=profile,
         token_breakdown=breakdown,
         budget=budget,
         exact_tokens=exact,

@@ -237,6 +237,35 @@ def counts_by_type(*, user_id: str | None) -> dict[str, int]:
     return counts
 
 
+def access_stats(*, memory_ids: Sequence[str]) -> dict[str, tuple[int, float]]:
+    """(access count, last access) of each memory that was ever used in a prompt."""
+    if not memory_ids:
+        return {}
+    replies = _pipeline(
+        [["HMGET", keys.memory_stats(m), "access_count", "last_accessed_at"] for m in memory_ids]
+    )
+    return {
+        memory_id: (int(count or 0), float(last or 0))
+        for memory_id, (count, last) in zip(memory_ids, replies, strict=True)
+        if count is not None
+    }
+
+
+def memories_from_turns(
+    *, user_id: str, turn_ids: Sequence[str], types: Sequence[str] = (), limit: int = 50
+) -> list[Memory]:
+    """Live memories of a user that came from these chat turns (their `source`), oldest first:
+    a fact's source message, or the facts extracted from a message."""
+    turn_ids = [validate_id(t, name="turn_id") for t in turn_ids if t]
+    if not turn_ids:
+        return []
+    ensure_index()
+    query = MemoryFilter.build(user_id=user_id, types=list(types) or None).query(now=time.time())
+    query = f"{query} {tag_clause('source_turns', turn_ids)}"
+    rows = _run(_ft_search_args(query, limit=limit, sort_by="created_at"))[1]
+    return [from_hash(row.fields) for row in rows]
+
+
 def known_users(*, offset: int = 0, limit: int = 50) -> list[tuple[str, float]]:
     """User ids with their last activity, most recent first."""
     raw = get_redis().zrevrange(keys.users(), offset, offset + limit - 1, withscores=True)
@@ -556,6 +585,7 @@ def search_memories(
     near_misses: int | None = None,
     query_vector: np.ndarray | None = None,
     now: float | None = None,
+    relative_threshold: float | None = None,
 ) -> SearchResult:
     """Top memories for `text` in scope, each with its score breakdown, plus the near misses.
 
@@ -575,6 +605,7 @@ def search_memories(
     if not 1 <= top_k <= 100:
         raise InvalidInput("top_k must be between 1 and 100")
     threshold = settings.RETRIEVAL_THRESHOLD if threshold is None else threshold
+    relative = settings.RETRIEVAL_RELATIVE_THRESHOLD if relative_threshold is None else relative_threshold
     near_misses = settings.RETRIEVAL_NEAR_MISSES if near_misses is None else near_misses
     now = time.time() if now is None else now
     ensure_index()
@@ -643,8 +674,11 @@ def search_memories(
     scores = _score(pool, _Weights.for_mode(mode), now=now)
     final, keys_ = scores.final, pool.keys
     ranked = sorted(range(len(keys_)), key=lambda i: (-final[i], keys_[i]))
-    chosen = [i for i in ranked if final[i] >= threshold][:top_k]
-    missed = [i for i in ranked if final[i] < threshold][:near_misses]
+    # Scores are relative to the query (a short question scores lower against everything), so the
+    # cut follows the best hit, with an absolute floor for queries nothing answers.
+    cut = max(threshold, relative * final[ranked[0]]) if ranked else threshold
+    chosen = [i for i in ranked if final[i] >= cut][:top_k]
+    missed = [i for i in ranked if final[i] < cut][:near_misses]
     # Phase 2: full fields only for what is returned.
     memories = _load([keys_[i] for i in chosen + missed])
 
@@ -657,4 +691,6 @@ def search_memories(
         threshold=threshold,
         mode=mode,
         took_ms=(time.perf_counter() - started) * 1000,
+        relative_threshold=relative,
+        cut=cut,
     )

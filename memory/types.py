@@ -134,25 +134,36 @@ class ScoreBreakdown:
     # before/after it in that session (see memory.selectors.search_memories).
     session: float = 0.0
     neighbour: float = 0.0
+    # Profile questions ("what do you remember about me?") rank memories by importance instead
+    # (type, topic, recency, use; see memory.recall).
+    importance: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(v, 4) for k, v in asdict(self).items()}
+
+
+# Why a memory is in a prompt: it scored above the cut, staff pinned it, or the user asked for
+# their profile.
+HitReason = Literal["match", "pinned", "profile"]
 
 
 @dataclass(frozen=True)
 class SearchHit:
     memory: Memory
     score: ScoreBreakdown
-    reason: Literal["match", "pinned"] = "match"
+    reason: HitReason = "match"
 
 
 @dataclass(frozen=True)
 class SearchResult:
     hits: list[SearchHit]
     near_misses: list[SearchHit]
-    threshold: float
+    threshold: float  # the absolute floor
     mode: str
     took_ms: float
+    # A hit needs final >= cut = max(threshold, relative_threshold x the best final score).
+    relative_threshold: float = 0.0
+    cut: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,8 @@ _DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
 _YEAR = r"(?P<year>\d{4})(?!\d)"
 _COUNT = rf"(?P<count>\d{{1,3}}|{_alternation(_NUMBER_WORDS)})"
 _UNIT = r"(?P<unit>day|week|month|year)s?"
+# "in exactly two weeks", "about 3 days from now": the hedge does not change the day.
+_ABOUT = r"(?:exactly|just|about|around|roughly|only)"
 
 
 MentionKind = Literal["relative", "dated", "yearless"]
@@ -202,6 +204,45 @@ def _weekday(match: re.Match[str], ref: date, tense: Tense) -> date | None:
     return ref - timedelta(days=(ref.weekday() - target - 1) % 7 + 1)
 
 
+def _this_weekday(match: re.Match[str], ref: date, tense: Tense) -> date | None:
+    """ "this Friday": the coming one (today if it is Friday), or the one just gone in the past tense."""
+    target = _WEEKDAYS.index(match["weekday"].lower())
+    if tense == "past":
+        return ref - timedelta(days=(ref.weekday() - target) % 7)
+    return ref + timedelta(days=(target - ref.weekday()) % 7)
+
+
+def _weekend(match: re.Match[str], ref: date, tense: Tense) -> date | None:
+    """ "this weekend" is the coming Saturday (or today, at the weekend); "next weekend" a week on."""
+    saturday = 5
+    if ref.weekday() >= saturday:
+        this = ref if ref.weekday() == saturday else ref - timedelta(days=1)
+    else:
+        this = ref + timedelta(days=saturday - ref.weekday())
+    shift = {"last": -7, "next": 7}.get(match["dir"].lower(), 0)
+    return this + timedelta(days=shift)
+
+
+def _day_of_month(match: re.Match[str], ref: date, tense: Tense) -> date | None:
+    """ "on the 22nd": this month's 22nd, or the next (previous, in the past tense) month's when the
+    day has already passed (is still ahead)."""
+    day = int(match["day"])
+    this = _calendar_day(ref.year, ref.month, day)
+    if tense == "past":
+        if this is not None and this <= ref:
+            return this
+        earlier = _add_months(ref.replace(day=1), -1)
+        return _calendar_day(earlier.year, earlier.month, day)
+    if this is not None and this >= ref:
+        return this
+    later = _add_months(ref.replace(day=1), 1)
+    return _calendar_day(later.year, later.month, day)
+
+
+def _from_now(match: re.Match[str], ref: date, tense: Tense) -> date | None:
+    return _shift(ref, match["unit"].lower(), _count(match["count"]))
+
+
 def _ago(match: re.Match[str], ref: date, tense: Tense) -> date | None:
     return _shift(ref, match["unit"].lower(), -_count(match["count"]))
 
@@ -223,7 +264,11 @@ _PATTERNS: tuple[tuple[re.Pattern[str], _Resolver], ...] = tuple(
         (r"\b(?P<dir>last|next)\s+(?P<unit>week|month|year)\b", _period),
         (rf"\b(?P<dir>on|last|next|this\s+past)\s+(?P<weekday>{'|'.join(_WEEKDAYS)})\b", _weekday),
         (rf"\b{_COUNT}\s+{_UNIT}\s+ago\b", _ago),
-        (rf"\bin\s+{_COUNT}\s+{_UNIT}\b", _in),
+        (rf"\bin\s+(?:{_ABOUT}\s+)?{_COUNT}\s+{_UNIT}\b", _in),
+        (rf"\b(?:{_ABOUT}\s+)?{_COUNT}\s+{_UNIT}\s+(?:from\s+(?:now|today)|later)\b", _from_now),
+        (rf"\bthis\s+(?:coming\s+)?(?P<weekday>{'|'.join(_WEEKDAYS)})\b", _this_weekday),
+        (r"\b(?P<dir>this|next|last)\s+weekend\b", _weekend),
+        (r"\b(?:on\s+)?the\s+(?P<day>\d{1,2})(?:st|nd|rd|th)\b", _day_of_month),
     )
 )
 
@@ -247,11 +292,25 @@ def _kind(match: re.Match[str]) -> MentionKind:
     return "yearless" if groups.get("month") else "relative"
 
 
+# "my last year of dentistry", "the next week of the course": a period of something, not a date.
+_OF_SOMETHING_BEFORE = re.compile(r"\b(?:my|our|his|her|their|your|the|final|first)\s+$", re.IGNORECASE)
+_OF_SOMETHING_AFTER = re.compile(r"^\s+(?:of|at|in)\b", re.IGNORECASE)
+
+
+def _is_period_of_something(match: re.Match[str]) -> bool:
+    if "dir" not in match.groupdict() or "unit" not in match.groupdict():
+        return False
+    return bool(
+        _OF_SOMETHING_BEFORE.search(match.string[: match.start()])
+        or _OF_SOMETHING_AFTER.match(match.string[match.end() :])
+    )
+
+
 def _mentions(text: str, ref: date, tense: Tense, *, guard_ambiguous: bool) -> list[DateMention]:
     found: list[DateMention] = []
     for regex, resolver in _PATTERNS:
         for match in regex.finditer(text):
-            if guard_ambiguous and _is_ambiguous_month(match):
+            if guard_ambiguous and (_is_ambiguous_month(match) or _is_period_of_something(match)):
                 continue
             day = resolver(match, ref, tense)
             if day is not None:

@@ -7,6 +7,7 @@ candidates with related memories go to the LLM, which sees those memories under 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +20,10 @@ from memory.extraction.types import Candidate, CandidateKind
 from memory.query import MemoryFilter
 from memory.records import content_hash
 from memory.selectors import find_exact_duplicates, find_similar, list_memories
-from memory.types import Memory, Scope
+from memory.types import Memory, MemoryType, Scope
 
 ACTIONS = ("add", "update", "delete", "noop")
+FACT_TYPES = [t for t in MemoryType if t != MemoryType.MESSAGE]
 # How close a memory must be to what the user asked to forget.
 FORGET_DISTANCE = 0.6
 SLOT_TOPIC_PREFIX = "slot:"
@@ -76,12 +78,31 @@ def _forget(candidate: Candidate, filter_: MemoryFilter) -> Op:
     return Op("delete", candidate, target_id=target.id, reason=f"user asked to forget: {candidate.text}")
 
 
+def _names(text: str, thing: str) -> bool:
+    return re.search(rf"(?<![\w']){re.escape(thing.lower())}(?![\w'])", text.lower()) is not None
+
+
+def _supersede(candidate: Candidate, filter_: MemoryFilter, *, batch: list[Candidate]) -> Op:
+    """ "I quit F45": the newest fact that names F45 no longer holds (a memory said in this same batch,
+    like "User quit F45" itself, is not a candidate for it)."""
+    thing = candidate.text
+    said_now = {c.text for c in batch if c is not candidate}
+    for memory in list_memories(filter=filter_, limit=200).memories:
+        if _names(memory.text, thing) and memory.text not in said_now:
+            blocked = _protected(memory, deleting=True)
+            if blocked:
+                return Op("noop", candidate, target_id=memory.id, reason=blocked)
+            return Op("delete", candidate, target_id=memory.id, reason=f"no longer true: {thing}")
+    return Op("noop", candidate, reason=f"nothing stored names {thing!r}")
+
+
 def _slot(candidate: Candidate, filter_: MemoryFilter) -> Op | None:
     """A single-valued attribute (home town, job, name): a new value replaces the old one."""
     slot_filter = MemoryFilter.build(
         user_id=filter_.user_id,
         agent_id=filter_.agent_id,
         namespace=filter_.namespace,
+        types=FACT_TYPES,
         topics=[SLOT_TOPIC_PREFIX + candidate.slot],
     )
     current = list_memories(filter=slot_filter, limit=1).memories
@@ -117,7 +138,11 @@ def _replaced_preference(candidate: Candidate, filter_: MemoryFilter) -> list[Me
 
 
 def decide(candidates: list[Candidate], *, scope: Scope, llm: LLM | None) -> list[Op]:
-    filter_ = MemoryFilter.build(user_id=scope.user_id, agent_id=scope.agent_id, namespace=scope.namespace)
+    # Facts are compared with facts: a raw turn is no duplicate of the fact it says (and the turn
+    # being extracted is already stored as one).
+    filter_ = MemoryFilter.build(
+        user_id=scope.user_id, agent_id=scope.agent_id, namespace=scope.namespace, types=FACT_TYPES
+    )
     ops: list[Op | None] = []
     for_llm: list[tuple[int, Candidate, list[Memory]]] = []
     seen: set[str] = set()
@@ -133,6 +158,9 @@ def decide(candidates: list[Candidate], *, scope: Scope, llm: LLM | None) -> lis
             continue
         if candidate.kind == CandidateKind.FORGET:
             ops.append(_forget(candidate, filter_))
+            continue
+        if candidate.kind == CandidateKind.SUPERSEDE:
+            ops.append(_supersede(candidate, filter_, batch=candidates))
             continue
         digest = content_hash(candidate.text)
         if digest in seen:

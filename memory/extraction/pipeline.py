@@ -21,6 +21,7 @@ from memory.extraction import prompts, queue
 from memory.extraction.compaction import compact_session
 from memory.extraction.decide import SLOT_TOPIC_PREFIX, Op, decide
 from memory.extraction.llm_extractor import ExtractionError, extract_with_llm, summarise_with_llm
+from memory.extraction.messages import store_messages
 from memory.extraction.queue import QueuedTurn, StreamEntry
 from memory.extraction.types import Candidate, TurnMessage
 from memory.services import add_memory, delete_memory, update_memory
@@ -134,7 +135,8 @@ def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str]
                 topics=topics,
                 entities=candidate.entities,
                 event_date=candidate.event_date,
-                source=source,
+                # The turns that said it, not every turn of the batch.
+                source=candidate.source_turn_ids or source,
                 reason=op.reason,
                 idempotency_key=key,
             )
@@ -236,6 +238,8 @@ def process_session(
         try:
             plan = queue.load_plan(session_id, from_seq)
             if plan is None:
+                # What was said is kept first, so a failing extractor cannot lose it.
+                store_messages(turns, scope=_scope(turns), session_id=session_id)
                 plan = build_plan(turns, llm=llm)
                 queue.save_plan(session_id, from_seq, plan)
             outcomes.update(apply_plan(plan, session_id=session_id, worker_id=worker_id))

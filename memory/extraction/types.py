@@ -22,6 +22,9 @@ class TurnMessage:
 class CandidateKind(StrEnum):
     REMEMBER = "remember"  # a fact, preference or event to keep
     FORGET = "forget"  # the user asked to forget something
+    # The user said something stopped being true ("I quit F45", "I sold the Elantra"): the text is
+    # the thing; a stored memory that names it is retired.
+    SUPERSEDE = "supersede"
 
 
 @dataclass(frozen=True)

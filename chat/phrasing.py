@@ -1,0 +1,61 @@
+"""Memories as the user reads them: "Your name is Priya", not "User's name is Priya".
+
+Extracted facts are third-person statements about "User" (the rules extractor and the model
+prompt both write them so). Shown to the user they read in the second person.
+"""
+
+from __future__ import annotations
+
+import re
+
+_BE_HAVE = {
+    "is": "are",
+    "was": "were",
+    "has": "have",
+    "does": "do",
+    "isn't": "aren't",
+    "wasn't": "weren't",
+    "hasn't": "haven't",
+    "doesn't": "don't",
+}
+_ADVERB = (
+    r"(?:also|really|just|still|usually|always|never|often|sometimes|now|only|actually|recently|currently|"
+    r"mostly|rarely|no\s+longer|already|generally|regularly)"
+)
+_SUBJECT = re.compile(rf"\bUser(?P<adverbs>(?:\s+{_ADVERB})*)\s+(?P<verb>[A-Za-z']+)\b")
+_POSSESSIVE = re.compile(r"\bUser's\b")
+_OBJECT = re.compile(r"\bUser\b")
+# Words that end in s but are no third-person verbs ("User always ..." is handled by _ADVERB).
+_NOT_VERBS = frozenset({"is", "was", "has", "does", "as", "its", "plus", "thus", "yes", "us"})
+
+
+def _base_form(verb: str) -> str:
+    """ "works" → "work", "studies" → "study", "watches" → "watch"; other words stay."""
+    lower = verb.lower()
+    if lower in _BE_HAVE:
+        return _BE_HAVE[lower]
+    if not lower.endswith("s") or lower.endswith("ss") or lower in _NOT_VERBS or len(lower) < 3:
+        return verb
+    if lower.endswith("ies") and len(lower) > 4:
+        return verb[:-3] + "y"
+    if lower.endswith(("ches", "shes", "xes", "zes", "oes", "sses")):
+        return verb[:-2]
+    return verb[:-1]
+
+
+def _subject(match: re.Match[str]) -> str:
+    return f"you{match['adverbs']} {_base_form(match['verb'])}"
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def second_person(text: str) -> str:
+    """A third-person fact about "User" as said to the user; text without "User" is unchanged."""
+    if "User" not in text:
+        return text
+    text = _POSSESSIVE.sub("your", text)
+    text = _SUBJECT.sub(_subject, text)
+    text = _OBJECT.sub("you", text)
+    return _capitalised(text)

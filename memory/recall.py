@@ -1,0 +1,161 @@
+"""What a turn recalls besides the plain search: the user's profile when they ask what Engram knows
+about them, and the shaping of search hits into what the prompt shows.
+
+A broad question ("what do you remember about me?") has no topic to search for: similarity against
+it is noise, and a threshold-gated search answers "nothing relevant" while memories exist. Such a
+question gets the profile instead: the user's facts ranked by importance (type, topic, whether an
+event is still ahead, recency, how often a memory was used).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from memory.query import MemoryFilter
+from memory.selectors import access_stats, list_memories
+from memory.types import Memory, MemoryType, ScoreBreakdown, SearchHit
+
+# "what do you remember/know about me", "tell me about myself", "what have I told you about me",
+# "who am I", "what's in your memory about me": anything asking for the user as a whole, not for
+# one topic ("what do you know about my sister" is a search).
+_ME = r"(?:me|myself|my\s+life|who\s+i\s+am)"
+_ABOUT_ME = rf"(?:about|of|on)\s+{_ME}"
+_KNOW = r"(?:remember|know|recall|have\s+(?:saved|stored|learned|learnt|noted))"
+_YOU_KNOW = r"(?:(?:what|everything|all)\s+you\s+(?:know|remember)\s+)"
+_PROFILE_ASKS = (
+    rf"(?:what|which\s+things|how\s+much|what\s+all|what\s+else|what\s+exactly)\s+(?:do|did|can|could)"
+    rf"\s+you\s+(?:still\s+)?{_KNOW}\s+{_ABOUT_ME}",
+    r"what\s+(?:have|did)\s+(?:you\s+(?:learned|learnt|remembered|found\s+out|saved|stored|noted)"
+    rf"|i\s+(?:told|said\s+to)\s+you)\s+{_ABOUT_ME}",
+    r"(?:(?:can|could|would)\s+you\s+)?(?:please\s+)?(?:tell\s+me|list|summari[sz]e|remind\s+me|show\s+me)"
+    rf"\s+(?:please\s+)?{_YOU_KNOW}?(?:about\s+)?{_ME}",
+    r"(?:what|which)\s+(?:memories|facts|info|information|details|things)\s+"
+    rf"(?:do\s+you\s+have|have\s+you\s+got)\s+{_ABOUT_ME}",
+    rf"what(?:'s|\s+is)\s+in\s+your\s+memory(?:\s+{_ABOUT_ME})?",
+    r"who\s+am\s+i",
+    r"do\s+you\s+(?:remember|know)\s+(?:anything\s+about\s+)?me",
+    r"describe\s+me",
+)
+_PROFILE_QUESTION = re.compile(
+    r"^(?:(?:so|ok|okay|hey|hi|well|and|now)[,\s]+)*(?:"
+    + "|".join(_PROFILE_ASKS)
+    + r")(?:\s+(?:so\s+far|already|now|then|exactly|please|again))*\s*[?.!]*$",
+    re.IGNORECASE,
+)
+
+PROFILE_LIMIT = 12
+# Topics the rules extractor (and most model extractions) give facts, by how much they say about
+# someone: who they are and what they must not eat matter more than a passing like.
+_TOPIC_WEIGHT = {
+    "identity": 1.0,
+    "health": 0.95,
+    "diet": 0.95,
+    "family": 0.9,
+    "work": 0.85,
+    "location": 0.85,
+    "pets": 0.8,
+    "birthdays": 0.8,
+    "remembered": 0.8,
+    "hobbies": 0.7,
+    "preferences": 0.65,
+    "possessions": 0.6,
+    "events": 0.5,
+}
+_DEFAULT_TOPIC_WEIGHT = 0.55
+_RECENCY_HALF_LIFE_DAYS = 60.0
+
+
+def is_profile_question(text: str) -> bool:
+    return bool(_PROFILE_QUESTION.match(" ".join(text.split())))
+
+
+def importance(memory: Memory, *, access_count: int, now: float) -> float:
+    """How much a memory says about the user, in [0, 1]: its kind, its topic, whether it is still
+    ahead (events), how recent it is and how often it was used."""
+    if memory.type == MemoryType.EPISODIC:
+        kind = 0.8 if memory.event_date and memory.event_date >= now - 86400 else 0.4
+    elif memory.type == MemoryType.PROCEDURAL:
+        kind = 0.7
+    else:
+        kind = 1.0
+    topic = max((_TOPIC_WEIGHT.get(t, _DEFAULT_TOPIC_WEIGHT) for t in memory.topics), default=0.5)
+    age_days = max(0.0, now - (memory.updated_at or memory.created_at)) / 86400
+    recency = 0.5 ** (age_days / _RECENCY_HALF_LIFE_DAYS)
+    use = min(1.0, math.log1p(access_count) / math.log1p(20))
+    return round(0.4 * kind + 0.35 * topic + 0.15 * recency + 0.1 * use, 4)
+
+
+def is_profile_material(memory: Memory) -> bool:
+    """Facts, instructions and events; not raw turns or the rolling session summaries."""
+    return memory.type != MemoryType.MESSAGE and "session-summary" not in memory.topics
+
+
+def profile_hits(*, filter_: MemoryFilter, now: float, limit: int = PROFILE_LIMIT) -> list[SearchHit]:
+    """The user's most important facts, best first (pinned ones are added by the prompt itself)."""
+    facts = MemoryFilter.build(
+        user_id=filter_.user_id,
+        agent_id=filter_.agent_id or None,
+        namespace=filter_.namespace or None,
+        types=[str(t) for t in MemoryType if t != MemoryType.MESSAGE],
+    )
+    memories = [m for m in list_memories(filter=facts, limit=200).memories if is_profile_material(m)]
+    stats = access_stats(memory_ids=[m.id for m in memories])
+    scored = [(importance(m, access_count=stats.get(m.id, (0, 0.0))[0], now=now), m) for m in memories]
+    scored.sort(key=lambda pair: (-pair[0], -pair[1].updated_at, pair[1].id))
+    return [
+        SearchHit(m, ScoreBreakdown(0.0, 0.0, 0.0, final=score, importance=score), reason="profile")
+        for score, m in scored[:limit]
+    ]
+
+
+@dataclass(frozen=True)
+class Arranged:
+    """Search hits as the prompt shows them, and what was left out on the way (for the trace)."""
+
+    hits: list[SearchHit]
+    left_out: list[tuple[SearchHit, str]]
+
+
+def arrange(hits: Sequence[SearchHit], *, in_conversation: set[str]) -> Arranged:
+    """Drop raw turns the conversation already holds, and show a fact and its source turn once.
+
+    A `message` memory whose turn is in this session's working memory would repeat the recent
+    messages. A `message` memory whose turn also gave one of the hits is replaced, at its own
+    rank, by the best-scoring fact from that turn (the fact is the cleaner statement of it).
+    """
+    facts_by_turn: dict[str, list[SearchHit]] = {}
+    for hit in hits:
+        if hit.memory.type != MemoryType.MESSAGE:
+            for turn_id in hit.memory.source:
+                facts_by_turn.setdefault(turn_id, []).append(hit)
+    shown: list[SearchHit] = []
+    shown_ids: set[str] = set()
+    left_out: list[tuple[SearchHit, str]] = []
+    for hit in hits:
+        memory = hit.memory
+        if memory.id in shown_ids:
+            continue
+        if memory.type != MemoryType.MESSAGE:
+            shown.append(hit)
+            shown_ids.add(memory.id)
+            continue
+        turn_ids = set(memory.source)
+        if turn_ids & in_conversation:
+            left_out.append((hit, "already in this conversation"))
+            continue
+        facts = [f for t in memory.source for f in facts_by_turn.get(t, []) if f.memory.id not in shown_ids]
+        if facts or any(t in facts_by_turn for t in turn_ids):
+            best = max(facts, key=lambda f: f.score.final, default=None)
+            if best is not None:
+                shown.append(best)
+                shown_ids.add(best.memory.id)
+                left_out.append((hit, f"said as a fact: {best.memory.id}"))
+            else:
+                left_out.append((hit, "its fact is shown"))
+            continue
+        shown.append(hit)
+        shown_ids.add(memory.id)
+    return Arranged(hits=shown, left_out=left_out)

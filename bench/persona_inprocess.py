@@ -59,9 +59,9 @@ def _fact_memories(user_id: str) -> list[str]:
     return [m.text for m in list_memories(filter=facts, limit=500).memories]
 
 
-def run_persona(
-    suite: Suite, persona: Persona, *, answer_text: Callable[[dict[str, Any]], str]
-) -> PersonaOutcome:
+def learn(suite: Suite, persona: Persona) -> list[str]:
+    """Every chat of the persona at its own time, each followed by the worker's extraction; the
+    errors of turns that failed."""
     from chat.services import start_session
 
     user_id = _user_id(suite, persona)
@@ -75,6 +75,17 @@ def run_persona(
                     errors.append(f"{persona.id} chat {number} message {n}: {done.get('error')}")
         with time_machine.travel(chat.at + 600, tick=True):
             _extract_pending()
+    return errors
+
+
+def ask(
+    suite: Suite, persona: Persona, *, answer_text: Callable[[dict[str, Any]], str]
+) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """The persona's questions in one new chat, a day after its last one: (answers, broad answers,
+    the user's fact memories)."""
+    from chat.services import start_session
+
+    user_id = _user_id(suite, persona)
     answers: dict[str, str] = {}
     broad: dict[str, str] = {}
     with time_machine.travel(persona.asked_at, tick=True):
@@ -84,7 +95,14 @@ def run_persona(
             done = asyncio.run(_say(user_id, session.id, text, n))
             target = broad if text in persona.broad_questions else answers
             target[text] = answer_text(done)
-        fact_memories = _fact_memories(user_id)
+        return answers, broad, _fact_memories(user_id)
+
+
+def run_persona(
+    suite: Suite, persona: Persona, *, answer_text: Callable[[dict[str, Any]], str]
+) -> PersonaOutcome:
+    errors = learn(suite, persona)
+    answers, broad, fact_memories = ask(suite, persona, answer_text=answer_text)
     return PersonaOutcome(persona, fact_memories, answers, broad, errors)
 
 

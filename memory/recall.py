@@ -18,32 +18,24 @@ from memory.query import MemoryFilter
 from memory.selectors import access_stats, list_memories
 from memory.types import Memory, MemoryType, ScoreBreakdown, SearchHit
 
-# "what do you remember/know about me", "tell me about myself", "what have I told you about me",
-# "who am I", "what's in your memory about me": anything asking for the user as a whole, not for
-# one topic ("what do you know about my sister" is a search).
-_ME = r"(?:me|myself|my\s+life|who\s+i\s+am)"
-_ABOUT_ME = rf"(?:about|of|on)\s+{_ME}"
-_KNOW = r"(?:remember|know|recall|have\s+(?:saved|stored|learned|learnt|noted))"
-_YOU_KNOW = r"(?:(?:what|everything|all)\s+you\s+(?:know|remember)\s+)"
-_PROFILE_ASKS = (
-    rf"(?:what|which\s+things|how\s+much|what\s+all|what\s+else|what\s+exactly)\s+(?:do|did|can|could)"
-    rf"\s+you\s+(?:still\s+)?{_KNOW}\s+{_ABOUT_ME}",
-    r"what\s+(?:have|did)\s+(?:you\s+(?:learned|learnt|remembered|found\s+out|saved|stored|noted)"
-    rf"|i\s+(?:told|said\s+to)\s+you)\s+{_ABOUT_ME}",
-    r"(?:(?:can|could|would)\s+you\s+)?(?:please\s+)?(?:tell\s+me|list|summari[sz]e|remind\s+me|show\s+me)"
-    rf"\s+(?:please\s+)?{_YOU_KNOW}?(?:about\s+)?{_ME}",
-    r"(?:what|which)\s+(?:memories|facts|info|information|details|things)\s+"
-    rf"(?:do\s+you\s+have|have\s+you\s+got)\s+{_ABOUT_ME}",
-    rf"what(?:'s|\s+is)\s+in\s+your\s+memory(?:\s+{_ABOUT_ME})?",
-    r"who\s+am\s+i",
-    r"do\s+you\s+(?:remember|know)\s+(?:anything\s+about\s+)?me",
-    r"describe\s+me",
+# Broad questions: "what do you remember/know about me", "what have I told you about myself", "give
+# me a rundown of what you know about me", "who am I". A question about one topic ("what do you
+# know about my sister") is a search.
+_CHAT_SPELLING = {r"\bu\b": "you", r"\bur\b": "your", r"\bya\b": "you", r"\bw/": "with "}
+_AFTERTHOUGHTS = re.compile(
+    r"(?:,?\s*(?:so\s+far|until\s+now|till\s+now|up\s+to\s+now|at\s+this\s+point|already|now|then|exactly|"
+    r"please|again|anyway|by\s+now|yet)|,\s*(?:dear|my\s+friend|friend|buddy|mate|pal|bot|engram|love|hun|bro))+$"
 )
-_PROFILE_QUESTION = re.compile(
-    r"^(?:(?:so|ok|okay|hey|hi|well|and|now)[,\s]+)*(?:"
-    + "|".join(_PROFILE_ASKS)
-    + r")(?:\s+(?:so\s+far|already|now|then|exactly|please|again))*\s*[?.!]*$",
-    re.IGNORECASE,
+_ABOUT_ME_END = re.compile(r"\b(?:about|of|on)\s+(?:me|myself|my\s+life)(?:\s+and\s+my\s+(?:life|family|world|stuff))?$")
+_KNOW_VERBS = re.compile(
+    r"\b(?:know|knew|remember|recall|told|shared|share|said|learned|learnt|picked\s+up|found\s+out|gathered|"
+    r"rundown|run\s+down|summary|summari[sz]e|recap|overview|saved|stored|noted|kept|have|got|info|information|"
+    r"memories|facts|details)\b"
+)
+_WHOLE_QUESTIONS = re.compile(
+    r"(?:(?:so|ok|okay|hey|hi|well|and|now|go\s+on)[,\s]+)*(?:who\s+am\s+i|describe\s+me|"
+    r"(?:can\s+you\s+|could\s+you\s+|please\s+)?(?:tell|remind)\s+me\s+about\s+(?:myself|me)|"
+    r"what(?:'s|\s+is)\s+in\s+your\s+memory|do\s+you\s+(?:remember|know)\s+me)"
 )
 
 PROFILE_LIMIT = 12
@@ -69,7 +61,15 @@ _RECENCY_HALF_LIFE_DAYS = 60.0
 
 
 def is_profile_question(text: str) -> bool:
-    return bool(_PROFILE_QUESTION.match(" ".join(text.split())))
+    """Whether the user asks what Engram knows about them as a whole."""
+    question = " ".join(text.lower().replace("\u2019", "'").split()).rstrip("?.! ")
+    for pattern, replacement in _CHAT_SPELLING.items():
+        question = re.sub(pattern, replacement, question)
+    question = _AFTERTHOUGHTS.sub("", question).strip(" ,")
+    if _WHOLE_QUESTIONS.fullmatch(question):
+        return True
+    about_me = _ABOUT_ME_END.search(question)
+    return bool(about_me and _KNOW_VERBS.search(question[: about_me.start()]))
 
 
 def importance(memory: Memory, *, access_count: int, now: float) -> float:

@@ -60,6 +60,8 @@ _RULES: tuple[Rule, ...] = (
     life.likes,
     life.preferences,
     life.changes,
+    life.possessions,
+    life.goals,
     events.yearly,
     events.events,
 )

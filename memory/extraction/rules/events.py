@@ -85,19 +85,33 @@ def statement(s: Sentence, mentions: Sequence[DateMention] = ()) -> str:
     return capitalised(third_person(with_dates(s.text, mentions)))
 
 
+# Without "I" or "my", a dated plan is still the user's when it names one: "first exam is dec 18".
+_EVENT_NOUN = re.compile(
+    r"\b(?:exam|exams|test|appointment|interview|wedding|flight|party|surgery|operation|deadline|trip|match|race|"
+    r"concert|gig|recital|audition|graduation|viva|defen[cs]e|presentation|due|birthday|anniversary|holiday|vacation|"
+    r"check-?up|scan|shift|move|moving|conference|marathon|tournament|competition|ceremony|funeral|christening)\b",
+    CI,
+)
+
+
 def events(s: Sentence) -> Iterator[Found]:
-    if not _FIRST_PERSON.search(s.text) or HYPOTHETICAL.search(s.text) or _EVENT_HEDGE.search(s.text):
+    if not (_FIRST_PERSON.search(s.text) or _EVENT_NOUN.search(s.text)):
         return
     mentions = dates_in(s)
-    if mentions:
-        # The statement is the whole sentence; it only claims the clause around its date, so the
-        # other clauses can still be read as facts of their own.
-        first = mentions[0]
-        starts = [m.end() for m in BOUNDARY.finditer(s.text, 0, first.start)]
-        ends = [m.start() for m in BOUNDARY.finditer(s.text, first.end)]
-        span = (starts[-1] if starts else 0, ends[0] if ends else len(s.text))
-        yield fact(statement(s, mentions), span=span, topics=["events"], type_=MemoryType.EPISODIC,
-                   event_date=to_epoch(first.day))  # fmt: skip
+    if not mentions:
+        return
+    # The statement is the whole sentence; it only claims the clause around its date, so the other
+    # clauses can still be read as facts of their own. Hedges count in that clause only ("the flight
+    # would be too late" does not make "she is due on 20 December" a maybe).
+    first = mentions[0]
+    starts = [m.end() for m in BOUNDARY.finditer(s.text, 0, first.start)]
+    ends = [m.start() for m in BOUNDARY.finditer(s.text, first.end)]
+    span = (starts[-1] if starts else 0, ends[0] if ends else len(s.text))
+    clause = s.text[span[0] : span[1]]
+    if HYPOTHETICAL.search(s.text[: span[1]]) or _EVENT_HEDGE.search(clause):
+        return
+    yield fact(statement(s, mentions), span=span, topics=["events"], type_=MemoryType.EPISODIC,
+               event_date=to_epoch(first.day))  # fmt: skip
 
 
 # --- every year -----------------------------------------------------------------------------------
@@ -142,6 +156,13 @@ def yearly(s: Sentence) -> Iterator[Found]:
         found = _yearly(s, whose, match["what"], match.end())
         if found:
             yield found
+    its_my = re.search(r"\b(?:it's|its|it\s+is|that's|is)\s+(?:my|our)\s+(?P<what>birthday|bday|anniversary)\b", s.text, CI)
+    if its_my:
+        mentions = find_date_mentions(s.text, reference=s.reference, tense="future")
+        if mentions:
+            kind = "anniversary" if its_my["what"].lower() == "anniversary" else "birthday"
+            yield fact(f"User's {kind} is {spoken_date(mentions[0].day, year=False)}", span=(0, len(s.text)),
+                       topics=["birthdays" if kind == "birthday" else "anniversaries"])  # fmt: skip
     for match in _BORN_ON.finditer(s.text):
         found = _yearly(s, "my", "birthday", match.end())
         if found:

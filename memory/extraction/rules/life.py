@@ -108,7 +108,7 @@ def work(s: Sentence) -> Iterator[Found]:
                        span=(match.start(), match.end() + len(employer)), topics=["work"], entities=[employer],
                        slot="employer")  # fmt: skip
     for match in each(_TEACH, s):
-        what = object_after(s, match.end(), stops="because|so|which", max_words=10)
+        what = object_after(s, match.end(), stops="because|so|which|and|but", max_words=12)
         if what:
             yield fact(f"User teaches {third_person(what)}", span=(match.start(), match.end() + len(what)),
                        topics=["work"], slot="job")  # fmt: skip
@@ -129,9 +129,9 @@ _LIVE_IN = re.compile(
     rf"\b(?:I|we)\s+{_ADV}live\s+in\s+"
     rf"|\b(?:I|we)(?:'m|'re|\s+am|\s+are)\s+{_ADV}(?:living|based|settled)\s+in\s+"
     rf"|\b(?:I|we)(?:'ve|\s+have)\s+{_ADV}(?:been\s+)?(?:lived|living)\s+in\s+"
-    r"|^(?:been\s+)?living\s+in\s+"
+    r"|^(?:been\s+)?living\s+in\s+|^(?:just\s+|finally\s+|recently\s+)?moved\s+(?:from\s+.{1,40}?\s+)?to\s+"
     rf"|\b(?:I|we)(?:'ve|\s+have)?\s+{_ADV}(?:(?:packed\s+up\s+and|finally|just|recently)\s+)?(?:moved|relocated)\s+"
-    r"(?:from\s+.{1,60}?\s+)?to\s+"
+    r"(?:(?:out\s+of|from)\s+.{1,60}?\s+)?to\s+"
     r"|\bhere\s+in\s+(?=[A-Z])",
     CI,
 )
@@ -144,10 +144,30 @@ _ORIGIN = re.compile(
     CI,
 )
 _BORN_AND_BRED = re.compile(r"^(?P<place>[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*){0,2})\s+born\s+and\s+(?:bred|raised)\b")
+_PLACE_ASIDE = re.compile(
+    r"(?P<place>[\w'-]+(?:\s+[\w'-]+)?)\s*\(\s*(?:which\s+is\s+)?where\s+I\s+(?P<verb>grew\s+up|was\s+born|live|lived|work)\s*\)",
+    CI,
+)
+_I_AM_IN = re.compile(rf"\bI(?:'m|\s+am)\s+{_ADV}(?:based\s+)?in\s+(?!(?:a|an|the|my|your|this|that|some|no|love|trouble|pain|bed|"
+                      r"charge|shock|tears|debt|therapy|labou?r|recovery|luck|danger|doubt|town|class|school|hospital|college|uni|"
+                      r"work|office|rehab|jail|prison|heaven|hell|agony|bits|awe|denial|transit|line|control|fact|general|"
+                      r"particular|time|pieces|shape|form|tune|touch|year|grade|need|favou?r|between|front|there|here)\b)", CI)  # fmt: skip
 _NO_LONGER_LIVE = re.compile(r"\bI\s+(?:no\s+longer|don't|do\s+not)\s+live\s+in\s+", CI)
 
 
+_DWELLING_IN = re.compile(
+    r"^(?:a|an|our|my|the)\s+(?:[\w-]+\s+){0,2}(?:place|house|flat|apartment|home|condo|studio|bungalow|cottage)\s+"
+    r"(?:in|on|near|at)\s+",
+    CI,
+)
+
+
 def _place(s: Sentence, end: int) -> str:
+    dwelling = _DWELLING_IN.match(s.text[end:])
+    if dwelling:
+        end += dwelling.end()
+    if "," in s.text[end : end + 60]:
+        s = Sentence(s.text[: end + s.text[end:].index(",")], s.reference, s.tense)
     place = object_after(
         s, end, stops="with|for|from|to|as|because|since|and|but|now|after|before|until|at|on|in\s+(?:the|my|a)|last|this|next|"
         "when|where|which|near|around|about|over", max_words=5
@@ -172,6 +192,17 @@ def places(s: Sentence) -> Iterator[Found]:
             verb = "is from" if "from" in match[0].lower() else "grew up in"
             yield fact(f"User {verb} {place}", span=(match.start(), match.end() + len(place)),
                        topics=["location"], entities=[place])  # fmt: skip
+    for match in _PLACE_ASIDE.finditer(s.text):
+        verb = " ".join(match["verb"].lower().split())
+        verb = {"live": "lives in", "lived": "lived in", "work": "works in"}.get(verb, verb + " in")
+        yield fact(f"User {verb} {match['place']}", span=(match.start(), match.end()), topics=["location"],
+                   entities=[match["place"]])  # fmt: skip
+    for match in each(_I_AM_IN, s):
+        rest = s.text[match.end() :]
+        place = re.match(r"([\w'-]+(?:\s+[\w'-]+)?(?:,\s*[\w'-]+(?:\s+[\w'-]+)?)?)(?=$|[.!;]|\s+(?:so|and|but|now|for|with|because)\b)", rest)
+        if place and (place[1][0].isupper() or typed_in_lower_case(s.text)) and len(place[1].split()) <= 4:
+            yield fact(f"User is in {place[1]}", span=(match.start(), match.end() + place.end()), topics=["location"],
+                       entities=[place[1]])  # fmt: skip
     bred = _BORN_AND_BRED.match(s.text)
     if bred:
         yield fact(f"User grew up in {bred['place']}", span=(0, bred.end()), topics=["location"], entities=[bred["place"]])
@@ -260,10 +291,26 @@ _IS_MY_FAVOURITE = re.compile(
     CI,
 )
 _APPOSITION_FAVOURITE = re.compile(
-    r"(?P<thing>[^,;:.!?]{2,60}?),\s+(?:my|our)\s+(?:(?:absolute|all[\s-]time|very|top|ultimate)\s+)*favourite\s+"
-    r"(?P<what>[\w'-]+(?:\s+[\w'-]+)?)",
+    r"(?P<thing>[^,;:.!?]{2,80}?),\s+(?:\w+ly\s+)?(?:it's\s+|its\s+|that's\s+|thats\s+)?(?:my|our)\s+"
+    r"(?:(?:absolute|all[\s-]time|very|top|ultimate)\s+)*favourite\s+(?P<what>[\w'-]+(?:\s+[\w'-]+)?)",
     CI,
 )
+_IS_MY_HOBBY = re.compile(
+    r"(?P<thing>[^,;:.!?]{2,40}?)\s+(?:is|are|has\s+(?:always\s+)?been|'s)\s+(?:\w+ly\s+)?(?:my|our)\s+(?:big\s+|main\s+|real\s+)?"
+    r"(?P<what>hobby|passion|thing|happy\s+place|obsession|life|jam|sport|guilty\s+pleasure)\b",
+    CI,
+)
+# Lower case only: "A Love Supreme" is a title, not "a" + "Love Supreme".
+_TAIL_DETERMINER = re.compile(r"^.*\b(?:the\s+best|best|the|a|an|some|good|great|my|our|with|of|called|it's|its)\s+")
+
+
+def _tail_noun_phrase(text: str) -> str:
+    """The last noun phrase of a long clause: "the kopitiam does the best kaya toast" → "kaya toast"."""
+    text = text.strip()
+    if len(text.split()) <= 5:
+        return text
+    tail = _TAIL_DETERMINER.sub("", text)
+    return " ".join(tail.split()[-4:])
 _PREFER = re.compile(
     r"\bI\s+(?P<adverbs>(?:(?:really|also|much|generally|usually|definitely|still|now|actually|mostly)\s+)*)"
     r"prefer\s+",
@@ -288,6 +335,7 @@ def _favourite_key(what: str) -> str:
 
 
 def _favourite(what: str, thing: str, span: tuple[int, int]) -> Found | None:
+    what = re.sub(r"\s+(?:of|in|ever|on|at|for)$", "", what.strip(), flags=CI)
     thing = trimmed(_THING_START.sub("", thing.strip()))
     if re.match(r"(?:the\s+|a\s+|some\s+|good\s+)*my\s+[A-Z]", thing) is None:
         thing = third_person(thing)  # "My Girl by the Temptations" is a title: left as it is
@@ -308,9 +356,16 @@ def likes(s: Sentence) -> Iterator[Found]:
             yield found
     for regex in (_IS_MY_FAVOURITE, _APPOSITION_FAVOURITE):
         for match in each(regex, s):
-            found = _favourite(match["what"] or "", match["thing"], (match.start(), match.end()))
+            thing = match["thing"] if regex is _IS_MY_FAVOURITE else _tail_noun_phrase(match["thing"])
+            found = _favourite(match["what"] or "", thing, (match.start(), match.end()))
             if found:
                 yield found
+    for match in each(_IS_MY_HOBBY, s):
+        thing = trimmed(_THING_START.sub("", match["thing"]))
+        if thing and not NOT_AN_OBJECT.match(thing):
+            what = " ".join(match["what"].lower().split())
+            yield fact(f"User's {what} is {third_person(thing)}", span=(match.start(), match.end()),
+                       topics=["hobbies" if what in ("hobby", "passion", "sport") else "preferences"])  # fmt: skip
     for match in each(_LIKE, s):
         thing = match["food"] or object_after(s, match.end(), max_words=10, keep_lists=True)
         if thing and thing.lower() not in TRANSIENT_STATES:
@@ -425,3 +480,73 @@ def traits(s: Sentence) -> Iterator[Found]:
 
 def _names_in(text: str) -> list[str]:
     return names(text, capitalised=True, many=True)
+
+
+# --- things the user owns, and what they are working towards -------------------------------------
+
+_NOT_A_BRAND = frozenset(
+    "god lord gosh goodness mom mum dad mam mama papa monday tuesday wednesday thursday friday saturday sunday "
+    "january february march april may june july august september october november december english spanish "
+    "french german italian chinese japanese arabic christmas easter ramadan diwali eid instagram tiktok twitter "
+    "facebook youtube reddit linkedin whatsapp gmail email phd uni mba".split()
+)
+# "my Thermomix", "my Kindle Paperwhite", "my old Vespa": a named product the user owns.
+_MY_PRODUCT = re.compile(
+    r"\bmy\s+(?:(?:old|new|trusty|beloved|ancient|little|first|second)\s+)?(?P<thing>[A-Z][\w-]+(?:\s+(?:[A-Z0-9][\w-]*)){0,3})"
+)
+# "my ute, it's a 2012 Toyota Hilux", "my car, the 2008 Toyota Camry my dad gave me"
+_MY_THING_IS = re.compile(
+    r"\bmy\s+(?P<noun>car|ute|truck|van|bike|motorbike|motorcycle|scooter|phone|laptop|computer|tablet|camera|guitar|"
+    r"piano|boat|house|flat|apartment|watch|drone|console)\s*,\s*(?:(?:it's|its|it\s+is|which\s+is|a|an|the)\s+)+"
+    r"(?P<what>[^,;.!?]{3,60})",
+    CI,
+)
+_GIVEN = re.compile(
+    r"\b(?:gave|got|bought|gifted|lent|left)\s+me\s+(?:(?:a|an)\s+(?:gift|present)\s*,\s*)?(?P<what>(?:a|an|the|my)\s+[^,;.!?]{3,50})",
+    CI,
+)
+_GOAL = re.compile(
+    r"\bI(?:'m|\s+am)?\s*(?:really\s+|also\s+|still\s+)?(?:want|wanna|hope|plan|planning|'d\s+like|would\s+like|am\s+trying|'m\s+trying|try)\s+"
+    r"to\s+(?P<goal>(?:learn|become|move\s+to|improve|get\s+better\s+at|study|start|get\s+into|run|write|lose|quit|open|"
+    r"buy|visit|retire|travel|finish|train\s+for|apply\s+for)\b[^,;.!?]{2,60})",
+    CI,
+)
+# A fragment that drops "I'm doing": "phd in marine biology at NUS", "masters in law at UCL".
+_STUDY_FRAGMENT = re.compile(
+    r"^(?:(?:doing|finishing|starting)\s+(?:a|my)\s+)?(?P<what>phd|ph\.d|masters?|master's|msc|ma|mba|bsc|ba|degree|diploma|"
+    r"apprenticeship)\s+(?:in|on)\s+(?P<field>[^,;.!?]{2,60})",
+    CI,
+)
+
+
+def possessions(s: Sentence) -> Iterator[Found]:
+    for match in _MY_PRODUCT.finditer(s.text):
+        thing = match["thing"].strip()
+        if thing.split()[0].lower() in _NOT_A_BRAND:
+            continue
+        article = "an" if thing[0].lower() in "aeiou" else "a"
+        yield fact(f"User has {article} {thing}", span=(match.start(), match.end()), topics=["possessions"],
+                   entities=[thing])  # fmt: skip
+    for match in _MY_THING_IS.finditer(s.text):
+        what = trimmed(match["what"])
+        if what:
+            yield fact(f"User's {match['noun'].lower()} is {third_person(what)}", span=(match.start(), match.end()),
+                       topics=["possessions"])  # fmt: skip
+    for match in each(_GIVEN, s):
+        what = trimmed(match["what"])
+        if what and not NOT_AN_OBJECT.match(what) and len(what.split()) <= 8:
+            yield fact(f"User has {third_person(what)}", span=(match.start(), match.end()), topics=["possessions"])
+
+
+def goals(s: Sentence) -> Iterator[Found]:
+    for match in each(_GOAL, s):
+        goal = trimmed(clause_end(match["goal"]))
+        if goal and len(goal.split()) <= 10:
+            yield fact(f"User wants to {third_person(goal)}", span=(match.start(), match.end()), topics=["goals"])
+    study = _STUDY_FRAGMENT.match(s.text)
+    if study:
+        field = trimmed(clause_end(study["field"]))
+        if field:
+            what = study["what"].upper() if study["what"].lower() in ("phd", "msc", "mba", "bsc", "ba", "ma") else study["what"]
+            yield fact(f"User is doing a {what} in {third_person(field)}", span=(0, study.end()),
+                       topics=["work", "study"])  # fmt: skip

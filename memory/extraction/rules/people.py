@@ -27,8 +27,9 @@ from memory.extraction.rules.text import (
 _MY_NAME = re.compile(r"\bmy\s+name(?:\s+is|'s)\s+|\bI(?:'m|\s+am)\s+called\s+|^name's\s+|^the\s+name's\s+", CI)
 # "call me" only as a request at the start, so "don't call me that" and "call me crazy" are left out.
 _CALL_ME = re.compile(
-    r"(?:^|,\s*|\bbut\s+)(?:(?:please|pls|just|you\s+can|you\s+may|feel\s+free\s+to|everyone|everybody|"
-    r"people|my\s+friends|friends|most\s+people)\s+)*(?:call|calls)\s+me\s+",
+    r"(?:(?:^|,\s*|\bbut\s+|\bso\s+)(?:(?:please|pls|just|you\s+can|you\s+may|feel\s+free\s+to)\s+)*call\s+me\s+"
+    r"|\b(?:everyone|everybody|people|most\s+people|(?:all\s+)?(?:my|our)\s+(?:friends|family|mates|colleagues|kids|"
+    r"students|team)|friends)\s+(?:just\s+|usually\s+|always\s+)?calls?\s+me\s+)",
     CI,
 )
 _GO_BY = re.compile(r"\bI\s+go\s+by\s+", CI)
@@ -133,12 +134,19 @@ def _i_am(s: Sentence, match: re.Match[str], *, lower_case: bool) -> Iterator[Fo
         return
     yield fact(f"User's name is {name}", span=(match.start(), match.end() + len(name)),
                topics=["identity"], entities=[name], slot="name")  # fmt: skip
+    at = match.end() + len(name)
     apposition_age = _APPOSITION_AGE.match(after)
     if apposition_age:
-        at = match.end() + len(name)
         found_age = _age_fact(apposition_age["age"], (at, at + apposition_age.end()))
         if found_age:
             yield found_age
+    for aside in re.finditer(r",\s*(?:(?P<demonym>[a-z]+)|from\s+(?P<place>[\w'-]+(?:\s+[A-Z][\w'-]*)?))(?=\s*(?:,|$|\s+(?:but|and|originally)\b))",
+                             after[:80], CI):  # fmt: skip
+        if aside["demonym"] and aside["demonym"].lower() in DEMONYMS:
+            yield fact(f"User is {aside['demonym'].capitalize()}", span=(at, at + aside.end()), topics=["identity"])
+        elif aside["place"]:
+            yield fact(f"User is from {aside['place']}", span=(at, at + aside.end()), topics=["location"],
+                       entities=[aside["place"]])  # fmt: skip
 
 
 def age(s: Sentence) -> Iterator[Found]:
@@ -178,7 +186,7 @@ _ADJECTIVES = r"(?:(?!(?:is|was|and|has|had|just|who|named|called)\b)[a-z][\w'-]
 # "my (little) sister (,) Ana", "our shiba inu Kuro", "my two cats Pickle and Crumpet", "my dog is a
 # Dalmatian", "my sister's name is Ana".
 _MY_NOUN = re.compile(
-    rf"(?:\b(?:my|our)|^(?:me\s+and\s+my))\s+(?P<count>{_COUNT}\s+)?(?P<adj>{_ADJECTIVES})(?P<noun>{_NOUNS})\b"
+    rf"(?:\b(?:my|our)|^(?:me\s+and\s+my)|\bthe(?=\s+(?:{_alternation(_ANIMAL_FORMS)}),\s+[A-Z]))\s+(?P<count>{_COUNT}\s+)?(?P<adj>{_ADJECTIVES})(?P<noun>{_NOUNS})\b"
     r"(?P<poss>'s)?",
     CI,
 )

@@ -37,7 +37,7 @@ _SUBJECT = re.compile(
     r"(?:^|(?<=[,;:])\s*|\s(?:and|but|so|because|cos|since|then|when|while|plus|though|although|that)\s+)"
     r"(?P<subject>I(?:'m|'ve|\s+am|\s+have)?|we(?:'re|'ve)?|(?:my|our)\s+(?P<noun>[\w'-]+(?:\s+(?!(?:is|are|'s|was)\b)[\w'-]+)?))"
     r"(?=\s)"
-    # Further into a sentence: "every Sunday I play chess", "when I'm off I paint", "most of my veg comes…"
+    # Further into a sentence: "when I'm off I paint" (after a subordinate clause), "most of my veg comes…"
     r"|(?<=\s)(?P<inner>I(?=\s+(?!(?:think|guess|know|mean|hope|wish|want|need|said|told|feel|thought|was|were|am|had|did|do|"
     r"can|could|would|should|will|might|must)\b)[a-z]+s?\s)|(?:my|our)\s+(?P<inner_noun>[\w'-]+)(?=\s+(?:is|are|has|have|comes|"
     r"lives|works|was|just|still|always|never|loves|plays|goes|makes|takes|keeps|gets|turns|turned)\b))",
@@ -76,6 +76,7 @@ _TIME_PREFIX = re.compile(
     r"(?:in|during)\s+my\s+(?:free|spare)\s+time)\s*,?\s*$",
     CI,
 )
+_SUBORDINATE = re.compile(r"^(?:when|while|whenever|after|before|once|since|as|if|every|each|most|on|at|in)\b", CI)
 _YOU = re.compile(r"\b(?:you|your|you're|u|ur|chatbot|assistant)\b", CI)
 _NEGATED = re.compile(r"\b(?:not|never|no|nobody|nothing|neither|nor|without)\b|n't\b", CI)
 MIN_WORDS, MAX_WORDS = 3, 18
@@ -101,6 +102,8 @@ def _lasting(subject: str, noun: str, rest: str) -> bool:
         # Possession or condition: "I have IBS", "I've got two kids"; not "I have a question".
         return _has_thing(" ".join(words_[1:] if word == "got" else words_))
     if subject in ("i've", "we've"):
+        if word == "been" and len(words_) < 3:
+            return False  # "I've been playing": nothing said about what
         if word == "been":
             if after in _LASTING_ING or _DURATION.search(rest):
                 return True
@@ -155,8 +158,11 @@ def _clauses(s: Sentence) -> Iterator[tuple[int, str, str, str]]:
         clause = strip_end(BOUNDARY.split(text, maxsplit=1)[0])
         subject = "I've" if filler == "I've " else "I"
         yield 0, subject, "", filler + clause
+    subordinate = _SUBORDINATE.match(text) is not None
     for match in _SUBJECT.finditer(text):
         name = "subject" if match["subject"] else "inner"
+        if name == "inner" and match["inner"] == "I" and not subordinate:
+            continue  # "the ThinkPad I inherited": a relative clause, not a statement of its own
         subject, noun = match[name], (match["noun"] or match["inner_noun"] or "")
         start = match.start(name)
         clause = strip_end(BOUNDARY.split(text[match.end() :], maxsplit=1)[0])

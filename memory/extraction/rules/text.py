@@ -54,6 +54,14 @@ _SPELLINGS = {
     "fav.": "favourite",
     "w/": "with",
     "&": "and",
+    "wk": "week",
+    "wks": "weeks",
+    "tmr": "tomorrow",
+    "tmrw": "tomorrow",
+    "tomoz": "tomorrow",
+    "2moro": "tomorrow",
+    "originaly": "originally",
+    "smth": "something",
 }
 _SPELLING = re.compile(r"(?<![\w'])(" + "|".join(re.escape(k) for k in _SPELLINGS) + r")(?![\w'])", CI)
 # Emoji, pictographs and other symbols: they end a thought in chat but confuse the rules.

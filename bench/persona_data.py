@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 SUITES_DIR = Path(__file__).resolve().parent / "personas"
 Groups = tuple[tuple[str, ...], ...]
@@ -87,7 +88,7 @@ def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def _fact(raw: dict, chats: Sequence[Chat], *, persona: str) -> Fact:  # type: ignore[type-arg]
+def _fact(raw: dict[str, Any], chats: Sequence[Chat], *, persona: str) -> Fact:
     chat, message = (int(x) for x in raw["said"])
     if not (0 <= chat < len(chats) and 0 <= message < len(chats[chat].messages)):
         raise ValueError(f"{persona}/{raw['id']}: 'said' {raw['said']} points at no message")
@@ -125,7 +126,7 @@ def suite_paths() -> list[Path]:
 
 
 def _fold(text: str) -> str:
-    """Lower case, accents off, curly quotes straight: "Malmö" matches "Malmo", "Mary’s" "Mary's"."""
+    """Lower case, accents off, curly quotes straight: "Malmö" matches "Malmo", "Mary\u2019s" "Mary's"."""
     text = text.replace("\u2019", "'").replace("\u2018", "'")
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))

@@ -43,7 +43,11 @@ class _Tally:
 
 def _stale_kept(fact: Fact, memories: list[str]) -> bool:
     """A change whose old value is still stated as a fact beside (or instead of) the new one."""
-    return any(mentions(text, ((old,),)) and not mentions(text, fact.expect) for text in memories for old in fact.stale)
+    return any(
+        mentions(text, ((old,),)) and not mentions(text, fact.expect)
+        for text in memories
+        for old in fact.stale
+    )
 
 
 def grade(suite: Suite, outcomes: list[PersonaOutcome]) -> dict[str, Any]:
@@ -71,13 +75,18 @@ def grade(suite: Suite, outcomes: list[PersonaOutcome]) -> dict[str, Any]:
                 by_kind[fact.kind]["answered"].add(hit)
                 if not hit:
                     misses["not_answered"].append(
-                        {"fact": fact.id, "kind": fact.kind, "said": said, "question": question.text,
-                         "reply": reply[:600]}  # fmt: skip
+                        {
+                            "fact": fact.id,
+                            "kind": fact.kind,
+                            "said": said,
+                            "question": question.text,
+                            "reply": reply[:600],
+                        }
                     )
         # A broad question ("what do you know about me?") should bring back the learned facts.
         known = [f for f in persona.facts if mentions_any(outcome.fact_memories, f.expect)]
-        for question in persona.broad_questions:
-            reply = outcome.broad_answers.get(question, "")
+        for broad_question in persona.broad_questions:
+            reply = outcome.broad_answers.get(broad_question, "")
             for fact in known:
                 broad.add(mentions(reply, fact.expect))
     return {

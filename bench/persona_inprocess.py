@@ -32,7 +32,9 @@ async def _say(user_id: str, session_id: str, text: str, n: int) -> dict[str, An
     async def collect(frame: dict[str, Any]) -> None:
         frames.append(frame)
 
-    await run_turn(user_id=user_id, session_id=session_id, text=text, client_id=f"c{n}", staff=False, send=collect)
+    await run_turn(
+        user_id=user_id, session_id=session_id, text=text, client_id=f"c{n}", staff=False, send=collect
+    )
     done = next((f for f in frames if f.get("type") == "done"), None)
     error = next((f for f in frames if f.get("type") == "error"), None)
     return done or {"type": "error", "text": "", "error": error}

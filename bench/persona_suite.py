@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.env import RESULTS_DIR, prepare_environment
+from bench.env import prepare_environment
 
 
 def _summary_line(graded: dict[str, Any]) -> str:
@@ -49,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
                 if args.suite and suite.name not in args.suite:
                     continue
                 if args.persona:
-                    suite = type(suite)(suite.name, suite.description,
-                                        tuple(p for p in suite.personas if p.id in args.persona))  # fmt: skip
+                    suite = type(suite)(
+                        suite.name,
+                        suite.description,
+                        tuple(p for p in suite.personas if p.id in args.persona),
+                    )
                 started = time.perf_counter()
                 outcomes = run_suite(suite, progress=lambda _m: None)
                 graded = grade(suite, outcomes)
@@ -60,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                 if args.misses:
                     print(json.dumps(graded["misses"], indent=1))
                 for kind, tallies in graded["by_kind"].items():
-                    print(f"  {kind:12} learned {tallies['learned']['percent']:5.1f}  "
-                          f"answered {tallies['answered']['percent']:5.1f}")  # fmt: skip
+                    print(
+                        f"  {kind:12} learned {tallies['learned']['percent']:5.1f}  "
+                        f"answered {tallies['answered']['percent']:5.1f}"
+                    )
         if args.out:
             args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -54,7 +54,10 @@ def _bullets(hits: list[SearchHit]) -> str:
 def compose_reply(built: BuiltPrompt, message: str) -> str:
     parts = [OFFLINE_PREFIX]
     candidates = extract_candidates([TurnMessage("user", message, time.time())]) if message else []
-    learned = [c.text for c in candidates if c.kind == CandidateKind.REMEMBER]
+    known = {h.memory.text.casefold() for h in built.memories}
+    learned = [
+        c.text for c in candidates if c.kind == CandidateKind.REMEMBER and c.text.casefold() not in known
+    ]
     forgotten = [c.text for c in candidates if c.kind == CandidateKind.FORGET]
     if built.profile:
         facts = [h for h in built.memories if h.reason in {"profile", "pinned"}][:MAX_PROFILE_LINES]

@@ -480,6 +480,7 @@ def _search(
         mode=spec.mode,
         top_k=spec.top_k,
         threshold=0.0,
+        relative_threshold=0.0,
         near_misses=0,
         query_vector=query_vector,
         now=conversation.end_time,

@@ -57,8 +57,8 @@ def spoken_date(epoch: float, *, year: bool = True) -> str:
 
 def _memory_line(memory: Memory) -> str:
     if memory.type == MemoryType.MESSAGE:
-        who = "the assistant" if role_of(memory) == "assistant" else "the user"
-        return f"- [{who} said on {spoken_date(memory.created_at)}] {memory.text}"
+        who = {"user": "the user said", "assistant": "the assistant said"}.get(role_of(memory), "said")
+        return f"- [{who} on {spoken_date(memory.created_at)}] {memory.text}"
     when = ""
     if memory.event_date:
         # Only when the text does not say it already (rules write the date into the text).

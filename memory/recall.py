@@ -26,7 +26,9 @@ _AFTERTHOUGHTS = re.compile(
     r"(?:,?\s*(?:so\s+far|until\s+now|till\s+now|up\s+to\s+now|at\s+this\s+point|already|now|then|exactly|"
     r"please|again|anyway|by\s+now|yet)|,\s*(?:dear|my\s+friend|friend|buddy|mate|pal|bot|engram|love|hun|bro))+$"
 )
-_ABOUT_ME_END = re.compile(r"\b(?:about|of|on)\s+(?:me|myself|my\s+life)(?:\s+and\s+my\s+(?:life|family|world|stuff))?$")
+_ABOUT_ME_END = re.compile(
+    r"\b(?:about|of|on)\s+(?:me|myself|my\s+life)(?:\s+and\s+my\s+(?:life|family|world|stuff))?$"
+)
 _KNOW_VERBS = re.compile(
     r"\b(?:know|knew|remember|recall|told|shared|share|said|learned|learnt|picked\s+up|found\s+out|gathered|"
     r"rundown|run\s+down|summary|summari[sz]e|recap|overview|saved|stored|noted|kept|have|got|info|information|"

@@ -473,6 +473,11 @@ class _Weights:
         )
 
 
+def chat_cut(best: float) -> float:
+    """The score a memory needs to be recalled in a chat, given the best score of its search."""
+    return round(max(settings.RETRIEVAL_THRESHOLD, settings.RETRIEVAL_RELATIVE_THRESHOLD * best), 4)
+
+
 def scoring_weights() -> dict[str, float]:
     """The weights a hybrid search scores with, as traces and reports show them."""
     return _Weights.for_mode("hybrid").as_dict()

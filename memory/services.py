@@ -90,8 +90,16 @@ def _memory_type(value: object) -> MemoryType:
         ) from exc
 
 
-def _ttl_value(ttl_seconds: TTL, memory_type: MemoryType) -> int | None:
+def _ttl_value(
+    ttl_seconds: TTL, memory_type: MemoryType, *, event_date: float | None = None, now: float | None = None
+) -> int | None:
     ttl = default_ttl(memory_type) if isinstance(ttl_seconds, _Default) else ttl_seconds
+    if isinstance(ttl_seconds, _Default) and ttl is not None and event_date is not None:
+        # An event still ahead is kept until the default lifetime after it: "my exam is on 18
+        # December", said in September, must not be forgotten before the exam.
+        ahead = event_date - (time.time() if now is None else now)
+        if ahead > 0:
+            ttl += int(ahead)
     if ttl is not None and (not isinstance(ttl, int) or ttl <= 0):
         raise InvalidInput("ttl_seconds must be a positive number of seconds or None")
     return ttl
@@ -146,7 +154,7 @@ def _prepare(item: NewMemory, *, actor: Actor, now: float) -> tuple[Memory, int 
         source=[str(s) for s in item.source],
         created_by=actor,
     )
-    return memory, _ttl_value(item.ttl_seconds, memory_type)
+    return memory, _ttl_value(item.ttl_seconds, memory_type, event_date=item.event_date, now=now)
 
 
 def _queue_new(

@@ -7,6 +7,7 @@ from memory.extraction import queue
 from memory.extraction.types import TurnMessage
 from memory.query import MemoryFilter
 from memory.selectors import list_memories
+from memory.types import Memory, MemoryType
 from memory.worker import Worker
 
 
@@ -38,7 +39,19 @@ def drain(*workers: Worker, timeout: float = 30.0) -> None:
     raise AssertionError(f"queue not drained in {timeout}s: {queue.queue_health()}")
 
 
+FACT_TYPES = [t for t in MemoryType if t != MemoryType.MESSAGE]
+
+
+def facts(user_id: str) -> list[Memory]:
+    """The user's extracted memories (raw turns, stored as `message` memories, left out)."""
+    return list_memories(filter=MemoryFilter.build(user_id=user_id, types=FACT_TYPES), limit=500).memories
+
+
 def texts(user_id: str) -> list[str]:
-    return sorted(
-        m.text for m in list_memories(filter=MemoryFilter.build(user_id=user_id), limit=500).memories
-    )
+    return sorted(m.text for m in facts(user_id))
+
+
+def said(user_id: str) -> list[str]:
+    """The texts of the user's `message` memories (what they said, kept verbatim)."""
+    page = list_memories(filter=MemoryFilter.build(user_id=user_id, types=["message"]), limit=500)
+    return sorted(m.text for m in page.memories)

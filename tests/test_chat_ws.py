@@ -343,8 +343,9 @@ async def test_offline_mode_answers_from_memory_and_says_so(alice, settings):
     done = frames[-1]
     assert done["offline"] is True
     assert done["text"].startswith("Offline mode")
-    assert "User's dog is called Rex" in done["text"]
-    assert "What I just learned" in done["text"] and "User lives in Porto" in done["text"]
+    assert "Your dog is called Rex." in done["text"]
+    assert "I'll remember this" in done["text"] and "You live in Porto" in done["text"]
+    assert done["text"].count("dog is called Rex") == 1, "what it already knows is not announced as new"
     assert "".join(f["text"] for f in frames if f["type"] == "delta") == done["text"]
 
 

@@ -14,10 +14,9 @@ import pytest
 
 from memory.extraction import pipeline, queue
 from memory.extraction.types import Candidate
-from memory.query import MemoryFilter
-from memory.selectors import list_memories, memory_history
+from memory.selectors import memory_history
 from memory.worker import Worker
-from tests.extraction_helpers import drain, say, texts
+from tests.extraction_helpers import drain, facts, said, say, texts
 from tests.llm_server import DelayReply, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +65,8 @@ def test_a_worker_killed_mid_job_is_replaced_and_nothing_is_lost_or_doubled(llm,
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
     assert texts("alice") == []
+    # What was said is stored before the model is asked: the kill cannot lose it.
+    assert said("alice") == ["I have two cats and I live in Braga."]
 
     rescuer = Worker(worker_id="rescuer")
     time.sleep(1.1)  # the entry has been idle long enough to be reclaimed
@@ -73,10 +74,11 @@ def test_a_worker_killed_mid_job_is_replaced_and_nothing_is_lost_or_doubled(llm,
     drain(rescuer, timeout=30)
 
     assert texts("alice") == ["User has two cats", "User lives in Braga"]
+    assert said("alice") == ["I have two cats and I live in Braga."], "the turn is not stored twice"
     assert len(llm.chat_requests()) == 2
     health = queue.queue_health()
     assert health["pending"] == 0 and health["dead_letters"] == 0
-    for memory in list_memories(filter=MemoryFilter.build(user_id="alice")).memories:
+    for memory in facts("alice"):
         assert [e.event for e in memory_history(memory_id=memory.id)] == ["added"]
         assert memory_history(memory_id=memory.id)[0].actor.id == "rescuer"
 
@@ -96,7 +98,7 @@ def test_a_plan_half_applied_before_a_crash_is_finished_exactly_once(llm):
 
     assert texts("alice") == ["User likes chess", "User likes go", "User likes shogi"]
     assert len(llm.chat_requests()) == 1, "the stored plan was reused, the model not asked again"
-    for memory in list_memories(filter=MemoryFilter.build(user_id="alice")).memories:
+    for memory in facts("alice"):
         assert [e.event for e in memory_history(memory_id=memory.id)] == ["added"]
 
 
@@ -107,6 +109,7 @@ def test_duplicate_deliveries_are_acknowledged_without_work(llm):
     entries = [queue.StreamEntry(id="0-1", session_id="s1", user_id="alice", seq=1, at=time.time())]
     assert pipeline.process_entries(entries, worker_id="w1") == {}
     assert texts("alice") == ["User likes tea"]
+    assert said("alice") == ["I like tea."]
     assert Candidate(text="x").kind == "remember"
 
 
@@ -154,7 +157,8 @@ def test_two_workers_in_parallel_keep_each_sessions_turns_in_order(llm, settings
     handled_by = set()
     for s in range(sessions):
         assert texts(f"user{s}") == [f"User lives in City{s}x{turns - 1}"]
-        memory = list_memories(filter=MemoryFilter.build(user_id=f"user{s}")).memories[0]
+        assert said(f"user{s}") == [f"I live in City{s}x{k}." for k in range(turns)]
+        memory = facts(f"user{s}")[0]
         history = memory_history(memory_id=memory.id)
         order = [int(e.new_text.rsplit("x", 1)[1]) for e in history if e.new_text]
         assert order == sorted(order) and len(set(order)) == len(order), (s, order)

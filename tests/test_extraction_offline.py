@@ -9,7 +9,7 @@ from memory.selectors import list_memories, memory_history
 from memory.services import set_pinned
 from memory.types import ActorKind
 from memory.worker import Worker
-from tests.extraction_helpers import drain, say, texts
+from tests.extraction_helpers import drain, facts, say, texts
 from tests.memory_helpers import USER
 
 
@@ -93,7 +93,7 @@ def _memory_any_deleted() -> str:
 def test_pinned_memories_survive_a_forget_request():
     say("alice", "s1", "Remember that I am allergic to penicillin.")
     drain(Worker(worker_id="w1"))
-    memory = list_memories(filter=MemoryFilter.build(user_id="alice")).memories[0]
+    memory = facts("alice")[0]
     set_pinned(memory_id=memory.id, pinned=True, actor=USER)
     say("alice", "s1", "Forget that I am allergic to penicillin.")
     drain(Worker(worker_id="w1"))
@@ -104,9 +104,9 @@ def test_dated_events_resolve_relative_dates_against_the_turn():
     # 2026-11-24 12:00 UTC
     say("alice", "s1", "I went to the Lisbon aquarium yesterday.", at=1795521600.0)
     drain(Worker(worker_id="w1"))
-    [memory] = list_memories(filter=MemoryFilter.build(user_id="alice")).memories
+    [memory] = facts("alice")
     assert memory.type == "episodic"
-    assert "2026-11-23" in memory.text
+    assert "23 November 2026" in memory.text
     assert memory.event_date == 1795392000.0
 
 

@@ -727,7 +727,8 @@ def test_session_page_shows_working_memory_and_traces(as_viewer: Client, memory:
     assert "prompt budget 3000" in body
     assert "exact" in body or "estimated" in body
     assert "Injected memories (1)" in body and "User lives in Lisbon." in body
-    assert "Near misses" in body and "threshold 0.35" in body
+    assert "Near misses" in body and "floor 0.35" in body
+    assert "Included because: score" in body, "the trace says which rule admitted each memory"
     for label in ("System instructions", "Memories", "Summary", "Recent messages", "User message"):
         assert label in body
     assert "<dt>bm25 raw</dt>" in body

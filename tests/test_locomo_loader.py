@@ -238,8 +238,8 @@ def test_memory_context_is_the_chats_block() -> None:
     lines = block.splitlines()
     assert lines[0] == MEMORY_HEADER
     assert {line for line in lines[1:]} == {
-        "- [message] Ann: Hi Bob! I adopted a puppy.",
-        "- [message] Ann: The puppy is called Rex.",
+        "- [said on 8 May 2023] Ann: Hi Bob! I adopted a puppy.",
+        "- [said on 19 June 2023] Ann: The puppy is called Rex.",
     }
     assert len(dia_ids) == 4
 

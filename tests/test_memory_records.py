@@ -196,9 +196,13 @@ def test_ttl_expiry_removes_a_memory_from_search():
     filter_ = MemoryFilter.build(user_id="alice")
     add_memory(text="Parking spot 42 today", scope=scope(), actor=USER, type="episodic", ttl_seconds=1)
     add_memory(text="Owns a red bicycle", scope=scope(), actor=USER)
-    assert len(search_memories(filter=filter_, text="parking spot", threshold=0).hits) == 2
+    assert (
+        len(search_memories(filter=filter_, text="parking spot", threshold=0, relative_threshold=0).hits) == 2
+    )
     time.sleep(1.2)
-    assert _texts(search_memories(filter=filter_, text="parking spot", threshold=0)) == ["Owns a red bicycle"]
+    assert _texts(
+        search_memories(filter=filter_, text="parking spot", threshold=0, relative_threshold=0)
+    ) == ["Owns a red bicycle"]
 
 
 def test_staff_lock_stops_the_extractor_and_pin_stops_its_deletes():

@@ -191,6 +191,7 @@ def _search_the_conversation():
         mode="semantic",
         query_vector=_unit(1.0, 1),
         threshold=0,
+        relative_threshold=0,
     )
 
 

@@ -60,6 +60,7 @@ from memory.inspector.presenters import (
 from memory.prompt import build_prompt
 from memory.query import MemoryFilter, normalise_tags, validate_id
 from memory.selectors import (
+    chat_cut,
     counts_by_type,
     deleted_memories,
     get_memory,
@@ -234,6 +235,8 @@ def _results_context(request: HttpRequest, user_id: str) -> tuple[dict[str, Any]
         "user_id": user_id,
         "results_url": request.get_full_path(),
         "threshold": settings.RETRIEVAL_THRESHOLD,
+        "floor": settings.RETRIEVAL_THRESHOLD,
+        "relative": settings.RETRIEVAL_RELATIVE_THRESHOLD,
         "page": None,
         "search": None,
         "error": "",
@@ -257,11 +260,13 @@ def _results_context(request: HttpRequest, user_id: str) -> tuple[dict[str, Any]
                 text=data["q"],
                 mode=data.get("mode") or "hybrid",
                 top_k=SEARCH_TOP_K,
-                # Show every candidate with its scores; the template marks the retrieval threshold.
+                # Show every candidate with its scores; the template marks the chat's cut.
                 threshold=0.0,
+                relative_threshold=0.0,
                 near_misses=0,
             )
             context["search"] = result
+            context["threshold"] = chat_cut(result.hits[0].score.final if result.hits else 0.0)
             context["hits"] = [{"hit": hit, "m": MemoryView(hit.memory)} for hit in result.hits]
         else:
             page_no = int(data.get("page") or 1)

@@ -3,13 +3,14 @@ dates that come back every year (birthdays, anniversaries), which never expire a
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Iterator, Sequence
 from datetime import date
 
 from memory.extraction.dates import DateMention, find_date_mentions, to_epoch
 from memory.extraction.rules.found import Found, fact
-from memory.extraction.rules.lexicon import RELATIVES
+from memory.extraction.rules.lexicon import RELATIVES, words
 from memory.extraction.rules.text import (
     BOUNDARY,
     CI,
@@ -21,7 +22,7 @@ from memory.extraction.rules.text import (
 )
 from memory.types import MemoryType
 
-_MONTHS = ("January February March April May June July August September October November December").split()
+_MONTHS = tuple(calendar.month_name)[1:]
 
 
 def spoken_date(day: date, *, year: bool = True) -> str:
@@ -30,15 +31,17 @@ def spoken_date(day: date, *, year: bool = True) -> str:
 
 
 # Events are said in the first person: "I", "my", "we", "our".
-_FIRST_PERSON = re.compile(r"(?<![\w'])(?:i|i'm|i've|i'd|i'll|my|me|mine|myself|we|we're|we've|our|us)(?![\w'])", CI)
+_FIRST_PERSON = re.compile(
+    r"(?<![\w'])(?:i|i'm|i've|i'd|i'll|my|me|mine|myself|we|we're|we've|our|us)(?![\w'])", CI
+)
 # Plans and wishes are not events: "I'd love to visit Rome next year", "I want to move next month".
 _EVENT_HEDGE = re.compile(
     r"\b(?:maybe|perhaps|would|could|might|probably|hope|hoping|want|wanna|wants|wish(?!\s+me\s+luck)|thinking\s+of|"
-    r"thinking\s+about|considering)\b|'d\b",
+    r"thinking\s+about|considering|need\s+(?:a|an|some|help|ideas?|you|to\s+know))\b|'d\b",
     CI,
 )
-_BARE_BEFORE = frozenset("on by since until till from before after for of through between to as".split())
-_BARE_AFTER = frozenset("is was will".split())
+_BARE_BEFORE = words("on by since until till from before after for of through between to as")
+_BARE_AFTER = words("is was will")
 
 
 def dates_in(s: Sentence) -> list[DateMention]:
@@ -110,8 +113,16 @@ def events(s: Sentence) -> Iterator[Found]:
     clause = s.text[span[0] : span[1]]
     if HYPOTHETICAL.search(s.text[: span[1]]) or _EVENT_HEDGE.search(clause):
         return
-    yield fact(statement(s, mentions), span=span, topics=["events"], type_=MemoryType.EPISODIC,
-               event_date=to_epoch(first.day))  # fmt: skip
+    if _BORN.search(clause):  # a birth date is who someone is, not an event that passes
+        yield fact(statement(s, mentions), span=span, topics=["birthdays"], event_date=to_epoch(first.day))
+        return
+    yield fact(
+        statement(s, mentions),
+        span=span,
+        topics=["events"],
+        type_=MemoryType.EPISODIC,
+        event_date=to_epoch(first.day),
+    )
 
 
 # --- every year -----------------------------------------------------------------------------------
@@ -126,15 +137,19 @@ _BIRTHDAY = re.compile(
     r"name\s+day|saint's\s+day))\s+(?:is|'s|falls|was|will\s+be|is\s+coming\s+up)?\s*(?:on\s+)?",
     CI,
 )
-_BORN_ON = re.compile(r"\bI\s+was\s+born\s+on\s+", CI)
+_BORN = re.compile(r"\b(?:was|were)\s+born\b", CI)
+_BORN_ON = re.compile(rf"(?:\bI|{_WHOSE})\s+was\s+born\s+on\s+", CI)
 _TURNS = re.compile(
     rf"{_WHOSE}\s+(?:turns|is\s+turning|will\s+be|'ll\s+be)\s+(?P<age>\d{{1,3}})\s+(?:on|this|next)\b", CI
 )
 
 
 def _yearly(s: Sentence, whose: str, what: str, start: int) -> Found | None:
-    mentions = [m for m in find_date_mentions(s.text[start:], reference=s.reference, tense="future")
-                if m.kind in ("yearless", "dated")]  # fmt: skip
+    mentions = [
+        m
+        for m in find_date_mentions(s.text[start:], reference=s.reference, tense="future")
+        if m.kind in ("yearless", "dated")
+    ]
     if not mentions or mentions[0].start > 40:
         return None
     day = mentions[0].day
@@ -143,8 +158,12 @@ def _yearly(s: Sentence, whose: str, what: str, start: int) -> Found | None:
     subject = "User's" if owner in ("User's", "User") else f"{owner}'s"
     kind = "birthday" if what.lower() in ("bday", "b-day") else " ".join(what.lower().split())
     end = start + mentions[0].end
-    return fact(f"{capitalised(subject)} {kind} is {spoken_date(day, year=False)}", span=(0, end),
-                topics=["birthdays" if kind == "birthday" else "anniversaries"], entities=[])  # fmt: skip
+    return fact(
+        f"{capitalised(subject)} {kind} is {spoken_date(day, year=False)}",
+        span=(0, end),
+        topics=["birthdays" if kind == "birthday" else "anniversaries"],
+        entities=[],
+    )
 
 
 def yearly(s: Sentence) -> Iterator[Found]:
@@ -156,15 +175,20 @@ def yearly(s: Sentence) -> Iterator[Found]:
         found = _yearly(s, whose, match["what"], match.end())
         if found:
             yield found
-    its_my = re.search(r"\b(?:it's|its|it\s+is|that's|is)\s+(?:my|our)\s+(?P<what>birthday|bday|anniversary)\b", s.text, CI)
+    its_my = re.search(
+        r"\b(?:it's|its|it\s+is|that's|is)\s+(?:my|our)\s+(?P<what>birthday|bday|anniversary)\b", s.text, CI
+    )
     if its_my:
         mentions = find_date_mentions(s.text, reference=s.reference, tense="future")
         if mentions:
             kind = "anniversary" if its_my["what"].lower() == "anniversary" else "birthday"
-            yield fact(f"User's {kind} is {spoken_date(mentions[0].day, year=False)}", span=(0, len(s.text)),
-                       topics=["birthdays" if kind == "birthday" else "anniversaries"])  # fmt: skip
+            yield fact(
+                f"User's {kind} is {spoken_date(mentions[0].day, year=False)}",
+                span=(0, len(s.text)),
+                topics=["birthdays" if kind == "birthday" else "anniversaries"],
+            )
     for match in _BORN_ON.finditer(s.text):
-        found = _yearly(s, "my", "birthday", match.end())
+        found = _yearly(s, match["whose"] or "my", "birthday", match.end())
         if found:
             yield found
     for match in _TURNS.finditer(s.text):

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 
 from memory.extraction.rules.found import Found, fact
-from memory.extraction.rules.lexicon import TRAITS, TRANSIENT_STATES, is_job
+from memory.extraction.rules.lexicon import TRAITS, TRANSIENT_STATES, is_job, words
 from memory.extraction.rules.text import (
     CI,
     NOT_AN_OBJECT,
@@ -15,7 +15,6 @@ from memory.extraction.rules.text import (
     capitalised,
     clause_end,
     each,
-    names,
     object_after,
     strip_end,
     third_person,
@@ -24,7 +23,9 @@ from memory.extraction.rules.text import (
 )
 from memory.extraction.types import CandidateKind
 
-_ADV = r"(?:(?:currently|now|still|also|actually|officially|finally|just|already|proudly|basically|really)\s+)*"
+_ADV = (
+    r"(?:(?:currently|now|still|also|actually|officially|finally|just|already|proudly|basically|really)\s+)*"
+)
 
 # --- work and study -------------------------------------------------------------------------------
 
@@ -37,7 +38,9 @@ _WORK_AS = re.compile(
     CI,
 )
 # "I'm a nurse at St. Mary's", "I'm an ICU nurse", "being a pharmacist is chaos", "I'm sous-chef at…"
-_I_AM_A = re.compile(rf"\bI(?:'m|\s+am)\s+{_ADV}(?:an?\s+)|(?:^|\s)being\s+an?\s+|,\s*an?\s+(?=[\w-]+\s+(?:in|at|from)\b)", CI)
+_I_AM_A = re.compile(
+    rf"\bI(?:'m|\s+am)\s+{_ADV}(?:an?\s+)|(?:^|\s)being\s+an?\s+|,\s*an?\s+(?=[\w-]+\s+(?:in|at|from)\b)", CI
+)
 _I_AM_BARE_JOB = re.compile(rf"\bI(?:'m|\s+am)\s+{_ADV}(?=[\w-]+\s+(?:at|in|for)\s)", CI)
 _ROLE_STOPS = (
     r"at|for|in|with|since|on|from|by\s+profession|by|who|and|but|so|because|which|means|is|was|doing|here|during|"
@@ -45,7 +48,7 @@ _ROLE_STOPS = (
 )
 _WORK_PLACE = re.compile(r"^\s+(?P<prep>at|for|in)\s+(?P<org>[^,;]{2,60})", CI)
 _WORK_AT = re.compile(
-    rf"\bI\s+{_ADV}(?P<verb>work|'m\s+working|am\s+working|do|run|manage|lead|head|coordinate|handle)"
+    rf"\bI(?:'m|\s+am)?\s+{_ADV}(?P<verb>work|working|do|run|manage|lead|head|coordinate|handle)"
     r"(?:\s+(?P<what>[\w-]+(?:\s+[\w-]+){0,3}?))?\s+(?P<prep>at|for)\s+",
     CI,
 )
@@ -93,34 +96,58 @@ def work(s: Sentence) -> Iterator[Found]:
             rest = s.text[match.end() :]
             role = re.split(rf"\s+(?:{_ROLE_STOPS})\b|[,;:]", rest, maxsplit=1, flags=CI)[0]
             where = _WORK_PLACE.match(rest[len(role) :])
-            found = _role_fact(role, where, (match.start(), match.end() + len(role) + (where.end() if where else 0)))
+            found = _role_fact(
+                role, where, (match.start(), match.end() + len(role) + (where.end() if where else 0))
+            )
             if found:
                 yield found
     for match in each(_WORK_AT, s):
-        employer = object_after(s, match.end(), stops="as|since|for|with|on|from|to|doing|because|where|here|in\\s+the|near", max_words=8)
+        employer = object_after(
+            s,
+            match.end(),
+            stops="as|since|for|with|on|from|to|doing|because|where|here|in\\s+the|near",
+            max_words=8,
+        )
         if employer and not _NOT_AN_EMPLOYER.match(employer):
             verb = match["verb"].lower()
-            if verb not in ("work", "'m working", "am working") and not match["what"]:
+            if verb not in ("work", "working") and not match["what"]:
                 continue
-            what = f" {third_person(match['what'])}" if match["what"] and match["what"].lower() != "as" else ""
-            does = "works" if verb in ("work", "'m working", "am working") else third_person(f"I {verb}")[5:]
-            yield fact(f"User {does}{what} {match['prep'].lower()} {third_person(employer)}",
-                       span=(match.start(), match.end() + len(employer)), topics=["work"], entities=[employer],
-                       slot="employer")  # fmt: skip
+            what = (
+                f" {third_person(match['what'])}" if match["what"] and match["what"].lower() != "as" else ""
+            )
+            does = "works" if verb in ("work", "working") else third_person(f"I {verb}")[5:]
+            yield fact(
+                f"User {does}{what} {match['prep'].lower()} {third_person(employer)}",
+                span=(match.start(), match.end() + len(employer)),
+                topics=["work"],
+                entities=[employer],
+                slot="employer",
+            )
     for match in each(_TEACH, s):
         what = object_after(s, match.end(), stops="because|so|which|and|but", max_words=12)
         if what:
-            yield fact(f"User teaches {third_person(what)}", span=(match.start(), match.end() + len(what)),
-                       topics=["work"], slot="job")  # fmt: skip
+            yield fact(
+                f"User teaches {third_person(what)}",
+                span=(match.start(), match.end() + len(what)),
+                topics=["work"],
+                slot="job",
+            )
     for match in each(_RUN_BUSINESS, s):
         rest = strip_end(clause_end(s.text[match.start() :]))
-        yield fact(capitalised(third_person(rest)), span=(match.start(), match.start() + len(rest)),
-                   topics=["work"], slot="job")  # fmt: skip
+        yield fact(
+            capitalised(third_person(rest)),
+            span=(match.start(), match.start() + len(rest)),
+            topics=["work"],
+            slot="job",
+        )
     for match in each(_STUDY, s):
         rest = strip_end(clause_end(s.text[match.start() :]))
         if len(rest.split()) <= 16:
-            yield fact(capitalised(third_person(rest)), span=(match.start(), match.start() + len(rest)),
-                       topics=["work", "study"])  # fmt: skip
+            yield fact(
+                capitalised(third_person(rest)),
+                span=(match.start(), match.start() + len(rest)),
+                topics=["work", "study"],
+            )
 
 
 # --- places ---------------------------------------------------------------------------------------
@@ -143,15 +170,25 @@ _ORIGIN = re.compile(
     r"|\bI\s+come\s+from\s+",
     CI,
 )
-_BORN_AND_BRED = re.compile(r"^(?P<place>[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*){0,2})\s+born\s+and\s+(?:bred|raised)\b")
+_BORN_AND_BRED = re.compile(
+    r"^(?P<place>[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*){0,2})\s+born\s+and\s+(?:bred|raised)\b"
+)
 _PLACE_ASIDE = re.compile(
     r"(?P<place>[\w'-]+(?:\s+[\w'-]+)?)\s*\(\s*(?:which\s+is\s+)?where\s+I\s+(?P<verb>grew\s+up|was\s+born|live|lived|work)\s*\)",
     CI,
 )
-_I_AM_IN = re.compile(rf"\bI(?:'m|\s+am)\s+{_ADV}(?:based\s+)?in\s+(?!(?:a|an|the|my|your|this|that|some|no|love|trouble|pain|bed|"
-                      r"charge|shock|tears|debt|therapy|labou?r|recovery|luck|danger|doubt|town|class|school|hospital|college|uni|"
-                      r"work|office|rehab|jail|prison|heaven|hell|agony|bits|awe|denial|transit|line|control|fact|general|"
-                      r"particular|time|pieces|shape|form|tune|touch|year|grade|need|favou?r|between|front|there|here)\b)", CI)  # fmt: skip
+_I_AM_IN = re.compile(
+    rf"\bI(?:'m|\s+am)\s+{_ADV}in\s+(?!(?:a|an|the|my|your|this|that|some|no|love|trouble|pain|bed|"
+    r"charge|shock|tears|debt|therapy|labou?r|recovery|luck|danger|doubt|town|class|school|hospital|college|uni|"
+    r"work|office|rehab|jail|prison|heaven|hell|agony|bits|awe|denial|transit|line|control|fact|general|"
+    r"particular|time|pieces|shape|form|tune|touch|year|grade|need|favou?r|between|front|there|here)\b)",
+    CI,
+)
+# "koramangala, bangalore", "Lisbon": a place named right after "I'm in".
+_WHERE_I_AM = re.compile(
+    r"([\w'-]+(?:\s+[\w'-]+)?(?:,\s*[\w'-]+(?:\s+[\w'-]+)?)?)"
+    r"(?=$|[.!;]|\s+(?:so|and|but|now|for|with|because)\b)"
+)
 _NO_LONGER_LIVE = re.compile(r"\bI\s+(?:no\s+longer|don't|do\s+not)\s+live\s+in\s+", CI)
 
 
@@ -169,8 +206,11 @@ def _place(s: Sentence, end: int) -> str:
     if "," in s.text[end : end + 60]:
         s = Sentence(s.text[: end + s.text[end:].index(",")], s.reference, s.tense)
     place = object_after(
-        s, end, stops="with|for|from|to|as|because|since|and|but|now|after|before|until|at|on|in\s+(?:the|my|a)|last|this|next|"
-        "when|where|which|near|around|about|over", max_words=5
+        s,
+        end,
+        stops=r"with|for|from|to|as|because|since|and|but|now|after|before|until|at|on|in\s+(?:the|my|a)|last|this|next|"
+        "when|where|which|near|around|about|over",
+        max_words=5,
     )
     # "a flat", "my parents' house": a dwelling, not a place worth a location slot.
     if not place or re.match(r"(?:a|an|my|our|his|her|their|your|the)\s", place, CI):
@@ -184,33 +224,59 @@ def places(s: Sentence) -> Iterator[Found]:
     for match in each(_LIVE_IN, s):
         place = _place(s, match.end())
         if place:
-            yield fact(f"User lives in {place}", span=(match.start(), match.end() + len(place)),
-                       topics=["location"], entities=[place], slot="location")  # fmt: skip
+            yield fact(
+                f"User lives in {place}",
+                span=(match.start(), match.end() + len(place)),
+                topics=["location"],
+                entities=[place],
+                slot="location",
+            )
     for match in each(_ORIGIN, s):
         place = _place(s, match.end())
         if place:
             verb = "is from" if "from" in match[0].lower() else "grew up in"
-            yield fact(f"User {verb} {place}", span=(match.start(), match.end() + len(place)),
-                       topics=["location"], entities=[place])  # fmt: skip
+            yield fact(
+                f"User {verb} {place}",
+                span=(match.start(), match.end() + len(place)),
+                topics=["location"],
+                entities=[place],
+            )
     for match in _PLACE_ASIDE.finditer(s.text):
         verb = " ".join(match["verb"].lower().split())
         verb = {"live": "lives in", "lived": "lived in", "work": "works in"}.get(verb, verb + " in")
-        yield fact(f"User {verb} {match['place']}", span=(match.start(), match.end()), topics=["location"],
-                   entities=[match["place"]])  # fmt: skip
+        yield fact(
+            f"User {verb} {match['place']}",
+            span=(match.start(), match.end()),
+            topics=["location"],
+            entities=[match["place"]],
+        )
     for match in each(_I_AM_IN, s):
         rest = s.text[match.end() :]
-        place = re.match(r"([\w'-]+(?:\s+[\w'-]+)?(?:,\s*[\w'-]+(?:\s+[\w'-]+)?)?)(?=$|[.!;]|\s+(?:so|and|but|now|for|with|because)\b)", rest)
-        if place and (place[1][0].isupper() or typed_in_lower_case(s.text)) and len(place[1].split()) <= 4:
-            yield fact(f"User is in {place[1]}", span=(match.start(), match.end() + place.end()), topics=["location"],
-                       entities=[place[1]])  # fmt: skip
+        where = _WHERE_I_AM.match(rest)
+        if where and (where[1][0].isupper() or typed_in_lower_case(s.text)) and len(where[1].split()) <= 4:
+            yield fact(
+                f"User is in {where[1]}",
+                span=(match.start(), match.end() + where.end()),
+                topics=["location"],
+                entities=[where[1]],
+            )
     bred = _BORN_AND_BRED.match(s.text)
     if bred:
-        yield fact(f"User grew up in {bred['place']}", span=(0, bred.end()), topics=["location"], entities=[bred["place"]])
+        yield fact(
+            f"User grew up in {bred['place']}",
+            span=(0, bred.end()),
+            topics=["location"],
+            entities=[bred["place"]],
+        )
     for match in _NO_LONGER_LIVE.finditer(s.text):
         place = _place(s, match.end())
         if place:
-            yield fact(f"User lives in {place}", span=(match.start(), match.end() + len(place)),
-                       topics=["location"], kind=CandidateKind.FORGET)  # fmt: skip
+            yield fact(
+                f"User lives in {place}",
+                span=(match.start(), match.end() + len(place)),
+                topics=["location"],
+                kind=CandidateKind.FORGET,
+            )
 
 
 # --- health and diet ------------------------------------------------------------------------------
@@ -222,12 +288,18 @@ _CONDITION_ADJECTIVES = (
     r"pregnant|deaf|hard\s+of\s+hearing|blind|colou?r[\s-]?blind|autistic|dyslexic|left[\s-]handed|halal|kosher"
 )
 _I_AM_CONDITION = re.compile(
-    rf"\bI(?:'m|\s+am|'ve\s+been|\s+have\s+been)\s+(?:an?\s+[\w-]+\s+who(?:'s|\s+is)\s+)?(?:(?:\w+ly|so|very|super|pretty|quite|a\s+bit|mildly|severely|"
-    rf"also|still|now|just|officially|strictly|mostly|fully|completely)\s+)*(?P<what>{_CONDITION_ADJECTIVES})\b",
+    r"\bI(?:'m|\s+am|'ve\s+been|\s+have\s+been)\s+(?:an?\s+[\w-]+\s+who(?:'s|\s+is)\s+)?"
+    r"(?:(?:\w+ly|so|very|super|pretty|quite|a\s+bit|mildly|severely|also|still|now|just|officially|strictly|"
+    rf"mostly|fully|completely)\s+)*(?P<what>{_CONDITION_ADJECTIVES})\b",
     CI,
 )
-_DIETS = r"vegetarian|vegan|veggie|pescatarian|pescetarian|plant[\s-]based|keto|paleo|gluten[\s-]free|dairy[\s-]free"
-_GO_DIET = re.compile(rf"\b(?:go|going|gone|went|turned|became|become|switched\s+to\s+being)\s+(?P<what>{_DIETS})\b", CI)
+_DIETS = (
+    r"vegetarian|vegan|veggie|pescatarian|pescetarian|plant[\s-]based|keto|paleo|"
+    r"gluten[\s-]free|dairy[\s-]free"
+)
+_GO_DIET = re.compile(
+    rf"\b(?:go|going|gone|went|turned|became|become|switched\s+to\s+being)\s+(?P<what>{_DIETS})\b", CI
+)
 _DONT_EAT = re.compile(
     r"\bI\s+(?:(?:also|still|really|just|totally|completely|strictly)\s+)*(?:don't|do\s+not|can't|cannot|can\s+not|never|"
     r"no\s+longer|won't)\s+(?P<verb>eat|drink|have|touch|do|take|tolerate|digest|handle)\s+",
@@ -246,20 +318,38 @@ def health_and_diet(s: Sentence) -> Iterator[Found]:
                 continue
             rest = " " + third_person(rest)
         slot = "diet" if re.fullmatch(_DIETS, what, CI) else ""
-        yield fact(f"User is {what}{rest}", span=(match.start(), match.end() + len(rest)),
-                   topics=["health" if not slot else "diet"], slot=slot)  # fmt: skip
+        if not rest:  # "vegetarian on weekdays", "vegan since 2019": the qualifier stays
+            qualifier = re.match(
+                r"\s+((?:on|at|during|except|mostly|most|since|for|at\s+least)\b[^,;.!?()]{2,30})",
+                s.text[match.end() :],
+                CI,
+            )
+            rest = f" {trimmed(qualifier[1])}" if qualifier and len(qualifier[1].split()) <= 5 else ""
+        yield fact(
+            f"User is {what}{rest}",
+            span=(match.start(), match.end() + len(rest)),
+            topics=["health" if not slot else "diet"],
+            slot=slot,
+        )
     for match in each(_GO_DIET, s):
         if re.search(r"\b(?:I|we|I've|I'm|me)\b", s.text[: match.start()], CI):
-            yield fact(f"User is {match['what']}", span=(match.start(), match.end()), topics=["diet"], slot="diet")
+            yield fact(
+                f"User is {match['what']}", span=(match.start(), match.end()), topics=["diet"], slot="diet"
+            )
     # The negation is this rule's own: `each` only rejects a hedge before the match.
     for match in each(_DONT_EAT, s):
         what = object_after(s, match.end(), max_words=6, keep_lists=True)
         if what:
             verb = "drink" if match["verb"].lower() == "drink" else match["verb"].lower()
-            yield fact(f"User doesn't {verb} {third_person(what)}", span=(match.start(), match.end() + len(what)),
-                       topics=["diet"])  # fmt: skip
+            yield fact(
+                f"User doesn't {verb} {third_person(what)}",
+                span=(match.start(), match.end() + len(what)),
+                topics=["diet"],
+            )
     for match in _NO_X_FOR_ME.finditer(s.text):
-        yield fact(f"User doesn't eat {match['what'].strip()}", span=(match.start(), match.end()), topics=["diet"])
+        yield fact(
+            f"User doesn't eat {match['what'].strip()}", span=(match.start(), match.end()), topics=["diet"]
+        )
 
 
 # --- likes, favourites, preferences ---------------------------------------------------------------
@@ -301,7 +391,9 @@ _IS_MY_HOBBY = re.compile(
     CI,
 )
 # Lower case only: "A Love Supreme" is a title, not "a" + "Love Supreme".
-_TAIL_DETERMINER = re.compile(r"^.*\b(?:the\s+best|best|the|a|an|some|good|great|my|our|with|of|called|it's|its)\s+")
+_TAIL_DETERMINER = re.compile(
+    r"^.*\b(?:the\s+best|best|the|a|an|some|good|great|my|our|with|of|called|it's|its)\s+"
+)
 
 
 def _tail_noun_phrase(text: str) -> str:
@@ -311,6 +403,8 @@ def _tail_noun_phrase(text: str) -> str:
         return text
     tail = _TAIL_DETERMINER.sub("", text)
     return " ".join(tail.split()[-4:])
+
+
 _PREFER = re.compile(
     r"\bI\s+(?P<adverbs>(?:(?:really|also|much|generally|usually|definitely|still|now|actually|mostly)\s+)*)"
     r"prefer\s+",
@@ -326,7 +420,10 @@ _NOW = re.compile(r"\b(?:now|nowadays|these\s+days|lately|from\s+now\s+on|anymor
 _COMPARED = re.compile(r"\s+(?:over|rather\s+than|instead\s+of|more\s+than|to)\s+", CI)
 # "I prefer to walk" is an infinitive, not a comparison: there "to" does not split.
 _COMPARED_NOT_TO = re.compile(r"\s+(?:over|rather\s+than|instead\s+of|more\s+than)\s+", CI)
-_THING_START = re.compile(r"^(?:(?:honestly|but|and|so|also|oh|for\s+me|for\s+dessert|dessert-wise|for\s+food),?\s+)*(?:it's\s+|its\s+|it\s+is\s+)?", CI)
+_THING_START = re.compile(
+    r"^(?:(?:honestly|but|and|so|also|oh|for\s+me|for\s+dessert|dessert-wise|for\s+food),?\s+)*(?:it's\s+|its\s+|it\s+is\s+)?",
+    CI,
+)
 
 
 def _favourite_key(what: str) -> str:
@@ -344,8 +441,12 @@ def _favourite(what: str, thing: str, span: tuple[int, int]) -> Found | None:
     what = what.strip()
     key = _favourite_key(what) if what else ""
     subject = f"User's favourite {what}" if what else "User's favourite"
-    return fact(f"{subject} is {thing}", span=span, topics=["preferences", "favourites"],
-                slot=f"favourite:{key}" if key else "")  # fmt: skip
+    return fact(
+        f"{subject} is {thing}",
+        span=span,
+        topics=["preferences", "favourites"],
+        slot=f"favourite:{key}" if key else "",
+    )
 
 
 def likes(s: Sentence) -> Iterator[Found]:
@@ -364,19 +465,28 @@ def likes(s: Sentence) -> Iterator[Found]:
         thing = trimmed(_THING_START.sub("", match["thing"]))
         if thing and not NOT_AN_OBJECT.match(thing):
             what = " ".join(match["what"].lower().split())
-            yield fact(f"User's {what} is {third_person(thing)}", span=(match.start(), match.end()),
-                       topics=["hobbies" if what in ("hobby", "passion", "sport") else "preferences"])  # fmt: skip
+            yield fact(
+                f"User's {what} is {third_person(thing)}",
+                span=(match.start(), match.end()),
+                topics=["hobbies" if what in ("hobby", "passion", "sport") else "preferences"],
+            )
     for match in each(_LIKE, s):
         thing = match["food"] or object_after(s, match.end(), max_words=10, keep_lists=True)
         if thing and thing.lower() not in TRANSIENT_STATES:
-            yield fact(f"User likes {third_person(thing.strip())}", span=(match.start(), match.end() + len(thing)),
-                       topics=["preferences"])  # fmt: skip
+            yield fact(
+                f"User likes {third_person(thing.strip())}",
+                span=(match.start(), match.end() + len(thing)),
+                topics=["preferences"],
+            )
     # The negation inside this rule's own match is not a hedge: `each` only looks before it.
     for match in each(_DISLIKE, s):
         thing = object_after(s, match.end(), max_words=8, keep_lists=True)
         if thing:
-            yield fact(f"User dislikes {third_person(thing)}", span=(match.start(), match.end() + len(thing)),
-                       topics=["preferences"])  # fmt: skip
+            yield fact(
+                f"User dislikes {third_person(thing)}",
+                span=(match.start(), match.end() + len(thing)),
+                topics=["preferences"],
+            )
 
 
 def _preference_key(old: str) -> str:
@@ -416,8 +526,12 @@ def preferences(s: Sentence) -> Iterator[Found]:
         span = (match.start(), match.end() + len(new))
         if match["what"]:  # "I switched my major to computer science"
             what = third_person(match["what"].strip())
-            yield fact(f"{capitalised(what)} is now {third_person(new)}", span=span, topics=["about-user"],
-                       slot=f"switched:{_preference_key(match['what'])}")  # fmt: skip
+            yield fact(
+                f"{capitalised(what)} is now {third_person(new)}",
+                span=span,
+                topics=["about-user"],
+                slot=f"switched:{_preference_key(match['what'])}",
+            )
         else:
             yield _preference(new, old, changed=True, span=span)
 
@@ -429,9 +543,14 @@ _GAVE_UP = re.compile(
     r"(?:quit|gave\s+up|give\s+up|given\s+up|stopped|left|sold|dropped|ditched|cancelled|canceled|retired\s+from)\s+",
     CI,
 )
-_NO_LONGER = re.compile(r"\bI\s+(?:no\s+longer|don't|do\s+not)\s+(?P<verb>[a-z]+)\s+(?=.+\b(?:anymore|any\s+more)\b)"
-                        r"|\bI\s+no\s+longer\s+(?P<verb2>[a-z]+)\s+", CI)  # fmt: skip
-_NOT_QUITTABLE = re.compile(r"^(?:it|that|this|them|home|work|early|the\s+house|the\s+office|a\s+message|a\s+comment|you)\b", CI)
+_NO_LONGER = re.compile(
+    r"\bI\s+(?:no\s+longer|don't|do\s+not)\s+(?P<verb>[a-z]+)\s+(?=.+\b(?:anymore|any\s+more)\b)"
+    r"|\bI\s+no\s+longer\s+(?P<verb2>[a-z]+)\s+",
+    CI,
+)
+_NOT_QUITTABLE = re.compile(
+    r"^(?:it|that|this|them|home|work|early|the\s+house|the\s+office|a\s+message|a\s+comment|you)\b", CI
+)
 
 
 def changes(s: Sentence) -> Iterator[Found]:
@@ -441,7 +560,13 @@ def changes(s: Sentence) -> Iterator[Found]:
         thing = object_after(s, match.end(), stops="because|so|after|last|this|and|but|since", max_words=5)
         if not thing or _NOT_QUITTABLE.match(thing):
             continue
-        verb = " ".join(match[0].split()).removeprefix("I've ").removeprefix("I have ").removeprefix("I ").strip()
+        verb = (
+            " ".join(match[0].split())
+            .removeprefix("I've ")
+            .removeprefix("I have ")
+            .removeprefix("I ")
+            .strip()
+        )
         span = (match.start(), match.end() + len(thing))
         yield fact(f"User {third_person(verb)} {third_person(thing)}", span=span, topics=["about-user"])
         yield fact(_subject_of(thing), span=span, topics=[], kind=CandidateKind.SUPERSEDE)
@@ -451,8 +576,12 @@ def changes(s: Sentence) -> Iterator[Found]:
             continue  # places() handles "I no longer live in X"
         thing = object_after(s, match.end(), max_words=5)
         if thing and not _NOT_QUITTABLE.match(thing):
-            yield fact(_subject_of(thing), span=(match.start(), match.end() + len(thing)), topics=[],
-                       kind=CandidateKind.SUPERSEDE)  # fmt: skip
+            yield fact(
+                _subject_of(thing),
+                span=(match.start(), match.end() + len(thing)),
+                topics=[],
+                kind=CandidateKind.SUPERSEDE,
+            )
 
 
 def _subject_of(thing: str) -> str:
@@ -465,7 +594,10 @@ def _subject_of(thing: str) -> str:
 
 # --- single-word traits ---------------------------------------------------------------------------
 
-_TRAIT = re.compile(rf"\bI(?:'m|\s+am)\s+{_ADV}(?:(?:a|an)\s+)?(?P<trait>[\w-]+)(?=$|[,.;!]|\s+(?:and|but|so|now|since|too|as\s+well)\b)", CI)
+_TRAIT = re.compile(
+    rf"\bI(?:'m|\s+am)\s+{_ADV}(?:(?:a|an)\s+)?(?P<trait>[\w-]+)(?=$|[,.;!]|\s+(?:and|but|so|now|since|too|as\s+well)\b)",
+    CI,
+)
 _WORK_TRAITS = frozenset({"retired", "unemployed", "self-employed", "freelance"})
 
 
@@ -473,22 +605,28 @@ def traits(s: Sentence) -> Iterator[Found]:
     for match in each(_TRAIT, s):
         trait = match["trait"].lower()
         if trait in TRAITS and not re.search(_DIETS, trait, CI):
-            slot = "job" if trait in _WORK_TRAITS else "relationship" if trait in ("married", "single", "divorced", "widowed", "engaged", "separated") else ""
+            slot = (
+                "job"
+                if trait in _WORK_TRAITS
+                else "relationship"
+                if trait in ("married", "single", "divorced", "widowed", "engaged", "separated")
+                else ""
+            )
             topic = "work" if trait in _WORK_TRAITS else "identity"
-            yield fact(f"User is {match['trait']}", span=(match.start(), match.end()), topics=[topic], slot=slot)
-
-
-def _names_in(text: str) -> list[str]:
-    return names(text, capitalised=True, many=True)
+            yield fact(
+                f"User is {match['trait']}", span=(match.start(), match.end()), topics=[topic], slot=slot
+            )
 
 
 # --- things the user owns, and what they are working towards -------------------------------------
 
-_NOT_A_BRAND = frozenset(
-    "god lord gosh goodness mom mum dad mam mama papa monday tuesday wednesday thursday friday saturday sunday "
+_NOT_A_BRAND = words(
+    "god lord gosh goodness mom mum dad mam mama papa monday tuesday wednesday thursday friday "
+    "saturday sunday "
     "january february march april may june july august september october november december english spanish "
-    "french german italian chinese japanese arabic christmas easter ramadan diwali eid instagram tiktok twitter "
-    "facebook youtube reddit linkedin whatsapp gmail email phd uni mba".split()
+    "french german italian chinese japanese arabic christmas easter ramadan diwali eid instagram "
+    "tiktok twitter "
+    "facebook youtube reddit linkedin whatsapp gmail email phd uni mba"
 )
 # "my Thermomix", "my Kindle Paperwhite", "my old Vespa": a named product the user owns.
 _MY_PRODUCT = re.compile(
@@ -525,28 +663,46 @@ def possessions(s: Sentence) -> Iterator[Found]:
         if thing.split()[0].lower() in _NOT_A_BRAND:
             continue
         article = "an" if thing[0].lower() in "aeiou" else "a"
-        yield fact(f"User has {article} {thing}", span=(match.start(), match.end()), topics=["possessions"],
-                   entities=[thing])  # fmt: skip
+        yield fact(
+            f"User has {article} {thing}",
+            span=(match.start(), match.end()),
+            topics=["possessions"],
+            entities=[thing],
+        )
     for match in _MY_THING_IS.finditer(s.text):
         what = trimmed(match["what"])
         if what:
-            yield fact(f"User's {match['noun'].lower()} is {third_person(what)}", span=(match.start(), match.end()),
-                       topics=["possessions"])  # fmt: skip
+            yield fact(
+                f"User's {match['noun'].lower()} is {third_person(what)}",
+                span=(match.start(), match.end()),
+                topics=["possessions"],
+            )
     for match in each(_GIVEN, s):
         what = trimmed(match["what"])
         if what and not NOT_AN_OBJECT.match(what) and len(what.split()) <= 8:
-            yield fact(f"User has {third_person(what)}", span=(match.start(), match.end()), topics=["possessions"])
+            yield fact(
+                f"User has {third_person(what)}", span=(match.start(), match.end()), topics=["possessions"]
+            )
 
 
 def goals(s: Sentence) -> Iterator[Found]:
     for match in each(_GOAL, s):
         goal = trimmed(clause_end(match["goal"]))
         if goal and len(goal.split()) <= 10:
-            yield fact(f"User wants to {third_person(goal)}", span=(match.start(), match.end()), topics=["goals"])
+            yield fact(
+                f"User wants to {third_person(goal)}", span=(match.start(), match.end()), topics=["goals"]
+            )
     study = _STUDY_FRAGMENT.match(s.text)
     if study:
         field = trimmed(clause_end(study["field"]))
         if field:
-            what = study["what"].upper() if study["what"].lower() in ("phd", "msc", "mba", "bsc", "ba", "ma") else study["what"]
-            yield fact(f"User is doing a {what} in {third_person(field)}", span=(0, study.end()),
-                       topics=["work", "study"])  # fmt: skip
+            what = (
+                study["what"].upper()
+                if study["what"].lower() in ("phd", "msc", "mba", "bsc", "ba", "ma")
+                else study["what"]
+            )
+            yield fact(
+                f"User is doing a {what} in {third_person(field)}",
+                span=(0, study.end()),
+                topics=["work", "study"],
+            )

@@ -6,9 +6,16 @@ import re
 from collections.abc import Iterable, Iterator
 
 from memory.extraction.rules.found import Found, fact
-from memory.extraction.rules.lexicon import ANIMALS, BREEDS, RELATIVES, TRAITS, TRANSIENT_STATES, plural_forms, words
+from memory.extraction.rules.lexicon import (
+    ANIMALS,
+    BREEDS,
+    RELATIVES,
+    TRAITS,
+    TRANSIENT_STATES,
+    plural_forms,
+    words,
+)
 from memory.extraction.rules.text import (
-    BOUNDARY,
     CI,
     NOT_A_NAME,
     Sentence,
@@ -16,7 +23,6 @@ from memory.extraction.rules.text import (
     each,
     joined,
     names,
-    strip_end,
     third_person,
     trimmed,
     typed_in_lower_case,
@@ -24,7 +30,9 @@ from memory.extraction.rules.text import (
 
 # --- name -----------------------------------------------------------------------------------------
 
-_MY_NAME = re.compile(r"\bmy\s+name(?:\s+is|'s)\s+|\bI(?:'m|\s+am)\s+called\s+|^name's\s+|^the\s+name's\s+", CI)
+_MY_NAME = re.compile(
+    r"\bmy\s+name(?:\s+is|'s)\s+|\bI(?:'m|\s+am)\s+called\s+|^name's\s+|^the\s+name's\s+", CI
+)
 # "call me" only as a request at the start, so "don't call me that" and "call me crazy" are left out.
 _CALL_ME = re.compile(
     r"(?:(?:^|,\s*|\bbut\s+|\bso\s+)(?:(?:please|pls|just|you\s+can|you\s+may|feel\s+free\s+to)\s+)*call\s+me\s+"
@@ -33,7 +41,9 @@ _CALL_ME = re.compile(
     CI,
 )
 _GO_BY = re.compile(r"\bI\s+go\s+by\s+", CI)
-_HERE = re.compile(r"^(?P<name>[A-Za-z][\w'-]*(?:\s+[A-Z][\w'-]*)?)\s+here(?:\b|$)(?!\s+(?:is|are|was|in|at))", CI)
+_HERE = re.compile(
+    r"^(?P<name>[A-Za-z][\w'-]*(?:\s+[A-Z][\w'-]*)?)\s+here(?:\b|$)(?!\s+(?:is|are|was|in|at))", CI
+)
 _I_AM = re.compile(r"(?:^|,\s*|\band\s+|\bbut\s+)I(?:'m|\s+am)\s+(?=\S)", CI)
 # Common nationalities: "I'm Brazilian" is where someone is from, not their name.
 DEMONYMS = words(
@@ -76,23 +86,44 @@ def identity(s: Sentence) -> Iterator[Found]:
     lower_case = typed_in_lower_case(s.text)
     for match in each(_MY_NAME, s):
         for name in names(s.text[match.end() :], capitalised=False):
-            yield fact(f"User's name is {name}", span=(match.start(), match.end() + len(name)),
-                       topics=["identity"], entities=[name], slot="name")  # fmt: skip
+            yield fact(
+                f"User's name is {name}",
+                span=(match.start(), match.end() + len(name)),
+                topics=["identity"],
+                entities=[name],
+                slot="name",
+            )
     for regex in (_CALL_ME, _GO_BY):
         for match in each(regex, s):
             for name in names(s.text[match.end() :], capitalised=not lower_case):
                 if _is_name(name.split()[0]):
-                    yield fact(f"User goes by {name}", span=(match.start(), match.end() + len(name)),
-                               topics=["identity"], entities=[name], slot="nickname")  # fmt: skip
+                    # A request ("call me Al") or how others call them ("everybody calls me Kwams").
+                    said = (
+                        "wants to be called"
+                        if regex is _CALL_ME and "call me" in match[0].lower()
+                        else "goes by"
+                    )
+                    yield fact(
+                        f"User {said} {name}",
+                        span=(match.start(), match.end() + len(name)),
+                        topics=["identity"],
+                        entities=[name],
+                        slot="nickname",
+                    )
     here = _HERE.match(s.text)
     if here and _is_name(here["name"].split()[0]):
         name = here["name"]
-        yield fact(f"User's name is {name}", span=(0, len(s.text)), topics=["identity"], entities=[name], slot="name")
+        yield fact(
+            f"User's name is {name}", span=(0, len(s.text)), topics=["identity"], entities=[name], slot="name"
+        )
     for match in each(_I_AM, s):
         yield from _i_am(s, match, lower_case=lower_case)
 
 
-_AGE = re.compile(r"(?P<age>\d{1,3})(?:\s*(?:years?\s+old|yrs?\s+old|y/?o|years?\s+young))?(?=$|[,.;!]|\s+(?:and|but|so|now|today|next|this|in|from|with)\b)", CI)
+_AGE = re.compile(
+    r"(?P<age>\d{1,3})(?:\s*(?:years?\s+old|yrs?\s+old|y/?o|years?\s+young))?(?=$|[,.;!]|\s+(?:and|but|so|now|today|next|this|in|from|with)\b)",
+    CI,
+)
 _APPOSITION_AGE = re.compile(r",\s*(?P<age>\d{1,3})(?:\s*(?:years?\s+old|y/?o))?\s*(?=,|$|\s+and\b)", CI)
 _TURNED = re.compile(r"\bI(?:\s+(?:just|recently|finally))?\s+turned\s+(?P<age>\d{1,3})\b", CI)
 
@@ -114,39 +145,56 @@ def _i_am(s: Sentence, match: re.Match[str], *, lower_case: bool) -> Iterator[Fo
         return
     first = rest.split()[0].rstrip(",.!") if rest.split() else ""
     if first.lower() in DEMONYMS:
-        yield fact(f"User is {first[0].upper() + first[1:]}", span=(match.start(), match.end() + len(first)),
-                   topics=["identity"])  # fmt: skip
+        yield fact(
+            f"User is {first[0].upper() + first[1:]}",
+            span=(match.start(), match.end() + len(first)),
+            topics=["identity"],
+        )
         return
     # A name: capitalised (or, typed all in lower case, followed by the end of the clause).
-    found = names(rest, capitalised=not lower_case)
-    if not found and match.start() == 0:
+    candidates = names(rest, capitalised=not lower_case)
+    if not candidates and match.start() == 0:
         # "im ioana, 22, …": a lower-case name right at the start, ending its clause.
         lone = re.match(r"([a-z][\w'-]{1,20})(?=\s*(?:,|$|\s+and\b))", rest)
         if lone and _is_name(lone[1]) and not lone[1].endswith(("ing", "ed")) and lone[1] not in _ADJECTIVES:
-            found, lower_case = [lone[1]], True
-    if not found or not _is_name(found[0].split()[0]):
+            candidates, lower_case = [lone[1]], True
+    if not candidates or not _is_name(candidates[0].split()[0]):
         return
-    name = found[0]
+    name = candidates[0]
     after = rest[len(name) :]
     if lower_case and not re.match(r"\s*(?:$|[,.!]|\s(?:and|but|from|here)\b)", after):
         return
     if not lower_case and not name[0].isupper():
         return
-    yield fact(f"User's name is {name}", span=(match.start(), match.end() + len(name)),
-               topics=["identity"], entities=[name], slot="name")  # fmt: skip
+    yield fact(
+        f"User's name is {name}",
+        span=(match.start(), match.end() + len(name)),
+        topics=["identity"],
+        entities=[name],
+        slot="name",
+    )
     at = match.end() + len(name)
     apposition_age = _APPOSITION_AGE.match(after)
     if apposition_age:
         found_age = _age_fact(apposition_age["age"], (at, at + apposition_age.end()))
         if found_age:
             yield found_age
-    for aside in re.finditer(r",\s*(?:(?P<demonym>[a-z]+)|from\s+(?P<place>[\w'-]+(?:\s+[A-Z][\w'-]*)?))(?=\s*(?:,|$|\s+(?:but|and|originally)\b))",
-                             after[:80], CI):  # fmt: skip
+    for aside in re.finditer(
+        r",\s*(?:(?P<demonym>[a-z]+)|from\s+(?P<place>[\w'-]+(?:\s+[A-Z][\w'-]*)?))(?=\s*(?:,|$|\s+(?:but|and|originally)\b))",
+        after[:80],
+        CI,
+    ):
         if aside["demonym"] and aside["demonym"].lower() in DEMONYMS:
-            yield fact(f"User is {aside['demonym'].capitalize()}", span=(at, at + aside.end()), topics=["identity"])
+            yield fact(
+                f"User is {aside['demonym'].capitalize()}", span=(at, at + aside.end()), topics=["identity"]
+            )
         elif aside["place"]:
-            yield fact(f"User is from {aside['place']}", span=(at, at + aside.end()), topics=["location"],
-                       entities=[aside["place"]])  # fmt: skip
+            yield fact(
+                f"User is from {aside['place']}",
+                span=(at, at + aside.end()),
+                topics=["location"],
+                entities=[aside["place"]],
+            )
 
 
 def age(s: Sentence) -> Iterator[Found]:
@@ -165,8 +213,12 @@ _PRONOUNS = re.compile(
 
 def pronouns(s: Sentence) -> Iterator[Found]:
     for match in each(_PRONOUNS, s):
-        yield fact(f"User uses {match['p'].lower()} pronouns", span=(match.start(), match.end()),
-                   topics=["identity"], slot="pronouns")  # fmt: skip
+        yield fact(
+            f"User uses {match['p'].lower()} pronouns",
+            span=(match.start(), match.end()),
+            topics=["identity"],
+            slot="pronouns",
+        )
 
 
 # --- family and pets ------------------------------------------------------------------------------
@@ -182,23 +234,28 @@ def _alternation(forms: Iterable[str]) -> str:
 
 _NOUNS = _alternation([*_RELATIVE_FORMS, *_ANIMAL_FORMS])
 _COUNT = r"(?:an?|one|two|three|four|five|six|seven|eight|nine|ten|\d{1,2})"
-_ADJECTIVES = r"(?:(?!(?:is|was|and|has|had|just|who|named|called)\b)[a-z][\w'-]*\s+){0,3}"
+_MODIFIERS = r"(?:(?!(?:is|was|and|has|had|just|who|named|called)\b)[a-z][\w'-]*\s+){0,3}"
 # "my (little) sister (,) Ana", "our shiba inu Kuro", "my two cats Pickle and Crumpet", "my dog is a
 # Dalmatian", "my sister's name is Ana".
 _MY_NOUN = re.compile(
-    rf"(?:\b(?:my|our)|^(?:me\s+and\s+my)|\bthe(?=\s+(?:{_alternation(_ANIMAL_FORMS)}),\s+[A-Z]))\s+(?P<count>{_COUNT}\s+)?(?P<adj>{_ADJECTIVES})(?P<noun>{_NOUNS})\b"
+    rf"(?:\b(?:my|our)|^(?:me\s+and\s+my)|\bthe(?=\s+(?:{_alternation(_ANIMAL_FORMS)}),\s+[A-Z]))\s+(?P<count>{_COUNT}\s+)?(?P<adj>{_MODIFIERS})(?P<noun>{_NOUNS})\b"
     r"(?P<poss>'s)?",
     CI,
 )
 _HAVE = re.compile(
     r"\b(?:I|we)(?:\s+(?:also|still|now|already|just|finally))?(?:\s+have(?:\s+got)?|'ve\s+got|\s+got|\s+own|"
     r"\s+adopted|\s+rescued|\s+bought)\s+"
-    rf"(?P<count>{_COUNT})\s+(?P<adj>{_ADJECTIVES})(?P<noun>{_NOUNS})\b",
+    rf"(?P<count>{_COUNT})\s+(?P<adj>{_MODIFIERS})(?P<noun>{_NOUNS})\b"
+    # The noun ends its phrase: "a cat allergy" is no cat.
+    r"(?=$|[,.;:!)]|\s+(?:named|called|and|who|that|which|but|too|at|in|with|living|whose|so|because|now|also|since|"
+    r"as\s+well|is|are|was|were|from|of|aged)\b|\s+(?-i:[A-Z]))",
     CI,
 )
 _NAMED = re.compile(r"\s*,?\s*(?P<verb>named|called)\s+", CI)
-_CALLED_IS = re.compile(r"\s*(?:'s\s+name\s+is|\s+is\s+(?:called|named))\s+", CI)
-_IS_A = re.compile(r"\s+is\s+(?:a|an)\s+(?P<what>[^,;.]{2,60}?)(?:\s+(?P<verb>called|named)\s+|(?=$|[,;.]))", CI)
+_CALLED_IS = re.compile(r"\s*(?:(?:'s\s+)?name\s+is|is\s+(?:called|named)|'s\s+called)\s+", CI)
+_IS_A = re.compile(
+    r"\s+is\s+(?:a|an)\s+(?P<what>[^,;.]{2,60}?)(?:\s+(?P<verb>called|named)\s+|(?=$|[,;.]))", CI
+)
 
 
 def _topic(noun: str) -> str:
@@ -254,15 +311,21 @@ def _my_noun(s: Sentence, match: re.Match[str], *, lower_case: bool) -> Iterator
     """ "my sister's name is Ana", "my dog is a Dalmatian called Luna", "my son Kenji just turned 4"."""
     who, topic, end = _who(match), _topic(match["noun"]), match.end()
     rest = s.text[end:]
-    many = bool(match["count"] and not match["count"].strip().lower() in ("a", "an", "one")) or (
+    many = bool(match["count"] and match["count"].strip().lower() not in ("a", "an", "one")) or (
         match["noun"].lower() in _PLURAL_NOUNS
     )
+    called = _CALLED_IS.match(rest)
+    if called:
+        found = names(rest[called.end() :], capitalised=False, many=many)
+        if found:
+            yield fact(
+                f"User's {who} {'are' if len(found) > 1 else 'is'} called {joined(found)}",
+                span=(match.start(), end + called.end() + len(found[-1])),
+                topics=[topic],
+                entities=found,
+            )
+        return
     if match["poss"]:
-        called = _CALLED_IS.match(rest)
-        found = names(rest[called.end() :], capitalised=False, many=many) if called else []
-        if called and found:
-            yield fact(f"User's {who} is called {joined(found)}", span=(match.start(), end + called.end() + len(found[-1])),
-                       topics=[topic], entities=found)  # fmt: skip
         return  # "my sister's car" is about something else
     is_a = _IS_A.match(rest)
     if is_a:
@@ -271,8 +334,24 @@ def _my_noun(s: Sentence, match: re.Match[str], *, lower_case: bool) -> Iterator
         found = names(rest[is_a.end() :], capitalised=False) if is_a["verb"] else []
         if found:
             text += f" {is_a['verb'].lower()} {found[0]}"
-        yield fact(text, span=(match.start(), end + is_a.end() + len(found[0] if found else "")),
-                   topics=[topic], entities=found)  # fmt: skip
+        yield fact(
+            text,
+            span=(match.start(), end + is_a.end() + len(found[0] if found else "")),
+            topics=[topic],
+            entities=found,
+        )
+        return
+    bare = re.match(r"\s+(?:is|'s)\s+(?=(?-i:[A-Z]))", rest, CI)
+    if bare:  # "my little brother is Tom": the name must end the clause ("my husband is Tom and…")
+        found = names(rest[bare.end() :], capitalised=True)
+        tail = rest[bare.end() + len(found[0]) :] if found else ""
+        if found and re.match(r"\s*(?:$|[,;:.!]|\s(?:and|but|too|who|so|now)\b)", tail, CI):
+            yield fact(
+                f"User's {who} is {found[0]}",
+                span=(match.start(), end + bare.end() + len(found[0])),
+                topics=[topic],
+                entities=found,
+            )
         return
     named = _NAMED.match(rest)
     offset = named.end() if named else len(rest) - len(rest.lstrip(" ,"))
@@ -296,7 +375,9 @@ def _my_noun(s: Sentence, match: re.Match[str], *, lower_case: bool) -> Iterator
 
 
 _PLURAL_NOUNS = {
-    form for form, singular in {**_RELATIVE_FORMS, **_ANIMAL_FORMS}.items() if form != singular or form.endswith("s")
+    form
+    for form, singular in {**_RELATIVE_FORMS, **_ANIMAL_FORMS}.items()
+    if form != singular or form.endswith("s")
 }
 
 
@@ -307,8 +388,11 @@ def _have(s: Sentence, match: re.Match[str]) -> Iterator[Found]:
     named = _NAMED.match(rest) or re.match(r"\s*,\s*(?=[A-Z])", rest)
     found: list[str] = []
     if named:
-        found = names(rest[named.end() :], capitalised=not named.group(0).strip().startswith(("named", "called")),
-                      many=True)  # fmt: skip
+        found = names(
+            rest[named.end() :],
+            capitalised=not named.group(0).strip().startswith(("named", "called")),
+            many=True,
+        )
         found = [n for n in found if n.split()[0].lower() not in NOT_A_NAME]
         if found:
             verb = named["verb"].lower() if "verb" in named.groupdict() and named["verb"] else "called"

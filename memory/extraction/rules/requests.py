@@ -6,10 +6,10 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 
+from memory.extraction.dates import to_epoch
 from memory.extraction.rules.events import dates_in, statement
 from memory.extraction.rules.found import Found, fact
 from memory.extraction.rules.text import CI, Sentence, sentence, strip_end
-from memory.extraction.dates import to_epoch
 from memory.extraction.types import CandidateKind
 from memory.types import MemoryType
 
@@ -52,7 +52,10 @@ def remember(s: Sentence, rules: SentenceRules) -> list[Found]:
     if infinitive:
         s = sentence(what[3:], s.reference)
         what = s.text
-    facts = [replace(f, candidate=replace(f.candidate, topics=[*f.candidate.topics, "remembered"])) for f in rules(s)]
+    facts = [
+        replace(f, candidate=replace(f.candidate, topics=[*f.candidate.topics, "remembered"]))
+        for f in rules(s)
+    ]
     whole = (0, len(what))
     if PROCEDURE.match(what):
         return [*facts, fact(statement(s), span=whole, topics=["remembered"], type_=MemoryType.PROCEDURAL)]
@@ -62,8 +65,15 @@ def remember(s: Sentence, rules: SentenceRules) -> list[Found]:
     mentions = dates_in(s)
     if not mentions:
         return [fact(statement(s), span=whole, topics=["remembered"])]
-    return [fact(statement(s, mentions), span=whole, topics=["remembered"], type_=MemoryType.EPISODIC,
-                 event_date=to_epoch(mentions[0].day))]  # fmt: skip
+    return [
+        fact(
+            statement(s, mentions),
+            span=whole,
+            topics=["remembered"],
+            type_=MemoryType.EPISODIC,
+            event_date=to_epoch(mentions[0].day),
+        )
+    ]
 
 
 def forget(s: Sentence) -> list[Found]:

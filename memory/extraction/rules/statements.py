@@ -35,7 +35,8 @@ from memory.extraction.rules.text import (
 
 _SUBJECT = re.compile(
     r"(?:^|(?<=[,;:])\s*|\s(?:and|but|so|because|cos|since|then|when|while|plus|though|although|that)\s+)"
-    r"(?P<subject>I(?:'m|'ve|\s+am|\s+have)?|we(?:'re|'ve)?|(?:my|our)\s+(?P<noun>[\w'-]+(?:\s+(?!(?:is|are|'s|was)\b)[\w'-]+)?))"
+    r"(?P<subject>I(?:'m|'ve|\s+am|\s+have)?|we(?:'re|'ve)?|(?:my|our)\s+(?P<noun>[\w'-]+(?:\s+(?!(?:is|are|'s|was|were|has|have|had|says|said|lives|works|comes|"
+    r"goes|loves|likes|hates|does|makes|takes|gets|keeps|plays|runs|thinks|wants|just|still|and|always|never)\b)[\w'-]+)?))"
     r"(?=\s)"
     # Further into a sentence: "when I'm off I paint" (after a subordinate clause), "most of my veg comes…"
     r"|(?<=\s)(?P<inner>I(?=\s+(?!(?:think|guess|know|mean|hope|wish|want|need|said|told|feel|thought|was|were|am|had|did|do|"
@@ -76,7 +77,9 @@ _TIME_PREFIX = re.compile(
     r"(?:in|during)\s+my\s+(?:free|spare)\s+time)\s*,?\s*$",
     CI,
 )
-_SUBORDINATE = re.compile(r"^(?:when|while|whenever|after|before|once|since|as|if|every|each|most|on|at|in)\b", CI)
+_SUBORDINATE = re.compile(
+    r"^(?:when|while|whenever|after|before|once|since|as|if|every|each|most|on|at|in)\b", CI
+)
 _YOU = re.compile(r"\b(?:you|your|you're|u|ur|chatbot|assistant)\b", CI)
 _NEGATED = re.compile(r"\b(?:not|never|no|nobody|nothing|neither|nor|without)\b|n't\b", CI)
 MIN_WORDS, MAX_WORDS = 3, 18
@@ -95,7 +98,9 @@ def _lasting(subject: str, noun: str, rest: str) -> bool:
         return False
     word, after = words_[0], (words_[1] if len(words_) > 1 else "")
     if subject in ("i'm", "i am", "we're"):
-        if word in TRANSIENT_STATES or (word in ("a", "an") and after in ("bit", "little", "lot", "mess", "wreck")):
+        if word in TRANSIENT_STATES or (
+            word in ("a", "an") and after in ("bit", "little", "lot", "mess", "wreck")
+        ):
             return False
         return not (word.endswith("ing") and word not in _LASTING_ING)
     if subject in ("i have", "we have") or (subject in ("i've", "we've") and word == "got"):
@@ -107,22 +112,41 @@ def _lasting(subject: str, noun: str, rest: str) -> bool:
         if word == "been":
             if after in _LASTING_ING or _DURATION.search(rest):
                 return True
-            return after not in TRANSIENT_STATES and (after.endswith("ing") or _SINCE.search(rest) is not None)
+            return after not in TRANSIENT_STATES and (
+                after.endswith("ing") or _SINCE.search(rest) is not None
+            )
         return word not in NOT_FACT_VERBS and (word.endswith(("ed", "en", "t")) or word in LIFE_EVENT_VERBS)
     if subject in ("i", "we"):
         if word == "got":  # "I got married", "I got promoted": a life event
-            return after.endswith("ed") or after in LIFE_EVENT_VERBS or after in ("engaged", "married", "divorced")
+            return (
+                after.endswith("ed")
+                or after in LIFE_EVENT_VERBS
+                or after in ("engaged", "married", "divorced")
+            )
         if word in NOT_FACT_VERBS or _PRONOUN_OBJECT.match(after):
             return False
         if word in LIFE_EVENT_VERBS:
             return True
         # Present tense only (past actions are moments, not facts); "-ed" and irregular pasts are out.
         return not word.endswith("ed") and word not in _PAST_IRREGULAR
-    # my/our + noun
+    # my/our + noun, unless all it says is an opinion ("my job is boring") or a moment gone by
+    # ("my sister and I went hiking")
+    if len(words_) == 2 and words_[0] in ("is", "'s", "was", "are") and words_[1] in _OPINIONS:
+        return False
+    if any(w in _PAST_IRREGULAR or (w.endswith("ed") and w not in LIFE_EVENT_VERBS) for w in words_[:3]):
+        return False
+    if words_[0] in _REPORTING:  # "my wife says I'm grumpy": what someone said, not a fact
+        return False
     noun = " ".join(noun.lower().split())
     return bool(noun) and noun.split()[0] not in _NOT_ABOUT_LIFE and noun not in _NOT_ABOUT_LIFE
 
 
+_REPORTING = words("says thinks tells asks wants reckons believes keeps reminds insists claims jokes")
+_OPINIONS = words(
+    "boring great good bad fine ok okay awesome amazing terrible awful nice cool fun hard tough crazy insane "
+    "weird annoying stressful exhausting busy slow fast easy difficult rubbish shit meh lovely perfect "
+    "broken dead dying"
+)
 _DURATION = re.compile(r"\b(?:for|since)\b.*\b(?:years?|months?|decades?|ages|forever)\b", CI)
 _SINCE = re.compile(r"\b(?:for|since)\b", CI)
 
@@ -132,7 +156,9 @@ _DETERMINERS = re.compile(
     r"little|big|small|new|old|lot\s+of|bit\s+of)\s+)*",
     CI,
 )
-_PRONOUN_OBJECT = re.compile(r"^(?:it|that|this|them|what|why|how|to|back|there|here|up|out|off|you|one)\b", CI)
+_PRONOUN_OBJECT = re.compile(
+    r"^(?:it|that|this|them|what|why|how|to|back|there|here|up|out|off|you|one)\b", CI
+)
 
 
 def _has_thing(thing: str) -> bool:
@@ -180,7 +206,9 @@ def statements(s: Sentence, *, taken: list[tuple[int, int]]) -> Iterator[Found]:
         end = start + len(clause)
         if any(a < end and start < b for a, b in taken):
             continue  # a specific rule read this part
-        rest = clause.split(None, len(subject.split()))[-1] if len(clause.split()) > len(subject.split()) else ""
+        rest = (
+            clause.split(None, len(subject.split()))[-1] if len(clause.split()) > len(subject.split()) else ""
+        )
         if noun:
             rest = clause.split(noun, 1)[-1]
         n_words = len(clause.split())

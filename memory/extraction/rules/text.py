@@ -300,7 +300,9 @@ def third_person(text: str) -> str:
     "I" with a present-tense verb gets the verb's third-person form ("I live" → "User lives"); past
     forms and modals stay ("I went" → "User went"). Only simple cases: anything else is left as said.
     """
-    text = re.sub(r"(?<![\w'])me\s+and\s+(?=my\s)", "", text, flags=CI)  # "me and my wife live" → "my wife live"
+    text = re.sub(
+        r"(?<![\w'])me\s+and\s+(?=my\s)", "", text, flags=CI
+    )  # "me and my wife live" → "my wife live"
     return _PERSON.sub(_person_replacement, text)
 
 
@@ -327,7 +329,7 @@ _TRAILING_WHEN = re.compile(
 TRAILING_WORDS = re.compile(
     r"(?:\s+(?:now|anymore|any\s+more|currently|nowadays|these\s+days|at\s+the\s+moment|right\s+now|"
     r"for\s+now|too|also|as\s+well|a\s+lot|very\s+much|so\s+much|really|again|lately|though|instead|"
-    r"then|actually|honestly|please|btw|obviously|haha|lol|ok|okay|btw|anyway|already|yet|here|there|"
+    r"then|actually|honestly|please|btw|obviously|haha|lol|ok|okay|btw|anyway|already|yet|here|there|originally|"
     r"of\s+course|in\s+case\s+you\s+(?:were\s+)?(?:wondering|asking)|just\s+so\s+you\s+know|fyi))+$",
     CI,
 )

@@ -60,7 +60,7 @@ bench: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m bench
 
 eval: $(STAMP)
-	$(TEST_ENV) $(BIN)/python manage.py locomo_eval
+	$(TEST_ENV) $(BIN)/python -m bench.eval
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

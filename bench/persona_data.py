@@ -118,8 +118,19 @@ def load_suite(path: Path) -> Suite:
     return Suite(path.stem, str(data.get("description", "")), tuple(personas))
 
 
+STATEMENTS = SUITES_DIR / "statements.json"
+# The order results are reported in: the tuning suite first, then the two it was never tuned on...
+SUITE_ORDER = ("dev", "holdout", "fresh")
+
+
 def suite_paths() -> list[Path]:
-    return sorted(SUITES_DIR.glob("*.json"))
+    paths = [p for p in SUITES_DIR.glob("*.json") if p != STATEMENTS]
+    return sorted(paths, key=lambda p: (SUITE_ORDER.index(p.stem) if p.stem in SUITE_ORDER else 99, p.stem))
+
+
+def load_statements() -> dict[str, str]:
+    """Fact id -> the statement a good model extractor would write for it (bench/persona_model.py)."""
+    return dict(json.loads(STATEMENTS.read_text())["statements"])
 
 
 # --- Matching --------------------------------------------------------------------------------------

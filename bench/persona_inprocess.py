@@ -18,6 +18,8 @@ from bench.persona_data import Persona, Suite
 from bench.persona_grading import PersonaOutcome
 
 FAR_FUTURE = 10**10  # a `now` past every debounce and retry delay
+# One event loop for every turn: the model client keeps its connections on the loop it first used.
+_LOOP = asyncio.new_event_loop()
 
 
 def _user_id(suite: Suite, persona: Persona) -> str:
@@ -72,7 +74,7 @@ def learn(suite: Suite, persona: Persona) -> list[str]:
         with time_machine.travel(chat.at, tick=True):
             session = start_session(user_id=user_id)
             for n, text in enumerate(chat.messages):
-                done = asyncio.run(_say(user_id, session.id, text, n))
+                done = _LOOP.run_until_complete(_say(user_id, session.id, text, n))
                 if done.get("type") != "done":
                     errors.append(f"{persona.id} chat {number} message {n}: {done.get('error')}")
         with time_machine.travel(chat.at + 600, tick=True):
@@ -94,7 +96,7 @@ def ask(
         session = start_session(user_id=user_id)
         questions = [q.text for f in persona.facts for q in f.questions]
         for n, text in enumerate([*questions, *persona.broad_questions]):
-            done = asyncio.run(_say(user_id, session.id, text, n))
+            done = _LOOP.run_until_complete(_say(user_id, session.id, text, n))
             target = broad if text in persona.broad_questions else answers
             target[text] = answer_text(done)
         return answers, broad, _fact_memories(user_id)

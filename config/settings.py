@@ -128,6 +128,9 @@ LOGIN_REDIRECT_URL = "/"
 
 # --- Security -----------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+# An anonymous visitor's memories hang on their session cookie: Django's two weeks would make a
+# visitor who comes back a month later a stranger (and strand what Engram learned about them).
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE_SECONDS", 180 * 24 * 3600, minimum=60)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

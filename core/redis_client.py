@@ -81,11 +81,20 @@ def pointed_at(url: str, *, channel_prefix: str) -> Iterator[None]:
     settings.REDIS_EMBEDDED = False
     settings.CHANNEL_LAYERS = channel_layers(url, channel_prefix)
     reset_clients()
+    _forget_channel_layers()
     try:
         yield
     finally:
         settings.REDIS_URL, settings.REDIS_EMBEDDED, settings.CHANNEL_LAYERS = saved
         reset_clients()
+        _forget_channel_layers()
+
+
+def _forget_channel_layers() -> None:
+    """Channels caches its layer per alias; the next use must read the new CHANNEL_LAYERS."""
+    from channels.layers import channel_layers as layers
+
+    layers.backends.clear()
 
 
 def reset_clients() -> None:

@@ -36,11 +36,26 @@ def parse_json_object(text: str) -> dict[str, Any]:
 
 
 def transcript(messages: Sequence[TurnMessage]) -> str:
+    """One numbered line per message ("#3 [2026-11-24 15:30 UTC] user: …"): the model names the
+    lines a memory comes from, so each memory links to the turn that said it."""
     lines = []
-    for message in messages:
+    for number, message in enumerate(messages, start=1):
         when = datetime.fromtimestamp(message.at, tz=UTC).strftime("%Y-%m-%d %H:%M")
-        lines.append(f"[{when} UTC] {message.role}: {message.content}")
+        lines.append(f"#{number} [{when} UTC] {message.role}: {message.content}")
     return "\n".join(lines)
+
+
+def _sources(value: Any, messages: Sequence[TurnMessage], *, fallback: list[str]) -> list[str]:
+    """The turn ids of the transcript lines a memory names; the whole batch when it names none."""
+    if value in (None, []):
+        return fallback
+    numbers = value if isinstance(value, list) else [value]
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+        raise ExtractionError("'source' must list transcript line numbers")
+    if any(not 1 <= n <= len(messages) for n in numbers):
+        raise ExtractionError(f"'source' names a line that is not in the transcript: {numbers!r}")
+    turn_ids = [messages[n - 1].turn_id for n in numbers if messages[n - 1].turn_id]
+    return list(dict.fromkeys(turn_ids)) or fallback
 
 
 def call_json(llm: LLM, messages: list[Message]) -> dict[str, Any]:
@@ -71,7 +86,9 @@ def _event_date(value: Any) -> float | None:
     return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
 
-def validate_candidates(data: dict[str, Any], *, source_turn_ids: list[str]) -> list[Candidate]:
+def validate_candidates(
+    data: dict[str, Any], *, source_turn_ids: list[str], messages: Sequence[TurnMessage] = ()
+) -> list[Candidate]:
     memories = data.get("memories")
     if not isinstance(memories, list):
         raise ExtractionError("'memories' must be a list")
@@ -95,7 +112,7 @@ def validate_candidates(data: dict[str, Any], *, source_turn_ids: list[str]) -> 
                 topics=_strings(item.get("topics"), name="topics"),
                 entities=_strings(item.get("entities"), name="entities"),
                 event_date=_event_date(item.get("event_date")),
-                source_turn_ids=source_turn_ids,
+                source_turn_ids=_sources(item.get("source"), messages, fallback=source_turn_ids),
             )
         )
     for text in _strings(data.get("forget"), name="forget"):
@@ -113,7 +130,7 @@ def extract_with_llm(
     data = call_json(
         llm, [{"role": "system", "content": system}, {"role": "user", "content": transcript(messages)}]
     )
-    return validate_candidates(data, source_turn_ids=source_turn_ids)
+    return validate_candidates(data, source_turn_ids=source_turn_ids, messages=messages)
 
 
 def summarise_with_llm(llm: LLM, *, current: str, messages: Sequence[TurnMessage], prompt: str) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-PROMPT_VERSION = "extract-v1"
+PROMPT_VERSION = "extract-v2"
 
 _OUTPUT = (
     'Answer with JSON only: {"memories": [{"text": str, "type": "semantic" | "episodic" | "procedural", '
-    '"topics": [str], "entities": [str], "event_date": "YYYY-MM-DD" or null}], "forget": [str]}. '
+    '"topics": [str], "entities": [str], "event_date": "YYYY-MM-DD" or null, "source": [int]}], '
+    '"forget": [str]}. "source" lists the numbers (#n) of the transcript lines the memory comes from. '
     '"forget" lists things the user asked you to forget (empty when none).'
 )
 

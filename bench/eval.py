@@ -76,8 +76,11 @@ def personas(work: Path, *, quick: bool) -> dict[str, Any]:
     suites = [load_suite(p) for p in suite_paths()]
     if quick:
         suites = [Suite(s.name, s.description, s.personas[:4]) for s in suites]
-    out: dict[str, Any] = {"suites": {s.name: {"description": s.description, "personas": len(s.personas),
-                                               "facts": len(s.facts), "questions": len(s.questions)} for s in suites}}  # fmt: skip
+    sizes = {
+        s.name: {"personas": len(s.personas), "facts": len(s.facts), "questions": len(s.questions)}
+        for s in suites
+    }
+    out: dict[str, Any] = {"suites": sizes}
     for mode in ("offline", "model"):
         with (
             private_redis(work / f"redis-personas-{mode}") as redis_url,
@@ -115,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if not args.data.is_file():
             raise SystemExit(
-                f"LoCoMo data not found at {args.data}: expected ../shared/data/locomo/locomo10.json next to the "
-                "project (see ../shared/data/README.md), or pass --data PATH."
+                f"LoCoMo data not found at {args.data}: expected ../shared/data/locomo/locomo10.json next to "
+                "the project (see ../shared/data/README.md), or pass --data PATH."
             )
         data = _subset(args.data, 2, work) if args.quick else args.data.resolve()
         suffix = "-quick" if args.quick else ""

@@ -45,9 +45,11 @@ def _sweep_rows(split: Mapping[str, Any]) -> list[list[Any]]:
 
 def locomo_markdown(report: Mapping[str, Any]) -> str:
     parts = [locomo.render_markdown(report)]
-    runs = [("end to end, offline rules", report.get("end_to_end_rules")),
-            ("end to end, scripted model", report.get("end_to_end_model"))]  # fmt: skip
-    runs = [(n, r) for n, r in runs if r]
+    named = {
+        "end to end, offline rules": "end_to_end_rules",
+        "end to end, scripted model": "end_to_end_model",
+    }
+    runs: list[tuple[str, Mapping[str, Any]]] = [(n, report[k]) for n, k in named.items() if report.get(k)]
     if not runs:
         return parts[0]
     headers = ["pipeline", "R@5", "R@10", "R@25", *[f"R@10 {c}" for c in CATEGORIES.values()],
@@ -73,8 +75,9 @@ def locomo_markdown(report: Mapping[str, Any]) -> str:
         "",
         _table(headers, rows),
         "",
-        f"Split halves (R@10, conversations 1-5 / 6-10), offline rules: "
-        f"{first['split_halves_recall_at_10']['first_half']} / {first['split_halves_recall_at_10']['second_half']}. "
+        "Split halves (R@10, conversations 1-5 / 6-10), offline rules: "
+        f"{first['split_halves_recall_at_10']['first_half']} / "
+        f"{first['split_halves_recall_at_10']['second_half']}. "
         f"Memories stored (offline rules): {first['memories_by_type']}; extraction outcomes "
         f"{first['extraction_outcomes']}; ingest {first['ingest_seconds']:.0f} s.",
         "",
@@ -120,7 +123,7 @@ def _kind_rows(result: Mapping[str, Any]) -> list[list[Any]]:
     for kind in kinds:
         row: list[Any] = [kind]
         for mode in ("offline", "model"):
-            for name, g in result.get(mode, {}).items():
+            for g in result.get(mode, {}).values():
                 cell = g["by_kind"].get(kind)
                 row.append(
                     f"{cell['learned']['percent']:.0f} / {cell['answered']['percent']:.0f}" if cell else "-"
@@ -162,7 +165,7 @@ def personas_markdown(result: Mapping[str, Any]) -> str:
                 "turn errors",
             ],
             rows,
-        ),  # fmt: skip
+        ),
         "",
         "Per fact kind, learned / answered (%):",
         "",
@@ -171,7 +174,8 @@ def personas_markdown(result: Mapping[str, Any]) -> str:
     ]
     if result.get("split_half"):
         parts += [
-            "Split-half check on the dev suite (offline questions answered, personas 1-20 / 21-40; ← shipped):",
+            "Split-half check on the dev suite (offline questions answered, personas 1-20 / 21-40; "
+            "← shipped):",
             "",
             _table(
                 ["knob", "shipped", "value: first / second half", "verdict"],

@@ -31,6 +31,7 @@ from typing import Any
 
 import time_machine
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from bench.env import BASE_DIR
 from bench.persona_data import Persona, Suite
@@ -184,7 +185,7 @@ class Browser:
         outcomes: list[dict[str, Any]] = []
         with connect(
             ws_url,
-            origin=self.base_url,  # type: ignore[arg-type]
+            origin=Origin(self.base_url),  # what a browser on the chat page sends
             additional_headers={"Cookie": self.cookie_header()},
             open_timeout=30,
         ) as socket:
@@ -259,7 +260,8 @@ def run_persona(
     # The worker extracts the questions' chat too; let it finish before the clock moves on (a turn
     # queued "in the future" would wait for its debounce forever once the clock goes back).
     wait_for_extraction()
-    answers, broad = {}, {}
+    answers: dict[str, str] = {}
+    broad: dict[str, str] = {}
     for text, done in zip(asked, replies, strict=True):
         if done.get("type") != "done":
             errors.append(f"{persona.id} question {text!r}: {done.get('error')}")

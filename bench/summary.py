@@ -12,7 +12,8 @@ BENCHMARKS_MD = RESULTS_DIR.parent.parent / "BENCHMARKS.md"
 BENCHMARKS_INTRO = """# Benchmarks
 
 Every number here comes from `make bench` (memory engine, extraction, chat load, inspector) and
-`make eval` (LoCoMo, raw-turn and end to end, and the persona suites), run on the machine named in each section. This file is rebuilt
+`make eval` (LoCoMo, raw-turn and end to end, and the persona suites), run on the machine named in
+each section. This file is rebuilt
 from `bench/results/*.md` at the end of `make bench` and of `make eval`; the JSON beside each holds
 the raw numbers.
 Latencies on this shared 2-core machine move with its load, which each section records.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from memory.types import Memory, MemoryType
+
 _BE_HAVE = {
     "is": "are",
     "was": "were",
@@ -59,3 +61,30 @@ def second_person(text: str) -> str:
     text = _SUBJECT.sub(_subject, text)
     text = _OBJECT.sub("you", text)
     return _capitalised(text)
+
+
+# The user's memories page groups facts in plain words, by what the extractor said they are about.
+GROUPS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("About you", frozenset({"identity"})),
+    ("Health and food", frozenset({"health", "diet"})),
+    ("Family and pets", frozenset({"family", "pets"})),
+    ("Work and studies", frozenset({"work", "study"})),
+    ("Where you live and come from", frozenset({"location"})),
+    ("What you like", frozenset({"preferences", "favourites", "hobbies", "goals"})),
+    ("Things you own", frozenset({"possessions"})),
+    ("Dates and plans", frozenset({"events", "birthdays", "anniversaries"})),
+)
+INSTRUCTIONS = "How you want me to answer"
+OTHER = "Other things you told me"
+GROUP_ORDER = (*(name for name, _ in GROUPS), INSTRUCTIONS, OTHER)
+
+
+def group_of(memory: Memory) -> str:
+    """The heading a fact goes under on the user's page."""
+    if memory.type == MemoryType.PROCEDURAL:
+        return INSTRUCTIONS
+    topics = set(memory.topics)
+    for name, wanted in GROUPS:
+        if topics & wanted:
+            return name
+    return "Dates and plans" if memory.type == MemoryType.EPISODIC else OTHER

@@ -89,8 +89,8 @@ def delete_session(request: HttpRequest, session_id: str) -> HttpResponseRedirec
 
 @require_GET
 def my_memories(request: HttpRequest) -> HttpResponse:
-    page = selectors.own_memories(user_id=_user_id(request))
-    return render(request, "chat/my_memories.html", {"page": page})
+    memories = selectors.own_memories_grouped(user_id=_user_id(request))
+    return render(request, "chat/my_memories.html", {"memories": memories})
 
 
 @require_POST

@@ -16,8 +16,10 @@ def say(user_id: str, session_id: str, text: str, *, reply: str = "Noted.", at: 
     at = at or time.time()
     working.ensure_session(session_id=session_id, user_id=user_id)
     turn_id = f"{session_id}-{int(at * 1000)}-{len(working.get_messages(session_id=session_id))}"
-    working.append_message(session_id=session_id, role="user", content=text, at=at)
-    working.append_message(session_id=session_id, role="assistant", content=reply, at=at)
+    # As the chat does: each message of working memory knows its turn.
+    meta = {"turn_id": turn_id}
+    working.append_message(session_id=session_id, role="user", content=text, at=at, meta=meta)
+    working.append_message(session_id=session_id, role="assistant", content=reply, at=at, meta=meta)
     seq, _ = queue.enqueue_turn(
         user_id=user_id,
         session_id=session_id,

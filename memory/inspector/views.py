@@ -62,6 +62,7 @@ from memory.query import MemoryFilter, normalise_tags, validate_id
 from memory.selectors import (
     chat_cut,
     counts_by_type,
+    memories_from_turns,
     deleted_memories,
     get_memory,
     known_users,
@@ -475,9 +476,18 @@ def _memory_context(
         "topics": ", ".join(memory.topics),
         "expected_version": memory.version,
     }
+    # A fact links to the turn(s) it was learned from; a raw turn to the facts learned from it.
+    related = memories_from_turns(
+        user_id=memory.scope.user_id,
+        turn_ids=memory.source,
+        types=["message"]
+        if memory.type != MemoryType.MESSAGE
+        else [t for t in MemoryType if t != MemoryType.MESSAGE],
+    )
     return {
         "memory": memory,
         "m": MemoryView(memory),
+        "related": [MemoryView(r) for r in related if r.id != memory.id],
         "history": history_entries(events, current=memory),
         "edit_form": edit_form or EditMemoryForm(initial=initial),
         "ttl_form": TtlForm(initial={"unit": "hours"}),

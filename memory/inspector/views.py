@@ -62,11 +62,11 @@ from memory.query import MemoryFilter, normalise_tags, validate_id
 from memory.selectors import (
     chat_cut,
     counts_by_type,
-    memories_from_turns,
     deleted_memories,
     get_memory,
     known_users,
     list_memories,
+    memories_from_turns,
     memory_history,
     search_memories,
 )

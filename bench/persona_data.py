@@ -120,12 +120,11 @@ def load_suite(path: Path) -> Suite:
 
 STATEMENTS = SUITES_DIR / "statements.json"
 # The order results are reported in: the tuning suite first, then the two it was never tuned on...
-SUITE_ORDER = ("dev", "holdout", "fresh")
+SUITE_ORDER = ("dev", "holdout", "fresh", "final")
 
 
 def suite_paths() -> list[Path]:
-    paths = [p for p in SUITES_DIR.glob("*.json") if p != STATEMENTS]
-    return sorted(paths, key=lambda p: (SUITE_ORDER.index(p.stem) if p.stem in SUITE_ORDER else 99, p.stem))
+    return [SUITES_DIR / f"{name}.json" for name in SUITE_ORDER if (SUITES_DIR / f"{name}.json").is_file()]
 
 
 def load_statements() -> dict[str, str]:

@@ -216,7 +216,7 @@ MEMORY_MAX_TEXT_CHARS = env_int("MEMORY_MAX_TEXT_CHARS", 2000, minimum=16)
 MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 8000, minimum=16)
 RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 10, minimum=1)
 # A memory is injected when final >= max(RETRIEVAL_THRESHOLD, RETRIEVAL_RELATIVE_THRESHOLD x best).
-RETRIEVAL_THRESHOLD = env_float("RETRIEVAL_THRESHOLD", 0.1, minimum=0.0)
+RETRIEVAL_THRESHOLD = env_float("RETRIEVAL_THRESHOLD", 0.05, minimum=0.0)
 RETRIEVAL_RELATIVE_THRESHOLD = env_float("RETRIEVAL_RELATIVE_THRESHOLD", 0.5, minimum=0.0)
 RETRIEVAL_NEAR_MISSES = env_int("RETRIEVAL_NEAR_MISSES", 3, minimum=0)
 # Weights tuned on LoCoMo (bench/results/locomo.json): 0.7/0.3/0.1 gave recall@10 42.5.
@@ -228,6 +228,8 @@ RECENCY_HALF_LIFE_DAYS = env_float("RECENCY_HALF_LIFE_DAYS", 365.0, minimum=0.01
 # recall@10 64.7, 1.5/0.2 about 71.
 RETRIEVAL_SESSION_WEIGHT = env_float("RETRIEVAL_SESSION_WEIGHT", 1.5, minimum=0.0)
 RETRIEVAL_NEIGHBOUR_WEIGHT = env_float("RETRIEVAL_NEIGHBOUR_WEIGHT", 0.2, minimum=0.0)
+# A memory filed under the topic a question is about (memory/topics.py) gets this bonus; 0 = off.
+RETRIEVAL_TOPIC_WEIGHT = env_float("RETRIEVAL_TOPIC_WEIGHT", 0.2, minimum=0.0)
 PROMPT_TOKEN_BUDGET = env_int("PROMPT_TOKEN_BUDGET", 3000, minimum=200)
 HISTORY_STREAM_MAXLEN = env_int("HISTORY_STREAM_MAXLEN", 100_000, minimum=100)
 SEMANTIC_DEDUP_DISTANCE = env_float("SEMANTIC_DEDUP_DISTANCE", 0.15, minimum=0.0)

@@ -20,6 +20,7 @@ from core.redis_client import get_redis
 from memory import keys
 from memory.index import ensure_index, index_name
 from memory.query import MemoryFilter, keyword_clause, keyword_terms, tag_clause, validate_id
+from memory.topics import query_topics
 from memory.records import (
     RETURN_FIELDS,
     content_hash,
@@ -438,6 +439,7 @@ class _Weights:
     half_life_days: float
     session: float
     neighbour: float
+    topic: float
 
     @classmethod
     def for_mode(cls, mode: SearchMode) -> _Weights:
@@ -448,6 +450,7 @@ class _Weights:
             half_life_days=settings.RECENCY_HALF_LIFE_DAYS,
             session=settings.RETRIEVAL_SESSION_WEIGHT,
             neighbour=settings.RETRIEVAL_NEIGHBOUR_WEIGHT,
+            topic=settings.RETRIEVAL_TOPIC_WEIGHT,
         )
 
     def as_dict(self) -> dict[str, float]:
@@ -459,6 +462,7 @@ class _Weights:
             "recency_half_life_days": self.half_life_days,
             "session": self.session,
             "neighbour": self.neighbour,
+            "topic": self.topic,
         }
 
     def match(self, vector: np.ndarray, keyword: np.ndarray, recency: np.ndarray) -> np.ndarray:
@@ -467,10 +471,11 @@ class _Weights:
             return np.zeros_like(vector)
         return (self.vector * vector + self.keyword * keyword + self.recency * recency) / total
 
-    def final(self, match: np.ndarray, session: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
-        return (match + self.session * session + self.neighbour * neighbour) / (
+    def final(self, match: np.ndarray, session: np.ndarray, neighbour: np.ndarray, topic: np.ndarray) -> np.ndarray:
+        in_context = (match + self.session * session + self.neighbour * neighbour) / (
             1.0 + self.session + self.neighbour
         )
+        return (in_context + self.topic * topic) / (1.0 + self.topic)
 
 
 def chat_cut(best: float) -> float:
@@ -494,6 +499,7 @@ class _Pool:
     session_ids: list[str] = field(default_factory=list)
     vector: list[float] = field(default_factory=list)
     bm25: list[float] = field(default_factory=list)
+    topic: list[float] = field(default_factory=list)
 
     def slot(self, row: _Row) -> int:
         """The row's position in the columns, added on first sight."""
@@ -506,6 +512,7 @@ class _Pool:
             self.session_ids.append(row.fields.get(b"session_id", b"").decode())
             self.vector.append(0.0)
             self.bm25.append(0.0)
+            self.topic.append(0.0)
         return at
 
 
@@ -519,6 +526,7 @@ class _Scores:
     bm25: list[float]
     session: list[float]
     neighbour: list[float]
+    topic: list[float]
     final: list[float]
 
     def breakdown(self, i: int) -> ScoreBreakdown:
@@ -530,6 +538,7 @@ class _Scores:
             bm25_raw=self.bm25[i],
             session=self.session[i],
             neighbour=self.neighbour[i],
+            topic=self.topic[i],
         )
 
 
@@ -564,6 +573,7 @@ def _score(pool: _Pool, weights: _Weights, *, now: float) -> _Scores:
     recency = np.power(0.5, age_days / weights.half_life_days)
     match = weights.match(vector, keyword, recency)
     session, neighbour = _conversation_context(pool, match)
+    topic = np.asarray(pool.topic)
     return _Scores(
         vector=vector.tolist(),
         keyword=keyword.tolist(),
@@ -571,7 +581,8 @@ def _score(pool: _Pool, weights: _Weights, *, now: float) -> _Scores:
         bm25=bm25.tolist(),
         session=session.tolist(),
         neighbour=neighbour.tolist(),
-        final=weights.final(match, session, neighbour).tolist(),
+        topic=topic.tolist(),
+        final=weights.final(match, session, neighbour, topic).tolist(),
     )
 
 
@@ -655,6 +666,14 @@ def search_memories(
                 return_fields=[*context_fields, *(["embedding"] if keyword_needs_vectors else [])],
             )
         )
+    weights = _Weights.for_mode(mode)
+    topics = query_topics(text) if weights.topic else []
+    if topics:
+        # Keys only: which candidates are filed under what the question is about.
+        commands.append(
+            ["FT.SEARCH", index_name(), f"{base} {tag_clause('topics', topics)}", "NOCONTENT", "LIMIT", 0,
+             candidates, "DIALECT", 2]  # fmt: skip
+        )
     replies = _pipeline(commands)
 
     pool = _Pool()
@@ -676,7 +695,12 @@ def search_memories(
         for key, raw in vectors.items():
             pool.vector[pool.position[key]] = max(0.0, float(vector_from_bytes(raw) @ query_vector))
 
-    scores = _score(pool, _Weights.for_mode(mode), now=now)
+    if topics:
+        for raw_key in replies[-1][1:]:
+            at = pool.position.get(raw_key.decode())
+            if at is not None:
+                pool.topic[at] = 1.0
+    scores = _score(pool, weights, now=now)
     final, keys_ = scores.final, pool.keys
     ranked = sorted(range(len(keys_)), key=lambda i: (-final[i], keys_[i]))
     # Scores are relative to the query (a short question scores lower against everything), so the

@@ -134,6 +134,8 @@ class ScoreBreakdown:
     # before/after it in that session (see memory.selectors.search_memories).
     session: float = 0.0
     neighbour: float = 0.0
+    # 1 when the memory is filed under a topic the question is about (memory.topics).
+    topic: float = 0.0
     # Profile questions ("what do you remember about me?") rank memories by importance instead
     # (type, topic, recency, use; see memory.recall).
     importance: float = 0.0

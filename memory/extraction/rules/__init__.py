@@ -37,6 +37,7 @@ from memory.extraction.rules.text import (
     split_sentences,
     strip_end,
     third_person,
+    with_subject,
 )
 from memory.extraction.types import Candidate, TurnMessage
 from memory.types import MemoryType
@@ -68,7 +69,7 @@ _RULES: tuple[Rule, ...] = (
 # "…, what's a good gift for ten years?": a statement before a question in one sentence.
 _THEN_ASKS = re.compile(
     r",\s*(?:so\s+|but\s+|and\s+)?(?=(?:what|what's|how|where|which|who|any|can|could|would|should|do|does|is|are|"
-    r"got|pls|please|thoughts|ideas|help)\b)",
+    r"got|pls|please|thoughts|ideas|help|maybe|perhaps|is\s+it|is\s+there|are\s+there|tips|advice)\b)",
     CI,
 )
 
@@ -91,7 +92,7 @@ def _statement_part(raw: str, text: str) -> str | None:
 
 
 def _sentence_found(raw: str, reference: datetime) -> list[Found]:
-    text = strip_end(MARKERS.sub("", raw))
+    text = with_subject(strip_end(MARKERS.sub("", raw)))
     if not text or len(text) > MAX_SENTENCE_CHARS:
         return []
     forget = requests.FORGET.match(text)

@@ -55,6 +55,8 @@ def dates_in(s: Sentence) -> list[DateMention]:
 def _in_place(text: str, mention: DateMention) -> str:
     """The replacement for one mention: "on 23 November 2026", or the bare date after a preposition."""
     spoken = spoken_date(mention.day)
+    if mention.text.lower().startswith("on "):
+        return f"on {spoken}"
     before = re.search(r"(\w+)\s*$", text[: mention.start])
     after = re.match(r"\s*(\w+)", text[mention.end :])
     if (before and before[1].lower() in _BARE_BEFORE) or (after and after[1].lower() in _BARE_AFTER):
@@ -92,7 +94,8 @@ def statement(s: Sentence, mentions: Sequence[DateMention] = ()) -> str:
 _EVENT_NOUN = re.compile(
     r"\b(?:exam|exams|test|appointment|interview|wedding|flight|party|surgery|operation|deadline|trip|match|race|"
     r"concert|gig|recital|audition|graduation|viva|defen[cs]e|presentation|due|birthday|anniversary|holiday|vacation|"
-    r"check-?up|scan|shift|move|moving|conference|marathon|tournament|competition|ceremony|funeral|christening)\b",
+    r"check-?up|scan|shift|move|moving|conference|marathon|tournament|competition|ceremony|funeral|christening|"
+    r"flying|fly|flight|ride|drive|visit|visiting|travel|travelling|traveling|leave|leaving|arrive|arriving)\b",
     CI,
 )
 

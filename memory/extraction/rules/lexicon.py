@@ -27,7 +27,8 @@ RELATIVES = words(
     "stepmother stepmom stepmum stepfather stepdad stepbrother stepsister boy girl hubby bf gf "
     "mother-in-law father-in-law sister-in-law brother-in-law son-in-law daughter-in-law parents kids "
     "children grandkids grandchildren twins sons daughters brothers sisters cousins little_one toddler "
-    "newborn better_half other_half"
+    "newborn better_half other_half abuelo abuela abuelita nonna nonno oma opa amma appa baba dadi nani lola "
+    "lolo tutu bubbe zayde mami papi"
 )
 ANIMALS = words(
     "dog cat puppy pup kitten kitty hamster rabbit bunny parrot bird fish goldfish turtle tortoise horse "
@@ -46,17 +47,11 @@ BREEDS = words(
     "haflinger arabian thoroughbred appaloosa cockatoo macaw lovebird"
 )
 # What people do for a living. Anything ending in these is a role ("ICU nurse", "sous-chef").
+# Suffixes that make a role ("pharmacist", "librarian", "accountant", "engineer", "director",
+# "fireman"): checked on words longer than four letters. "-er" alone is too loose ("knitter",
+# "beginner", "runner"), so -er roles are listed one by one below.
+JOB_SUFFIXES = ("or", "ist", "ian", "ant", "ent", "eer", "man", "woman", "smith", "wright")
 JOB_ENDINGS = (
-    "er",
-    "or",
-    "ist",
-    "ian",
-    "ant",
-    "ent",
-    "eer",
-    "ar",
-    "man",
-    "woman",
     "person",
     "smith",
     "wright",
@@ -170,9 +165,20 @@ JOB_ENDINGS = (
     "phlebotomist",
     "translator",
     "interpreter",
+    *words(
+        "crew worker employee teacher engineer designer developer programmer writer photographer driver banker "
+        "trader officer researcher lecturer trainer manager farmer baker lawyer carpenter plumber painter decorator "
+        "builder labourer laborer gardener cleaner cashier teller broker dealer dispatcher controller producer "
+        "publisher reporter presenter broadcaster volunteer leader headteacher headmaster headmistress player "
+        "singer dancer rapper songwriter bookkeeper shopkeeper zookeeper goalkeeper housekeeper firefighter "
+        "minister surveyor adjuster underwriter estimator planner scheduler organiser organizer caterer butler "
+        "porter messenger miner welder fitter machinist roofer glazier tiler joiner upholsterer jeweller jeweler "
+        "hairdresser barber groomer paralegal"
+    ),
 )
 NOT_JOBS = words(
-    "fan lover person user member customer beginner regular mother father brother sister daughter son "
+    "fan lover person user member customer beginner regular mother father brother sister daughter son parent "
+    "christian human student_of resident_of native vegetarian vegan patient client tenant dependent agent_of "
     "wife husband partner owner_of mess disaster winner loser killer sucker night_owl morning_person "
     "introvert extrovert foodie vegetarian vegan pescatarian number other neighbor neighbour"
 )
@@ -281,7 +287,7 @@ def is_job(phrase: str) -> bool:
     last = phrase.lower().split()[-1].split("-")[-1] if phrase.split() else ""
     if not last or last in NOT_JOBS or phrase.lower() in NOT_JOBS:
         return False
-    return last in JOB_ENDINGS or (len(last) > 4 and last.endswith(JOB_ENDINGS[:9]))
+    return last in JOB_ENDINGS or (len(last) > 4 and last.endswith(JOB_SUFFIXES))
 
 
 def plural_forms(nouns: Iterable[str]) -> dict[str, str]:

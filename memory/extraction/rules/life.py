@@ -39,14 +39,16 @@ _WORK_AS = re.compile(
 )
 # "I'm a nurse at St. Mary's", "I'm an ICU nurse", "being a pharmacist is chaos", "I'm sous-chef at…"
 _I_AM_A = re.compile(
-    rf"\bI(?:'m|\s+am)\s+{_ADV}(?:an?\s+)|(?:^|\s)being\s+an?\s+|,\s*an?\s+(?=[\w-]+\s+(?:in|at|from)\b)", CI
+    rf"\bI(?:'m|\s+am|'ve\s+been|\s+have\s+been|\s+was)\s+{_ADV}(?:an?\s+)|(?:^|\s)being\s+an?\s+"
+    r"|,\s*an?\s+(?=[\w-]+\s+(?:in|at|from)\b)|(?:^|,\s*)as\s+an?\s+(?=[^,]{2,40},)",
+    CI,
 )
 _I_AM_BARE_JOB = re.compile(rf"\bI(?:'m|\s+am)\s+{_ADV}(?=[\w-]+\s+(?:at|in|for)\s)", CI)
 _ROLE_STOPS = (
     r"at|for|in|with|since|on|from|by\s+profession|by|who|and|but|so|because|which|means|is|was|doing|here|during|"
     r"throughout|these|this|now|for|to|near|around|all|over|when|while|right|though|based"
 )
-_WORK_PLACE = re.compile(r"^\s+(?P<prep>at|for|in)\s+(?P<org>[^,;]{2,60})", CI)
+_WORK_PLACE = re.compile(r"^\s+(?P<prep>at|for|in|with)\s+(?P<org>[^,;]{2,60})", CI)
 _WORK_AT = re.compile(
     rf"\bI(?:'m|\s+am)?\s+{_ADV}(?P<verb>work|working|do|run|manage|lead|head|coordinate|handle)"
     r"(?:\s+(?P<what>[\w-]+(?:\s+[\w-]+){0,3}?))?\s+(?P<prep>at|for)\s+",
@@ -57,6 +59,16 @@ _NOT_AN_EMPLOYER = re.compile(
     r"^(?:home|night|nights|weekends?|myself|me|a\s+living|free|fun|least|once|times?|first|money|"
     r"the\s+moment|the\s+weekends?|the\s+same\s+place|all|it|this|that|them|you)\b",
     CI,
+)
+_STARTING_AT = re.compile(
+    r"\bI(?:'m|\s+am)?\s+(?:(?:just|finally|officially)\s+)?(?:starting|started|joining|joined|beginning|begin|start)"
+    r"(?:\s+(?:a\s+new\s+job|work|my\s+new\s+job))?\s+(?:at|with)\s+"
+    r"|\bI\s+(?:just\s+|finally\s+)?(?:got|landed|found)\s+(?:a|the|my)\s+(?:new\s+|first\s+|part-time\s+)?job\s+"
+    r"(?:at|with)\s+",
+    CI,
+)
+_AS_ROLE = re.compile(
+    r"\bas\s+(?:an?\s+)?(?P<role>[\w-]+(?:\s+[\w-]+){0,3}?)(?=$|[,.;!]|\s+(?:and|but|so|from|on|next|this|in)\b)", CI
 )
 _TEACH = re.compile(rf"\bI\s+{_ADV}(?:teach|lecture\s+in|tutor)\s+", CI)
 _RUN_BUSINESS = re.compile(
@@ -123,6 +135,20 @@ def work(s: Sentence) -> Iterator[Found]:
                 entities=[employer],
                 slot="employer",
             )
+    for match in each(_STARTING_AT, s):
+        org = object_after(
+            s, match.end(), stops="on|next|this|as|in|from|starting|tomorrow|today|and|but|after", max_words=6
+        )
+        if not org or _NOT_AN_EMPLOYER.match(org):
+            continue
+        role = _AS_ROLE.search(s.text, match.end())
+        job = role["role"] if role and is_job(role["role"]) else ""
+        if job:
+            article = "an" if job[:1].lower() in "aeiou" else "a"
+            text, slot = f"User works as {article} {third_person(job)} at {third_person(org)}", "job"
+        else:
+            text, slot = f"User works at {third_person(org)}", "employer"
+        yield fact(text, span=(match.start(), match.end() + len(org)), topics=["work"], entities=[org], slot=slot)
     for match in each(_TEACH, s):
         what = object_after(s, match.end(), stops="because|so|which|and|but", max_words=12)
         if what:
@@ -159,7 +185,7 @@ _LIVE_IN = re.compile(
     r"|^(?:been\s+)?living\s+in\s+|^(?:just\s+|finally\s+|recently\s+)?moved\s+(?:from\s+.{1,40}?\s+)?to\s+"
     rf"|\b(?:I|we)(?:'ve|\s+have)?\s+{_ADV}(?:(?:packed\s+up\s+and|finally|just|recently)\s+)?(?:moved|relocated)\s+"
     r"(?:(?:out\s+of|from)\s+.{1,60}?\s+)?to\s+"
-    r"|\bhere\s+in\s+(?=[A-Z])",
+    r"|\bhere\s+in\s+(?!(?:the|a|an|my|this|that|our)\b)",
     CI,
 )
 _ORIGIN = re.compile(
@@ -302,7 +328,7 @@ _GO_DIET = re.compile(
 )
 _DONT_EAT = re.compile(
     r"\bI\s+(?:(?:also|still|really|just|totally|completely|strictly)\s+)*(?:don't|do\s+not|can't|cannot|can\s+not|never|"
-    r"no\s+longer|won't)\s+(?P<verb>eat|drink|have|touch|do|take|tolerate|digest|handle)\s+",
+    r"no\s+longer|won't)\s+(?P<verb>eat|drink|have|touch|do|take|tolerate|digest|handle)(?:\s+|(?=[,.;!]|$))",
     CI,
 )
 _NO_X_FOR_ME = re.compile(r"\bno\s+(?P<what>[\w\s-]{2,30}?)\s+for\s+me\b", CI)
@@ -339,6 +365,8 @@ def health_and_diet(s: Sentence) -> Iterator[Found]:
     # The negation is this rule's own: `each` only rejects a hedge before the match.
     for match in each(_DONT_EAT, s):
         what = object_after(s, match.end(), max_words=6, keep_lists=True)
+        if match["verb"].lower() == "drink" and (not what or what.lower() in ("myself", "at all", "anymore")):
+            what = "alcohol"  # "I don't drink (myself)": the drink goes without saying
         if what:
             verb = "drink" if match["verb"].lower() == "drink" else match["verb"].lower()
             yield fact(
@@ -377,7 +405,7 @@ _FAVOURITE = re.compile(
 )
 _IS_MY_FAVOURITE = re.compile(
     r"(?P<thing>[^,;:.!?]{2,60}?)\s+(?:is|are|has\s+always\s+been|'s|was)\s+(?:definitely\s+|probably\s+|still\s+|easily\s+)?"
-    r"(?:my|our)\s+(?:(?:absolute|all[\s-]time|very|top|ultimate|personal|number\s+one)\s+)*favourite(?:\s+(?P<what>[\w'-]+(?:\s+[\w'-]+)?))?",
+    r"(?:my|our)\s+(?:(?:absolute|all[\s-]time|very|top|ultimate|personal|number\s+one)\s+)*favourite(?:\s+(?P<what>[\w'-]+(?:\s+(?!(?:and|but|so|or|because)\b)[\w'-]+)?))?",
     CI,
 )
 _APPOSITION_FAVOURITE = re.compile(
@@ -630,8 +658,16 @@ _NOT_A_BRAND = words(
 )
 # "my Thermomix", "my Kindle Paperwhite", "my old Vespa": a named product the user owns.
 _MY_PRODUCT = re.compile(
-    r"\bmy\s+(?:(?:old|new|trusty|beloved|ancient|little|first|second)\s+)?(?P<thing>[A-Z][\w-]+(?:\s+(?:[A-Z0-9][\w-]*)){0,3})"
+    r"\b(?:my|our|I(?:'m|\s+am)\s+(?:on|using)\s+(?:a|an|my))\s+(?:(?:old|new|trusty|beloved|ancient|little|first|second|"
+    r"\d{4})\s+)*(?P<thing>(?-i:[A-Z])[\w-]+(?:\s+(?:(?-i:[A-Z0-9])[\w-]*)){0,3})",
+    CI,
 )
+_MY_GROUP = re.compile(
+    r"\bmy\s+(?P<what>(?!(?:new|old|local|favourite)\b)[a-z][\w-]*(?:\s+[a-z][\w-]*)?)\s+(?P<kind>club|team|group|choir|"
+    r"band|league|crew|orchestra|class)\b",
+    CI,
+)
+_COLLECTION = re.compile(r"\bmy\s+(?P<what>[a-z][\w-]*(?:\s+[a-z][\w-]*)?)\s+collection\b", CI)
 # "my ute, it's a 2012 Toyota Hilux", "my car, the 2008 Toyota Camry my dad gave me"
 _MY_THING_IS = re.compile(
     r"\bmy\s+(?P<noun>car|ute|truck|van|bike|motorbike|motorcycle|scooter|phone|laptop|computer|tablet|camera|guitar|"
@@ -680,9 +716,19 @@ def possessions(s: Sentence) -> Iterator[Found]:
     for match in each(_GIVEN, s):
         what = trimmed(match["what"])
         if what and not NOT_AN_OBJECT.match(what) and len(what.split()) <= 8:
-            yield fact(
-                f"User has {third_person(what)}", span=(match.start(), match.end()), topics=["possessions"]
+            named = re.match(
+                r"\s*,\s*(?:it's|its|it\s+is|a|an)\s+(?:a\s+|an\s+)?([^,;.!?]{2,40})", s.text[match.end() :], CI
             )
+            detail = f", {trimmed(named[1])}" if named else ""
+            yield fact(
+                f"User has {third_person(what)}{detail}", span=(match.start(), match.end()), topics=["possessions"]
+            )
+    for match in each(_MY_GROUP, s):
+        kind, what = match["kind"].lower(), match["what"]
+        article = "an" if what[:1].lower() in "aeiou" else "a"
+        yield fact(f"User is in {article} {what} {kind}", span=(match.start(), match.end()), topics=["hobbies"])
+    for match in each(_COLLECTION, s):
+        yield fact(f"User has a {match['what']} collection", span=(match.start(), match.end()), topics=["possessions"])
 
 
 def goals(s: Sentence) -> Iterator[Found]:

@@ -44,6 +44,9 @@ _GO_BY = re.compile(r"\bI\s+go\s+by\s+", CI)
 _HERE = re.compile(
     r"^(?P<name>[A-Za-z][\w'-]*(?:\s+[A-Z][\w'-]*)?)\s+here(?:\b|$)(?!\s+(?:is|are|was|in|at))", CI
 )
+_SIGN_OFF = re.compile(
+    r"^(?:please\s+)?sign\s+(?:it|off|the\s+(?:email|letter|message|card))\s+(?:as\s+|with\s+)?(?=(?-i:[A-Z]))", CI
+)
 _I_AM = re.compile(r"(?:^|,\s*|\band\s+|\bbut\s+)I(?:'m|\s+am)\s+(?=\S)", CI)
 # Common nationalities: "I'm Brazilian" is where someone is from, not their name.
 DEMONYMS = words(
@@ -110,6 +113,12 @@ def identity(s: Sentence) -> Iterator[Found]:
                         entities=[name],
                         slot="nickname",
                     )
+    sign = _SIGN_OFF.match(s.text)
+    if sign:
+        signed = names(s.text[sign.end() :], capitalised=True)
+        if signed and _is_name(signed[0].split()[0]):
+            yield fact(f"User's name is {signed[0]}", span=(0, sign.end() + len(signed[0])), topics=["identity"],
+                       entities=signed, slot="name")
     here = _HERE.match(s.text)
     if here and _is_name(here["name"].split()[0]):
         name = here["name"]
@@ -121,11 +130,18 @@ def identity(s: Sentence) -> Iterator[Found]:
 
 
 _AGE = re.compile(
-    r"(?P<age>\d{1,3})(?:\s*(?:years?\s+old|yrs?\s+old|y/?o|years?\s+young))?(?=$|[,.;!]|\s+(?:and|but|so|now|today|next|this|in|from|with)\b)",
+    r"(?:(?:only|just|almost|nearly|turning|now)\s+)?(?P<age>\d{1,3})(?:\s*(?:years?\s+old|yrs?\s+old|y/?o|years?\s+young))?"
+    r"(?=$|[,.;!]|\s+(?:and|but|so|now|today|next|this|in|from|with|if|not|btw|years|though)\b)",
     CI,
 )
 _APPOSITION_AGE = re.compile(r",\s*(?P<age>\d{1,3})(?:\s*(?:years?\s+old|y/?o))?\s*(?=,|$|\s+and\b)", CI)
-_TURNED = re.compile(r"\bI(?:\s+(?:just|recently|finally))?\s+turned\s+(?P<age>\d{1,3})\b", CI)
+_TURNED = re.compile(
+    r"\bI(?:\s+(?:just|recently|finally))?\s+turned\s+(?P<age>\d{1,3})\b"
+    # "…make it simpler, I'm only 15": an age anywhere in the sentence
+    r"|\bI(?:'m|\s+am)\s+(?:only\s+|just\s+|almost\s+|nearly\s+|now\s+)?(?P<age2>\d{1,2})(?:\s*(?:years?\s+old|y/?o))?"
+    r"(?=$|[,.;!]|\s+(?:and|but|so|now|if|not|btw|years|though|which)\b)",
+    CI,
+)
 
 
 def _age_fact(age: str, span: tuple[int, int]) -> Found | None:
@@ -199,7 +215,7 @@ def _i_am(s: Sentence, match: re.Match[str], *, lower_case: bool) -> Iterator[Fo
 
 def age(s: Sentence) -> Iterator[Found]:
     for match in each(_TURNED, s):
-        found = _age_fact(match["age"], (match.start(), match.end()))
+        found = _age_fact(match["age"] or match["age2"], (match.start(), match.end()))
         if found:
             yield found
 
@@ -385,7 +401,11 @@ def _have(s: Sentence, match: re.Match[str]) -> Iterator[Found]:
     who = _who(match)
     text = "User has " + who
     rest = s.text[match.end() :]
-    named = _NAMED.match(rest) or re.match(r"\s*,\s*(?=[A-Z])", rest)
+    named = (
+        _NAMED.match(rest)
+        or re.match(r"\s*,?\s*(?:now|too|as\s+well)?\s*,\s*(?=(?-i:[A-Z]))", rest, CI)
+        or re.match(r"\s*,\s*(?:and\s+)?(?:his|her|its|their|the\s+\w+'s)\s+names?\s+(?:is|are|'s)\s+", rest, CI)
+    )
     found: list[str] = []
     if named:
         found = names(
@@ -395,7 +415,7 @@ def _have(s: Sentence, match: re.Match[str]) -> Iterator[Found]:
         )
         found = [n for n in found if n.split()[0].lower() not in NOT_A_NAME]
         if found:
-            verb = named["verb"].lower() if "verb" in named.groupdict() and named["verb"] else "called"
+            verb = named["verb"].lower() if named.groupdict().get("verb") else "called"
             text += f" {verb} {joined(found)}"
     span_end = match.end() + (named.end() + len(", ".join(found)) if found and named else 0)
     yield fact(text, span=(match.start(), span_end), topics=[_topic(match["noun"])], entities=found)

@@ -44,12 +44,6 @@ _SUBJECT = re.compile(
     r"lives|works|was|just|still|always|never|loves|plays|goes|makes|takes|keeps|gets|turns|turned)\b))",
     CI,
 )
-# A sentence that drops its "I", as chat does: "been knitting for years", "just bought a bike".
-_DROPPED_I = re.compile(
-    r"^(?P<verb>been|just|finally|recently|started|finished|bought|moved|adopted|picked\s+up|took\s+up|"
-    r"treated\s+myself|upgraded|switched|joined|graduated|retired|got\s+(?:a|my|into)|play|work|live|teach)\b",
-    CI,
-)
 _ADVERBS = re.compile(
     r"^(?:(?:also|really|just|still|usually|always|often|sometimes|now|only|actually|recently|currently|mostly|"
     r"generally|normally|regularly|occasionally|basically|literally|officially|finally|even|already|proudly|"
@@ -178,12 +172,6 @@ _PAST_IRREGULAR = words(
 def _clauses(s: Sentence) -> Iterator[tuple[int, str, str, str]]:
     """(start, subject, noun, clause text) for each first-person clause of the sentence."""
     text = s.text
-    dropped = _DROPPED_I.match(text)
-    if dropped:
-        filler = "I've " if dropped["verb"].lower() == "been" else "I "
-        clause = strip_end(BOUNDARY.split(text, maxsplit=1)[0])
-        subject = "I've" if filler == "I've " else "I"
-        yield 0, subject, "", filler + clause
     subordinate = _SUBORDINATE.match(text) is not None
     for match in _SUBJECT.finditer(text):
         name = "subject" if match["subject"] else "inner"
@@ -211,6 +199,9 @@ def statements(s: Sentence, *, taken: list[tuple[int, int]]) -> Iterator[Found]:
         )
         if noun:
             rest = clause.split(noun, 1)[-1]
+        if len(clause.split()) > MAX_WORDS:  # "… for 6 years and the owner wants me to …": the first part
+            clause = re.split(r"\s+and\s+", clause, maxsplit=1)[0]
+            end = start + len(clause)
         n_words = len(clause.split())
         if not (MIN_WORDS <= n_words <= MAX_WORDS) or not _lasting(subject, noun, rest):
             continue

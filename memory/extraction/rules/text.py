@@ -164,6 +164,40 @@ def split_sentences(text: str) -> list[str]:
     return [" ".join(s.split()) for s in sentences]
 
 
+# Chat drops the subject: "been knitting for years", "got a kitten", "studying law at UCL", "vegan.",
+# "allergic to cashews too". The rules read these with the "I" put back.
+_DROPPED = (
+    (re.compile(r"^been\s+", CI), "I've "),
+    (
+        re.compile(
+            r"^(?:(?:just|finally|recently|also|so|then)\s+)?(?:bought|got\s+(?:a|an|my|me|two|three|into|engaged|married|"
+            r"promoted|diagnosed)|moved|started|finished|adopted|rescued|quit|joined|graduated|retired|switched|sold|"
+            r"left|treated\s+myself|upgraded|picked\s+up|took\s+up|turned|inherited|built|opened)\b",
+            CI,
+        ),
+        "I ",
+    ),
+    (
+        re.compile(
+            r"^(?:studying|working|living|training|learning|teaching|doing\s+(?:a|my)|starting\s+(?:at|as|a|my)|"
+            r"joining|running\s+(?:a|my|the)|allergic|intolerant|vegan|vegetarian|veggie|pescatarian|diabetic|sober|"
+            r"teetotal|coeliac|celiac|lactose|gluten|pregnant|married|divorced|retired|engaged|based\s+in|from\s+(?-i:[A-Z]))\b",
+            CI,
+        ),
+        "I'm ",
+    ),
+    (re.compile(r"^(?:have|own)\s+(?:a|an|two|three|four|\d+)\s", CI), "I "),
+)
+
+
+def with_subject(text: str) -> str:
+    """`text` with the "I" a chat message dropped put back (unchanged when it has one)."""
+    for pattern, subject in _DROPPED:
+        if pattern.match(text):
+            return subject + text[0].lower() + text[1:] if not text.startswith("I") else subject + text
+    return text
+
+
 def typed_in_lower_case(text: str) -> bool:
     """Whether the user typed without capitals (then names are lower case too): "im ioana"."""
     without_i = re.sub(r"(?<![\w'])I(?=$|[\s',.!?])", "i", text)
@@ -420,7 +454,7 @@ def names(rest: str, *, capitalised: bool, many: bool = False) -> list[str]:
     found: list[str] = []
     current: list[str] = []
     for raw in rest[:200].split():  # a few names of a few words each; never the whole message
-        token = raw.rstrip(".,!?;:)").lstrip("(")
+        token = re.sub(r"'s$", "", raw.rstrip(".,!?;:)").lstrip("("))
         ends_clause = token != raw.lstrip("(") and not (raw.endswith(".") and token.lower() in _TITLES)
         lower = token.lower()
         if current and lower in ("and", "&") and many and not ends_clause:

@@ -1,0 +1,86 @@
+"""The areas of life a question is about, so search can favour memories filed under them.
+
+Extraction files every fact under topics from one small vocabulary (`TOPICS`: the rules extractor
+uses it, the model is asked to). A question says which area it is about in other words than the
+fact ("what do I do for a living?" → work, "what's my pet called?" → pets, "is there anything I
+can't eat?" → diet and health): search gives a memory of that area a bonus (setting
+RETRIEVAL_TOPIC_WEIGHT), shown as its own part of the score breakdown.
+"""
+
+from __future__ import annotations
+
+import re
+
+TOPICS = (
+    "identity",
+    "health",
+    "diet",
+    "family",
+    "pets",
+    "work",
+    "study",
+    "location",
+    "preferences",
+    "favourites",
+    "hobbies",
+    "possessions",
+    "events",
+    "birthdays",
+    "anniversaries",
+    "goals",
+)
+
+# Words and phrases of questions, by the topics they ask about (matched on word boundaries).
+_CUES: dict[tuple[str, ...], str] = {
+    ("work", "study"): (
+        r"job|jobs|work|works|working|career|profession|occupation|employer|employed|company|boss|office|"
+        r"for\s+a\s+living|do\s+for\s+money|shift|shifts|colleagues?|business|study|studying|degree|major|school|"
+        r"university|uni|college|course|teach|teaching|trade"
+    ),
+    ("location",): (
+        r"live|living\s+in|city|town|country|hometown|home\s+town|from|grew\s+up|born\s+in|neighbou?rhood|"
+        r"area|where\s+(?:am\s+i|do\s+i\s+(?:live|stay)|is\s+home)|move|moved|based|call\s+home|flat|apartment"
+    ),
+    ("family",): (
+        r"son|sons|daughter|daughters|kid|kids|child|children|baby|wife|husband|partner|spouse|mum|mom|mother|"
+        r"dad|father|parents?|brother|sister|siblings?|family|grandchild(?:ren)?|grand(?:son|daughter)s?|"
+        r"grand(?:ma|pa|mother|father)|girlfriend|boyfriend|fianc[eé]e?|other\s+half|aunt|uncle|cousin|niece|"
+        r"nephew|twins|in-laws?"
+    ),
+    ("pets",): (
+        r"pet|pets|dog|dogs|cat|cats|puppy|kitten|animal|animals|breed|hamster|rabbit|bird|parrot|fish|horse|"
+        r"lizard|snake|tortoise|turtle|guinea\s+pig"
+    ),
+    ("health", "diet"): (
+        r"eat|eating|food|foods|diet|allergic|allergy|allergies|intolerant|intolerance|drink|drinks|medication|"
+        r"medicine|meds|pills|condition|conditions|health|healthy|illness|sick|doctor|avoid|vegetarian|vegan|"
+        r"dairy|gluten|meat|cook\s+for\s+me"
+    ),
+    ("hobbies", "preferences", "favourites"): (
+        r"hobby|hobbies|play|plays|instrument|sport|sports|free\s+time|spare\s+time|fun|learning|language|"
+        r"languages|practi[cs]e|club|team|craft|weekends?|pastime"
+    ),
+    ("preferences", "favourites"): r"favou?rite|favou?rites|like|likes|love|loves|prefer|enjoy|best|fan",
+    ("possessions",): (
+        r"own|owns|car|cars|drive|vehicle|bike|motorbike|scooter|phone|laptop|computer|tablet|camera|device|"
+        r"boat|instrument|have\s+at\s+home"
+    ),
+    ("identity",): (
+        r"my\s+name|what(?:'s|\s+is)\s+my\s+name|call\s+me|nickname|go\s+by|what\s+am\s+i\s+called|who\s+am\s+i|"
+        r"my\s+age|how\s+old\s+am\s+i|pronouns|nationality|where\s+am\s+i\s+from"
+    ),
+    ("events", "birthdays", "anniversaries"): (
+        r"when|date|day|birthday|birthdays|anniversary|appointment|exam|trip|flight|wedding|party|due|deadline|"
+        r"plans?|coming\s+up|schedule"
+    ),
+}
+_PATTERNS = [(topics, re.compile(rf"\b(?:{cues})\b", re.IGNORECASE)) for topics, cues in _CUES.items()]
+
+
+def query_topics(text: str) -> list[str]:
+    """The topics a question is about, in the vocabulary of `TOPICS` (possibly none)."""
+    found: list[str] = []
+    for topics, pattern in _PATTERNS:
+        if pattern.search(text):
+            found += [t for t in topics if t not in found]
+    return found

@@ -46,6 +46,8 @@ def responder(suites: Sequence[Suite]) -> Callable[[dict[str, Any]], Any]:
     for suite in suites:
         for persona in suite.personas:
             for fact in persona.facts:
+                if fact.id not in statements:
+                    raise KeyError(f"bench/personas/statements.json has no statement for {fact.id}")
                 message = " ".join(persona.chats[fact.chat].messages[fact.message].split())
                 said.setdefault(message, []).append(fact)
                 by_statement[statements[fact.id]] = fact

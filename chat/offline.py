@@ -24,7 +24,7 @@ MAX_RECALLED = 3
 # Of those, only the ones at least half as good as the best (persona dev suite: 0.5 answers as many
 # questions as no cut at all, 0.6 fewer; bench/results/personas.json).
 SHOWN_SHARE_OF_BEST = 0.5
-MAX_PROFILE_LINES = 12
+MAX_PROFILE_LINES = 20
 
 
 def memory_sentence(memory: Memory) -> str:

@@ -40,7 +40,7 @@ _WHOLE_QUESTIONS = re.compile(
     r"what(?:'s|\s+is)\s+in\s+your\s+memory|do\s+you\s+(?:remember|know)\s+me)"
 )
 
-PROFILE_LIMIT = 12
+PROFILE_LIMIT = 20
 # Topics the rules extractor (and most model extractions) give facts, by how much they say about
 # someone: who they are and what they must not eat matter more than a passing like.
 _TOPIC_WEIGHT = {

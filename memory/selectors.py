@@ -20,7 +20,6 @@ from core.redis_client import get_redis
 from memory import keys
 from memory.index import ensure_index, index_name
 from memory.query import MemoryFilter, keyword_clause, keyword_terms, tag_clause, validate_id
-from memory.topics import query_topics
 from memory.records import (
     RETURN_FIELDS,
     content_hash,
@@ -30,6 +29,7 @@ from memory.records import (
     vector_bytes,
     vector_from_bytes,
 )
+from memory.topics import query_topics
 from memory.types import (
     HistoryEvent,
     InvalidInput,
@@ -471,10 +471,14 @@ class _Weights:
             return np.zeros_like(vector)
         return (self.vector * vector + self.keyword * keyword + self.recency * recency) / total
 
-    def final(self, match: np.ndarray, session: np.ndarray, neighbour: np.ndarray, topic: np.ndarray) -> np.ndarray:
+    def final(
+        self, match: np.ndarray, session: np.ndarray, neighbour: np.ndarray, topic: np.ndarray | None
+    ) -> np.ndarray:
         in_context = (match + self.session * session + self.neighbour * neighbour) / (
             1.0 + self.session + self.neighbour
         )
+        if topic is None:  # the question names no topic: nothing to favour
+            return in_context
         return (in_context + self.topic * topic) / (1.0 + self.topic)
 
 
@@ -565,7 +569,7 @@ def _conversation_context(pool: _Pool, match: np.ndarray) -> tuple[np.ndarray, n
     return session, neighbour
 
 
-def _score(pool: _Pool, weights: _Weights, *, now: float) -> _Scores:
+def _score(pool: _Pool, weights: _Weights, *, now: float, topical: bool) -> _Scores:
     vector = np.asarray(pool.vector)
     bm25 = np.asarray(pool.bm25)
     keyword = bm25 / (bm25 + BM25_SATURATION)
@@ -582,7 +586,7 @@ def _score(pool: _Pool, weights: _Weights, *, now: float) -> _Scores:
         session=session.tolist(),
         neighbour=neighbour.tolist(),
         topic=topic.tolist(),
-        final=weights.final(match, session, neighbour, topic).tolist(),
+        final=weights.final(match, session, neighbour, topic if topical else None).tolist(),
     )
 
 
@@ -671,8 +675,17 @@ def search_memories(
     if topics:
         # Keys only: which candidates are filed under what the question is about.
         commands.append(
-            ["FT.SEARCH", index_name(), f"{base} {tag_clause('topics', topics)}", "NOCONTENT", "LIMIT", 0,
-             candidates, "DIALECT", 2]  # fmt: skip
+            [
+                "FT.SEARCH",
+                index_name(),
+                f"{base} {tag_clause('topics', topics)}",
+                "NOCONTENT",
+                "LIMIT",
+                0,
+                candidates,
+                "DIALECT",
+                2,
+            ]
         )
     replies = _pipeline(commands)
 
@@ -700,7 +713,7 @@ def search_memories(
             at = pool.position.get(raw_key.decode())
             if at is not None:
                 pool.topic[at] = 1.0
-    scores = _score(pool, weights, now=now)
+    scores = _score(pool, weights, now=now, topical=bool(topics))
     final, keys_ = scores.final, pool.keys
     ranked = sorted(range(len(keys_)), key=lambda i: (-final[i], keys_[i]))
     # Scores are relative to the query (a short question scores lower against everything), so the

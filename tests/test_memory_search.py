@@ -53,10 +53,35 @@ def test_hybrid_search_ranks_the_relevant_memory_first_with_a_full_breakdown(ali
     assert 0.99 < top.score.recency <= 1.0
     wv, wk, wr = settings.HYBRID_VECTOR_WEIGHT, settings.HYBRID_KEYWORD_WEIGHT, settings.RECENCY_WEIGHT
     match = (wv * top.score.vector + wk * top.score.keyword + wr * top.score.recency) / (wv + wk + wr)
-    # No session: the memory stands alone, its context is its own match and final == match.
+    # No session: the memory stands alone, its context is its own match.
     assert top.score.session == top.score.neighbour == pytest.approx(match, abs=1e-6)
-    assert top.score.final == pytest.approx(match, abs=1e-6)
+    # "dog" is a pets question and the memory is filed under pets: the topic bonus on top.
+    assert top.score.topic == 1.0
+    wt = settings.RETRIEVAL_TOPIC_WEIGHT
+    assert top.score.final == pytest.approx((match + wt) / (1 + wt), abs=1e-6)
     assert result.mode == "hybrid" and result.threshold == 0
+
+
+def test_the_topic_bonus_lifts_a_memory_filed_under_what_the_question_is_about(settings):
+    add_memories(
+        items=[
+            NewMemory(text="Bolt is a golden retriever", scope=scope(), topics=["pets"]),
+            NewMemory(text="Bolt is the name of the company I founded", scope=scope(), topics=["work"]),
+        ],
+        actor=USER,
+    )
+
+    def top(question: str) -> str:
+        hits = search_memories(filter=MemoryFilter.build(user_id="alice"), text=question, threshold=0).hits
+        return hits[0].memory.text
+
+    assert top("Tell me about my pet Bolt") == "Bolt is a golden retriever"
+    assert top("Tell me about my company Bolt") == "Bolt is the name of the company I founded"
+    settings.RETRIEVAL_TOPIC_WEIGHT = 0  # off: the final score is the plain match again
+    hit = search_memories(filter=MemoryFilter.build(user_id="alice"), text="my pet Bolt", threshold=0).hits[0]
+    wv, wk, wr = settings.HYBRID_VECTOR_WEIGHT, settings.HYBRID_KEYWORD_WEIGHT, settings.RECENCY_WEIGHT
+    match = (wv * hit.score.vector + wk * hit.score.keyword + wr * hit.score.recency) / (wv + wk + wr)
+    assert hit.score.topic == 0.0 and hit.score.final == pytest.approx(match, abs=1e-6)
 
 
 def test_semantic_search_finds_meaning_without_shared_words(alice_memories):

@@ -58,6 +58,7 @@ def test_build_prompt_saves_a_trace_and_bumps_access_stats(chat_session):
         "bm25_raw",
         "session",
         "neighbour",
+        "topic",
         "importance",
     }
     assert trace["threshold"] == built.trace["threshold"]

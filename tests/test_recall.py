@@ -44,7 +44,8 @@ def test_a_finished_turn_is_kept_as_a_message_memory_of_its_session(offline, set
     [message] = _messages()
     assert message.text == "I have been knitting sweaters for twenty years."
     assert message.scope.session_id == "s1" and message.type == MemoryType.MESSAGE
-    assert message.topics == [ROLE_TOPIC_PREFIX + "user"]
+    # Who said it, and what it is about (so a question about hobbies finds it).
+    assert message.topics == [ROLE_TOPIC_PREFIX + "user", "hobbies"]
     assert message.source and message.source[0].startswith("s1-")
     # Its own TTL setting: 90 days by default.
     assert settings.MESSAGE_TTL_SECONDS == 90 * 24 * 3600

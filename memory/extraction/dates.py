@@ -243,6 +243,30 @@ def _from_now(match: re.Match[str], ref: date, tense: Tense) -> date | None:
     return _shift(ref, match["unit"].lower(), _count(match["count"]))
 
 
+_HOLIDAYS = {
+    "christmas day": (12, 25),
+    "christmas eve": (12, 24),
+    "christmas": (12, 25),
+    "boxing day": (12, 26),
+    "new year's eve": (12, 31),
+    "new years eve": (12, 31),
+    "new year's day": (1, 1),
+    "new years day": (1, 1),
+    "halloween": (10, 31),
+    "valentine's day": (2, 14),
+    "valentines day": (2, 14),
+}
+
+
+def _holiday(match: re.Match[str], ref: date, tense: Tense) -> date | None:
+    month, day = _HOLIDAYS[" ".join(match[0].lower().split()).removeprefix("on ")]
+    return _yearless(month, day, ref, tense)
+
+
+def _week_from_tomorrow(match: re.Match[str], ref: date, tense: Tense) -> date | None:
+    return ref + timedelta(days=8)
+
+
 def _ago(match: re.Match[str], ref: date, tense: Tense) -> date | None:
     return _shift(ref, match["unit"].lower(), -_count(match["count"]))
 
@@ -259,6 +283,14 @@ _PATTERNS: tuple[tuple[re.Pattern[str], _Resolver], ...] = tuple(
     for pattern, resolver in (
         (r"\b(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})(?![\d-])", _iso),
         (rf"\b{_MONTH}\s+(?:the\s+)?{_DAY}(?!\d)(?:(?:\s*,\s*|\s+){_YEAR})?(?![\w-])", _month_and_day),
+        # A range starts on its first day: "from 3 to 17 December", "on 5 and 6 December".
+        (
+            rf"\b{_DAY}\s*(?:-|\u2013|to|and|until|till)\s*\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?![\w-])"
+            rf"(?:(?:\s*,\s*|\s+){_YEAR})?",
+            _month_and_day,
+        ),
+        (rf"\b(?:{_alternation(_HOLIDAYS)})\b", _holiday),
+        (r"\b(?:a|one)\s+week\s+from\s+tomorrow\b", _week_from_tomorrow),
         (rf"\b(?:the\s+)?{_DAY}\s+(?:of\s+)?{_MONTH}(?![\w-])(?:(?:\s*,\s*|\s+){_YEAR})?", _month_and_day),
         (rf"\b(?:{_alternation(_NAMED_DAYS)})\b", _named_day),
         (r"\b(?P<dir>last|next)\s+(?P<unit>week|month|year)\b", _period),

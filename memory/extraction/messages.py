@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from memory.extraction.queue import QueuedTurn
+from memory.extraction.rules.lexicon import topic_of
 from memory.services import NewMemory, add_memories
 from memory.types import Actor, ActorKind, Memory, MemoryType, Scope
 
@@ -28,6 +29,11 @@ def role_of(memory: Memory) -> str:
         if topic.startswith(ROLE_TOPIC_PREFIX):
             return topic.removeprefix(ROLE_TOPIC_PREFIX)
     return ""
+
+
+def _topic(text: str) -> list[str]:
+    topic = topic_of(text, default="")
+    return [topic] if topic else []
 
 
 def _clipped(text: str) -> str:
@@ -55,7 +61,8 @@ def message_items(turns: Sequence[QueuedTurn], *, scope: Scope, session_id: str)
                         session_id=session_id,
                     ),
                     type=MemoryType.MESSAGE,
-                    topics=[ROLE_TOPIC_PREFIX + message.role],
+                    # Who said it, and what it is about (so topic-aware search finds raw turns too).
+                    topics=[ROLE_TOPIC_PREFIX + message.role, *_topic(message.content)],
                     source=[turn_id],
                     created_at=message.at,
                     idempotency_key=f"message:{session_id}:{turn_id}:{n}",

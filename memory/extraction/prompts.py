@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-PROMPT_VERSION = "extract-v2"
+PROMPT_VERSION = "extract-v3"
 
 _OUTPUT = (
     'Answer with JSON only: {"memories": [{"text": str, "type": "semantic" | "episodic" | "procedural", '
@@ -11,13 +11,19 @@ _OUTPUT = (
     '"forget" lists things the user asked you to forget (empty when none).'
 )
 
+_TOPICS = (
+    "identity, health, diet, family, pets, work, study, location, preferences, favourites, hobbies, "
+    "possessions, events, birthdays, anniversaries, goals"
+)
+
 _RULES = (
     "Write each memory as one short self-contained sentence in the third person starting with 'User' "
     "(e.g. 'User lives in Porto'). Resolve pronouns and relative dates ('yesterday', 'last week') against "
     "the date shown on each message; put the resolved date in event_date for events. Use 'semantic' for "
     "facts and preferences, 'episodic' for dated events, 'procedural' for instructions on how the assistant "
     "should behave. Only keep what the user said about themselves or asked you to remember; ignore the "
-    "assistant's own statements, small talk and questions. Return an empty list when there is nothing."
+    "assistant's own statements, small talk and questions. Return an empty list when there is nothing. "
+    f"Give each memory one or two topics from: {_TOPICS}."
 )
 
 STRATEGY_PROMPTS = {

@@ -34,7 +34,7 @@ ANIMALS = words(
     "dog cat puppy pup kitten kitty hamster rabbit bunny parrot bird fish goldfish turtle tortoise horse "
     "pony guinea_pig snake lizard gecko ferret budgie chinchilla pig pet mare stallion gelding cockatiel "
     "canary hen chicken chickens duck goat sheep cow donkey rat mouse mice hedgehog axolotl iguana frog "
-    "tarantula bearded_dragon pets"
+    "tarantula bearded_dragon pets alpaca llama goats sheep cows chickens ducks ponies budgies"
 )
 BREEDS = words(
     "labrador lab retriever golden_retriever poodle labradoodle goldendoodle cockapoo beagle corgi husky "
@@ -44,7 +44,8 @@ BREEDS = words(
     "maltese pomeranian yorkie akita shiba shiba_inu samoyed malamute vizsla weimaraner ridgeback "
     "basset_hound bloodhound sheepdog cavalier jack_russell westie lurcher "
     "siamese persian ragdoll bengal sphynx tabby maine_coon british_shorthair moggy "
-    "haflinger arabian thoroughbred appaloosa cockatoo macaw lovebird"
+    "haflinger arabian thoroughbred appaloosa cockatoo macaw lovebird kelpie heeler cattle_dog blue_heeler "
+    "springer springer_spaniel cockapoo cavapoo schnoodle maltipoo mutt rescue_dog tabby_cat"
 )
 # What people do for a living. Anything ending in these is a role ("ICU nurse", "sous-chef").
 # Suffixes that make a role ("pharmacist", "librarian", "accountant", "engineer", "director",
@@ -166,14 +167,15 @@ JOB_ENDINGS = (
     "translator",
     "interpreter",
     *words(
-        "crew worker employee teacher engineer designer developer programmer writer photographer driver banker "
-        "trader officer researcher lecturer trainer manager farmer baker lawyer carpenter plumber painter decorator "
-        "builder labourer laborer gardener cleaner cashier teller broker dealer dispatcher controller producer "
-        "publisher reporter presenter broadcaster volunteer leader headteacher headmaster headmistress player "
-        "singer dancer rapper songwriter bookkeeper shopkeeper zookeeper goalkeeper housekeeper firefighter "
-        "minister surveyor adjuster underwriter estimator planner scheduler organiser organizer caterer butler "
-        "porter messenger miner welder fitter machinist roofer glazier tiler joiner upholsterer jeweller jeweler "
-        "hairdresser barber groomer paralegal"
+        "crew worker employee teacher engineer designer developer programmer writer photographer "
+        "driver banker trader officer researcher lecturer trainer manager farmer baker lawyer "
+        "carpenter plumber painter decorator builder labourer laborer gardener cleaner cashier "
+        "teller broker dealer dispatcher controller producer publisher reporter presenter "
+        "broadcaster volunteer leader headteacher headmaster headmistress player singer dancer "
+        "rapper songwriter bookkeeper shopkeeper zookeeper goalkeeper housekeeper firefighter "
+        "minister surveyor adjuster underwriter estimator planner scheduler organiser organizer "
+        "caterer butler porter messenger miner welder fitter machinist roofer glazier tiler joiner "
+        "upholsterer jeweller jeweler hairdresser barber groomer paralegal"
     ),
 )
 NOT_JOBS = words(

@@ -43,7 +43,7 @@ _I_AM_A = re.compile(
     r"|,\s*an?\s+(?=[\w-]+\s+(?:in|at|from)\b)|(?:^|,\s*)as\s+an?\s+(?=[^,]{2,40},)",
     CI,
 )
-_I_AM_BARE_JOB = re.compile(rf"\bI(?:'m|\s+am)\s+{_ADV}(?=[\w-]+\s+(?:at|in|for)\s)", CI)
+_I_AM_BARE_JOB = re.compile(rf"\bI(?:'m|\s+am)\s+{_ADV}(?=[\w-]+(?:\s+[\w-]+)?\s+(?:at|in|for|with)\s)", CI)
 _ROLE_STOPS = (
     r"at|for|in|with|since|on|from|by\s+profession|by|who|and|but|so|because|which|means|is|was|doing|here|during|"
     r"throughout|these|this|now|for|to|near|around|all|over|when|while|right|though|based"
@@ -68,7 +68,8 @@ _STARTING_AT = re.compile(
     CI,
 )
 _AS_ROLE = re.compile(
-    r"\bas\s+(?:an?\s+)?(?P<role>[\w-]+(?:\s+[\w-]+){0,3}?)(?=$|[,.;!]|\s+(?:and|but|so|from|on|next|this|in)\b)", CI
+    r"\bas\s+(?:an?\s+)?(?P<role>[\w-]+(?:\s+[\w-]+){0,3}?)(?=$|[,.;!]|\s+(?:and|but|so|from|on|next|this|in)\b)",
+    CI,
 )
 _TEACH = re.compile(rf"\bI\s+{_ADV}(?:teach|lecture\s+in|tutor)\s+", CI)
 _RUN_BUSINESS = re.compile(
@@ -148,7 +149,9 @@ def work(s: Sentence) -> Iterator[Found]:
             text, slot = f"User works as {article} {third_person(job)} at {third_person(org)}", "job"
         else:
             text, slot = f"User works at {third_person(org)}", "employer"
-        yield fact(text, span=(match.start(), match.end() + len(org)), topics=["work"], entities=[org], slot=slot)
+        yield fact(
+            text, span=(match.start(), match.end() + len(org)), topics=["work"], entities=[org], slot=slot
+        )
     for match in each(_TEACH, s):
         what = object_after(s, match.end(), stops="because|so|which|and|but", max_words=12)
         if what:
@@ -182,14 +185,13 @@ _LIVE_IN = re.compile(
     rf"\b(?:I|we)\s+{_ADV}live\s+in\s+"
     rf"|\b(?:I|we)(?:'m|'re|\s+am|\s+are)\s+{_ADV}(?:living|based|settled)\s+in\s+"
     rf"|\b(?:I|we)(?:'ve|\s+have)\s+{_ADV}(?:been\s+)?(?:lived|living)\s+in\s+"
-    r"|^(?:been\s+)?living\s+in\s+|^(?:just\s+|finally\s+|recently\s+)?moved\s+(?:from\s+.{1,40}?\s+)?to\s+"
+    r"|(?:^|,\s*)(?:been\s+)?living\s+in\s+|^(?:just\s+|finally\s+|recently\s+)?moved\s+(?:from\s+.{1,40}?\s+)?to\s+"
     rf"|\b(?:I|we)(?:'ve|\s+have)?\s+{_ADV}(?:(?:packed\s+up\s+and|finally|just|recently)\s+)?(?:moved|relocated)\s+"
-    r"(?:(?:out\s+of|from)\s+.{1,60}?\s+)?to\s+"
-    r"|\bhere\s+in\s+(?!(?:the|a|an|my|this|that|our)\b)",
+    r"(?:(?:out\s+of|from)\s+.{1,60}?\s+)?to\s+",
     CI,
 )
 _ORIGIN = re.compile(
-    r"\bI\s+(?:was\s+)?(?:born\s+and\s+raised|born\s+and\s+bred|grew\s+up|was\s+born|was\s+raised)"
+    r"\b(?:I|we)\s+(?:was\s+|were\s+)?(?:born\s+and\s+raised|born\s+and\s+bred|grew\s+up|was\s+born|was\s+raised)"
     r"(?:\s+(?:up\s+)?(?:north|south|east|west|abroad|there))?\s+(?:in|on)\s+"
     r"|^(?:born\s+and\s+(?:raised|bred)|grew\s+up)\s+(?:in|on)\s+"
     rf"|\bI(?:'m|\s+am)\s+{_ADV}(?:originally\s+)?from\s+"
@@ -198,6 +200,14 @@ _ORIGIN = re.compile(
 )
 _BORN_AND_BRED = re.compile(
     r"^(?P<place>[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*){0,2})\s+born\s+and\s+(?:bred|raised)\b"
+)
+# "…to the paper here in Montpelier": where the user is, even inside a request ("I would be grateful…").
+_HERE_IN = re.compile(r"\bhere\s+in\s+(?!(?:the|a|an|my|this|that|our)\b)", CI)
+# "my grandmother in Kumasi, that's where I grew up"
+_THATS_WHERE = re.compile(
+    r"(?P<place>(?-i:[A-Z])[\w'-]+(?:\s+(?-i:[A-Z])[\w'-]+)?),?\s+(?:that's|thats|that\s+is|which\s+is)\s+where\s+"
+    r"(?:I|we)\s+(?P<verb>grew\s+up|was\s+born|were\s+born|live|lived)",
+    CI,
 )
 _PLACE_ASIDE = re.compile(
     r"(?P<place>[\w'-]+(?:\s+[\w'-]+)?)\s*\(\s*(?:which\s+is\s+)?where\s+I\s+(?P<verb>grew\s+up|was\s+born|live|lived|work)\s*\)",
@@ -241,7 +251,7 @@ def _place(s: Sentence, end: int) -> str:
     # "a flat", "my parents' house": a dwelling, not a place worth a location slot.
     if not place or re.match(r"(?:a|an|my|our|his|her|their|your|the)\s", place, CI):
         return ""
-    if not place[0].isupper() and not typed_in_lower_case(s.text):
+    if not place[0].isupper() and not (typed_in_lower_case(s.text) or s.text[:1].islower()):
         return ""
     return place
 
@@ -267,6 +277,26 @@ def places(s: Sentence) -> Iterator[Found]:
                 topics=["location"],
                 entities=[place],
             )
+    for match in _HERE_IN.finditer(s.text):
+        place = _place(s, match.end())
+        if place:
+            yield fact(
+                f"User lives in {place}",
+                span=(match.start(), match.end() + len(place)),
+                topics=["location"],
+                entities=[place],
+                slot="location",
+            )
+    for match in _THATS_WHERE.finditer(s.text):
+        verb = (
+            "grew up in" if "grew" in match["verb"].lower() or "born" in match["verb"].lower() else "lives in"
+        )
+        yield fact(
+            f"User {verb} {match['place']}",
+            span=(match.start(), match.end()),
+            topics=["location"],
+            entities=[match["place"]],
+        )
     for match in _PLACE_ASIDE.finditer(s.text):
         verb = " ".join(match["verb"].lower().split())
         verb = {"live": "lives in", "lived": "lived in", "work": "works in"}.get(verb, verb + " in")
@@ -314,7 +344,7 @@ _CONDITION_ADJECTIVES = (
     r"pregnant|deaf|hard\s+of\s+hearing|blind|colou?r[\s-]?blind|autistic|dyslexic|left[\s-]handed|halal|kosher"
 )
 _I_AM_CONDITION = re.compile(
-    r"\bI(?:'m|\s+am|'ve\s+been|\s+have\s+been)\s+(?:an?\s+[\w-]+\s+who(?:'s|\s+is)\s+)?"
+    r"\b(?:I(?:'m|\s+am|'ve\s+been|\s+have\s+been)|we(?:'re|\s+are)(?:\s+both|\s+all)?)\s+(?:an?\s+[\w-]+\s+who(?:'s|\s+is)\s+)?"
     r"(?:(?:\w+ly|so|very|super|pretty|quite|a\s+bit|mildly|severely|also|still|now|just|officially|strictly|"
     rf"mostly|fully|completely)\s+)*(?P<what>{_CONDITION_ADJECTIVES})\b",
     CI,
@@ -330,6 +360,10 @@ _DONT_EAT = re.compile(
     r"\bI\s+(?:(?:also|still|really|just|totally|completely|strictly)\s+)*(?:don't|do\s+not|can't|cannot|can\s+not|never|"
     r"no\s+longer|won't)\s+(?P<verb>eat|drink|have|touch|do|take|tolerate|digest|handle)(?:\s+|(?=[,.;!]|$))",
     CI,
+)
+# "the doctor changed me to losartan", "they put me on metformin"
+_PUT_ON = re.compile(
+    r"\b(?:put|switched|changed|moved|started)\s+me\s+(?:on(?:to)?|to)\s+(?P<med>[\w-]+(?:\s+\d+\s*mg)?)", CI
 )
 _NO_X_FOR_ME = re.compile(r"\bno\s+(?P<what>[\w\s-]{2,30}?)\s+for\s+me\b", CI)
 
@@ -374,6 +408,12 @@ def health_and_diet(s: Sentence) -> Iterator[Found]:
                 span=(match.start(), match.end() + len(what)),
                 topics=["diet"],
             )
+    for match in _PUT_ON.finditer(s.text):
+        med = match["med"]
+        if med.lower() not in ("a", "an", "the", "it", "that", "this", "something", "nights", "days"):
+            yield fact(
+                f"User takes {med}", span=(match.start(), match.end()), topics=["health"], slot="medication"
+            )
     for match in _NO_X_FOR_ME.finditer(s.text):
         yield fact(
             f"User doesn't eat {match['what'].strip()}", span=(match.start(), match.end()), topics=["diet"]
@@ -400,7 +440,8 @@ _DISLIKE = re.compile(
 _FAVOURITE = re.compile(
     r"\b(?:my|our)\s+(?:(?:absolute|all[\s-]time|very|top|number\s+one|#1|ultimate|current|personal)\s+)*"
     r"favourite\s+(?P<what>[\w'-]+(?:\s+[\w'-]+){0,2}?)(?:\s+(?:ever|in\s+the\s+world|of\s+all\s+time|right\s+now|"
-    r"at\s+the\s+moment))?(?:\s+(?:is|are|has\s+(?:always\s+)?been|was|would\s+be)|'s|:|\s*-)\s+",
+    r"at\s+the\s+moment))?(?:\s+(?:is|are|has\s+(?:always\s+)?been|was|would\s+be|will\s+always\s+be|"
+    r"is\s+always|is\s+still)|'s|:|\s*-)\s+",
     CI,
 )
 _IS_MY_FAVOURITE = re.compile(
@@ -717,18 +758,28 @@ def possessions(s: Sentence) -> Iterator[Found]:
         what = trimmed(match["what"])
         if what and not NOT_AN_OBJECT.match(what) and len(what.split()) <= 8:
             named = re.match(
-                r"\s*,\s*(?:it's|its|it\s+is|a|an)\s+(?:a\s+|an\s+)?([^,;.!?]{2,40})", s.text[match.end() :], CI
+                r"\s*,\s*(?:it's|its|it\s+is|a|an)\s+(?:a\s+|an\s+)?([^,;.!?]{2,40})",
+                s.text[match.end() :],
+                CI,
             )
             detail = f", {trimmed(named[1])}" if named else ""
             yield fact(
-                f"User has {third_person(what)}{detail}", span=(match.start(), match.end()), topics=["possessions"]
+                f"User has {third_person(what)}{detail}",
+                span=(match.start(), match.end()),
+                topics=["possessions"],
             )
     for match in each(_MY_GROUP, s):
         kind, what = match["kind"].lower(), match["what"]
         article = "an" if what[:1].lower() in "aeiou" else "a"
-        yield fact(f"User is in {article} {what} {kind}", span=(match.start(), match.end()), topics=["hobbies"])
+        yield fact(
+            f"User is in {article} {what} {kind}", span=(match.start(), match.end()), topics=["hobbies"]
+        )
     for match in each(_COLLECTION, s):
-        yield fact(f"User has a {match['what']} collection", span=(match.start(), match.end()), topics=["possessions"])
+        yield fact(
+            f"User has a {match['what']} collection",
+            span=(match.start(), match.end()),
+            topics=["possessions"],
+        )
 
 
 def goals(s: Sentence) -> Iterator[Found]:

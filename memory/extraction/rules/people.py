@@ -37,7 +37,7 @@ _MY_NAME = re.compile(
 _CALL_ME = re.compile(
     r"(?:(?:^|,\s*|\bbut\s+|\bso\s+)(?:(?:please|pls|just|you\s+can|you\s+may|feel\s+free\s+to)\s+)*call\s+me\s+"
     r"|\b(?:everyone|everybody|people|most\s+people|(?:all\s+)?(?:my|our)\s+(?:friends|family|mates|colleagues|kids|"
-    r"students|team)|friends)\s+(?:just\s+|usually\s+|always\s+)?calls?\s+me\s+)",
+    r"students|team)|friends)\s+(?:in\s+\w+\s+)?(?:has\s+|have\s+)?(?:just\s+|usually\s+|always\s+)?(?:calls?|called)\s+me\s+)",
     CI,
 )
 _GO_BY = re.compile(r"\bI\s+go\s+by\s+", CI)
@@ -45,7 +45,9 @@ _HERE = re.compile(
     r"^(?P<name>[A-Za-z][\w'-]*(?:\s+[A-Z][\w'-]*)?)\s+here(?:\b|$)(?!\s+(?:is|are|was|in|at))", CI
 )
 _SIGN_OFF = re.compile(
-    r"^(?:please\s+)?sign\s+(?:it|off|the\s+(?:email|letter|message|card))\s+(?:as\s+|with\s+)?(?=(?-i:[A-Z]))", CI
+    r"\b(?:please\s+)?sign\s+(?:it|the\s+(?:email|letter|message|card|post))?\s*(?:off\s+)?(?:as\s+|with\s+)?['\"]?"
+    r"(?=(?-i:[A-Z]))",
+    CI,
 )
 _I_AM = re.compile(r"(?:^|,\s*|\band\s+|\bbut\s+)I(?:'m|\s+am)\s+(?=\S)", CI)
 # Common nationalities: "I'm Brazilian" is where someone is from, not their name.
@@ -113,12 +115,17 @@ def identity(s: Sentence) -> Iterator[Found]:
                         entities=[name],
                         slot="nickname",
                     )
-    sign = _SIGN_OFF.match(s.text)
+    sign = _SIGN_OFF.search(s.text)
     if sign:
         signed = names(s.text[sign.end() :], capitalised=True)
         if signed and _is_name(signed[0].split()[0]):
-            yield fact(f"User's name is {signed[0]}", span=(0, sign.end() + len(signed[0])), topics=["identity"],
-                       entities=signed, slot="name")
+            yield fact(
+                f"User's name is {signed[0]}",
+                span=(sign.start(), sign.end() + len(signed[0])),
+                topics=["identity"],
+                entities=signed,
+                slot="name",
+            )
     here = _HERE.match(s.text)
     if here and _is_name(here["name"].split()[0]):
         name = here["name"]
@@ -253,6 +260,12 @@ _COUNT = r"(?:an?|one|two|three|four|five|six|seven|eight|nine|ten|\d{1,2})"
 _MODIFIERS = r"(?:(?!(?:is|was|and|has|had|just|who|named|called)\b)[a-z][\w'-]*\s+){0,3}"
 # "my (little) sister (,) Ana", "our shiba inu Kuro", "my two cats Pickle and Crumpet", "my dog is a
 # Dalmatian", "my sister's name is Ana".
+# "tayla's officially my fiancée now", "Dom is my husband": the name first.
+_NAME_IS_MY = re.compile(
+    r"(?P<name>(?-i:[A-Za-z])[\w-]+)(?:'s|\s+is)\s+(?:(?:officially|now|also|still)\s+)*(?:my|our)\s+"
+    rf"(?P<noun>{_alternation(_RELATIVE_FORMS)})\b",
+    CI,
+)
 _MY_NOUN = re.compile(
     rf"(?:\b(?:my|our)|^(?:me\s+and\s+my)|\bthe(?=\s+(?:{_alternation(_ANIMAL_FORMS)}),\s+[A-Z]))\s+(?P<count>{_COUNT}\s+)?(?P<adj>{_MODIFIERS})(?P<noun>{_NOUNS})\b"
     r"(?P<poss>'s)?",
@@ -316,6 +329,15 @@ def family_and_pets(s: Sentence) -> Iterator[Found]:
         yield from _my_noun(s, match, lower_case=lower_case)
     for match in each(_HAVE, s):
         yield from _have(s, match)
+    for match in each(_NAME_IS_MY, s):
+        name = match["name"]
+        if _is_name(name) and name.lower() not in ("she", "he", "this", "that", "it", "who", "which"):
+            yield fact(
+                f"User's {match['noun'].lower()} is {name}",
+                span=(match.start(), match.end()),
+                topics=["family"],
+                entities=[name],
+            )
 
 
 def _who(match: re.Match[str]) -> str:
@@ -404,7 +426,9 @@ def _have(s: Sentence, match: re.Match[str]) -> Iterator[Found]:
     named = (
         _NAMED.match(rest)
         or re.match(r"\s*,?\s*(?:now|too|as\s+well)?\s*,\s*(?=(?-i:[A-Z]))", rest, CI)
-        or re.match(r"\s*,\s*(?:and\s+)?(?:his|her|its|their|the\s+\w+'s)\s+names?\s+(?:is|are|'s)\s+", rest, CI)
+        or re.match(
+            r"\s*,\s*(?:and\s+)?(?:his|her|its|their|the\s+\w+'s)\s+names?\s+(?:is|are|'s)\s+", rest, CI
+        )
     )
     found: list[str] = []
     if named:

@@ -146,7 +146,8 @@ _SINCE = re.compile(r"\b(?:for|since)\b", CI)
 
 
 _DETERMINERS = re.compile(
-    r"^(?:(?:a|an|the|some|two|three|four|five|\d+|really|very|pretty|quite|so|super|bad|severe|mild|chronic|"
+    r"^(?:(?:a|an|the|some|this|that|these|those|my|our|two|three|four|five|\d+|really|very|pretty|quite|so|super|bad|"
+    r"severe|mild|chronic|beat\s+up|beat-up|old|"
     r"little|big|small|new|old|lot\s+of|bit\s+of)\s+)*",
     CI,
 )

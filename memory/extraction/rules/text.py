@@ -109,7 +109,10 @@ _GREETING = (
     r"hmm+|um+|uh+|ah|aah|oof|phew|so\s+yeah|guess\s+what|fun\s+fact|big\s+news|good\s+news|news|update|"
     r"quick\s+update|random\s+but|funny\s+thing(?:\s+is)?|for\s+context|context|first|firstly|also\s+fyi|"
     r"oh\s+and|oh\s+also|and\s+also|honestly|seriously|basically|actually|anyway|thanks|thank\s+you|cheers|"
-    r"sorry|sound|mint|cool|nice|great|awesome|perfect|lovely|true|totally"
+    r"sorry|sound|mint|cool|nice|great|awesome|perfect|lovely|true|totally|realistically|apparently|luckily|"
+    r"unfortunately|fortunately|sadly|obviously|clearly|personally|technically|frankly|funnily\s+enough|"
+    r"surprisingly|interestingly|thankfully|ideally|currently|recently|lately|usually|normally|generally|"
+    r"typically|mostly|btw|fyi|ps|p\.s\.|also\s+btw|last\s+thing|one\s+more\s+thing|quick\s+one|context"
 )
 MARKERS = re.compile(rf"^(?:(?:{_GREETING})(?![\w'])[\s,:!.-]*)+", CI)
 QUESTION = re.compile(
@@ -461,6 +464,8 @@ def names(rest: str, *, capitalised: bool, many: bool = False) -> list[str]:
             found.append(" ".join(current))
             current = []
             continue
+        if many and current and re.fullmatch(r"\(?\d{1,3}\)?,?", raw):
+            continue  # "Chloe 15 and Megan 12", "Manaia (8) and Kahu (5)": ages between the names
         if not _NAME_TOKEN.match(token) or lower in NOT_A_NAME:
             break
         upper = token[0].isupper()

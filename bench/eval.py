@@ -53,7 +53,19 @@ def raw_turns(data: Path) -> dict[str, Any]:
 
     with locomo.private_redis():
         evaluation = locomo.evaluate(data, progress_factory=locomo.Progress)
-    return evaluation.report
+    report = evaluation.report
+    # Each run on conversations 1-5 and 6-10: what a weight adds must hold on both halves.
+    first = {c.sample_id for c in evaluation.conversations[: len(evaluation.conversations) // 2]}
+    report["split_halves_recall_at_10"] = {
+        run.spec.name: {
+            half: locomo.summarise_recall(
+                [q for q in run.questions if (q.sample_id in first) == (half == "first_half")]
+            )["recall_at_10"]
+            for half in ("first_half", "second_half")
+        }
+        for run in evaluation.runs
+    }
+    return report
 
 
 def end_to_end(data: Path, extractor: str, work: Path, *, sweeps: Sequence[str]) -> dict[str, Any]:

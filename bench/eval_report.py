@@ -45,6 +45,16 @@ def _sweep_rows(split: Mapping[str, Any]) -> list[list[Any]]:
 
 def locomo_markdown(report: Mapping[str, Any]) -> str:
     parts = [locomo.render_markdown(report)]
+    halves = report.get("split_halves_recall_at_10")
+    if halves:
+        rows = [[name, h["first_half"], h["second_half"]] for name, h in halves.items()]
+        parts += [
+            "Raw-turn runs on each half (R@10, conversations 1-5 / 6-10): what the conversation context adds "
+            "holds on both.",
+            "",
+            _table(["run", "first half", "second half"], rows),
+            "",
+        ]
     named = {
         "end to end, offline rules": "end_to_end_rules",
         "end to end, scripted model": "end_to_end_model",

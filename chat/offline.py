@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from chat.phrasing import second_person
+from asgiref.sync import sync_to_async
+
+from chat.phrasing import memory_sentence, second_person
 from core.llm import Completion, StreamEvent
-from memory.extraction.messages import role_of
 from memory.extraction.rules import extract_candidates
 from memory.extraction.types import CandidateKind, TurnMessage
-from memory.prompt import BuiltPrompt, spoken_date
-from memory.types import Memory, MemoryType, SearchHit
+from memory.prompt import BuiltPrompt
+from memory.types import SearchHit
 
 OFFLINE_PREFIX = "Offline mode (no language model is configured): I answer from memory only."
 # A question usually has one answer: show the few best memories, not all that passed the cut.
@@ -25,16 +26,6 @@ MAX_RECALLED = 3
 # questions as no cut at all, 0.6 fewer; bench/results/personas.json).
 SHOWN_SHARE_OF_BEST = 0.5
 MAX_PROFILE_LINES = 20
-
-
-def memory_sentence(memory: Memory) -> str:
-    """One memory as the user reads it."""
-    if memory.type == MemoryType.MESSAGE:
-        when = spoken_date(memory.created_at, year=False)
-        who = "I said" if role_of(memory) == "assistant" else "You told me"
-        return f"{who} on {when}: “{memory.text}”"
-    text = second_person(memory.text)
-    return text if text.endswith((".", "!", "?", "…")) else text + "."
 
 
 def _relevant(hits: list[SearchHit]) -> list[SearchHit]:
@@ -83,7 +74,8 @@ def compose_reply(built: BuiltPrompt, message: str) -> str:
 
 async def stream_reply(built: BuiltPrompt, message: str) -> AsyncIterator[StreamEvent]:
     """The reply as the chat streams a model's: word by word, then the completion."""
-    text = compose_reply(built, message)
+    # The rules extractor reads the message: off the event loop, which serves every socket.
+    text = await sync_to_async(compose_reply, thread_sensitive=False)(built, message)
     words = text.split(" ")
     for n, word in enumerate(words):
         yield StreamEvent(kind="text", text=word if n == len(words) - 1 else word + " ")

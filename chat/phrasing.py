@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from memory.extraction.dates import spoken_epoch
 from memory.types import Memory, MemoryType
 
 _BE_HAVE = {
@@ -51,6 +52,16 @@ def _subject(match: re.Match[str]) -> str:
 
 def _capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def memory_sentence(memory: Memory) -> str:
+    """One memory as the user reads it: a fact in the second person, a raw turn as a quote."""
+    if memory.type == MemoryType.MESSAGE:
+        when = spoken_epoch(memory.created_at, year=False)
+        who = "I said" if memory.said_by == "assistant" else "You told me"
+        return f"{who} on {when}: \u201c{memory.text}\u201d"
+    text = second_person(memory.text)
+    return text if text.endswith((".", "!", "?", "\u2026")) else text + "."
 
 
 def second_person(text: str) -> str:

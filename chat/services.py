@@ -5,9 +5,10 @@ from __future__ import annotations
 from ulid import ULID
 
 from memory import working
+from memory.extraction.messages import forget_sources
 from memory.selectors import get_memory
 from memory.services import delete_memory
-from memory.types import Actor, ActorKind, MemoryNotFound
+from memory.types import Actor, ActorKind, MemoryNotFound, MemoryType
 
 
 def start_session(*, user_id: str, title: str = "") -> working.Session:
@@ -29,4 +30,7 @@ def forget_own_memory(*, user_id: str, memory_id: str) -> None:
     memory = get_memory(memory_id=memory_id, include_deleted=False)
     if memory.scope.user_id != user_id:
         raise MemoryNotFound(f"no memory {memory_id}")
-    delete_memory(memory_id=memory_id, actor=Actor(ActorKind.USER, user_id), reason="deleted by the user")
+    actor = Actor(ActorKind.USER, user_id)
+    deleted = delete_memory(memory_id=memory_id, actor=actor, reason="deleted by the user")
+    if deleted.type != MemoryType.MESSAGE:
+        forget_sources(deleted, actor=actor, reason="deleted by the user")

@@ -87,8 +87,8 @@ def ensure_index() -> None:
         _ensured.add(marker)
 
 
-# TAG fields added after the first release; an older index gets them with FT.ALTER (no re-index:
-# the hashes written before simply lack the field).
+# TAG fields added after the first release; an older index gets them with FT.ALTER (RediSearch then
+# rescans the existing hashes in the background; those written before lack the field anyway).
 _ADDED_TAG_FIELDS = {"source_turns": ["SEPARATOR", ",", "CASESENSITIVE"]}
 
 

@@ -14,9 +14,9 @@ from django.conf import settings
 from ulid import ULID
 
 from memory import tokens, working
-from memory.extraction.messages import role_of
+from memory.extraction.dates import spoken_epoch
 from memory.query import MemoryFilter
-from memory.recall import arrange, is_profile_question, profile_hits
+from memory.recall import Arranged, arrange, is_profile_question, profile_hits
 from memory.selectors import list_memories, scoring_weights, search_memories
 from memory.services import record_access
 from memory.types import Memory, MemoryType, ScoreBreakdown, SearchHit, SearchResult
@@ -49,20 +49,14 @@ class BuiltPrompt:
     trace: dict[str, Any] = field(default_factory=dict)
 
 
-def spoken_date(epoch: float, *, year: bool = True) -> str:
-    """ "3 March 2027": unambiguous for people and models alike (and what users search for)."""
-    day = datetime.fromtimestamp(epoch, tz=UTC)
-    return f"{day.day} {day:%B}" + (f" {day.year}" if year else "")
-
-
 def _memory_line(memory: Memory) -> str:
     if memory.type == MemoryType.MESSAGE:
-        who = {"user": "the user said", "assistant": "the assistant said"}.get(role_of(memory), "said")
-        return f"- [{who} on {spoken_date(memory.created_at)}] {memory.text}"
+        who = {"user": "the user said", "assistant": "the assistant said"}.get(memory.said_by, "said")
+        return f"- [{who} on {spoken_epoch(memory.created_at)}] {memory.text}"
     when = ""
     if memory.event_date:
         # Only when the text does not say it already (rules write the date into the text).
-        date_text = spoken_date(memory.event_date)
+        date_text = spoken_epoch(memory.event_date)
         iso = f"{datetime.fromtimestamp(memory.event_date, tz=UTC):%Y-%m-%d}"
         if date_text not in memory.text and iso not in memory.text:
             when = f" (on {date_text})"
@@ -128,11 +122,22 @@ def build_prompt(
     turn_id = turn_id or str(ULID())
     filter_ = MemoryFilter.build(user_id=user_id, agent_id=agent_id, namespace=namespace)
     session, session_messages = working.get_session_with_messages(session_id=session_id)
-    result = search_memories(filter=filter_, text=message, top_k=min(100, top_k + ARRANGE_SLACK), now=now)
-    in_conversation = {str(m.meta["turn_id"]) for m in session_messages if m.meta.get("turn_id")}
-    arranged = arrange(result.hits, in_conversation=in_conversation)
     profile = is_profile_question(message)
-    chosen = profile_hits(filter_=filter_, now=now) if profile else arranged.hits[:top_k]
+    if profile:
+        result = SearchResult(hits=[], near_misses=[], threshold=0.0, mode="profile", took_ms=0.0)
+        arranged = Arranged(hits=[], left_out=[])
+        chosen = profile_hits(filter_=filter_, now=now)
+    else:
+        # This session's own turns are in the recent messages already: leave their raw copies out
+        # of the search (they would also set the relative cut for memories that are shown).
+        searched = MemoryFilter.build(
+            user_id=user_id, agent_id=agent_id, namespace=namespace, without_messages_of_session=session_id
+        )
+        result = search_memories(
+            filter=searched, text=message, top_k=min(100, top_k + ARRANGE_SLACK), now=now
+        )
+        arranged = arrange(result.hits)
+        chosen = arranged.hits[:top_k]
     pinned = _pinned_hits(filter_, {h.memory.id for h in chosen})
 
     message_tokens = tokens.count_message(message)

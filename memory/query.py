@@ -287,6 +287,8 @@ class MemoryFilter:
     updated: TimeRange = TimeRange()
     event: TimeRange = TimeRange()
     pinned_only: bool = False
+    # Leave out this session's `message` memories (the chat has them as recent messages already).
+    without_messages_of_session: str = ""
 
     @classmethod
     def build(
@@ -306,6 +308,7 @@ class MemoryFilter:
         event_after: object = None,
         event_before: object = None,
         pinned_only: bool = False,
+        without_messages_of_session: object = None,
     ) -> MemoryFilter:
         return cls(
             user_id=validate_id(user_id, name="user_id"),
@@ -319,6 +322,9 @@ class MemoryFilter:
             updated=time_range(updated_after, updated_before, name="updated"),
             event=time_range(event_after, event_before, name="event_date"),
             pinned_only=pinned_only,
+            without_messages_of_session=validate_id(
+                without_messages_of_session, name="without_messages_of_session", required=False
+            ),
         )
 
     def clauses(self, *, now: float) -> list[str]:
@@ -345,6 +351,9 @@ class MemoryFilter:
                 parts.append(time_filter.clause(field_name))
         if self.pinned_only:
             parts.append(tag_clause("pinned", ["1"]))
+        if self.without_messages_of_session:
+            session = tag_clause("session_id", [self.without_messages_of_session])
+            parts.append(f"-({tag_clause('type', ['message'])} {session})")
         # Expired keys can linger until Redis' expiry cycle reaches them; never return them.
         parts.append(f"-@expires_at:[-inf {now!r}]")
         return parts

@@ -64,6 +64,8 @@ _RECENCY_HALF_LIFE_DAYS = 60.0
 
 def is_profile_question(text: str) -> bool:
     """Whether the user asks what Engram knows about them as a whole."""
+    if len(text) > 300:  # a broad question is short; a long message is about something
+        return False
     question = " ".join(text.lower().replace("\u2019", "'").split()).rstrip("?.! ")
     for pattern, replacement in _CHAT_SPELLING.items():
         question = re.sub(pattern, replacement, question)
@@ -121,13 +123,11 @@ class Arranged:
     left_out: list[tuple[SearchHit, str]]
 
 
-def arrange(hits: Sequence[SearchHit], *, in_conversation: set[str]) -> Arranged:
-    """Drop raw turns the conversation already holds, and show a fact and its source turn once.
-
-    A `message` memory whose turn is in this session's working memory would repeat the recent
-    messages. A `message` memory whose turn also gave one of the hits is replaced, at its own
-    rank, by the best-scoring fact from that turn (the fact is the cleaner statement of it).
-    """
+def arrange(hits: Sequence[SearchHit]) -> Arranged:
+    """Show a fact and its source turn once: a `message` memory whose turn also gave one of the
+    hits is replaced, at its own rank, by the best-scoring fact from that turn (the fact is the
+    cleaner statement of it). (The raw turns of the conversation itself are not searched at all:
+    see `MemoryFilter.without_messages_of_session`.)"""
     facts_by_turn: dict[str, list[SearchHit]] = {}
     for hit in hits:
         if hit.memory.type != MemoryType.MESSAGE:
@@ -145,9 +145,6 @@ def arrange(hits: Sequence[SearchHit], *, in_conversation: set[str]) -> Arranged
             shown_ids.add(memory.id)
             continue
         turn_ids = set(memory.source)
-        if turn_ids & in_conversation:
-            left_out.append((hit, "already in this conversation"))
-            continue
         facts = [f for t in memory.source for f in facts_by_turn.get(t, []) if f.memory.id not in shown_ids]
         if facts or any(t in facts_by_turn for t in turn_ids):
             best = max(facts, key=lambda f: f.score.final, default=None)

@@ -69,7 +69,7 @@ def to_hash(memory: Memory, *, embedding: np.ndarray | None, expires_at: float |
         "locked": "1" if memory.locked else "0",
         "source": json.dumps(memory.source),
         # The same ids as a TAG field: "which memories came from this turn" is one indexed query.
-        "source_turns": ",".join(memory.source),
+        "source_turns": ",".join(s.replace(",", " ") for s in memory.source),
         "created_by": json.dumps(memory.created_by.as_dict()),
     }
     if memory.event_date is not None:

@@ -90,6 +90,10 @@ class Scope:
     session_id: str = ""
 
 
+# A `message` memory carries who said it as a topic ("said-by:user", "said-by:assistant").
+ROLE_TOPIC_PREFIX = "said-by:"
+
+
 @dataclass
 class Memory:
     id: str
@@ -111,6 +115,14 @@ class Memory:
     created_by: Actor = SYSTEM
     ttl_seconds: int | None = None  # remaining TTL when read; None = no expiry
     deleted: bool = False
+
+    @property
+    def said_by(self) -> str:
+        """Who said a `message` memory ("user" or "assistant"); "" for other memories."""
+        for topic in self.topics:
+            if topic.startswith(ROLE_TOPIC_PREFIX):
+                return topic.removeprefix(ROLE_TOPIC_PREFIX)
+        return ""
 
     def snapshot(self) -> dict[str, Any]:
         """The editable state, as history stores it for diffs and version restore."""

@@ -659,3 +659,34 @@ def test_quitting_something_retires_what_names_it():
     found = [(c.text, c.kind) for c in _extract("so I quit F45, my knees were wrecked")]
     assert ("User quit F45", CandidateKind.REMEMBER) in found
     assert ("F45", CandidateKind.SUPERSEDE) in found
+
+
+def test_this_weekend_is_today_when_said_at_the_weekend():
+    sunday = datetime(2026, 11, 29, 10, tzinfo=UTC)
+    assert resolve_date("this weekend", reference=sunday) == date(2026, 11, 29)
+    assert resolve_date("next weekend", reference=sunday) == date(2026, 12, 5)
+    assert resolve_date("this weekend", reference=REFERENCE) == date(2026, 11, 28)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "\u00a0" * 8000,
+        "\r" * 8000,
+        "x" * 8000,
+        "who am i " + "now " * 1900 + "x",
+        "I'm a " * 1300,
+        ("my dog Rex " * 100 + ". ") * 8,
+        "I have a " * 880,
+    ],
+)
+def test_hostile_messages_stay_cheap(hostile):
+    """A guard against catastrophic backtracking (seconds, not milliseconds: not a speed target)."""
+    import time
+
+    from memory.recall import is_profile_question
+
+    started = time.perf_counter()
+    extract_candidates([TurnMessage("user", hostile[:8000], AT, "t1")])
+    is_profile_question(hostile[:8000])
+    assert time.perf_counter() - started < 3.0

@@ -65,23 +65,33 @@ def test_hybrid_search_ranks_the_relevant_memory_first_with_a_full_breakdown(ali
 def test_the_topic_bonus_lifts_a_memory_filed_under_what_the_question_is_about(settings):
     add_memories(
         items=[
-            NewMemory(text="Bolt is a golden retriever", scope=scope(), topics=["pets"]),
-            NewMemory(text="Bolt is the name of the company I founded", scope=scope(), topics=["work"]),
+            NewMemory(text="Bolt is golden and three years old", scope=scope(), topics=["pets"]),
+            NewMemory(text="Bolt is three years old and growing", scope=scope(), topics=["work"]),
         ],
         actor=USER,
     )
 
-    def top(question: str) -> str:
+    def ranked(question: str) -> list[tuple[str, float]]:
         hits = search_memories(filter=MemoryFilter.build(user_id="alice"), text=question, threshold=0).hits
-        return hits[0].memory.text
+        return [(h.memory.text, h.score.topic) for h in hits]
 
-    assert top("Tell me about my pet Bolt") == "Bolt is a golden retriever"
-    assert top("Tell me about my company Bolt") == "Bolt is the name of the company I founded"
-    settings.RETRIEVAL_TOPIC_WEIGHT = 0  # off: the final score is the plain match again
+    # The same words, filed under different topics: the question's topic decides.
+    assert ranked("How old is my pet Bolt?")[0] == ("Bolt is golden and three years old", 1.0)
+    assert ranked("How old is my company Bolt?")[0] == ("Bolt is three years old and growing", 1.0)
+    settings.RETRIEVAL_TOPIC_WEIGHT = 0  # off: no topic, the final score is the plain match again
     hit = search_memories(filter=MemoryFilter.build(user_id="alice"), text="my pet Bolt", threshold=0).hits[0]
     wv, wk, wr = settings.HYBRID_VECTOR_WEIGHT, settings.HYBRID_KEYWORD_WEIGHT, settings.RECENCY_WEIGHT
     match = (wv * hit.score.vector + wk * hit.score.keyword + wr * hit.score.recency) / (wv + wk + wr)
     assert hit.score.topic == 0.0 and hit.score.final == pytest.approx(match, abs=1e-6)
+
+
+def test_raw_turns_get_no_topic_bonus(settings):
+    add_memories(
+        items=[NewMemory(text="my dog Rex loves the beach", scope=scope(), type="message", topics=["pets"])],
+        actor=USER,
+    )
+    [hit] = search_memories(filter=MemoryFilter.build(user_id="alice"), text="my dog?", threshold=0).hits
+    assert hit.score.topic == 0.0
 
 
 def test_semantic_search_finds_meaning_without_shared_words(alice_memories):

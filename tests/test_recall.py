@@ -9,7 +9,7 @@ import pytest
 from chat.offline import compose_reply
 from chat.phrasing import group_of, second_person
 from memory import working
-from memory.extraction.messages import ROLE_TOPIC_PREFIX
+from memory.types import ROLE_TOPIC_PREFIX
 from memory.index import forget_index_cache
 from memory.prompt import _memory_line, build_prompt
 from memory.query import MemoryFilter
@@ -44,8 +44,7 @@ def test_a_finished_turn_is_kept_as_a_message_memory_of_its_session(offline, set
     [message] = _messages()
     assert message.text == "I have been knitting sweaters for twenty years."
     assert message.scope.session_id == "s1" and message.type == MemoryType.MESSAGE
-    # Who said it, and what it is about (so a question about hobbies finds it).
-    assert message.topics == [ROLE_TOPIC_PREFIX + "user", "hobbies"]
+    assert message.topics == [ROLE_TOPIC_PREFIX + "user"] and message.said_by == "user"
     assert message.source and message.source[0].startswith("s1-")
     # Its own TTL setting: 90 days by default.
     assert settings.MESSAGE_TTL_SECONDS == 90 * 24 * 3600
@@ -202,16 +201,23 @@ def test_a_fact_and_the_turn_it_came_from_are_shown_once(offline):
     assert "User works as a nurse at St. Mary's hospital" in texts
     assert "I work as a nurse at St. Mary's hospital." not in texts
     [left_out] = [m for m in built.trace["left_out"] if m["type"] == "message"]
-    assert left_out["why"].startswith("said as a fact")
+    assert left_out["why"].startswith(("said as a fact", "its fact is shown"))
 
 
 def test_turns_of_the_conversation_itself_are_not_recalled_again(offline):
     say("alice", "s1", "I work as a nurse at St. Mary's hospital.")
+    say("alice", "s2", "I play the cello as a nurse would.")
     drain(Worker(worker_id="w1"))
-    # Still in the same chat: its own turns are in the recent messages already.
-    built = build_prompt(user_id="alice", session_id="s1", message="Where do I work as a nurse?")
-    assert all(h.memory.type != MemoryType.MESSAGE for h in built.memories)
-    assert any(m["why"] == "already in this conversation" for m in built.trace["left_out"])
+    # Still in the same chat: its own turns are in the recent messages already, and searched they
+    # would also set the relative cut for the memories that are shown.
+    built = build_prompt(user_id="alice", session_id="s1", message="What do I do as a nurse?")
+    sessions = {h.memory.scope.session_id for h in built.memories if h.memory.type == MemoryType.MESSAGE}
+    assert "s1" not in sessions
+    assert any(h.memory.text == "User works as a nurse at St. Mary's hospital" for h in built.memories)
+    other = build_prompt(user_id="alice", session_id="s3", message="What do I do as a nurse?")
+    assert any(h.memory.type == MemoryType.MESSAGE for h in [*other.memories, *other.near_misses]), (
+        "a raw turn of another chat is still found"
+    )
 
 
 def test_the_offline_reply_speaks_to_the_user_and_does_not_contradict_itself(offline):
@@ -263,3 +269,35 @@ def test_an_index_made_before_source_turns_existed_gets_the_field(redis_client):
     attributes = redis_client.execute_command("FT.INFO", index_name())
     assert b"source_turns" in json.dumps(str(attributes)).encode()
     assert [m.id for m in memories_from_turns(user_id="alice", turn_ids=["turn-1"])] == [memory.id]
+
+
+# --- forgetting ----------------------------------------------------------------------------------
+
+
+def test_forgetting_a_fact_also_forgets_the_words_it_was_learned_from(offline):
+    from chat.services import forget_own_memory
+
+    say("alice", "s1", "I have type 1 diabetes and I play chess.")
+    drain(Worker(worker_id="w1"))
+    diabetes = next(f for f in facts("alice") if "diabetes" in f.text)
+    forget_own_memory(user_id="alice", memory_id=diabetes.id)
+    assert said("alice") == [], "the raw turn went with the fact"
+    assert [f.text for f in facts("alice")] == ["User plays chess"], "other facts of that turn stay"
+
+
+def test_asking_to_forget_forgets_the_fact_and_its_words_and_keeps_no_copy_of_the_request(offline):
+    say("alice", "s1", "I have type 1 diabetes.")
+    drain(Worker(worker_id="w1"))
+    say("alice", "s1", "Please forget that I have type 1 diabetes.")
+    drain(Worker(worker_id="w1"))
+    assert facts("alice") == [] and said("alice") == []
+
+
+def test_quitting_retires_the_users_own_fact_and_nobody_elses(offline):
+    say("alice", "s1", "I do F45 three times a week. My brother lives in London.")
+    drain(Worker(worker_id="w1"))
+    say("alice", "s1", "So I quit F45, my knees were wrecked. I left London yesterday after a lovely visit.")
+    drain(Worker(worker_id="w1"))
+    texts = {f.text for f in facts("alice")}
+    assert "User does F45 three times a week" not in texts and "User quit F45" in texts
+    assert "User's brother lives in London" in texts, "leaving a city after a visit retires nothing"

@@ -214,13 +214,11 @@ def _this_weekday(match: re.Match[str], ref: date, tense: Tense) -> date | None:
 
 def _weekend(match: re.Match[str], ref: date, tense: Tense) -> date | None:
     """ "this weekend" is the coming Saturday (or today, at the weekend); "next weekend" a week on."""
-    saturday = 5
-    if ref.weekday() >= saturday:
-        this = ref if ref.weekday() == saturday else ref - timedelta(days=1)
-    else:
-        this = ref + timedelta(days=saturday - ref.weekday())
-    shift = {"last": -7, "next": 7}.get(match["dir"].lower(), 0)
-    return this + timedelta(days=shift)
+    saturday = ref + timedelta(days=5 - ref.weekday())  # of this week (yesterday, said on a Sunday)
+    direction = match["dir"].lower()
+    if direction == "this":
+        return max(saturday, ref)  # said on a Sunday, "this weekend" is today
+    return saturday + timedelta(days=7 if direction == "next" else -7)
 
 
 def _day_of_month(match: re.Match[str], ref: date, tense: Tense) -> date | None:
@@ -373,6 +371,17 @@ def resolve_date(expression: str, *, reference: datetime, tense: Tense = "any") 
     if len(mentions) == 1 and mentions[0].start == 0 and mentions[0].end == len(cleaned):
         return mentions[0].day
     return None
+
+
+def spoken_date(day: date, *, year: bool = True) -> str:
+    """ "3 March 2027" (or "3 March" for a date that comes back every year): how memory texts say a
+    day, unambiguous for people and models alike, and what people type when they search."""
+    return f"{day.day} {calendar.month_name[day.month]}" + (f" {day.year}" if year else "")
+
+
+def spoken_epoch(epoch: float, *, year: bool = True) -> str:
+    """`spoken_date` of an epoch second (UTC)."""
+    return spoken_date(datetime.fromtimestamp(epoch, tz=UTC).date(), year=year)
 
 
 def to_epoch(day: date) -> float:

@@ -38,6 +38,9 @@ class Op:
     target_id: str = ""
     text: str = ""
     reason: str = ""
+    # A delete that also deletes the `message` memories the target was learned from: a user who
+    # asks to forget a fact means the words too.
+    with_source: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +49,7 @@ class Op:
             "target_id": self.target_id,
             "text": self.text,
             "reason": self.reason,
+            "with_source": self.with_source,
         }
 
     @classmethod
@@ -56,6 +60,7 @@ class Op:
             target_id=data.get("target_id", ""),
             text=data.get("text", ""),
             reason=data.get("reason", ""),
+            with_source=bool(data.get("with_source", False)),
         )
 
 
@@ -75,7 +80,13 @@ def _forget(candidate: Candidate, filter_: MemoryFilter) -> Op:
     blocked = _protected(target, deleting=True)
     if blocked:
         return Op("noop", candidate, target_id=target.id, reason=blocked)
-    return Op("delete", candidate, target_id=target.id, reason=f"user asked to forget: {candidate.text}")
+    return Op(
+        "delete",
+        candidate,
+        target_id=target.id,
+        reason=f"user asked to forget: {candidate.text}",
+        with_source=True,
+    )
 
 
 def _names(text: str, thing: str) -> bool:
@@ -83,12 +94,14 @@ def _names(text: str, thing: str) -> bool:
 
 
 def _supersede(candidate: Candidate, filter_: MemoryFilter, *, batch: list[Candidate]) -> Op:
-    """ "I quit F45": the newest fact that names F45 no longer holds (a memory said in this same batch,
-    like "User quit F45" itself, is not a candidate for it)."""
+    """ "I quit F45": the newest fact about the user themselves ("User does F45…", not "User's
+    sister…") that names F45 no longer holds. A memory said in this same batch, like "User quit
+    F45" itself, is not a candidate for it."""
     thing = candidate.text
     said_now = {c.text for c in batch if c is not candidate}
     for memory in list_memories(filter=filter_, limit=200).memories:
-        if _names(memory.text, thing) and memory.text not in said_now:
+        own = memory.text.startswith("User ") and not memory.text.startswith(("User quit", "User gave up"))
+        if own and _names(memory.text, thing) and memory.text not in said_now:
             blocked = _protected(memory, deleting=True)
             if blocked:
                 return Op("noop", candidate, target_id=memory.id, reason=blocked)

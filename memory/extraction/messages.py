@@ -12,34 +12,25 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from memory.extraction.queue import QueuedTurn
-from memory.extraction.rules.lexicon import topic_of
+from memory.extraction.rules.requests import FORGET
+from memory.extraction.rules.text import MARKERS, split_sentences, strip_end
 from memory.services import NewMemory, add_memories
-from memory.types import Actor, ActorKind, Memory, MemoryType, Scope
+from memory.types import ROLE_TOPIC_PREFIX, Actor, ActorKind, Memory, MemoryNotFound, MemoryType, Scope
 
 MESSAGE_ACTOR = Actor(ActorKind.SYSTEM, "chat-turns")
-# The role a message memory was said by, as a topic (the prompt and the pages say who said it).
-ROLE_TOPIC_PREFIX = "said-by:"
 # "hi!", "thanks", "ok cool": too short to be worth finding again.
 MIN_WORDS = 3
-
-
-def role_of(memory: Memory) -> str:
-    """Who said a message memory ("user" or "assistant"); "" for other memories."""
-    for topic in memory.topics:
-        if topic.startswith(ROLE_TOPIC_PREFIX):
-            return topic.removeprefix(ROLE_TOPIC_PREFIX)
-    return ""
-
-
-def _topic(text: str) -> list[str]:
-    topic = topic_of(text, default="")
-    return [topic] if topic else []
 
 
 def _clipped(text: str) -> str:
     limit = settings.MEMORY_MAX_TEXT_CHARS
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _asks_to_forget(text: str) -> bool:
+    """ "Please forget that I have diabetes": keeping these words would keep what they ask to drop."""
+    return any(FORGET.match(strip_end(MARKERS.sub("", s))) for s in split_sentences(text))
 
 
 def message_items(turns: Sequence[QueuedTurn], *, scope: Scope, session_id: str) -> list[NewMemory]:
@@ -49,6 +40,8 @@ def message_items(turns: Sequence[QueuedTurn], *, scope: Scope, session_id: str)
     for turn in turns:
         for n, message in enumerate(turn.messages):
             if message.role not in roles or len(message.content.split()) < MIN_WORDS:
+                continue
+            if _asks_to_forget(message.content):
                 continue
             turn_id = message.turn_id or turn.turn_id
             items.append(
@@ -61,14 +54,34 @@ def message_items(turns: Sequence[QueuedTurn], *, scope: Scope, session_id: str)
                         session_id=session_id,
                     ),
                     type=MemoryType.MESSAGE,
-                    # Who said it, and what it is about (so topic-aware search finds raw turns too).
-                    topics=[ROLE_TOPIC_PREFIX + message.role, *_topic(message.content)],
+                    topics=[ROLE_TOPIC_PREFIX + message.role],
                     source=[turn_id],
                     created_at=message.at,
                     idempotency_key=f"message:{session_id}:{turn_id}:{n}",
                 )
             )
     return items
+
+
+def forget_sources(fact: Memory, *, actor: Actor, reason: str, key: str = "") -> list[str]:
+    """Delete (soft, restorable by staff for the grace period) the `message` memories a fact was
+    learned from; returns their ids."""
+    from memory.selectors import memories_from_turns
+    from memory.services import delete_memory
+
+    gone = []
+    for said in memories_from_turns(user_id=fact.scope.user_id, turn_ids=fact.source, types=["message"]):
+        try:
+            delete_memory(
+                memory_id=said.id,
+                actor=actor,
+                reason=f"{reason} (the words it was learned from)",
+                idempotency_key=f"{key}:source:{said.id}" if key else "",
+            )
+            gone.append(said.id)
+        except MemoryNotFound:
+            pass
+    return gone
 
 
 def store_messages(turns: Sequence[QueuedTurn], *, scope: Scope, session_id: str) -> list[Memory]:

@@ -21,7 +21,7 @@ from memory.extraction import prompts, queue
 from memory.extraction.compaction import compact_session
 from memory.extraction.decide import SLOT_TOPIC_PREFIX, Op, decide
 from memory.extraction.llm_extractor import ExtractionError, extract_with_llm, summarise_with_llm
-from memory.extraction.messages import store_messages
+from memory.extraction.messages import forget_sources, store_messages
 from memory.extraction.queue import QueuedTurn, StreamEntry
 from memory.extraction.types import Candidate, TurnMessage
 from memory.services import add_memory, delete_memory, update_memory
@@ -145,7 +145,11 @@ def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str]
                 memory_id=op.target_id, text=op.text, actor=actor, reason=op.reason, idempotency_key=key
             )
         elif op.action == "delete":
-            delete_memory(memory_id=op.target_id, actor=actor, reason=op.reason, idempotency_key=key)
+            deleted = delete_memory(
+                memory_id=op.target_id, actor=actor, reason=op.reason, idempotency_key=key
+            )
+            if op.with_source:
+                forget_sources(deleted, actor=actor, reason=op.reason, key=key)
         return op.action
     except (MemoryLocked, MemoryNotFound) as exc:
         # Staff locked it, or it went away, since the plan was made: the plan step becomes a no-op.

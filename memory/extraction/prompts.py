@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from memory.topics import TOPICS
+
 PROMPT_VERSION = "extract-v3"
 
 _OUTPUT = (
@@ -11,10 +13,7 @@ _OUTPUT = (
     '"forget" lists things the user asked you to forget (empty when none).'
 )
 
-_TOPICS = (
-    "identity, health, diet, family, pets, work, study, location, preferences, favourites, hobbies, "
-    "possessions, events, birthdays, anniversaries, goals"
-)
+_TOPICS = ", ".join(TOPICS)
 
 _RULES = (
     "Write each memory as one short self-contained sentence in the third person starting with 'User' "

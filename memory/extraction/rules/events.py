@@ -3,12 +3,10 @@ dates that come back every year (birthdays, anniversaries), which never expire a
 
 from __future__ import annotations
 
-import calendar
 import re
 from collections.abc import Iterator, Sequence
-from datetime import date
 
-from memory.extraction.dates import DateMention, find_date_mentions, to_epoch
+from memory.extraction.dates import DateMention, find_date_mentions, spoken_date, to_epoch
 from memory.extraction.rules.found import Found, fact
 from memory.extraction.rules.lexicon import RELATIVES, words
 from memory.extraction.rules.text import (
@@ -21,14 +19,6 @@ from memory.extraction.rules.text import (
     third_person,
 )
 from memory.types import MemoryType
-
-_MONTHS = tuple(calendar.month_name)[1:]
-
-
-def spoken_date(day: date, *, year: bool = True) -> str:
-    """ "3 March 2027" (or "3 March" for a date that comes back every year)."""
-    return f"{day.day} {_MONTHS[day.month - 1]}" + (f" {day.year}" if year else "")
-
 
 # Events are said in the first person: "I", "my", "we", "our".
 _FIRST_PERSON = re.compile(

@@ -609,7 +609,10 @@ def preferences(s: Sentence) -> Iterator[Found]:
 
 _GAVE_UP = re.compile(
     r"\b(?:I(?:'ve|\s+have)?\s+|^)(?:(?:just|finally|recently|officially|completely|had\s+to|decided\s+to)\s+)*"
-    r"(?:quit|gave\s+up|give\s+up|given\s+up|stopped|left|sold|dropped|ditched|cancelled|canceled|retired\s+from)\s+",
+    # Verbs that end a habit, a membership or an ownership; not "left" ("I left London" is a trip),
+    # "dropped" ("I dropped my phone") or "stopped by".
+    r"(?:quit|gave\s+up|give\s+up|given\s+up|stopped(?!\s+(?:by|at|in|off|for)\b)|sold|cancelled|canceled|"
+    r"retired\s+from)\s+",
     CI,
 )
 _NO_LONGER = re.compile(

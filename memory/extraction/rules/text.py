@@ -74,6 +74,9 @@ _FILLERS = re.compile(
 )
 
 
+_OVERLONG = re.compile(r"\S{41,}")
+
+
 def _spelling(match: re.Match[str]) -> str:
     word = match[0]
     out = _SPELLINGS[word.lower()]
@@ -85,6 +88,11 @@ def _spelling(match: re.Match[str]) -> str:
 def normalise(text: str) -> str:
     """Chat as the rules read it: straight quotes, symbols as sentence ends, informal spellings
     written out ("im" → "I'm"), fillers ("lol", "tbh") dropped."""
+    # White space of every kind first, as one space (or one line break), and no word longer than a
+    # word can be: every later pattern then scans plain text in linear time.
+    text = re.sub(r"[^\S\n]+", " ", text)
+    text = re.sub(r"\s*\n\s*", "\n", text)
+    text = _OVERLONG.sub("", text)
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
     text = _SYMBOLS.sub(". ", text)
     text = _FILLERS.sub("", text)

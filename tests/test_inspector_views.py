@@ -941,3 +941,17 @@ def test_ttl_expiry_in_redis_matches_the_page(as_viewer: Client, memory: Any) ->
     body = as_viewer.get(url("memory", memory_id=memory.id)).content.decode()
     assert re.search(r'data-ttl-seconds="(89|90)"', body)
     assert "expires in 1 min 30 s" in body or "expires in 1 min 29 s" in body
+
+
+def test_a_fact_links_to_the_turn_it_came_from_and_raw_turns_filter_by_type(as_viewer: Client) -> None:
+    said = _add(
+        "I moved to Lisbon last spring, loving it", type="message", topics=["said-by:user"], source=["t-9"]
+    )
+    fact = _add("User lives in Lisbon", topics=["location"], source=["t-9"])
+    body = as_viewer.get(url("memory", memory_id=fact.id)).content.decode()
+    assert "learned from turn t-9" in body and "I moved to Lisbon last spring, loving it" in body
+    assert url("memory", memory_id=said.id) in body
+    back = as_viewer.get(url("memory", memory_id=said.id)).content.decode()
+    assert "learned: " in back and url("memory", memory_id=fact.id) in back
+    only_turns = as_viewer.get(url("user", user_id=OWNER), {"type": "message"}, headers=HX).content.decode()
+    assert "I moved to Lisbon last spring" in only_turns and "User lives in Lisbon" not in only_turns

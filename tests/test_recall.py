@@ -9,14 +9,13 @@ import pytest
 from chat.offline import compose_reply
 from chat.phrasing import group_of, second_person
 from memory import working
-from memory.types import ROLE_TOPIC_PREFIX
 from memory.index import forget_index_cache
 from memory.prompt import _memory_line, build_prompt
 from memory.query import MemoryFilter
 from memory.recall import is_profile_question
 from memory.selectors import get_memory, list_memories, memories_from_turns
 from memory.services import add_memory, erase_user
-from memory.types import MemoryType
+from memory.types import ROLE_TOPIC_PREFIX, MemoryType
 from memory.worker import Worker
 from tests.extraction_helpers import drain, facts, said, say
 from tests.llm_server import Reply

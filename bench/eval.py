@@ -27,13 +27,19 @@ from typing import Any
 from bench.env import RESULTS_DIR, prepare_environment
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "locomo" / "locomo10.json"
-LOCOMO_KNOBS = ("RETRIEVAL_SESSION_WEIGHT", "RETRIEVAL_RELATIVE_THRESHOLD", "RETRIEVAL_THRESHOLD")
+LOCOMO_KNOBS = (
+    "RETRIEVAL_SESSION_WEIGHT",
+    "RETRIEVAL_RELATIVE_THRESHOLD",
+    "RETRIEVAL_THRESHOLD",
+    "RETRIEVAL_TOPIC_WEIGHT",
+)
 PERSONA_KNOBS = (
     "RETRIEVAL_THRESHOLD",
     "RETRIEVAL_RELATIVE_THRESHOLD",
     "offline.SHOWN_SHARE_OF_BEST",
     "RETRIEVAL_SESSION_WEIGHT",
     "HYBRID_VECTOR_WEIGHT",
+    "RETRIEVAL_TOPIC_WEIGHT",
 )
 
 

@@ -27,6 +27,7 @@ SWEEPS: dict[str, tuple[float, ...]] = {
     "offline.SHOWN_SHARE_OF_BEST": (0.3, 0.5, 0.6, 0.75),
     "RETRIEVAL_SESSION_WEIGHT": (0.0, 0.5, 1.5),
     "HYBRID_VECTOR_WEIGHT": (0.3, 0.4, 0.5, 0.6),
+    "RETRIEVAL_TOPIC_WEIGHT": (0.0, 0.1, 0.2, 0.3),
 }
 
 

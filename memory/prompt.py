@@ -168,6 +168,9 @@ def build_prompt(
         for past in reversed(session_messages):
             if past.role not in {"user", "assistant"}:
                 continue
+            # The chat saves this turn's message before building its prompt; it goes last, once.
+            if past.role == "user" and past.meta.get("turn_id") == turn_id:
+                continue
             if recent_tokens + past.tokens > remaining:
                 break
             recent.insert(0, past)

@@ -13,12 +13,13 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 TEST_ENV := TIKTOKEN_CACHE_DIR=$(SHARED_DATA)/tiktoken DEBUG=1
 
-.PHONY: help setup run test lint typecheck pytest bench eval clean chromium
+.PHONY: help setup run test lint typecheck pytest bench eval fuzz clean chromium
 
 help:
 	@echo "make run    set up, start embedded Redis + server + worker on http://127.0.0.1:8000/"
 	@echo "make test   set up, then ruff, mypy and pytest"
 	@echo "make bench  benchmarks (results in BENCHMARKS.md and bench/results/)"
+	@echo "make fuzz   10,000+ hostile frames and requests against a live server"
 
 setup: $(STAMP)
 
@@ -58,6 +59,10 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m bench
+
+# Hostile frames and requests against a live server (also part of `make bench`).
+fuzz: $(STAMP)
+	$(TEST_ENV) $(BIN)/python -m bench --only fuzz
 
 eval: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m bench.eval

@@ -25,6 +25,7 @@ BENCHES: dict[str, str] = {
     "extraction": "bench.extraction",
     "chat_load": "bench.chat_load",
     "inspector": "bench.inspector",
+    "fuzz": "bench.fuzz",
 }
 
 

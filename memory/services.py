@@ -24,7 +24,7 @@ from core.embeddings import get_embedder
 from core.redis_client import get_redis
 from memory import events, keys
 from memory.index import ensure_index
-from memory.query import normalise_tags, validate_id
+from memory.query import normalise_tags, validate_id, validate_scope_id
 from memory.records import content_hash, from_hash, to_hash, ttl_or_none
 from memory.types import (
     Actor,
@@ -74,10 +74,10 @@ def validate_text(text: object) -> str:
 
 def validate_scope(scope: Scope) -> Scope:
     return Scope(
-        user_id=validate_id(scope.user_id, name="user_id"),
-        agent_id=validate_id(scope.agent_id, name="agent_id"),
-        namespace=validate_id(scope.namespace, name="namespace"),
-        session_id=validate_id(scope.session_id, name="session_id", required=False),
+        user_id=validate_scope_id(scope.user_id, name="user_id"),
+        agent_id=validate_scope_id(scope.agent_id, name="agent_id"),
+        namespace=validate_scope_id(scope.namespace, name="namespace"),
+        session_id=validate_scope_id(scope.session_id, name="session_id", required=False),
     )
 
 

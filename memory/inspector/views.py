@@ -58,7 +58,7 @@ from memory.inspector.presenters import (
     trace_view,
 )
 from memory.prompt import build_prompt
-from memory.query import MemoryFilter, normalise_tags, validate_id
+from memory.query import MemoryFilter, normalise_tags, validate_scope_id
 from memory.selectors import (
     chat_cut,
     counts_by_type,
@@ -101,7 +101,7 @@ def _partial(request: HttpRequest) -> bool:
 
 def _valid_user_id(user_id: str) -> str:
     try:
-        return validate_id(user_id, name="user_id")
+        return validate_scope_id(user_id, name="user_id")
     except InvalidInput as exc:
         raise Http404("no such user") from exc
 

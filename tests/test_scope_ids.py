@@ -48,7 +48,8 @@ def _scope(field: str, value: str) -> Scope:
 def _filter(field: str, value: str) -> MemoryFilter:
     if field == "user_id":
         return MemoryFilter.build(user_id=value)
-    return MemoryFilter.build(user_id=OWNER, **{field: value})
+    narrowed: dict[str, Any] = {field: value}
+    return MemoryFilter.build(user_id=OWNER, **narrowed)
 
 
 def _value(memory: Memory, field: str) -> str:

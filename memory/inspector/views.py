@@ -733,8 +733,8 @@ def lock_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
         reason = data["reason"] or ("corrected by support" if data["value"] else "")
         services.set_locked(memory_id=memory_id, locked=data["value"], actor=actor, reason=reason)
         if data["value"]:
-            return "Locked: the extractor may no longer change or delete it."
-        return "Unlocked: the extractor may update it again."
+            return "Locked: the assistant and the extractor may no longer change or delete it."
+        return "Unlocked: the assistant and the extractor may update it again."
 
     return _act(request, memory_id, FlagForm(request.POST), apply)
 

@@ -205,7 +205,8 @@ async def test_through_the_socket_the_model_is_told_the_memory_is_locked(
     await sync_to_async(set_locked)(
         memory_id=memory.id, locked=True, actor=STAFF, reason="corrected by support"
     )
-    session_id = await sync_to_async(open_session)(memory_user)
+    # Its own session id: the chat's per-process turn lock of a session is shared by every test.
+    session_id = await sync_to_async(open_session)(memory_user, "s-policy")
     product_llm.enqueue(
         ToolCallReply(calls=[("forget", {"memory_id": memory.id})]), Reply("Support keeps that one.")
     )

@@ -1,7 +1,9 @@
 """Tools the chat model may call: memory tools and a sample business tool (order lookup).
 
 Arguments come from the model, so each tool validates them and answers with a small JSON result;
-a bad call gets an error result the model can read, never an exception in the turn.
+a bad call gets an error result the model can read, never an exception in the turn. What the model
+may change is memory.policy's decision: a memory staff pinned or locked is answered with
+`not_changed` and the reason, and stays as it is.
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
+from core.embeddings import get_embedder
 from memory import working
+from memory.policy import Change, may_change
 from memory.query import MemoryFilter
-from memory.selectors import get_memory, search_memories
+from memory.records import content_hash
+from memory.selectors import find_similar, get_memory, search_memories
 from memory.services import add_memory, delete_memory
-from memory.types import Actor, ActorKind, EngineError, MemoryType, Scope
+from memory.types import Actor, ActorKind, EngineError, Memory, MemoryLocked, MemoryType, Scope
 
 TOOL_SPECS: list[dict[str, Any]] = [
     {
@@ -139,18 +146,45 @@ def _search_memory(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
     )
 
 
+def _not_changed(memory: Memory, reason: str) -> ToolOutcome:
+    return ToolOutcome({"not_changed": {"id": memory.id, "text": memory.text, "reason": reason}})
+
+
+_FACT_TYPES = [t for t in MemoryType if t != MemoryType.MESSAGE]
+
+
 def _remember(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
     memory_type = args.get("type") or "semantic"
     if memory_type not in {t.value for t in MemoryType} - {"message"}:
         raise ToolArgumentError("'type' must be semantic, episodic or procedural")
+    text = _string(args, "text")
+    actor = ctx.actor("remember")
+    vector = get_embedder().embed([text])[0]
+    nearest = find_similar(
+        filter=MemoryFilter.build(
+            user_id=ctx.user_id, agent_id=ctx.agent_id, namespace=ctx.namespace, types=_FACT_TYPES
+        ),
+        vector=vector,
+        max_distance=settings.SEMANTIC_DEDUP_DISTANCE,
+        limit=3,
+    )
+    for memory, _distance in nearest:
+        if memory.content_hash == content_hash(text):
+            return ToolOutcome({"already_known": {"id": memory.id, "text": memory.text}})
+        # A rewording of a pinned or locked memory would stand beside it in every prompt and
+        # overrule it: the same as changing it, which the policy does not let the model do.
+        decision = may_change(actor=actor, memory=memory, change=Change.UPDATE)
+        if not decision.allowed:
+            return _not_changed(memory, decision.reason)
     memory = add_memory(
-        text=_string(args, "text"),
+        text=text,
         scope=Scope(
             user_id=ctx.user_id, agent_id=ctx.agent_id, namespace=ctx.namespace, session_id=ctx.session_id
         ),
-        actor=ctx.actor("remember"),
+        actor=actor,
         type=memory_type,
         reason="the assistant was asked to remember this",
+        embedding=vector,
     )
     return ToolOutcome({"remembered": {"id": memory.id, "text": memory.text}})
 
@@ -161,7 +195,10 @@ def _forget(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
     # Only the user's own memories: another user's id is "not found", never a hint that it exists.
     if memory.scope.user_id != ctx.user_id:
         return ToolOutcome({"error": "no such memory"})
-    delete_memory(memory_id=memory_id, actor=ctx.actor("forget"), reason="the user asked to forget this")
+    try:
+        delete_memory(memory_id=memory_id, actor=ctx.actor("forget"), reason="the user asked to forget this")
+    except MemoryLocked as exc:  # the policy's answer, asked on the memory as it is at the write
+        return _not_changed(memory, str(exc))
     return ToolOutcome({"forgotten": {"id": memory_id, "text": memory.text}})
 
 

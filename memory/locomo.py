@@ -36,10 +36,10 @@ from core.machine import cpu_model
 from core.redis_client import get_redis, pointed_at
 from memory import selectors, tokens
 from memory.prompt import MEMORY_HEADER, _memory_line
-from memory.query import MemoryFilter
+from memory.query import MemoryFilter, validate_scope_id
 from memory.selectors import SearchMode, search_memories
 from memory.services import NewMemory, add_memories
-from memory.types import Actor, ActorKind, Memory, MemoryType, Scope, SearchHit
+from memory.types import Actor, ActorKind, InvalidInput, Memory, MemoryType, Scope, SearchHit
 
 # The paper's numbering (confirmed by its per-category counts); several harnesses get it wrong.
 CATEGORIES: dict[int, str] = {
@@ -235,6 +235,12 @@ def _parse_sessions(conversation: Mapping[str, Any]) -> tuple[Session, ...]:
 
 
 def parse_conversation(raw: Mapping[str, Any]) -> Conversation:
+    # The sample id becomes the user id (and part of each session id): say so now rather than fail
+    # halfway through a load.
+    try:
+        validate_scope_id(str(raw["sample_id"]), name="sample_id")
+    except InvalidInput as exc:
+        raise ValueError(f"conversation {raw['sample_id']!r} cannot be a user id: {exc}") from exc
     sessions = _parse_sessions(raw["conversation"])
     if not sessions:
         raise ValueError(f"conversation {raw.get('sample_id')!r} has no turns")

@@ -179,6 +179,23 @@ def validate_id(value: object, *, name: str, required: bool = True) -> str:
     return value
 
 
+# RediSearch splits a TAG value at its separator (`,` for the scope fields) and trims white space at
+# both ends of each part, so `alice,mallory` is indexed as the tags `alice` and `mallory`, and `bob `
+# as `bob`. An id that indexing would change cannot be a scope: it would match other ids. (Case is
+# kept: the scope fields are CASESENSITIVE, see memory/index.py, so `Alice` is not `alice`.)
+TAG_SEPARATOR = ","
+
+
+def validate_scope_id(value: object, *, name: str, required: bool = True) -> str:
+    """A user, agent, session or namespace id: `validate_id`, and indexed exactly as written."""
+    checked = validate_id(value, name=name, required=required)
+    if TAG_SEPARATOR in checked:
+        raise InvalidInput(f"{name} may not contain a comma")
+    if checked != checked.strip():
+        raise InvalidInput(f"{name} may not start or end with a space")
+    return checked
+
+
 def escape_tag(value: str) -> str:
     """Escape every ASCII character that is not a letter, digit or underscore."""
     return "".join(ch if _TAG_SAFE.match(ch) else "\\" + ch for ch in value)
@@ -311,10 +328,10 @@ class MemoryFilter:
         without_messages_of_session: object = None,
     ) -> MemoryFilter:
         return cls(
-            user_id=validate_id(user_id, name="user_id"),
-            agent_id=validate_id(agent_id, name="agent_id", required=False),
-            namespace=validate_id(namespace, name="namespace", required=False),
-            session_id=validate_id(session_id, name="session_id", required=False),
+            user_id=validate_scope_id(user_id, name="user_id"),
+            agent_id=validate_scope_id(agent_id, name="agent_id", required=False),
+            namespace=validate_scope_id(namespace, name="namespace", required=False),
+            session_id=validate_scope_id(session_id, name="session_id", required=False),
             types=parse_types(types),
             topics=normalise_tags(topics, name="topics"),
             entities=normalise_tags(entities, name="entities"),
@@ -322,7 +339,7 @@ class MemoryFilter:
             updated=time_range(updated_after, updated_before, name="updated"),
             event=time_range(event_after, event_before, name="event_date"),
             pinned_only=pinned_only,
-            without_messages_of_session=validate_id(
+            without_messages_of_session=validate_scope_id(
                 without_messages_of_session, name="without_messages_of_session", required=False
             ),
         )

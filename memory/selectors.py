@@ -19,7 +19,15 @@ from core.embeddings import get_embedder
 from core.redis_client import get_redis
 from memory import keys
 from memory.index import ensure_index, index_name
-from memory.query import MAX_ID_LENGTH, MemoryFilter, keyword_clause, keyword_terms, tag_clause, validate_id
+from memory.query import (
+    MAX_ID_LENGTH,
+    MemoryFilter,
+    keyword_clause,
+    keyword_terms,
+    tag_clause,
+    validate_id,
+    validate_scope_id,
+)
 from memory.records import (
     RETURN_FIELDS,
     content_hash,
@@ -221,7 +229,7 @@ def counts_by_type(*, user_id: str | None) -> dict[str, int]:
     # Expired keys can linger until Redis' expiry cycle reaches them; never count them.
     query = f"-@expires_at:[-inf {time.time()!r}]"
     if user_id is not None:
-        query = f"{tag_clause('user_id', [validate_id(user_id, name='user_id')])} {query}"
+        query = f"{tag_clause('user_id', [validate_scope_id(user_id, name='user_id')])} {query}"
     reply = get_redis().execute_command(
         "FT.AGGREGATE",
         index_name(),

@@ -24,15 +24,14 @@ from core.embeddings import get_embedder
 from core.redis_client import get_redis
 from memory import events, keys
 from memory.index import ensure_index
-from memory.query import normalise_tags, validate_id
+from memory.policy import Change, may_change
+from memory.query import normalise_tags, validate_id, validate_scope_id
 from memory.records import content_hash, from_hash, to_hash, ttl_or_none
 from memory.types import (
     Actor,
-    ActorKind,
     HistoryEvent,
     InvalidInput,
     Memory,
-    MemoryLocked,
     MemoryNotFound,
     MemoryType,
     Scope,
@@ -74,10 +73,10 @@ def validate_text(text: object) -> str:
 
 def validate_scope(scope: Scope) -> Scope:
     return Scope(
-        user_id=validate_id(scope.user_id, name="user_id"),
-        agent_id=validate_id(scope.agent_id, name="agent_id"),
-        namespace=validate_id(scope.namespace, name="namespace"),
-        session_id=validate_id(scope.session_id, name="session_id", required=False),
+        user_id=validate_scope_id(scope.user_id, name="user_id"),
+        agent_id=validate_scope_id(scope.agent_id, name="agent_id"),
+        namespace=validate_scope_id(scope.namespace, name="namespace"),
+        session_id=validate_scope_id(scope.session_id, name="session_id", required=False),
     )
 
 
@@ -282,13 +281,9 @@ class _Change:
     also: Callable[[Pipeline], None] | None = None
 
 
-def _check_actor_may_change(memory: Memory, actor: Actor, *, deleting: bool = False) -> None:
-    if actor.kind != ActorKind.EXTRACTOR:
-        return
-    if memory.locked:
-        raise MemoryLocked("this memory is locked by staff; the extractor may not change it")
-    if deleting and memory.pinned:
-        raise MemoryLocked("this memory is pinned; the extractor may not delete it")
+def _check_actor_may_change(memory: Memory, actor: Actor, change: Change) -> None:
+    """Asked inside the WATCH, on the memory as it is: a lock set a moment ago still counts."""
+    may_change(actor=actor, memory=memory, change=change).enforce()
 
 
 def _mutate(
@@ -356,7 +351,7 @@ def update_memory(
     vector = _embed([new_text])[0] if new_text is not None else None
 
     def build(before: Memory, pipe: Pipeline) -> _Change:
-        _check_actor_may_change(before, actor)
+        _check_actor_may_change(before, actor, Change.UPDATE)
         after = replace(
             before,
             text=new_text if new_text is not None else before.text,
@@ -414,7 +409,7 @@ def restore_version(
     vector = _embed([target["text"]])[0]
 
     def build(before: Memory, pipe: Pipeline) -> _Change:
-        _check_actor_may_change(before, actor)
+        _check_actor_may_change(before, actor, Change.UPDATE)
         after = replace(
             before,
             text=target["text"],
@@ -438,14 +433,20 @@ def set_pinned(*, memory_id: str, pinned: bool, actor: Actor, reason: str = "") 
 
 
 def set_locked(*, memory_id: str, locked: bool, actor: Actor, reason: str = "") -> Memory:
-    if actor.kind not in {ActorKind.STAFF, ActorKind.SYSTEM}:
-        raise MemoryLocked("only staff can lock or unlock a memory")
     return _set_flag(memory_id=memory_id, flag="locked", value=locked, actor=actor, reason=reason)
+
+
+_FLAG_CHANGES = {
+    ("pinned", True): Change.PIN,
+    ("pinned", False): Change.UNPIN,
+    ("locked", True): Change.LOCK,
+    ("locked", False): Change.UNLOCK,
+}
 
 
 def _set_flag(*, memory_id: str, flag: str, value: bool, actor: Actor, reason: str) -> Memory:
     def build(before: Memory, pipe: Pipeline) -> _Change:
-        _check_actor_may_change(before, actor)
+        _check_actor_may_change(before, actor, _FLAG_CHANGES[(flag, value)])
         after = replace(before, version=before.version + 1, updated_at=time.time())
         setattr(after, flag, value)
         event = events.memory_flag_changed(after, actor, flag=flag, value=value, reason=reason)
@@ -472,7 +473,7 @@ def _change_ttl(
     """Set the TTL computed from the memory as read inside the WATCH, so concurrent changes compose."""
 
     def build(before: Memory, pipe: Pipeline) -> _Change:
-        _check_actor_may_change(before, actor)
+        _check_actor_may_change(before, actor, Change.EXPIRY)
         ttl_seconds = new_ttl(before)
         after = replace(before, ttl_seconds=ttl_seconds, version=before.version + 1, updated_at=time.time())
         key = keys.memory(memory_id)
@@ -522,7 +523,7 @@ def delete_memory(*, memory_id: str, actor: Actor, reason: str = "", idempotency
     grace = settings.SOFT_DELETE_GRACE_SECONDS
 
     def build(before: Memory, pipe: Pipeline) -> _Change:
-        _check_actor_may_change(before, actor, deleting=True)
+        _check_actor_may_change(before, actor, Change.DELETE)
         after = replace(before, deleted=True, version=before.version + 1)
         now = time.time()
 
@@ -558,6 +559,7 @@ def restore_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
                 if not raw:
                     raise MemoryNotFound(f"memory {memory_id} is not in the trash (never deleted, or purged)")
                 before = from_hash(raw, deleted=True)
+                _check_actor_may_change(before, actor, Change.RESTORE)
                 remaining = int(float(raw.get(b"ttl_before_delete", b"0") or 0))
                 after = replace(before, deleted=False, version=before.version + 1, updated_at=time.time())
                 after.ttl_seconds = remaining or None

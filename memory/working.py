@@ -16,7 +16,7 @@ from ulid import ULID
 
 from core.redis_client import get_redis
 from memory import keys, tokens
-from memory.query import validate_id
+from memory.query import validate_id, validate_scope_id
 from memory.records import as_text, ttl_or_none
 from memory.types import InvalidInput, MemoryNotFound
 
@@ -107,8 +107,11 @@ def ensure_session(
     strategy: str = "",
 ) -> Session:
     """Create the session if needed (idempotent); refreshes its TTL."""
-    session_id = validate_id(session_id, name="session_id")
-    user_id = validate_id(user_id, name="user_id")
+    # Scope ids: the session's memories are filed under them (reads of a session by id stay lenient:
+    # a malformed id is just a session that does not exist).
+    session_id = validate_scope_id(session_id, name="session_id")
+    user_id = validate_scope_id(user_id, name="user_id")
+    validate_scope_id(agent_id, name="agent_id")
     client = get_redis()
     now = time.time()
     existing = client.hget(keys.session(session_id), "user_id")

@@ -870,6 +870,38 @@ def test_hostile_ids_in_the_lookup_box(as_viewer: Client) -> None:
     assert as_viewer.get(url("user_lookup"), {"user_id": "a|b"}).status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("alice,mallory", "may not contain a comma"),
+        ("bob,", "may not contain a comma"),
+        ("a\tb", "contains control characters"),
+    ],
+)
+def test_ids_no_user_can_have_are_a_clear_400_in_the_lookup_box(
+    as_viewer: Client, typed: str, message: str
+) -> None:
+    _add("alice's secret", user_id="alice")
+    _add("bob's secret", user_id="bob")
+    response = as_viewer.get(url("user_lookup"), {"user_id": typed})
+    assert response.status_code == 400
+    assert f"A user id {message}" in response.content.decode()
+    # A pasted id with a space around it is the id itself (no user id starts or ends with one).
+    for pasted in ("bob ", "\u00a0bob"):
+        assert as_viewer.get(url("user_lookup"), {"user_id": pasted})["Location"] == url(
+            "user", user_id="bob"
+        )
+
+
+def test_user_pages_of_ids_no_user_can_have_are_404(as_editor: Client) -> None:
+    _add("alice's secret", user_id="alice")
+    for user_id in ("alice,mallory", "alice ", " alice"):
+        for name in ("user", "export", "erase", "sandbox"):
+            response = as_editor.get(url(name, user_id=user_id))
+            assert response.status_code == 404, (user_id, name)
+            assert b"alice's secret" not in response.content
+
+
 # --- htmx fragments vs full pages -----------------------------------------------------------------
 
 

@@ -142,6 +142,26 @@ def test_parse_conversation_turns_sessions_and_questions() -> None:
     ]
 
 
+def _scope_ids(conversation: locomo.Conversation) -> list[str]:
+    """Every id the loaders file memories under: user (sample id), agent, namespace, sessions."""
+    from bench.locomo_e2e import turn_id
+
+    ids = [conversation.sample_id, locomo.AGENT_ID, locomo.NAMESPACE, f"{conversation.sample_id}-questions"]
+    ids += [locomo.session_id(conversation, session) for session in conversation.sessions]
+    assert turn_id(conversation, "D1:1") == f"{conversation.sample_id}-D1:1"  # a source, no scope
+    return ids
+
+
+def test_the_loaders_ids_are_valid_scope_ids_and_a_bad_sample_id_is_refused_up_front() -> None:
+    from memory.query import validate_scope_id
+
+    for value in _scope_ids(locomo.parse_conversation(_sample())):
+        assert validate_scope_id(value, name="id") == value
+    for bad in ("conv 1, conv 2", "conv-1 "):
+        with pytest.raises(ValueError, match="cannot be a user id: sample_id may not"):
+            locomo.parse_conversation({**_sample(), "sample_id": bad})
+
+
 def test_category_mapping_is_the_papers() -> None:
     assert locomo.CATEGORIES == {
         1: "multi-hop",
@@ -268,3 +288,7 @@ def test_real_file_matches_the_readme_counts() -> None:
     assert sum(1 for q in questions if not q.evidence.ids) == 4  # the empty category-3 items
     skipped = sorted((c.sample_id, s) for c in conversations for q in c.questions for s in q.evidence.skipped)
     assert skipped == [("conv-42", "D"), ("conv-42", "D10:19"), ("conv-47", "D4:36")]
+    from memory.query import validate_scope_id
+
+    for value in (v for c in conversations for v in _scope_ids(c)):
+        assert validate_scope_id(value, name="id") == value

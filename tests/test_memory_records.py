@@ -205,7 +205,7 @@ def test_ttl_expiry_removes_a_memory_from_search():
     ) == ["Owns a red bicycle"]
 
 
-def test_staff_lock_stops_the_extractor_and_pin_stops_its_deletes():
+def test_staff_lock_and_pin_stop_the_extractor():
     locked = add_memory(text="Name is Alice", scope=scope(), actor=USER)
     set_locked(memory_id=locked.id, locked=True, actor=STAFF, reason="corrected by support")
     with pytest.raises(MemoryLocked):
@@ -215,10 +215,14 @@ def test_staff_lock_stops_the_extractor_and_pin_stops_its_deletes():
     assert update_memory(memory_id=locked.id, text="Name is Alice B.", actor=STAFF).text == "Name is Alice B."
 
     pinned = add_memory(text="Birthday is 3 May", scope=scope(), actor=USER)
-    set_pinned(memory_id=pinned.id, pinned=True, actor=USER)
-    with pytest.raises(MemoryLocked):
+    with pytest.raises(MemoryLocked, match="only staff can pin"):
+        set_pinned(memory_id=pinned.id, pinned=True, actor=USER)
+    set_pinned(memory_id=pinned.id, pinned=True, actor=STAFF)
+    with pytest.raises(MemoryLocked, match="pinned by support"):
         delete_memory(memory_id=pinned.id, actor=EXTRACTOR)
-    assert update_memory(memory_id=pinned.id, text="Birthday is 4 May", actor=EXTRACTOR).version == 3
+    with pytest.raises(MemoryLocked, match="pinned by support"):
+        update_memory(memory_id=pinned.id, text="Birthday is 4 May", actor=EXTRACTOR)
+    assert update_memory(memory_id=pinned.id, text="Birthday is 4 May", actor=STAFF).version == 3
     with pytest.raises(MemoryLocked, match="only staff"):
         set_locked(memory_id=pinned.id, locked=True, actor=USER)
 

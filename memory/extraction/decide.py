@@ -17,10 +17,11 @@ from core.llm import LLM
 from memory.extraction import prompts
 from memory.extraction.llm_extractor import ExtractionError, call_json
 from memory.extraction.types import Candidate, CandidateKind
+from memory.policy import Change, may_change
 from memory.query import MemoryFilter
 from memory.records import content_hash
 from memory.selectors import find_exact_duplicates, find_similar, list_memories
-from memory.types import Memory, MemoryType, Scope
+from memory.types import Actor, ActorKind, Memory, MemoryType, Scope
 
 ACTIONS = ("add", "update", "delete", "noop")
 FACT_TYPES = [t for t in MemoryType if t != MemoryType.MESSAGE]
@@ -64,12 +65,15 @@ class Op:
         )
 
 
+# The plan is made before it is applied; the policy only looks at the actor's kind, and applying
+# asks it again with the worker's own actor (a lock set in between still wins).
+_PLANNER = Actor(ActorKind.EXTRACTOR, "planner")
+
+
 def _protected(memory: Memory, *, deleting: bool) -> str:
-    if memory.locked:
-        return "target is locked by staff"
-    if deleting and memory.pinned:
-        return "target is pinned"
-    return ""
+    """Why the extractor may not make this change ("" when it may)."""
+    change = Change.DELETE if deleting else Change.UPDATE
+    return may_change(actor=_PLANNER, memory=memory, change=change).reason
 
 
 def _forget(candidate: Candidate, filter_: MemoryFilter) -> Op:

@@ -15,7 +15,16 @@ from memory.extraction.queue import QueuedTurn
 from memory.extraction.rules.requests import FORGET
 from memory.extraction.rules.text import MARKERS, split_sentences, strip_end
 from memory.services import NewMemory, add_memories
-from memory.types import ROLE_TOPIC_PREFIX, Actor, ActorKind, Memory, MemoryNotFound, MemoryType, Scope
+from memory.types import (
+    ROLE_TOPIC_PREFIX,
+    Actor,
+    ActorKind,
+    Memory,
+    MemoryLocked,
+    MemoryNotFound,
+    MemoryType,
+    Scope,
+)
 
 MESSAGE_ACTOR = Actor(ActorKind.SYSTEM, "chat-turns")
 # "hi!", "thanks", "ok cool": too short to be worth finding again.
@@ -79,7 +88,7 @@ def forget_sources(fact: Memory, *, actor: Actor, reason: str, key: str = "") ->
                 idempotency_key=f"{key}:source:{said.id}" if key else "",
             )
             gone.append(said.id)
-        except MemoryNotFound:
+        except (MemoryNotFound, MemoryLocked):  # gone already, or staff protect these words
             pass
     return gone
 

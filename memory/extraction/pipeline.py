@@ -169,7 +169,8 @@ def _apply_summary(plan: dict[str, Any], *, scope: Scope, actor: Actor, session_
             update_memory(memory_id=summary_id.decode(), text=text, actor=actor, reason="rolling summary",
                           idempotency_key=key)  # fmt: skip
             return
-        except MemoryNotFound:
+        # Gone, or staff pinned or locked it: their summary stays as it is, the new one is added.
+        except (MemoryNotFound, MemoryLocked):
             pass
     memory = add_memory(
         text=text,

@@ -22,7 +22,7 @@ from django.conf import settings
 from core.redis_client import get_redis
 from memory import keys
 from memory.extraction.types import TurnMessage
-from memory.query import validate_id
+from memory.query import validate_scope_id
 from memory.types import SYSTEM, Actor, MemoryNotFound
 
 GROUP = "extractors"
@@ -120,8 +120,13 @@ def enqueue_turn(
     strategy: str = "",
 ) -> tuple[int, str]:
     """Queue a finished turn for extraction. Returns (sequence number in the session, stream id)."""
-    validate_id(user_id, name="user_id")
-    validate_id(session_id, name="session_id")
+    for name, value in (
+        ("user_id", user_id),
+        ("session_id", session_id),
+        ("agent_id", agent_id),
+        ("namespace", namespace),
+    ):
+        validate_scope_id(value, name=name)
     at = max((m.at for m in messages), default=time.time())
     turn = QueuedTurn(0, turn_id, user_id, session_id, agent_id, namespace, strategy, list(messages))
     client = get_redis()

@@ -9,9 +9,9 @@ from django import forms
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 
-from memory.query import MAX_ID_LENGTH, MAX_TAG_LENGTH
+from memory.query import MAX_ID_LENGTH, MAX_TAG_LENGTH, validate_scope_id
 from memory.selectors import SEARCH_MODES
-from memory.types import MemoryType
+from memory.types import InvalidInput, MemoryType
 
 TYPE_CHOICES = [(t.value, t.value) for t in MemoryType]
 MODE_CHOICES = [
@@ -39,7 +39,14 @@ def split_tags(raw: str) -> list[str]:
 
 
 class UserLookupForm(forms.Form):
+    # Stripping a pasted id is safe: no user id starts or ends with a space (validate_scope_id).
     user_id = forms.CharField(label="User id (exact)", max_length=MAX_ID_LENGTH, strip=True)
+
+    def clean_user_id(self) -> str:
+        try:
+            return validate_scope_id(self.cleaned_data.get("user_id"), name="A user id")
+        except InvalidInput as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
 
 class MemoryQueryForm(forms.Form):

@@ -58,7 +58,7 @@ from memory.inspector.presenters import (
     trace_view,
 )
 from memory.prompt import build_prompt
-from memory.query import MemoryFilter, normalise_tags, validate_id
+from memory.query import MemoryFilter, normalise_tags, validate_scope_id
 from memory.selectors import (
     chat_cut,
     counts_by_type,
@@ -101,7 +101,7 @@ def _partial(request: HttpRequest) -> bool:
 
 def _valid_user_id(user_id: str) -> str:
     try:
-        return validate_id(user_id, name="user_id")
+        return validate_scope_id(user_id, name="user_id")
     except InvalidInput as exc:
         raise Http404("no such user") from exc
 
@@ -733,8 +733,8 @@ def lock_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
         reason = data["reason"] or ("corrected by support" if data["value"] else "")
         services.set_locked(memory_id=memory_id, locked=data["value"], actor=actor, reason=reason)
         if data["value"]:
-            return "Locked: the extractor may no longer change or delete it."
-        return "Unlocked: the extractor may update it again."
+            return "Locked: the assistant and the extractor may no longer change or delete it."
+        return "Unlocked: the assistant and the extractor may update it again."
 
     return _act(request, memory_id, FlagForm(request.POST), apply)
 

@@ -1,0 +1,82 @@
+"""Who may change what about a memory: the one table every write in memory.services asks.
+
+- **staff** may do anything: they set the pins and locks, so they may also change what they locked.
+- **system** (retention, expiry, identity moves) may do anything.
+- **user**, the memory's owner on their own pages: may delete any of their memories, even pinned or
+  locked ones (it is their data; privacy wins over a support correction, and the soft delete keeps
+  it restorable by staff for the grace period); may restore, update or set the expiry of a memory
+  unless staff locked it; may not pin or lock.
+- **tool** (the chat model's memory tools) and **extractor**: may update or delete a memory only
+  when it is neither locked nor pinned, and nothing else. A pin says "this matters", a lock "this
+  was corrected by support"; neither the model nor the extractor may overrule either.
+
+Callers that only ask (the extraction planner, the chat tools) get the same reason the write would
+raise, so what the model or the history says is what the rule says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from memory.types import Actor, ActorKind, Memory, MemoryLocked
+
+
+class Change(StrEnum):
+    UPDATE = "update"  # text, type, topics, entities, event date; also restoring an older version
+    DELETE = "delete"
+    RESTORE = "restore"  # undo a soft delete
+    EXPIRY = "expiry"  # set, extend or remove the TTL
+    PIN = "pin"
+    UNPIN = "unpin"
+    LOCK = "lock"
+    UNLOCK = "unlock"
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""  # why not, in plain words fit for the model, the history and a staff page
+
+    def enforce(self) -> None:
+        if not self.allowed:
+            raise MemoryLocked(self.reason)
+
+
+ALLOWED = Decision(True)
+_LOCKED_OR_PINNED = ("locked", "pinned")
+# Per actor kind: the changes it may make, each with the protections that stop it. A change not
+# listed is for staff only; an actor kind not listed may change nothing.
+_TABLE: dict[ActorKind, dict[Change, tuple[str, ...]]] = {
+    ActorKind.STAFF: {change: () for change in Change},
+    ActorKind.SYSTEM: {change: () for change in Change},
+    ActorKind.USER: {
+        Change.DELETE: (),
+        Change.UPDATE: ("locked",),
+        Change.RESTORE: ("locked",),
+        Change.EXPIRY: ("locked",),
+    },
+    ActorKind.TOOL: {Change.UPDATE: _LOCKED_OR_PINNED, Change.DELETE: _LOCKED_OR_PINNED},
+    ActorKind.EXTRACTOR: {Change.UPDATE: _LOCKED_OR_PINNED, Change.DELETE: _LOCKED_OR_PINNED},
+}
+_STAFF_ONLY = {
+    Change.UPDATE: "only staff can change this memory",
+    Change.DELETE: "only staff can delete this memory",
+    Change.RESTORE: "only staff can restore a deleted memory",
+    Change.EXPIRY: "only staff can change when a memory expires",
+    Change.PIN: "only staff can pin or unpin a memory",
+    Change.UNPIN: "only staff can pin or unpin a memory",
+    Change.LOCK: "only staff can lock or unlock a memory",
+    Change.UNLOCK: "only staff can lock or unlock a memory",
+}
+
+
+def may_change(*, actor: Actor, memory: Memory, change: Change) -> Decision:
+    """May `actor` make `change` to `memory` as it is now? If not, the reason says why."""
+    rules = _TABLE.get(actor.kind, {})
+    if change not in rules:
+        return Decision(False, _STAFF_ONLY[change])
+    for protection in rules[change]:
+        if getattr(memory, protection):
+            return Decision(False, f"that memory is {protection} by support and was not changed")
+    return ALLOWED

@@ -15,7 +15,16 @@ from memory.extraction.queue import QueuedTurn
 from memory.extraction.rules.requests import FORGET
 from memory.extraction.rules.text import MARKERS, split_sentences, strip_end
 from memory.services import NewMemory, add_memories
-from memory.types import ROLE_TOPIC_PREFIX, Actor, ActorKind, Memory, MemoryNotFound, MemoryType, Scope
+from memory.types import (
+    ROLE_TOPIC_PREFIX,
+    Actor,
+    ActorKind,
+    Lease,
+    Memory,
+    MemoryNotFound,
+    MemoryType,
+    Scope,
+)
 
 MESSAGE_ACTOR = Actor(ActorKind.SYSTEM, "chat-turns")
 # "hi!", "thanks", "ok cool": too short to be worth finding again.
@@ -63,7 +72,9 @@ def message_items(turns: Sequence[QueuedTurn], *, scope: Scope, session_id: str)
     return items
 
 
-def forget_sources(fact: Memory, *, actor: Actor, reason: str, key: str = "") -> list[str]:
+def forget_sources(
+    fact: Memory, *, actor: Actor, reason: str, key: str = "", lease: Lease | None = None
+) -> list[str]:
     """Delete (soft, restorable by staff for the grace period) the `message` memories a fact was
     learned from; returns their ids."""
     from memory.selectors import memories_from_turns
@@ -77,6 +88,7 @@ def forget_sources(fact: Memory, *, actor: Actor, reason: str, key: str = "") ->
                 actor=actor,
                 reason=f"{reason} (the words it was learned from)",
                 idempotency_key=f"{key}:source:{said.id}" if key else "",
+                lease=lease,
             )
             gone.append(said.id)
         except MemoryNotFound:
@@ -84,9 +96,11 @@ def forget_sources(fact: Memory, *, actor: Actor, reason: str, key: str = "") ->
     return gone
 
 
-def store_messages(turns: Sequence[QueuedTurn], *, scope: Scope, session_id: str) -> list[Memory]:
+def store_messages(
+    turns: Sequence[QueuedTurn], *, scope: Scope, session_id: str, lease: Lease | None = None
+) -> list[Memory]:
     """Store the turns' messages as `message` memories; a repeated call adds nothing new."""
     items = message_items(turns, scope=scope, session_id=session_id)
     if not items:
         return []
-    return add_memories(items=items, actor=MESSAGE_ACTOR, reason="said in chat", publish=True)
+    return add_memories(items=items, actor=MESSAGE_ACTOR, reason="said in chat", publish=True, lease=lease)

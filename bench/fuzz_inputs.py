@@ -134,8 +134,8 @@ def not_an_object(rng: random.Random) -> Frame:
 
 
 def bad_type(rng: random.Random) -> Frame:
-    value = rng.choice([None, 1, [], {}, "MESSAGE", "", "pong", "chat.frame", nasty_text(rng)])
-    body = {"text": "hello there friend", "client_id": _client_id(rng)}
+    value: object = rng.choice([None, 1, [], {}, "MESSAGE", "", "pong", "chat.frame", nasty_text(rng)])
+    body: dict[str, object] = {"text": "hello there friend", "client_id": _client_id(rng)}
     if rng.random() < 0.8:
         body["type"] = value
     return Frame("bad type", _dumps(body), "error")
@@ -149,7 +149,7 @@ def bad_text(rng: random.Random) -> Frame:
 
 
 def bad_client_id(rng: random.Random) -> Frame:
-    client = rng.choice([None, "", 7, [], {}, "c" * 65, float("nan")])
+    client: object = rng.choice([None, "", 7, [], {}, "c" * 65, float("nan")])
     body: dict[str, object] = {"type": "message", "text": "hello there friend"}
     if rng.random() < 0.8:
         body["client_id"] = client

@@ -211,6 +211,11 @@ MESSAGE_MEMORY_ROLES = tuple(env_list("MESSAGE_MEMORY_ROLES", ["user"]))
 if not set(MESSAGE_MEMORY_ROLES) <= {"user", "assistant"}:
     raise ImproperlyConfigured("MESSAGE_MEMORY_ROLES must list user and/or assistant (or be empty)")
 SOFT_DELETE_GRACE_SECONDS = env_int("SOFT_DELETE_GRACE_SECONDS", 7 * 24 * 3600, minimum=0)
+# How often a worker runs the retention sweep (memory/retention.py): the words of memories that
+# expired or were purged leave history, the audit stream, traces, plans and dead letters.
+RETENTION_SWEEP_SECONDS = env_int("RETENTION_SWEEP_SECONDS", 3600, minimum=1)
+# Dead letters hold whole chat turns: they are dropped this long after they failed (none = keep).
+DEAD_LETTER_RETENTION_SECONDS = env_optional_seconds("DEAD_LETTER_RETENTION_SECONDS", 30 * 24 * 3600)
 TOOL_CACHE_TTL_SECONDS = env_int("TOOL_CACHE_TTL_SECONDS", 3600, minimum=1)
 MEMORY_MAX_TEXT_CHARS = env_int("MEMORY_MAX_TEXT_CHARS", 2000, minimum=16)
 MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 8000, minimum=16)

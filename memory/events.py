@@ -118,6 +118,29 @@ def user_erased(user_id: str, actor: Actor, *, receipt_id: str, counts: dict[str
     }
 
 
+# Left in the audit stream when a memory is gone for good (its TTL ran out / its grace period ended):
+# that it existed and when it went, never what it said.
+FORGOTTEN = ("expired", "purged")
+
+
+def memory_forgotten(
+    *, memory_id: str, user_id: str, kind: str, version: int, memory_type: str, actor: Actor, at: float
+) -> dict[str, Any]:
+    assert kind in FORGOTTEN
+    return {
+        "event": kind,
+        "memory_id": memory_id,
+        "user_id": user_id,
+        "version": version,
+        "actor": actor.as_dict(),
+        "at": at,
+        "old": None,
+        "new": None,
+        "reason": "",
+        "details": {"type": memory_type},
+    }
+
+
 def record(pipe: Pipeline, event: HistoryEvent) -> None:
     """Queue the history entry and the stream entry on a MULTI pipeline."""
     payload = json.dumps(event.as_dict())

@@ -10,6 +10,29 @@ def safe(part: str) -> str:
     return part.replace("%", "%25").replace(":", "%3A")
 
 
+def unsafe(segment: str) -> str:
+    """The id a `safe` segment came from (every '%' in a segment starts "%25" or "%3A")."""
+    return segment.replace("%3A", ":").replace("%25", "%")
+
+
+def _glob(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def family_pattern(family: str) -> str:
+    """SCAN pattern for every key of a family ("wm", "extract", "idem"): `<prefix>:<family>:*`."""
+    return _glob(key(family)) + ":*"
+
+
+def split_family_key(redis_key: str, family: str) -> tuple[str, str] | None:
+    """`<prefix>:<family>:<safe id>[:<part>]` -> (id, part); None for another family's key."""
+    head = key(family) + ":"
+    if not redis_key.startswith(head):
+        return None
+    segment, _, part = redis_key[len(head) :].partition(":")
+    return unsafe(segment), part
+
+
 def memory(memory_id: str) -> str:
     """A live memory hash (indexed)."""
     return key("mem", safe(memory_id))
@@ -84,6 +107,10 @@ def mutation_stream() -> str:
     return key("stream", "mutations")
 
 
+# The extraction workers' consumer group on the turn stream.
+TURN_GROUP = "extractors"
+
+
 def turn_stream() -> str:
     """Finished chat turns waiting for background extraction."""
     return key("stream", "turns")
@@ -104,6 +131,11 @@ def extraction(session_id: str, part: str) -> str:
     return key("extract", safe(session_id), part)
 
 
+def extraction_lock(session_id: str) -> str:
+    """Held by the worker extracting the session (and taken over by an erase or identity move)."""
+    return extraction(session_id, "lock")
+
+
 def extraction_keys(session_id: str) -> list[str]:
     return [
         extraction(session_id, part)
@@ -113,3 +145,8 @@ def extraction_keys(session_id: str) -> list[str]:
 
 def extraction_stats() -> str:
     return key("extract", "stats")
+
+
+def retention_last_run() -> str:
+    """When the retention sweep last ran (epoch seconds), so one worker runs it per interval."""
+    return key("retention", "last_run")

@@ -22,15 +22,19 @@ from ulid import ULID
 
 from core.embeddings import get_embedder
 from core.redis_client import get_redis
-from memory import events, keys
+from memory import events, keys, streams
+from memory.footprint import user_footprint
 from memory.index import ensure_index
+from memory.lease import hold as hold_lease
+from memory.lease import release, take_over
 from memory.policy import Change, may_change
 from memory.query import normalise_tags, validate_id, validate_scope_id
-from memory.records import content_hash, from_hash, to_hash, ttl_or_none
+from memory.records import as_text, content_hash, from_hash, to_hash, ttl_or_none
 from memory.types import (
     Actor,
     HistoryEvent,
     InvalidInput,
+    Lease,
     Memory,
     MemoryNotFound,
     MemoryType,
@@ -170,12 +174,18 @@ def _queue_new(
 
 
 def add_memories(
-    *, items: Sequence[NewMemory], actor: Actor, reason: str = "", publish: bool = False
+    *,
+    items: Sequence[NewMemory],
+    actor: Actor,
+    reason: str = "",
+    publish: bool = False,
+    lease: Lease | None = None,
 ) -> list[Memory]:
     """Add many memories in one pipelined transaction; embeds those without a precomputed vector.
 
     Items whose idempotency key was already applied are not added again; their earlier memory is
-    returned in their place.
+    returned in their place. With a `lease`, nothing is added unless its lock is still held
+    (`LeaseLost`).
     """
     ensure_index()
     now = time.time()
@@ -192,6 +202,7 @@ def add_memories(
         done: dict[int, str] = {}
         with client.pipeline(transaction=True) as pipe:
             try:
+                hold_lease(pipe, lease)
                 if idem_keys:
                     pipe.watch(*idem_keys)
                     applied = dict(zip(idem_keys, pipe.mget(idem_keys), strict=True))
@@ -251,6 +262,7 @@ def add_memory(
     reason: str = "",
     embedding: np.ndarray | None = None,
     idempotency_key: str = "",
+    lease: Lease | None = None,
 ) -> Memory:
     item = NewMemory(
         text=text,
@@ -265,7 +277,7 @@ def add_memory(
         embedding=embedding,
         idempotency_key=idempotency_key,
     )
-    return add_memories(items=[item], actor=actor, reason=reason, publish=True)[0]
+    return add_memories(items=[item], actor=actor, reason=reason, publish=True, lease=lease)[0]
 
 
 # --- Changes to one memory ----------------------------------------------------------------------
@@ -292,6 +304,7 @@ def _mutate(
     *,
     expected_version: int | None,
     idempotency_key: str = "",
+    lease: Lease | None = None,
 ) -> Memory:
     validate_id(memory_id, name="memory_id")
     client = get_redis()
@@ -300,6 +313,7 @@ def _mutate(
     for _ in range(_MAX_ATTEMPTS):
         with client.pipeline(transaction=True) as pipe:
             try:
+                hold_lease(pipe, lease)
                 pipe.watch(key, *([idem_key] if idem_key else []))
                 if idem_key and pipe.exists(idem_key):
                     pipe.reset()
@@ -341,6 +355,7 @@ def update_memory(
     reason: str = "",
     expected_version: int | None = None,
     idempotency_key: str = "",
+    lease: Lease | None = None,
 ) -> Memory:
     """Change text / type / topics / entities / event date: version + 1, re-embedded when the text changes."""
     new_text = validate_text(text) if text is not None else None
@@ -367,7 +382,9 @@ def update_memory(
         event = events.memory_updated(before, after, actor, reason)
         return _Change(after=after, event=event, fields=_editable(fields), also=_clear_event_date(after))
 
-    return _mutate(memory_id, build, expected_version=expected_version, idempotency_key=idempotency_key)
+    return _mutate(
+        memory_id, build, expected_version=expected_version, idempotency_key=idempotency_key, lease=lease
+    )
 
 
 _EDITABLE = (
@@ -518,7 +535,14 @@ def extend_ttl(*, memory_id: str, seconds: int, actor: Actor, reason: str = "") 
 # --- Delete and restore -------------------------------------------------------------------------
 
 
-def delete_memory(*, memory_id: str, actor: Actor, reason: str = "", idempotency_key: str = "") -> Memory:
+def delete_memory(
+    *,
+    memory_id: str,
+    actor: Actor,
+    reason: str = "",
+    idempotency_key: str = "",
+    lease: Lease | None = None,
+) -> Memory:
     """Soft delete: the memory leaves the index at once and can be restored for the grace period."""
     grace = settings.SOFT_DELETE_GRACE_SECONDS
 
@@ -543,7 +567,7 @@ def delete_memory(*, memory_id: str, actor: Actor, reason: str = "", idempotency
         event = events.memory_deleted(after, actor, reason, grace_seconds=grace)
         return _Change(after=after, event=event, fields={"version": after.version}, also=also)
 
-    return _mutate(memory_id, build, expected_version=None, idempotency_key=idempotency_key)
+    return _mutate(memory_id, build, expected_version=None, idempotency_key=idempotency_key, lease=lease)
 
 
 def restore_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
@@ -607,42 +631,84 @@ def record_access(*, memory_ids: Sequence[str], now: float | None = None) -> Non
 # --- Identity -----------------------------------------------------------------------------------
 
 
-def move_identity(*, from_user_id: str, to_user_id: str, actor: Actor) -> dict[str, int]:
-    """Everything of `from_user_id` (e.g. an anonymous visitor) now belongs to `to_user_id`."""
-    from memory import working
+def _extraction_locks(session_ids: Sequence[str]) -> list[str]:
+    return [keys.extraction_lock(session_id) for session_id in session_ids]
 
+
+def move_identity(*, from_user_id: str, to_user_id: str, actor: Actor) -> dict[str, int]:
+    """Everything of `from_user_id` (e.g. an anonymous visitor) now belongs to `to_user_id`.
+
+    An extraction job of one of the visitor's sessions may be running (it chose the owner of its
+    memories when it started): the move takes the sessions' extraction locks over, so the job's
+    remaining writes fail and it is redone for the new owner. The move itself is one transaction
+    that WATCHes everything it read, so a memory added meanwhile is moved too, not left behind.
+    """
     source = validate_id(from_user_id, name="from_user_id")
-    target = validate_id(to_user_id, name="to_user_id")
+    target = validate_scope_id(to_user_id, name="to_user_id")
     if source == target:
         return {"memories": 0, "sessions": 0}
     client = get_redis()
-    memory_ids = sorted(m.decode() for m in client.smembers(keys.user_memory_ids(source)))
-    moved: list[HistoryEvent] = []
+    locks: list[str] = []
+    token = ""
+    try:
+        for _ in range(_MAX_ATTEMPTS):
+            sessions = [as_text(s) for s in client.zrange(keys.user_sessions(source), 0, -1)]
+            new_locks = [k for k in _extraction_locks(sessions) if k not in locks]
+            if new_locks:
+                token = take_over(new_locks, seconds=settings.EXTRACTION_LOCK_SECONDS, token=token)
+                locks += new_locks
+            try:
+                moved, result = _move_once(client, source=source, target=target, actor=actor)
+            except redis.WatchError:
+                continue
+            break
+        else:
+            raise VersionConflict("could not move the memories: too much activity; try again")
+    finally:
+        release(locks, token)
+    events.publish(moved)
+    return result
+
+
+def _move_once(
+    client: redis.Redis, *, source: str, target: str, actor: Actor
+) -> tuple[list[HistoryEvent], dict[str, int]]:
+    from memory import working
+
     with client.pipeline(transaction=True) as pipe:
-        for memory_id in memory_ids:
-            for key in (keys.memory(memory_id), keys.trash(memory_id)):
-                raw = client.hgetall(key)
-                if not raw:
-                    continue
-                memory = from_hash(raw)
-                memory.scope = replace(memory.scope, user_id=target)
-                event = events.memory_moved(memory, actor, from_user=source, to_user=target)
-                moved.append(event)
-                pipe.hset(key, "user_id", target)
-                events.record(pipe, event)
+        pipe.watch(keys.user_memory_ids(source), keys.user_trash(source), keys.user_sessions(source))
+        memory_ids = sorted(as_text(m) for m in pipe.smembers(keys.user_memory_ids(source)))
+        stored = [k for m in memory_ids for k in (keys.memory(m), keys.trash(m))]
+        if stored:
+            pipe.watch(*stored)
+        found = [(k, pipe.hgetall(k)) for k in stored]
+        trash = pipe.zrange(keys.user_trash(source), 0, -1, withscores=True)
+        listed = pipe.zrange(keys.user_sessions(source), 0, -1, withscores=True)
+        if listed:
+            pipe.watch(*[keys.session(as_text(s)) for s, _ in listed])
+        sessions = [(as_text(s), score) for s, score in listed if pipe.exists(keys.session(as_text(s)))]
+        moved: list[HistoryEvent] = []
+        pipe.multi()
+        for redis_key, raw in found:
+            if not raw:
+                continue
+            memory = from_hash(raw)
+            memory.scope = replace(memory.scope, user_id=target)
+            event = events.memory_moved(memory, actor, from_user=source, to_user=target)
+            moved.append(event)
+            pipe.hset(redis_key, "user_id", target)
+            events.record(pipe, event)
         if memory_ids:
             pipe.sadd(keys.user_memory_ids(target), *memory_ids)
         pipe.delete(keys.user_memory_ids(source))
-        trash = client.zrange(keys.user_trash(source), 0, -1, withscores=True)
         if trash:
-            pipe.zadd(keys.user_trash(target), {m.decode(): s for m, s in trash})
+            pipe.zadd(keys.user_trash(target), {as_text(m): score for m, score in trash})
         pipe.delete(keys.user_trash(source))
-        sessions = working.move_sessions(pipe, client=client, from_user_id=source, to_user_id=target)
+        count = working.move_sessions(pipe, sessions=sessions, from_user_id=source, to_user_id=target)
         pipe.zrem(keys.users(), source)
         pipe.zadd(keys.users(), {target: time.time()})
         pipe.execute()
-    events.publish(moved)
-    return {"memories": len(moved), "sessions": sessions}
+    return moved, {"memories": len(moved), "sessions": count}
 
 
 @dataclass(frozen=True)
@@ -668,54 +734,75 @@ class EraseReceipt:
 
 
 def erase_user(*, user_id: str, actor: Actor) -> EraseReceipt:
-    """Remove everything of a user: memories (live and deleted), their history, sessions, traces,
-    queued work and their entries in the mutation stream. Returns what was removed."""
-    from memory import working
+    """Remove everything of a user, key family by key family (memories live and deleted, their
+    history and access stats, sessions and traces, pending turns, saved plans, queued turns, dead
+    letters, idempotency markers, mutation-stream entries). Returns what was removed.
 
+    Extraction jobs of the user's sessions are stopped first: their locks are taken over, so a job
+    in flight cannot add memories after the receipt (its next write fails with LeaseLost).
+    """
     user_id = validate_id(user_id, name="user_id")
     client = get_redis()
-    ever = {m.decode() for m in client.smembers(keys.user_memory_ids(user_id))}
-    live = [m for m in sorted(ever) if client.exists(keys.memory(m))]
-    trashed = [m for m in sorted(ever) if client.exists(keys.trash(m))]
-    histories = [m for m in sorted(ever) if client.exists(keys.history(m))]
-    session_ids = working.session_ids_for_user(user_id=user_id, include_expired=True)
-    live_sessions = [s for s in session_ids if client.exists(keys.session(s))]
-    traces = sum(int(client.hlen(keys.session_traces(s))) for s in session_ids)
-    stream_ids = _stream_entries_for_user(client, keys.mutation_stream(), user_id)
-    queued = _stream_entries_for_user(client, keys.turn_stream(), user_id)
-    with client.pipeline(transaction=True) as pipe:
-        for memory_id in ever:
-            pipe.delete(
-                keys.memory(memory_id),
-                keys.trash(memory_id),
-                keys.history(memory_id),
-                keys.memory_stats(memory_id),
-            )
-        for session_id in session_ids:
-            pipe.delete(*keys.session_keys(session_id), *keys.extraction_keys(session_id))
-        pipe.delete(keys.user_memory_ids(user_id), keys.user_trash(user_id), keys.user_sessions(user_id))
-        pipe.zrem(keys.users(), user_id)
-        if stream_ids:
-            pipe.xdel(keys.mutation_stream(), *stream_ids)
-        if queued:
-            pipe.xdel(keys.turn_stream(), *queued)
-        pipe.execute()
+    locks = user_footprint(user_id=user_id).lock_keys
+    token = take_over(locks, seconds=settings.EXTRACTION_LOCK_SECONDS)
+    try:
+        # Again, under the locks: what a job wrote before it was stopped is found now.
+        found = user_footprint(user_id=user_id)
+        late = [k for k in found.lock_keys if k not in locks]
+        take_over(late, seconds=settings.EXTRACTION_LOCK_SECONDS, token=token)
+        locks += late
+        with client.pipeline(transaction=True) as pipe:
+            for memory_id in found.memory_ids:
+                pipe.delete(
+                    keys.memory(memory_id),
+                    keys.trash(memory_id),
+                    keys.history(memory_id),
+                    keys.memory_stats(memory_id),
+                )
+            for family in (
+                found.session_keys,
+                found.extraction_keys,
+                found.plans,
+                found.idempotency_keys,
+                found.user_keys,
+            ):
+                if family:
+                    pipe.delete(*family)
+            pipe.zrem(keys.users(), user_id)
+            pipe.execute()
+        mutation_events = streams.scrub(
+            keys.mutation_stream(), fields={"user_id": [user_id]}, memory_ids=found.memory_ids
+        )
+        by_user_or_session = {"user_id": [user_id], "session_id": found.session_ids}
+        queued = streams.scrub(keys.turn_stream(), fields=by_user_or_session, group=keys.TURN_GROUP)
+        dead = streams.scrub(keys.dead_letter_stream(), fields=by_user_or_session)
+    finally:
+        release(locks, token)
     counts = {
-        "memories": len(live),
-        "deleted_memories": len(trashed),
-        "histories": len(histories),
-        "sessions": len(live_sessions),
-        "traces": traces,
-        "mutation_events": len(stream_ids),
-        "queued_turns": len(queued),
+        "memories": len(found.live),
+        "deleted_memories": len(found.trashed),
+        "histories": len(found.histories),
+        "access_stats": len(found.access_stats),
+        "sessions": len(found.live_sessions),
+        "expired_sessions": len(found.session_ids) - len(found.live_sessions),
+        "session_keys": len(found.session_keys),
+        "traces": found.traces,
+        "pending_turns": found.pending_turns,
+        "extraction_plans": len(found.plans),
+        "extraction_state_keys": len(found.extraction_keys),
+        "queued_turns": queued,
+        "dead_letters": dead,
+        "idempotency_keys": len(found.idempotency_keys),
+        "mutation_events": mutation_events,
+        "user_index_keys": len(found.user_keys),
     }
     receipt = EraseReceipt(
         receipt_id=str(ULID()),
         user_id=user_id,
         erased_at=time.time(),
-        memory_ids=live,
-        deleted_memory_ids=trashed,
-        session_ids=live_sessions,
+        memory_ids=found.live,
+        deleted_memory_ids=found.trashed,
+        session_ids=found.session_ids,
         counts=counts,
     )
     # The audit keeps that an erase happened (with counts), never what was erased.
@@ -725,22 +812,3 @@ def erase_user(*, user_id: str, actor: Actor) -> EraseReceipt:
         pipe.execute()
     events.publish([erased])
     return receipt
-
-
-def _stream_entries_for_user(
-    client: redis.Redis, stream: str, user_id: str, batch: int = 1000
-) -> list[bytes]:
-    """Entry ids of a stream whose `user_id` field is this user (streams have no secondary index)."""
-    found: list[bytes] = []
-    start = "-"
-    target = user_id.encode()
-    while True:
-        entries = client.xrange(stream, min=start, max="+", count=batch)
-        for entry_id, fields in entries:
-            if fields.get(b"user_id") == target:
-                found.append(entry_id)
-        if len(entries) < batch:
-            return found
-        last = entries[-1][0].decode()
-        ms, seq = last.split("-")
-        start = f"{ms}-{int(seq) + 1}"

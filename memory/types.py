@@ -42,6 +42,19 @@ class VersionConflict(EngineError):
     """The memory changed since the caller read it (expected_version did not match)."""
 
 
+class LeaseLost(EngineError):
+    """The lock this write depended on is no longer the writer's: an erase or an identity move
+    took the job over (or the lock expired). The write did not happen."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A held lock (its key and the holder's token): writes made under it check it is still held."""
+
+    key: str
+    token: str
+
+
 @dataclass(frozen=True)
 class Actor:
     kind: ActorKind

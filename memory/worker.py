@@ -1,4 +1,5 @@
-"""The background worker process: heartbeats, reclaims abandoned work, runs extraction jobs."""
+"""The background worker process: heartbeats, reclaims abandoned work, runs extraction jobs and,
+every RETENTION_SWEEP_SECONDS (one worker of all), the retention sweep."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from core.embeddings import warm_up_in_background
 from core.workers import record_heartbeat, remove_heartbeat
 from memory.extraction import queue
 from memory.extraction.pipeline import process_entries
+from memory.retention import RetentionReport, run_retention_if_due
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class Worker:
                 now = time.monotonic()
                 if now - last_beat >= settings.WORKER_HEARTBEAT_SECONDS:
                     record_heartbeat(worker_id=self.worker_id)
+                    self.housekeeping()
                     last_beat = now
                 if now - last_reclaim >= settings.EXTRACTION_RECLAIM_IDLE_SECONDS / 2:
                     reclaimed = queue.reclaim_stale(consumer=self.worker_id)
@@ -54,6 +57,14 @@ class Worker:
         finally:
             remove_heartbeat(worker_id=self.worker_id)
             logger.info("worker %s stopped", self.worker_id)
+
+    def housekeeping(self, *, now: float | None = None) -> RetentionReport | None:
+        """The retention sweep when it is due (whichever worker asks first runs it)."""
+        try:
+            return run_retention_if_due(now=now)
+        except Exception:  # a failed sweep is retried at the next interval; extraction goes on
+            logger.exception("worker %s: retention sweep failed", self.worker_id)
+            return None
 
     def step(self) -> None:
         """One read-and-process round; blocks briefly when there is nothing new."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -379,14 +380,12 @@ def session_count(*, user_id: str) -> int:
     return len(session_ids_for_user(user_id=user_id))
 
 
-def move_sessions(pipe: Pipeline, *, client: redis.Redis, from_user_id: str, to_user_id: str) -> int:
-    """Queue the moves of every live session on `pipe`; returns how many."""
-    moved = 0
-    for session_id, score in client.zrange(keys.user_sessions(from_user_id), 0, -1, withscores=True):
-        sid = as_text(session_id)
-        if client.exists(keys.session(sid)):
-            pipe.hset(keys.session(sid), "user_id", to_user_id)
-            pipe.zadd(keys.user_sessions(to_user_id), {sid: score})
-            moved += 1
+def move_sessions(
+    pipe: Pipeline, *, sessions: Sequence[tuple[str, float]], from_user_id: str, to_user_id: str
+) -> int:
+    """Queue the moves of these live sessions (id, score; read inside the caller's WATCH) on `pipe`."""
+    for session_id, score in sessions:
+        pipe.hset(keys.session(session_id), "user_id", to_user_id)
+        pipe.zadd(keys.user_sessions(to_user_id), {session_id: score})
     pipe.delete(keys.user_sessions(from_user_id))
-    return moved
+    return len(sessions)

@@ -129,10 +129,19 @@ def test_erase_removes_everything_and_the_receipt_says_what(redis_client):
         "memories": 1,
         "deleted_memories": 1,
         "histories": 2,
+        "access_stats": 1,
         "sessions": 1,
+        "expired_sessions": 0,
+        "session_keys": 3,
         "traces": 1,
-        "mutation_events": 3,
+        "pending_turns": 0,
+        "extraction_plans": 0,
+        "extraction_state_keys": 0,
         "queued_turns": 1,
+        "dead_letters": 0,
+        "idempotency_keys": 0,
+        "mutation_events": 3,
+        "user_index_keys": 3,
     }
     assert counts_by_type(user_id="erin") == {}
     assert not redis_client.keys("*erin*")

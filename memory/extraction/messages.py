@@ -19,6 +19,7 @@ from memory.types import (
     ROLE_TOPIC_PREFIX,
     Actor,
     ActorKind,
+    Lease,
     Memory,
     MemoryLocked,
     MemoryNotFound,
@@ -72,7 +73,9 @@ def message_items(turns: Sequence[QueuedTurn], *, scope: Scope, session_id: str)
     return items
 
 
-def forget_sources(fact: Memory, *, actor: Actor, reason: str, key: str = "") -> list[str]:
+def forget_sources(
+    fact: Memory, *, actor: Actor, reason: str, key: str = "", lease: Lease | None = None
+) -> list[str]:
     """Delete (soft, restorable by staff for the grace period) the `message` memories a fact was
     learned from; returns their ids."""
     from memory.selectors import memories_from_turns
@@ -86,6 +89,7 @@ def forget_sources(fact: Memory, *, actor: Actor, reason: str, key: str = "") ->
                 actor=actor,
                 reason=f"{reason} (the words it was learned from)",
                 idempotency_key=f"{key}:source:{said.id}" if key else "",
+                lease=lease,
             )
             gone.append(said.id)
         except (MemoryNotFound, MemoryLocked):  # gone already, or staff protect these words
@@ -93,9 +97,11 @@ def forget_sources(fact: Memory, *, actor: Actor, reason: str, key: str = "") ->
     return gone
 
 
-def store_messages(turns: Sequence[QueuedTurn], *, scope: Scope, session_id: str) -> list[Memory]:
+def store_messages(
+    turns: Sequence[QueuedTurn], *, scope: Scope, session_id: str, lease: Lease | None = None
+) -> list[Memory]:
     """Store the turns' messages as `message` memories; a repeated call adds nothing new."""
     items = message_items(turns, scope=scope, session_id=session_id)
     if not items:
         return []
-    return add_memories(items=items, actor=MESSAGE_ACTOR, reason="said in chat", publish=True)
+    return add_memories(items=items, actor=MESSAGE_ACTOR, reason="said in chat", publish=True, lease=lease)

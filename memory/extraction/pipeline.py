@@ -24,8 +24,9 @@ from memory.extraction.llm_extractor import ExtractionError, extract_with_llm, s
 from memory.extraction.messages import forget_sources, store_messages
 from memory.extraction.queue import QueuedTurn, StreamEntry
 from memory.extraction.types import Candidate, TurnMessage
+from memory.lease import fenced, kept_alive
 from memory.services import add_memory, delete_memory, update_memory
-from memory.types import Actor, ActorKind, MemoryLocked, MemoryNotFound, MemoryType, Scope
+from memory.types import Actor, ActorKind, Lease, LeaseLost, MemoryLocked, MemoryNotFound, MemoryType, Scope
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +39,16 @@ def extraction_llm() -> LLM | None:
     return None if llm.mode == "offline" else llm
 
 
+def _owner(session_id: str, *, fallback: str) -> str:
+    """Whose memories a session's turns make now. After an anonymous visitor logs in, their session
+    belongs to the account: follow it (read again at write time; the lease catches a later move)."""
+    session = working.get_session(session_id=session_id)
+    return session.user_id if session else fallback
+
+
 def _scope(turns: Sequence[QueuedTurn]) -> Scope:
     latest = turns[-1]
-    # After an anonymous visitor logs in, their session belongs to the account: follow it.
-    session = working.get_session(session_id=latest.session_id)
-    user_id = session.user_id if session else latest.user_id
+    user_id = _owner(latest.session_id, fallback=latest.user_id)
     return Scope(user_id=user_id, agent_id=latest.agent_id, namespace=latest.namespace)
 
 
@@ -102,27 +108,40 @@ def _candidates(
     return candidates
 
 
-def apply_plan(plan: dict[str, Any], *, session_id: str, worker_id: str) -> Counter[str]:
+def apply_plan(
+    plan: dict[str, Any], *, session_id: str, worker_id: str, lease: Lease | None = None
+) -> Counter[str]:
     actor = Actor(
         ActorKind.EXTRACTOR,
         worker_id,
         model=plan["extractor"]["model"],
         prompt_version=plan["extractor"]["prompt_version"],
     )
-    scope = Scope(**plan["scope"])
+    planned = Scope(**plan["scope"])
+    # The plan may have been made (and saved) before the visitor logged in: write for the owner now.
+    scope = Scope(
+        user_id=_owner(session_id, fallback=planned.user_id),
+        agent_id=planned.agent_id,
+        namespace=planned.namespace,
+    )
     key_prefix = f"extract:{session_id}:{plan['from_seq']}"
     outcomes: Counter[str] = Counter()
     if plan.get("summary") is not None:
-        _apply_summary(plan, scope=scope, actor=actor, session_id=session_id, key=f"{key_prefix}:summary")
+        _apply_summary(
+            plan, scope=scope, actor=actor, session_id=session_id, key=f"{key_prefix}:summary", lease=lease
+        )
         outcomes["summary"] += 1
         return outcomes
     for n, raw in enumerate(plan["ops"]):
         op = Op.from_dict(raw)
-        outcomes[_apply_op(op, scope=scope, actor=actor, key=f"{key_prefix}:{n}", source=plan["source"])] += 1
+        outcome = _apply_op(
+            op, scope=scope, actor=actor, key=f"{key_prefix}:{n}", source=plan["source"], lease=lease
+        )
+        outcomes[outcome] += 1
     return outcomes
 
 
-def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str]) -> str:
+def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str], lease: Lease | None) -> str:
     candidate = op.candidate
     try:
         if op.action == "add":
@@ -139,17 +158,23 @@ def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str]
                 source=candidate.source_turn_ids or source,
                 reason=op.reason,
                 idempotency_key=key,
+                lease=lease,
             )
         elif op.action == "update":
             update_memory(
-                memory_id=op.target_id, text=op.text, actor=actor, reason=op.reason, idempotency_key=key
+                memory_id=op.target_id,
+                text=op.text,
+                actor=actor,
+                reason=op.reason,
+                idempotency_key=key,
+                lease=lease,
             )
         elif op.action == "delete":
             deleted = delete_memory(
-                memory_id=op.target_id, actor=actor, reason=op.reason, idempotency_key=key
+                memory_id=op.target_id, actor=actor, reason=op.reason, idempotency_key=key, lease=lease
             )
             if op.with_source:
-                forget_sources(deleted, actor=actor, reason=op.reason, key=key)
+                forget_sources(deleted, actor=actor, reason=op.reason, key=key, lease=lease)
         return op.action
     except (MemoryLocked, MemoryNotFound) as exc:
         # Staff locked it, or it went away, since the plan was made: the plan step becomes a no-op.
@@ -157,7 +182,9 @@ def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str]
         return "noop"
 
 
-def _apply_summary(plan: dict[str, Any], *, scope: Scope, actor: Actor, session_id: str, key: str) -> None:
+def _apply_summary(
+    plan: dict[str, Any], *, scope: Scope, actor: Actor, session_id: str, key: str, lease: Lease | None
+) -> None:
     from core.redis_client import get_redis
     from memory import keys
 
@@ -167,7 +194,7 @@ def _apply_summary(plan: dict[str, Any], *, scope: Scope, actor: Actor, session_
     if summary_id:
         try:
             update_memory(memory_id=summary_id.decode(), text=text, actor=actor, reason="rolling summary",
-                          idempotency_key=key)  # fmt: skip
+                          idempotency_key=key, lease=lease)  # fmt: skip
             return
         # Gone, or staff pinned or locked it: their summary stays as it is, the new one is added.
         except (MemoryNotFound, MemoryLocked):
@@ -183,8 +210,10 @@ def _apply_summary(plan: dict[str, Any], *, scope: Scope, actor: Actor, session_
         source=plan["source"],
         reason="rolling summary",
         idempotency_key=key,
+        lease=lease,
     )
-    client.set(keys.extraction(session_id, "summary_id"), memory.id, ex=queue.STATE_TTL_SECONDS)
+    with fenced(lease) as pipe:
+        pipe.set(keys.extraction(session_id, "summary_id"), memory.id, ex=queue.STATE_TTL_SECONDS)
 
 
 # --- The worker's view: process what a read returned -----------------------------------------------
@@ -223,61 +252,81 @@ def process_session(
     if token is None:
         return outcomes  # another worker has this session right now
     try:
-        applied_upto = queue.cursor(session_id)
-        turns = queue.pending_turns(session_id, after=applied_upto)
-        if not turns:
-            queue.ack(entry_ids, session_id=session_id)
-            return outcomes
-        from_seq = applied_upto + 1
-        if queue.failures(session_id, entry_ids) >= settings.EXTRACTION_MAX_DELIVERIES:
+        lease = queue.lease(session_id, token)
+        with kept_alive(lease, seconds=settings.EXTRACTION_LOCK_SECONDS):
+            _run_job(session_id, entry_ids, worker_id=worker_id, lease=lease, outcomes=outcomes)
+    except LeaseLost as exc:
+        # An erase or a login took the session over mid-job: whatever is left is not ours to write.
+        # The entries stay pending; the next round finds the session erased or under its new owner.
+        logger.info("extraction of session %s stopped: %s", session_id, exc)
+        outcomes["taken_over"] += 1
+    finally:
+        queue.release_lock(session_id, token)
+    return outcomes
+
+
+def _run_job(
+    session_id: str, entry_ids: list[str], *, worker_id: str, lease: Lease, outcomes: Counter[str]
+) -> None:
+    """The session's pending turns, extracted and applied under the session lock (`lease`)."""
+    applied_upto = queue.cursor(session_id)
+    turns = queue.pending_turns(session_id, after=applied_upto)
+    if not turns:
+        queue.ack(entry_ids, session_id=session_id)
+        return
+    from_seq = applied_upto + 1
+    if queue.failures(session_id, entry_ids) >= settings.EXTRACTION_MAX_DELIVERIES:
+        queue.dead_letter(
+            session_id=session_id,
+            user_id=turns[-1].user_id,
+            turns=turns,
+            error="failed too many times",
+            entry_ids=entry_ids,
+            lease=lease,
+        )
+        outcomes["dead_lettered"] += 1
+        return
+    llm = extraction_llm()
+    try:
+        plan = queue.load_plan(session_id, from_seq)
+        if plan is None:
+            # What was said is kept first, so a failing extractor cannot lose it.
+            store_messages(turns, scope=_scope(turns), session_id=session_id, lease=lease)
+            plan = build_plan(turns, llm=llm)
+            queue.save_plan(session_id, from_seq, plan, lease=lease)
+        outcomes.update(apply_plan(plan, session_id=session_id, worker_id=worker_id, lease=lease))
+        queue.commit(
+            session_id=session_id, to_seq=plan["to_seq"], from_seq=from_seq, entry_ids=entry_ids, lease=lease
+        )
+    except LeaseLost:
+        raise
+    except Exception as exc:  # junk from the model, an unreachable model, or a bug: retry, then park
+        attempt = queue.record_failure(session_id, entry_ids, lease=lease)
+        outcomes["failed"] += 1
+        queue.bump("jobs_failed")
+        expected = isinstance(exc, ExtractionError | LLMError)
+        logger.warning(
+            "extraction of session %s failed (attempt %d): %s",
+            session_id,
+            attempt,
+            exc,
+            exc_info=not expected,
+        )
+        if attempt >= settings.EXTRACTION_MAX_DELIVERIES:
             queue.dead_letter(
                 session_id=session_id,
                 user_id=turns[-1].user_id,
                 turns=turns,
-                error="failed too many times",
+                error=str(exc),
                 entry_ids=entry_ids,
+                lease=lease,
             )
             outcomes["dead_lettered"] += 1
-            return outcomes
-        llm = extraction_llm()
-        try:
-            plan = queue.load_plan(session_id, from_seq)
-            if plan is None:
-                # What was said is kept first, so a failing extractor cannot lose it.
-                store_messages(turns, scope=_scope(turns), session_id=session_id)
-                plan = build_plan(turns, llm=llm)
-                queue.save_plan(session_id, from_seq, plan)
-            outcomes.update(apply_plan(plan, session_id=session_id, worker_id=worker_id))
-            queue.commit(session_id=session_id, to_seq=plan["to_seq"], from_seq=from_seq, entry_ids=entry_ids)
-        except Exception as exc:  # junk from the model, an unreachable model, or a bug: retry, then park
-            attempt = queue.record_failure(session_id, entry_ids)
-            outcomes["failed"] += 1
-            queue.bump("jobs_failed")
-            expected = isinstance(exc, ExtractionError | LLMError)
-            logger.warning(
-                "extraction of session %s failed (attempt %d): %s",
-                session_id,
-                attempt,
-                exc,
-                exc_info=not expected,
-            )
-            if attempt >= settings.EXTRACTION_MAX_DELIVERIES:
-                queue.dead_letter(
-                    session_id=session_id,
-                    user_id=turns[-1].user_id,
-                    turns=turns,
-                    error=str(exc),
-                    entry_ids=entry_ids,
-                )
-                outcomes["dead_lettered"] += 1
-            return outcomes
-        queue.bump("jobs_done")
-        for action in ("add", "update", "delete", "noop", "summary"):
-            queue.bump(f"outcome_{action}", outcomes[action])
-        try:
-            compact_session(session_id=session_id, llm=llm)
-        except (ExtractionError, LLMError) as exc:  # compaction can wait for the next turn
-            logger.warning("compaction of session %s failed: %s", session_id, exc)
-        return outcomes
-    finally:
-        queue.release_lock(session_id, token)
+        return
+    queue.bump("jobs_done")
+    for action in ("add", "update", "delete", "noop", "summary"):
+        queue.bump(f"outcome_{action}", outcomes[action])
+    try:
+        compact_session(session_id=session_id, llm=llm)
+    except (ExtractionError, LLMError, MemoryNotFound) as exc:  # compaction can wait for the next turn
+        logger.warning("compaction of session %s failed: %s", session_id, exc)

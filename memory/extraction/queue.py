@@ -18,14 +18,16 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from redis.client import Pipeline
 
 from core.redis_client import get_redis
 from memory import keys
 from memory.extraction.types import TurnMessage
+from memory.lease import fenced
 from memory.query import validate_scope_id
-from memory.types import SYSTEM, Actor, MemoryNotFound
+from memory.types import SYSTEM, Actor, Lease, MemoryNotFound
 
-GROUP = "extractors"
+GROUP = keys.TURN_GROUP
 STATE_TTL_SECONDS = 30 * 24 * 3600
 
 # KEYS: seq, turns, stream, last_at; ARGV: payload, maxlen, session_id, user_id, at, state ttl
@@ -198,13 +200,18 @@ def reclaim_stale(*, consumer: str, count: int = 100) -> list[StreamEntry]:
 def acquire_lock(session_id: str) -> str | None:
     token = uuid.uuid4().hex
     ms = int(settings.EXTRACTION_LOCK_SECONDS * 1000)
-    if get_redis().set(keys.extraction(session_id, "lock"), token, nx=True, px=ms):
+    if get_redis().set(keys.extraction_lock(session_id), token, nx=True, px=ms):
         return token
     return None
 
 
 def release_lock(session_id: str, token: str) -> None:
-    get_redis().eval(_RELEASE, 1, keys.extraction(session_id, "lock"), token)
+    get_redis().eval(_RELEASE, 1, keys.extraction_lock(session_id), token)
+
+
+def lease(session_id: str, token: str) -> Lease:
+    """The session lock as held by `token`: the job's writes pass it so a takeover stops them."""
+    return Lease(keys.extraction_lock(session_id), token)
 
 
 def cursor(session_id: str) -> int:
@@ -219,18 +226,24 @@ def pending_turns(session_id: str, *, after: int) -> list[QueuedTurn]:
     return sorted(turns, key=lambda t: t.seq)
 
 
-def commit(*, session_id: str, to_seq: int, from_seq: int, entry_ids: Sequence[str]) -> None:
+def commit(
+    *, session_id: str, to_seq: int, from_seq: int, entry_ids: Sequence[str], lease: Lease | None = None
+) -> None:
     """The turns up to `to_seq` are applied: move the cursor, drop them, acknowledge our entries."""
-    client = get_redis()
-    with client.pipeline(transaction=True) as pipe:
-        pipe.set(keys.extraction(session_id, "cursor"), to_seq, ex=STATE_TTL_SECONDS)
-        pipe.hdel(keys.extraction(session_id, "turns"), *[str(s) for s in range(from_seq, to_seq + 1)])
-        pipe.delete(keys.extraction(session_id, f"plan:{from_seq}"))
-        pipe.delete(keys.extraction(session_id, "retry_at"))
-        if entry_ids:
-            pipe.xack(keys.turn_stream(), GROUP, *entry_ids)
-            pipe.hdel(keys.extraction(session_id, "failures"), *entry_ids)
-        pipe.execute()
+    with fenced(lease) as pipe:
+        _queue_commit(pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids)
+
+
+def _queue_commit(
+    pipe: Pipeline, *, session_id: str, to_seq: int, from_seq: int, entry_ids: Sequence[str]
+) -> None:
+    pipe.set(keys.extraction(session_id, "cursor"), to_seq, ex=STATE_TTL_SECONDS)
+    pipe.hdel(keys.extraction(session_id, "turns"), *[str(s) for s in range(from_seq, to_seq + 1)])
+    pipe.delete(keys.extraction(session_id, f"plan:{from_seq}"))
+    pipe.delete(keys.extraction(session_id, "retry_at"))
+    if entry_ids:
+        pipe.xack(keys.turn_stream(), GROUP, *entry_ids)
+        pipe.hdel(keys.extraction(session_id, "failures"), *entry_ids)
 
 
 def ack(entry_ids: Sequence[str], *, session_id: str) -> None:
@@ -247,16 +260,14 @@ def failures(session_id: str, entry_ids: Sequence[str]) -> int:
     return max(int(v or 0) for v in values)
 
 
-def record_failure(session_id: str, entry_ids: Sequence[str]) -> int:
+def record_failure(session_id: str, entry_ids: Sequence[str], *, lease: Lease | None = None) -> int:
     """Count a failed attempt on each entry and schedule the next try with exponential backoff."""
-    client = get_redis()
-    with client.pipeline(transaction=False) as pipe:
+    attempt = failures(session_id, entry_ids) + 1
+    delay = settings.EXTRACTION_RETRY_BACKOFF_SECONDS * (2 ** (attempt - 1))
+    with fenced(lease) as pipe:
         for entry_id in entry_ids:
             pipe.hincrby(keys.extraction(session_id, "failures"), entry_id, 1)
-        counts = pipe.execute()
-    attempt = max(counts, default=1)
-    delay = settings.EXTRACTION_RETRY_BACKOFF_SECONDS * (2 ** (attempt - 1))
-    client.set(keys.extraction(session_id, "retry_at"), repr(time.time() + delay), ex=STATE_TTL_SECONDS)
+        pipe.set(keys.extraction(session_id, "retry_at"), repr(time.time() + delay), ex=STATE_TTL_SECONDS)
     return int(attempt)
 
 
@@ -275,22 +286,29 @@ def load_plan(session_id: str, from_seq: int) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def save_plan(session_id: str, from_seq: int, plan: dict[str, Any]) -> None:
+def save_plan(session_id: str, from_seq: int, plan: dict[str, Any], *, lease: Lease | None = None) -> None:
     """Kept until the turns are committed, so a worker that takes over applies the same decisions."""
-    get_redis().set(keys.extraction(session_id, f"plan:{from_seq}"), json.dumps(plan), ex=STATE_TTL_SECONDS)
+    with fenced(lease) as pipe:
+        pipe.set(keys.extraction(session_id, f"plan:{from_seq}"), json.dumps(plan), ex=STATE_TTL_SECONDS)
 
 
 # --- Dead letters ---------------------------------------------------------------------------------
 
 
 def dead_letter(
-    *, session_id: str, user_id: str, turns: Sequence[QueuedTurn], error: str, entry_ids: Sequence[str]
+    *,
+    session_id: str,
+    user_id: str,
+    turns: Sequence[QueuedTurn],
+    error: str,
+    entry_ids: Sequence[str],
+    lease: Lease | None = None,
 ) -> str:
     """Park the turns with the error, move past them, acknowledge: the session is not stuck."""
     client = get_redis()
     from_seq = min((t.seq for t in turns), default=cursor(session_id) + 1)
     to_seq = max((t.seq for t in turns), default=from_seq - 1)
-    with client.pipeline(transaction=True) as pipe:
+    with fenced(lease) as pipe:
         pipe.xadd(
             keys.dead_letter_stream(),
             {
@@ -301,11 +319,11 @@ def dead_letter(
                 "turns": json.dumps([json.loads(t.as_json()) for t in turns]),
             },
         )
-        pipe.execute()
-    if to_seq >= from_seq:
-        commit(session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids)
-    else:
-        ack(entry_ids, session_id=session_id)
+        if to_seq >= from_seq:
+            _queue_commit(pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids)
+        elif entry_ids:
+            pipe.xack(keys.turn_stream(), GROUP, *entry_ids)
+            pipe.hdel(keys.extraction(session_id, "failures"), *entry_ids)
     client.hincrby(keys.extraction_stats(), "dead_letters", 1)
     return f"{from_seq}-{to_seq}"
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.urls import reverse
 
+from memory.events import FORGOTTEN
 from memory.inspector.diff import Segment, word_diff
 from memory.types import Actor, HistoryEvent, Memory
 from memory.working import Session
@@ -26,6 +27,8 @@ EVENT_LABELS = {
     "ttl_changed": "TTL changed",
     "moved": "Moved to another user",
     "user_erased": "User erased",
+    "expired": "Expired (words removed)",
+    "purged": "Purged (words removed)",
 }
 
 _UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
@@ -204,7 +207,8 @@ class FeedEntry:
 
     @property
     def memory_url(self) -> str:
-        return memory_url(self.memory_id) if self.memory_id else ""
+        # A forgotten memory has no page any more.
+        return memory_url(self.memory_id) if self.memory_id and self.event not in FORGOTTEN else ""
 
 
 def feed_entry(data: dict[str, Any]) -> FeedEntry:

@@ -15,6 +15,7 @@ from core.redis_client import get_redis
 from memory import keys, working
 from memory.inspector.presenters import as_datetime
 from memory.query import MemoryFilter
+from memory.redaction import Forgotten, redact_trace, trace_memory_ids
 from memory.selectors import counts_by_type, deleted_memories, list_memories, memory_history
 from memory.types import Memory, MemoryType
 
@@ -145,12 +146,23 @@ def _all_live_memories(user_id: str) -> list[Memory]:
             return memories
 
 
+def _traces_without_gone_memories(session_id: str, *, kept: set[str]) -> list[dict[str, Any]]:
+    """A memory that expired or was purged is not shipped, not even as a trace hit (the retention
+    sweep blanks these in Redis too, but may not have run yet)."""
+    traces = working.list_traces(session_id=session_id)
+    for trace in traces:
+        redact_trace(trace, Forgotten(memory_ids=frozenset(trace_memory_ids(trace) - kept)))
+    return traces
+
+
 def export_user(*, user_id: str, exported_by: str) -> dict[str, Any]:
-    """Everything Engram holds about one user id, as JSON-ready data (the "download my data" shape)."""
+    """Everything Engram holds about one user id, as JSON-ready data (the "download my data" shape).
+
+    Memories that expired or were purged are not in it: what is left of them (history, audit
+    entries) is on its way out (memory/retention.py)."""
     live = _all_live_memories(user_id)
     deleted = deleted_memories(user_id=user_id)
-    seen = {m.id for m in live} | {m.id for m in deleted}
-    ever = sorted(m.decode() for m in get_redis().smembers(keys.user_memory_ids(user_id)))
+    kept = {m.id for m in live} | {m.id for m in deleted}
     sessions = []
     for session in working.list_sessions(user_id=user_id):
         sessions.append(
@@ -158,7 +170,7 @@ def export_user(*, user_id: str, exported_by: str) -> dict[str, Any]:
                 **asdict(session),
                 "messages": [m.as_dict() for m in working.get_messages(session_id=session.id)],
                 "data": working.get_session_data(session_id=session.id),
-                "traces": working.list_traces(session_id=session.id),
+                "traces": _traces_without_gone_memories(session.id, kept=kept),
             }
         )
     return {
@@ -174,11 +186,5 @@ def export_user(*, user_id: str, exported_by: str) -> dict[str, Any]:
             {**memory_as_dict(m), "history": [e.as_dict() for e in memory_history(memory_id=m.id)]}
             for m in deleted
         ],
-        # Memories that expired or were purged: only their history is left.
-        "expired_memory_histories": {
-            memory_id: [e.as_dict() for e in events]
-            for memory_id in ever
-            if memory_id not in seen and (events := memory_history(memory_id=memory_id))
-        },
         "sessions": sessions,
     }

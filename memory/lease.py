@@ -1,0 +1,98 @@
+"""Writes fenced by a lock: a job holding a Redis lock passes its `Lease` to every write, and each
+write checks, inside the same WATCH/MULTI, that the lock still holds its token.
+
+An erase or an identity move takes the locks of the sessions involved over (`take_over`); a job in
+flight then fails its next write with `LeaseLost` instead of writing to an erased or abandoned id.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import redis
+from redis.client import Pipeline
+
+from core.redis_client import get_redis
+from memory.types import Lease, LeaseLost
+
+# KEYS: locks; ARGV: token. Deletes only the locks still holding this token.
+_RELEASE = """
+local n = 0
+for _, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] then n = n + redis.call('DEL', k) end
+end
+return n
+"""
+
+
+# KEYS: lock; ARGV: token, ms. Extends the lock only while it still holds this token.
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+def hold(pipe: Pipeline, lease: Lease | None) -> None:
+    """Inside a WATCH block (before MULTI): watch the lock and fail if it is no longer ours.
+
+    Watching makes the EXEC fail if the lock changes between this check and the write."""
+    if lease is None:
+        return
+    pipe.watch(lease.key)
+    if pipe.get(lease.key) != lease.token.encode():
+        raise LeaseLost("this job's lock was taken over (erase, identity move or expiry); nothing written")
+
+
+def take_over(lock_keys: Sequence[str], *, seconds: float, token: str = "") -> str:
+    """Hold these locks whoever held them: their old holders' fenced writes fail from now on.
+    Returns the token they now hold (`token` to add locks to ones already taken)."""
+    token = token or uuid.uuid4().hex
+    if lock_keys:
+        with get_redis().pipeline(transaction=True) as pipe:
+            for lock_key in lock_keys:
+                pipe.set(lock_key, token, px=int(seconds * 1000))
+            pipe.execute()
+    return token
+
+
+def release(lock_keys: Sequence[str], token: str) -> int:
+    if not lock_keys:
+        return 0
+    return int(get_redis().eval(_RELEASE, len(lock_keys), *lock_keys, token))
+
+
+@contextmanager
+def fenced(held: Lease | None) -> Iterator[Pipeline]:
+    """A MULTI pipeline that is executed on leaving the block only if the lease still holds."""
+    with get_redis().pipeline(transaction=True) as pipe:
+        hold(pipe, held)
+        pipe.multi()
+        yield pipe
+        try:
+            pipe.execute()
+        except redis.WatchError as exc:  # the lock changed between the check and EXEC
+            raise LeaseLost("this job's lock was taken over while it wrote; nothing written") from exc
+
+
+@contextmanager
+def kept_alive(held: Lease, *, seconds: float) -> Iterator[None]:
+    """Extend the lock every `seconds`/3 while the block runs: a slow model call must not let it
+    lapse (the job would then lose its lease with nobody to take over). A worker that dies stops
+    extending, so its lock still expires and another worker takes the job."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(seconds / 3):
+            if not get_redis().eval(_EXTEND, 1, held.key, held.token, int(seconds * 1000)):
+                return  # taken over (or gone): the job's next write fails, nothing to keep
+
+    thread = threading.Thread(target=beat, daemon=True, name="lease-keepalive")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)

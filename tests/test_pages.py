@@ -87,7 +87,15 @@ def test_status_page_shows_staff_the_details(client: Client, django_user_model, 
     page = client.get("/inspector/status/")
     assert page.status_code == 200
     body = page.content.decode()
-    for detail in (version, "search", "ReJSON", "host-b-777", "http://127.0.0.1:9/v1", "llama3", "all-MiniLM-L6-v2"):
+    for detail in (
+        version,
+        "search",
+        "ReJSON",
+        "host-b-777",
+        "http://127.0.0.1:9/v1",
+        "llama3",
+        "all-MiniLM-L6-v2",
+    ):
         assert detail in body
     assert 'href="/inspector/status.json"' in body
 

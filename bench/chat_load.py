@@ -240,10 +240,12 @@ def _wait_for_health(server: Daphne) -> None:
     raise RuntimeError(f"daphne did not answer /healthz in {SERVER_START_TIMEOUT:.0f}s:\n{server.log_tail()}")
 
 
-def health(server: Daphne) -> dict[str, Any]:
+def health(server: Daphne, env: dict[str, str]) -> dict[str, Any]:
+    """The public liveness answer, with the model endpoint the server was started with (the
+    details /healthz used to show are on the staff status page now)."""
     with urllib.request.urlopen(f"{server.url}/healthz", timeout=10) as response:  # noqa: S310 - loopback
         data: dict[str, Any] = json.loads(response.read())
-    return data
+    return {**data, "llm_endpoint": env.get("OPENAI_BASE_URL", "")}
 
 
 # --- Driving clients -----------------------------------------------------------------------------
@@ -390,7 +392,7 @@ def _measure(
         )
         progress("starting daphne")
         with daphne_server(env, root / "daphne.log") as server:
-            out["health"] = _health_summary(health(server))
+            out["health"] = health(server, env)
             rig = Rig(server, model, Processes.of(server, model), cfg, corpus, progress)
             out["warmup"] = rig.phase("warm-up", visitors[:1], cfg.warmup_turns)
             out["baseline"] = rig.phase("baseline", visitors[1:2], cfg.baseline_turns)
@@ -455,11 +457,6 @@ def what_if_capacity(
         out["load"] = rig.phase("load", visitors[1:], cfg.turns)
         out["server_log_errors"] = server.log_errors()[:20]
     return out
-
-
-def _health_summary(data: dict[str, Any]) -> dict[str, Any]:
-    keep = ("ok", "status", "version", "llm", "embeddings", "embedding")
-    return {k: v for k, v in data.items() if k in keep} or data
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -1,7 +1,9 @@
 """Who is chatting: a logged-in account or an anonymous visitor, as a memory user id.
 
 Anonymous visitors get a random id kept in their Django session; when they log in, everything
-stored under it moves to their account (see chat/signals.py).
+stored under it moves to their account (see chat/signals.py). The id (and so the session row and
+its cookie) is created only when a visitor starts a chat: reading pages must not create one, or
+every cookie-less request (a crawler, a health probe) would add a row to the session table.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ def anonymous_memory_id(anon_id: str) -> str:
 
 
 def memory_user_id(
-    user: AbstractBaseUser | AnonymousUser, session: SessionBase, *, create: bool = True
+    user: AbstractBaseUser | AnonymousUser, session: SessionBase, *, create: bool
 ) -> str | None:
-    """The memory user id for this request or socket; None for an anonymous socket without one."""
+    """The memory user id for this request or socket; None for an anonymous visitor without one
+    (unless `create`, which gives them one)."""
     if user.is_authenticated:
         return account_memory_id(user.pk)
     anon_id = session.get(ANON_SESSION_KEY)

@@ -1,4 +1,4 @@
-"""A per-user limit on chat turns: a fixed one-minute window counted in Redis."""
+"""Fixed-window limits counted in Redis: chat turns per user per minute, sign-ups per IP per hour."""
 
 from __future__ import annotations
 
@@ -6,16 +6,30 @@ import time
 
 from django.conf import settings
 
-from core.redis_client import get_async_redis, key
+from core.redis_client import get_async_redis, get_redis, key
 from memory.keys import safe
 
 
+def _counter(bucket: str, who: str, window_seconds: int) -> str:
+    window = int(time.time() // window_seconds)
+    return key("ratelimit", bucket, safe(who), str(window))
+
+
 async def allow_turn(user_id: str) -> bool:
-    window = int(time.time() // 60)
-    counter = key("ratelimit", "turns", safe(user_id), str(window))
+    counter = _counter("turns", user_id, 60)
     client = get_async_redis()
     async with client.pipeline(transaction=True) as pipe:
         pipe.incr(counter)
         pipe.expire(counter, 120)
         count, _ = await pipe.execute()
     return int(count) <= settings.CHAT_RATE_LIMIT_PER_MINUTE
+
+
+def allow_signup(client_ip: str) -> bool:
+    """Count one account creation from this address; False once the hour's allowance is used."""
+    counter = _counter("signups", client_ip or "unknown", 3600)
+    with get_redis().pipeline(transaction=True) as pipe:
+        pipe.incr(counter)
+        pipe.expire(counter, 2 * 3600)
+        count, _ = pipe.execute()
+    return int(count) <= settings.SIGNUP_RATE_LIMIT_PER_HOUR

@@ -55,6 +55,10 @@ class OwnMemories:
     shown: int  # how many of them the page lists (the newest of each kind)
 
 
+# What a visitor who never started a chat has.
+NO_MEMORIES = OwnMemories(groups=[], said=[], total=0, shown=0)
+
+
 def _said(memory: Memory) -> Said:
     return Said(memory, spoken_epoch(memory.created_at))
 

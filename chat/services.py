@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from ulid import ULID
 
 from memory import working
@@ -11,7 +12,23 @@ from memory.services import delete_memory
 from memory.types import Actor, ActorKind, MemoryNotFound, MemoryType
 
 
+class TooManyChats(Exception):
+    """The user already keeps CHAT_MAX_SESSIONS_PER_USER chats."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} chats per user")
+        self.limit = limit
+
+
 def start_session(*, user_id: str, title: str = "") -> working.Session:
+    """A new chat, unless the user is at the cap (expired chats do not count: the count prunes them).
+
+    Two tabs starting a chat at the same moment can both pass the check: the cap bounds storage,
+    one over it does no harm.
+    """
+    limit = settings.CHAT_MAX_SESSIONS_PER_USER
+    if working.session_count(user_id=user_id) >= limit:
+        raise TooManyChats(limit)
     return working.ensure_session(
         session_id=str(ULID()), user_id=user_id, title=title.strip()[:200] or "New chat"
     )

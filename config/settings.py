@@ -8,6 +8,7 @@ with HTTPS=1 (it depends on the deployment, so it cannot default to on).
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    "axes",
     "core",
     "memory",
     "chat",
@@ -60,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,6 +71,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees the login view's answer and can replace it with the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -126,6 +131,13 @@ WHITENOISE_USE_FINDERS = DEBUG
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
+# axes checks every login (the chat's, the inspector's and the admin's all go through
+# authenticate()) before the model backend tries the password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 # --- Security -----------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 # An anonymous visitor's memories hang on their session cookie: Django's two weeks would make a
@@ -144,6 +156,38 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Login throttling (django-axes): this many wrong passwords for one username from one IP address
+# lock that pair out for the cool-off; others (another user, the same user elsewhere) are unaffected.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_COOLOFF_SECONDS", 15 * 60, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Failed attempts are kept only for the cool-off; a log of every successful login is not needed.
+AXES_DISABLE_ACCESS_LOG = True
+# A wrong password while locked out does not restart the cool-off: it ends when the message says.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The login form again, with the lockout in plain words (axes' default is a bare text answer).
+AXES_LOCKOUT_CALLABLE = "chat.views.login_locked_out"
+# The client address is REMOTE_ADDR (django-ipware is not installed): behind a reverse proxy that is
+# the proxy's, so the lockout then counts per username only in effect (see README, Security).
+
+# Content-Security-Policy (django-csp): scripts, styles and connections only from this origin, no
+# inline script or style anywhere ('self' also covers the page's own ws:// and wss:// origin).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Redis --------------------------------------------------------------------------------------
 # Unset REDIS_URL = the embedded server that `make run` starts (see core/embedded_redis.py).
@@ -274,6 +318,10 @@ WORKING_MEMORY_KEEP_MESSAGES = env_int("WORKING_MEMORY_KEEP_MESSAGES", 8, minimu
 
 # --- Chat ------------------------------------------------------------------------------------------
 CHAT_RATE_LIMIT_PER_MINUTE = env_int("CHAT_RATE_LIMIT_PER_MINUTE", 20, minimum=1)
+# A user (account or anonymous visitor) keeps at most this many chats; deleting one frees a place.
+CHAT_MAX_SESSIONS_PER_USER = env_int("CHAT_MAX_SESSIONS_PER_USER", 200, minimum=1)
+# Accounts created per client IP address per hour.
+SIGNUP_RATE_LIMIT_PER_HOUR = env_int("SIGNUP_RATE_LIMIT_PER_HOUR", 5, minimum=1)
 CHAT_MAX_TOOL_ROUNDS = env_int("CHAT_MAX_TOOL_ROUNDS", 3, minimum=0)
 # WebSocket frames larger than this are refused before parsing.
 CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 65536, minimum=1024)

@@ -27,7 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-# Known sizes of OpenAI models, so /healthz and index creation need no network call.
+# Known sizes of OpenAI models, so the status page and index creation need no network call.
 OPENAI_MODEL_DIMS = {
     "text-embedding-3-small": 1536,
     "text-embedding-3-large": 3072,
@@ -86,7 +86,7 @@ class LocalEmbedder:
 
     @cached_property
     def dims(self) -> int:
-        # Read from the pooling config so /healthz does not load the weights.
+        # Read from the pooling config so the status page does not load the weights.
         pooling = json.loads((self.model_dir() / "1_Pooling" / "config.json").read_text())
         return int(pooling["word_embedding_dimension"])
 

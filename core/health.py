@@ -1,8 +1,14 @@
-"""What /healthz reports: Redis, its modules, the memory index, the providers and the workers."""
+"""Health: a public liveness answer, and the details only staff may see.
+
+`/healthz` is public (load balancers, `make run`, the benches), so it says only whether Redis
+answers: no versions, host names, pids or endpoints, and no writes. The details (Redis version and
+modules, workers, providers) are for the staff status page (memory/inspector/status.py), which
+adds the memory index and the extraction queue.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import redis
 from django.conf import settings
@@ -13,8 +19,23 @@ from core.llm import describe_llm
 from core.redis_client import get_redis
 from core.workers import worker_heartbeats
 
+Liveness = Literal["ok", "degraded"]
 
-def health_report() -> dict[str, Any]:
+
+def liveness() -> Liveness:
+    """One PING: the product cannot serve a chat or a page of memories without Redis."""
+    try:
+        get_redis().ping()
+    except (redis.ConnectionError, redis.TimeoutError):
+        return "degraded"
+    return "ok"
+
+
+def system_status() -> dict[str, Any]:
+    """Redis (version, modules), the workers and the model providers, for staff.
+
+    `status` is "error" when Redis does not answer, "degraded" when it lacks the Query Engine.
+    """
     report: dict[str, Any] = {"status": "ok"}
     client = get_redis()
     try:
@@ -26,31 +47,15 @@ def health_report() -> dict[str, Any]:
             "version": info.get("redis_version"),
             "modules": [{"name": name, "version": version} for name, version in sorted(modules.items())],
         }
-        report["index"] = _index_state()
         workers = worker_heartbeats()
         report["worker"] = {"alive": any(w["alive"] for w in workers), "workers": workers}
-        report["extraction"] = _extraction_state()
         if "search" not in modules:
             report["status"] = "degraded"
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         report["status"] = "error"
         report["redis"] = {"reachable": False, "embedded": settings.REDIS_EMBEDDED, "error": str(exc)}
-        report["index"] = None
         report["worker"] = {"alive": False, "workers": []}
-        report["extraction"] = None
     embedder = get_embedder()
     report["embedding"] = {"provider": embedder.provider, "model": embedder.model, "dims": embedder.dims}
     report["llm"] = describe_llm()
     return report
-
-
-def _index_state() -> dict[str, Any] | None:
-    from memory.index import index_state
-
-    return index_state()
-
-
-def _extraction_state() -> dict[str, Any]:
-    from memory.extraction.queue import queue_health
-
-    return queue_health()

@@ -87,7 +87,10 @@ def run(*, out: object = sys.stdout) -> int:
                 )
             )
             url = f"http://{settings.HTTP_HOST}:{settings.HTTP_PORT}/"
-            print(f"Engram     {url}  (health: {url}healthz) — Ctrl-C stops everything", flush=True)
+            print(
+                f"Engram     {url}  (status for staff: {url}inspector/status/) — Ctrl-C stops everything",
+                flush=True,
+            )
             while True:
                 for child in children:
                     code = child.process.poll()

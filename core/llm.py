@@ -3,7 +3,7 @@
 - `OpenAICompatibleLLM`: the `openai` client on OPENAI_BASE_URL (OpenAI, Ollama, vLLM, LM Studio,
   llama.cpp server).
 - `OfflineLLM`: no model configured. It answers deterministically and says so, so the product
-  runs end to end without a key; `mode == "offline"` lets the UI and /healthz say so too.
+  runs end to end without a key; `mode == "offline"` lets the UI and the status page say so too.
 """
 
 from __future__ import annotations

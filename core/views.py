@@ -1,8 +1,9 @@
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from core.health import health_report
+from core.health import liveness
 from core.llm import get_llm
 
 
@@ -11,7 +12,9 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "core/home.html", {"llm_mode": get_llm().mode})
 
 
+@never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    report = health_report()
-    return JsonResponse(report, status=503 if report["status"] == "error" else 200)
+    """Public liveness: nothing but ok/degraded (the details are on the staff status page)."""
+    status = liveness()
+    return JsonResponse({"status": status}, status=200 if status == "ok" else 503)

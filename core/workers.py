@@ -1,4 +1,4 @@
-"""Worker liveness: each worker process writes a heartbeat; /healthz and the inspector read them."""
+"""Worker liveness: each worker process writes a heartbeat; the inspector and its status page read them."""
 
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ register_converter(KeyConverter, "key")
 app_name = "memory"
 urlpatterns = [
     path("", views.overview, name="inspector"),
+    path("status/", views.status_page, name="status"),
+    path("status.json", views.status_json, name="status_json"),
     path("users/", views.user_lookup, name="user_lookup"),
     path("users/<key:user_id>/", views.user_page, name="user"),
     path("users/<key:user_id>/export.json", views.export_user, name="export"),

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,17 +133,33 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         instance.close()
 
 
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+@contextmanager
+def browser_page(browser: Any, name: str, *, bypass_csp: bool) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=bypass_csp)
     page = context.new_page()
     page.set_default_timeout(15_000)
     try:
         yield page
     finally:
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-final.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-final.png"), full_page=True)
         context.close()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A page that ignores the Content-Security-Policy: Playwright's `wait_for_function` compiles
+    its predicate with eval in the page, which the policy refuses. tests/test_browser_security.py
+    checks the policy itself, with `strict_page`."""
+    with browser_page(browser, request.node.name, bypass_csp=True) as page:
+        yield page
+
+
+@pytest.fixture
+def strict_page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A page under the server's Content-Security-Policy (use no `wait_for_function` on it)."""
+    with browser_page(browser, request.node.name, bypass_csp=False) as page:
+        yield page
 
 
 def screenshot(page: Any, name: str) -> None:

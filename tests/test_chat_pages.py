@@ -16,7 +16,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _anon_user(client: Client) -> str:
-    client.get("/chat/")
+    """The visitor's memory id, giving them one as starting a chat does."""
+    session = client.session
+    session.setdefault(ANON_SESSION_KEY, "visitor-1")
+    session.save()
     return anonymous_memory_id(client.session[ANON_SESSION_KEY])
 
 

@@ -11,8 +11,11 @@ from typing import Any
 
 import redis
 
+from core.health import system_status
 from core.redis_client import get_redis
 from memory import keys, working
+from memory.extraction.queue import queue_health
+from memory.index import index_state
 from memory.inspector.presenters import as_datetime
 from memory.query import MemoryFilter
 from memory.redaction import Forgotten, redact_trace, trace_memory_ids
@@ -188,3 +191,13 @@ def export_user(*, user_id: str, exported_by: str) -> dict[str, Any]:
         ],
         "sessions": sessions,
     }
+
+
+def status_report() -> dict[str, Any]:
+    """The staff status page: core's view of Redis, workers and providers, plus the memory index
+    and the extraction queue (both need Redis, so they are left out while it does not answer)."""
+    report = system_status()
+    reachable = bool(report["redis"]["reachable"])
+    report["index"] = index_state() if reachable else None
+    report["extraction"] = queue_health() if reachable else None
+    return report

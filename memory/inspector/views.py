@@ -22,7 +22,7 @@ import redis
 from django.conf import settings
 from django.contrib import messages
 from django.forms import Form
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -780,3 +780,25 @@ def discard_dead_letter(request: HttpRequest, letter_id: str) -> HttpResponse:
     logger.info("inspector: %s discarded dead letter %s", staff_actor(request.user).id, letter_id)
     messages.success(request, "Discarded: those turns will not be extracted.")
     return _letter_answer(request)
+
+
+# --- System status --------------------------------------------------------------------------------
+
+
+@view_required
+@require_GET
+def status_page(request: HttpRequest) -> HttpResponse:
+    """What the public /healthz no longer shows: Redis, its modules, the index, workers, queue, models."""
+    report = inspector_selectors.status_report()
+    return render(request, "memory/status.html", {"report": report}, status=_status_code(report))
+
+
+@view_required
+@require_GET
+def status_json(request: HttpRequest) -> JsonResponse:
+    report = inspector_selectors.status_report()
+    return JsonResponse(report, status=_status_code(report))
+
+
+def _status_code(report: dict[str, Any]) -> int:
+    return 503 if report["status"] == "error" else 200

@@ -11,7 +11,9 @@ class Command(BaseCommand):
     help = "Run one background memory worker (start as many as you like; they share the work)."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--worker-id", default=None, help="Name shown in /healthz (default: host-pid).")
+        parser.add_argument(
+            "--worker-id", default=None, help="Name on the staff status page (default: host-pid)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         worker = Worker(worker_id=options["worker_id"])

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
@@ -285,6 +285,10 @@ def fuzz_handshakes(
                 tally.unexpected_closes.append(f"handshake {path[:100]}: close {code}")
         except TimeoutError:
             tally.refused_handshakes["open, silent"] += 1
+        except (InvalidHandshake, OSError) as exc:
+            # The server dropped the connection instead of answering the handshake.
+            tally.refused_handshakes["dropped"] += 1
+            tally.unexpected_closes.append(f"handshake {path[:100]}: {type(exc).__name__}")
 
 
 # --- Setup and checks ------------------------------------------------------------------------------

@@ -5,10 +5,11 @@ Views stay thin: identity from the request, reads from chat.selectors, writes fr
 
 from __future__ import annotations
 
+import redis
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -18,7 +19,7 @@ from chat.forms import RenameForm, SignupForm
 from chat.identity import memory_user_id
 from core.llm import get_llm
 from memory import working
-from memory.types import MemoryNotFound
+from memory.types import InvalidInput, MemoryNotFound
 
 
 def _user_id(request: HttpRequest) -> str:
@@ -100,6 +101,9 @@ def forget_memory(request: HttpRequest, memory_id: str) -> HttpResponseRedirect:
         messages.success(request, "Forgotten.")
     except MemoryNotFound:
         messages.error(request, "That memory does not exist (any more).")
+    # An id no memory can have (too long, control characters), or one naming another kind of key.
+    except (InvalidInput, redis.ResponseError) as exc:
+        raise Http404("There is no memory with that id.") from exc
     return redirect("chat:my_memories")
 
 

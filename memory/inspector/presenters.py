@@ -24,6 +24,7 @@ EVENT_LABELS = {
     "locked": "Locked",
     "unlocked": "Unlocked",
     "ttl_changed": "TTL changed",
+    "change_refused": "Change refused",
     "moved": "Moved to another user",
     "user_erased": "User erased",
 }
@@ -224,7 +225,7 @@ def feed_entry(data: dict[str, Any]) -> FeedEntry:
         memory_id=str(data.get("memory_id", "")),
         actor=actor,
         at=as_datetime(float(data.get("at") or 0)),
-        text=str(new.get("text") or old.get("text") or ""),
+        text=str(new.get("text") or old.get("text") or details.get("proposed_text") or ""),
         reason=str(data.get("reason", "")),
         version=int(data.get("version") or 0),
         counts={str(k).replace("_", " "): int(v) for k, v in (counts or {}).items()},

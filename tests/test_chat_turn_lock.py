@@ -13,7 +13,6 @@ import pytest
 from asgiref.sync import sync_to_async
 
 import chat.consumers
-from chat.turn_lock import lock_key
 from core.embeddings import get_embedder
 from memory import working
 from tests.chat_helpers import communicator, make_user, open_session, session_cookie_for_user
@@ -35,6 +34,12 @@ class _NothingShared(dict[str, Any]):
 @pytest.fixture
 def two_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chat.consumers, "_session_locks", _NothingShared(), raising=False)
+
+
+def lock_key(session_id: str) -> str:
+    from chat.turn_lock import lock_key
+
+    return lock_key(session_id)
 
 
 def _answer_slowly(body: dict[str, Any]) -> Reply:

@@ -44,6 +44,6 @@ def close_sockets_of_this_login(sender: Any, request: HttpRequest | None, user: 
     if not session_key or layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(sign_in_group(session_key), SIGNED_OUT_MESSAGE)
+        async_to_sync(layer.group_send)(sign_in_group(session_key), dict(SIGNED_OUT_MESSAGE))
     except Exception:  # signing out must work even when the channel layer does not
         logger.warning("could not close the sockets of a login that signed out", exc_info=True)

@@ -13,7 +13,6 @@ import json
 import re
 from typing import Any
 
-REPLACEMENT = "\ufffd"
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 # In stored JSON a surrogate can only appear as an escape: \ud800 to \udfff, any hex case.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")

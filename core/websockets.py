@@ -24,8 +24,7 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
-# RFC 6455: a message bigger than the server accepts.
-CLOSE_MESSAGE_TOO_BIG = 1009
+# A message over the server's size limit is closed with RFC 6455's 1009 (core/serve.py).
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

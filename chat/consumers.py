@@ -3,6 +3,11 @@
 Protocol (JSON text frames). Client → server: {"type": "message", "text": str, "client_id": str}
 and {"type": "ping"}. Server → client: turn_started, delta, tool, done, error, duplicate, pong.
 A bad frame gets an error frame; the connection (and every other session) stays up.
+
+A refused socket is accepted and then closed with 4401 (not signed in, or signed out since),
+4403 (not this user's chat, or a page from another origin) or 4404 (no such chat, or it was
+deleted), so the page can say why instead of reconnecting forever. A message over the server's
+WebSocket limit (daphne's, 1 MiB) is closed with 1009 (core/serve.py).
 """
 
 from __future__ import annotations
@@ -11,60 +16,69 @@ import asyncio
 import contextlib
 import json
 import logging
-import weakref
 from typing import Any
 
+import redis
 from asgiref.sync import sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat.identity import memory_user_id
 from chat.ratelimit import allow_turn
-from chat.turns import group_name, run_turn
+from chat.selectors import message_saved
+from chat.turn_lock import ChatBusy, session_turn
+from chat.turns import CHAT_DELETED, CHAT_DELETED_MIDWAY, ChatGone, Send, group_name, run_turn
 from core.redis_client import get_async_redis, key
-from memory import working
+from core.text import clean_text
+from core.websockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, ProductSocket
+from memory import keys, working
 from memory.keys import safe
+from memory.types import InvalidInput
 
 logger = logging.getLogger(__name__)
 
 MAX_CLIENT_ID = 64
 # Keep references to running turns: a turn outlives the socket that started it.
 _running: set[asyncio.Task[Any]] = set()
-# One lock per session with a turn running; weak values so idle sessions do not pile up.
-_session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_NOT_FOUND = 4404
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(ProductSocket):
     session_id: str
     user_id: str
     staff: bool
+    joined = False
 
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         user = self.scope["user"]
         user_id = memory_user_id(user, self.scope["session"], create=False)
         if user_id is None:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.refuse(CLOSE_UNAUTHENTICATED)
             return
-        session = await sync_to_async(working.get_session, thread_sensitive=False)(session_id=self.session_id)
+        try:
+            session = await sync_to_async(working.get_session, thread_sensitive=False)(
+                session_id=self.session_id
+            )
+        # An id no session can have (too long, control characters) or one naming another kind of
+        # key: no such chat.
+        except (InvalidInput, redis.ResponseError):
+            session = None
         if session is None:
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self.refuse(CLOSE_NOT_FOUND)
             return
         if session.user_id != user_id:
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self.refuse(CLOSE_FORBIDDEN)
             return
         self.user_id = user_id
         self.staff = bool(user.is_staff)
         await self.channel_layer.group_add(group_name(self.session_id), self.channel_name)
+        self.joined = True
+        await self.join_login_group()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "user_id"):
+        if self.joined:
             await self.channel_layer.group_discard(group_name(self.session_id), self.channel_name)
+        await self.leave_login_group()
 
     async def _error(self, code: str, message: str, **extra: Any) -> None:
         await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message, **extra}))
@@ -83,6 +97,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except ValueError:
             await self._error("bad_frame", "That frame is not valid JSON.")
             return
+        except RecursionError:
+            await self._error("bad_frame", "That frame is nested too deeply.")
+            return
         if not isinstance(frame, dict):
             await self._error("bad_frame", "A frame must be a JSON object with a 'type'.")
             return
@@ -92,15 +109,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         elif kind == "message":
             await self._message(frame)
         else:
-            await self._error("bad_frame", f"Unknown frame type {str(kind)[:40]!r}.")
+            await self._error("bad_frame", f"Unknown frame type {clean_text(str(kind))[:40]!r}.")
 
     async def _message(self, frame: dict[str, Any]) -> None:
         text = frame.get("text")
         client_id = frame.get("client_id")
-        if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID:
+        client_id = clean_text(client_id) if isinstance(client_id, str) else ""
+        if not 0 < len(client_id) <= MAX_CLIENT_ID:
             await self._error("bad_frame", "'client_id' must be a string of 1 to 64 characters.")
             return
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
+            await self._error("bad_frame", "'text' must be a string.", client_id=client_id)
+            return
+        # What is stored must always be renderable: no lone surrogates, no NUL.
+        text = clean_text(text).strip()
+        if not text:
             await self._error("empty_message", "The message is empty.", client_id=client_id)
             return
         if len(text) > settings.MESSAGE_MAX_CHARS:
@@ -109,6 +132,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 f"The message is {len(text)} characters; the limit is {settings.MESSAGE_MAX_CHARS}.",
                 client_id=client_id,
             )
+            return
+        if not await self._still_open():
             return
         # A client that reconnects re-sends what it has not seen acknowledged: run each message once.
         seen = key("chat", "client_msg", safe(self.session_id), safe(client_id))
@@ -123,11 +148,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 client_id=client_id,
             )
             return
-        task = asyncio.create_task(self._run(text.strip(), client_id))
+        task = asyncio.create_task(self._run(text, client_id, seen))
         _running.add(task)
         task.add_done_callback(_running.discard)
 
-    async def _run(self, text: str, client_id: str) -> None:
+    async def _still_open(self) -> bool:
+        """The chat still exists and is still this user's (another tab may have deleted it, or a
+        sign-in moved it to an account); if not, say so and close."""
+        owner = await get_async_redis().hget(keys.session(self.session_id), "user_id")
+        if owner is None:
+            await self._error("chat_deleted", CHAT_DELETED)
+            await self.close(code=CLOSE_NOT_FOUND)
+            return False
+        if owner.decode() != self.user_id:
+            await self._error(
+                "chat_moved", "This chat now belongs to another sign-in; reload the page to continue."
+            )
+            await self.close(code=CLOSE_FORBIDDEN)
+            return False
+        return True
+
+    async def _run(self, text: str, client_id: str, seen: str) -> None:
         group = group_name(self.session_id)
         layer = self.channel_layer
 
@@ -140,11 +181,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 with contextlib.suppress(Exception):
                     await self.send(text_data=json.dumps(frame))
 
-        lock = _session_locks.get(self.session_id)
-        if lock is None:
-            lock = _session_locks[self.session_id] = asyncio.Lock()
-        async with lock:  # one turn at a time per session, so the history never interleaves
-            try:
+        try:
+            # One turn at a time per session, in every process, so the history never interleaves.
+            async with session_turn(self.session_id):
                 await run_turn(
                     user_id=self.user_id,
                     session_id=self.session_id,
@@ -153,16 +192,51 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     staff=self.staff,
                     send=send,
                 )
-            except Exception:
-                logger.exception("turn failed in session %s", self.session_id)
-                await send(
-                    {
-                        "type": "error",
-                        "code": "internal",
-                        "client_id": client_id,
-                        "message": "Something went wrong on our side. Your message is saved; try again.",
-                    }
-                )
+        except ChatBusy:
+            await get_async_redis().delete(seen)  # not run: the same message may be sent again
+            await send(
+                {
+                    "type": "error",
+                    "code": "busy",
+                    "client_id": client_id,
+                    "message": "Engram is still answering an earlier message in this chat, so this one "
+                    "was not saved; send it again when that answer is done.",
+                }
+            )
+        except ChatGone as gone:
+            await self._chat_gone(send, client_id, str(gone))
+        except Exception:
+            await self._failed(send, client_id)
+
+    async def _chat_gone(self, send: Send, client_id: str, message: str) -> None:
+        # To every tab of the chat; the page stops on this code (closing here could overtake the frame).
+        await send({"type": "error", "code": "chat_deleted", "client_id": client_id, "message": message})
+
+    async def _failed(self, send: Send, client_id: str) -> None:
+        """Say what went wrong, and only what is true about the message."""
+        try:
+            exists = bool(await get_async_redis().exists(keys.session(self.session_id)))
+            saved = exists and await sync_to_async(message_saved, thread_sensitive=False)(
+                session_id=self.session_id, client_id=client_id
+            )
+        except Exception:  # Redis itself may be what failed
+            exists, saved = True, False
+        if not exists:  # deleted meanwhile: whatever failed was reading or writing the gone chat
+            logger.info("session %s was deleted during its turn", self.session_id)
+            await self._chat_gone(send, client_id, CHAT_DELETED_MIDWAY)
+            return
+        logger.exception("turn failed in session %s", self.session_id)
+        detail = (
+            "Your message is saved; try again." if saved else "Your message was not saved; send it again."
+        )
+        await send(
+            {
+                "type": "error",
+                "code": "internal",
+                "client_id": client_id,
+                "message": f"Something went wrong on our side. {detail}",
+            }
+        )
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(event["frame"]))

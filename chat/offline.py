@@ -3,6 +3,8 @@
 It reads what the turn's retrieval chose (the same memories a model would get, with their scores)
 and the user's message (what the rules extractor will learn from it in the background), and
 answers in plain words: the user's facts in the second person, a raw turn as "you told me on …".
+What it says it will remember is what the extraction's own decision step would apply: a change
+staff locked (or a forget of a pinned memory) is said to be refused, never announced as learned.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from asgiref.sync import sync_to_async
 
 from chat.phrasing import memory_sentence, second_person
 from core.llm import Completion, StreamEvent
+from memory.extraction.decide import Op, decide
 from memory.extraction.rules import extract_candidates
 from memory.extraction.types import CandidateKind, TurnMessage
 from memory.prompt import BuiltPrompt
-from memory.types import SearchHit
+from memory.types import Scope, SearchHit
 
 OFFLINE_PREFIX = "Offline mode (no language model is configured): I answer from memory only."
 # A question usually has one answer: show the few best memories, not all that passed the cut.
@@ -26,6 +29,11 @@ MAX_RECALLED = 3
 # questions as no cut at all, 0.6 fewer; bench/results/personas.json).
 SHOWN_SHARE_OF_BEST = 0.5
 MAX_PROFILE_LINES = 20
+# What a refused change (Op.refused) is called in the reply.
+REFUSED_HEADINGS = {
+    "update": "I can't save this, because support has locked what I know about it:",
+    "delete": "I can't forget this, because it is kept on purpose (locked or pinned by support):",
+}
 
 
 def _relevant(hits: list[SearchHit]) -> list[SearchHit]:
@@ -42,14 +50,27 @@ def _bullets(hits: list[SearchHit]) -> str:
     return "\n".join(f"• {memory_sentence(h.memory)}" for h in hits)
 
 
-def compose_reply(built: BuiltPrompt, message: str) -> str:
-    parts = [OFFLINE_PREFIX]
+def _planned(message: str, scope: Scope) -> list[Op]:
+    """What extraction will do with this message, decided as it will decide (read-only here)."""
     candidates = extract_candidates([TurnMessage("user", message, time.time())]) if message else []
+    return decide(candidates, scope=scope, llm=None) if candidates else []
+
+
+def compose_reply(built: BuiltPrompt, message: str, *, scope: Scope) -> str:
+    parts = [OFFLINE_PREFIX]
+    ops = _planned(message, scope)
     known = {h.memory.text.casefold() for h in built.memories}
     learned = [
-        c.text for c in candidates if c.kind == CandidateKind.REMEMBER and c.text.casefold() not in known
+        op.candidate.text
+        for op in ops
+        if op.candidate.kind == CandidateKind.REMEMBER
+        and op.action in ("add", "update")
+        and op.candidate.text.casefold() not in known
     ]
-    forgotten = [c.text for c in candidates if c.kind == CandidateKind.FORGET]
+    refused = [op for op in ops if op.refused]
+    forgotten = [
+        op.candidate.text for op in ops if op.candidate.kind == CandidateKind.FORGET and not op.refused
+    ]
     if built.profile:
         facts = [h for h in built.memories if h.reason in {"profile", "pinned"}][:MAX_PROFILE_LINES]
         if facts:
@@ -60,7 +81,7 @@ def compose_reply(built: BuiltPrompt, message: str) -> str:
         recalled = _relevant(built.memories)
         if recalled:
             parts.append("From what I remember:\n" + _bullets(recalled))
-        elif not learned and not forgotten:
+        elif not learned and not forgotten and not refused:
             parts.append("I don't remember anything about that yet.")
     if learned:
         parts.append(
@@ -69,13 +90,17 @@ def compose_reply(built: BuiltPrompt, message: str) -> str:
         )
     if forgotten:
         parts.append("I will forget: " + "; ".join(second_person(t) for t in forgotten))
+    for action, heading in REFUSED_HEADINGS.items():
+        texts = [op.candidate.text for op in refused if op.refused == action]
+        if texts:
+            parts.append(heading + "\n" + "\n".join(f"• {second_person(t)}" for t in texts))
     return "\n\n".join(parts)
 
 
-async def stream_reply(built: BuiltPrompt, message: str) -> AsyncIterator[StreamEvent]:
+async def stream_reply(built: BuiltPrompt, message: str, *, scope: Scope) -> AsyncIterator[StreamEvent]:
     """The reply as the chat streams a model's: word by word, then the completion."""
     # The rules extractor reads the message: off the event loop, which serves every socket.
-    text = await sync_to_async(compose_reply, thread_sensitive=False)(built, message)
+    text = await sync_to_async(compose_reply, thread_sensitive=False)(built, message, scope=scope)
     words = text.split(" ")
     for n, word in enumerate(words):
         yield StreamEvent(kind="text", text=word if n == len(words) - 1 else word + " ")

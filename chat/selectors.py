@@ -27,6 +27,12 @@ def owned_session(*, user_id: str, session_id: str) -> working.Session:
     return session
 
 
+def message_saved(*, session_id: str, client_id: str, within_last: int = 20) -> bool:
+    """Is the user's message with this client id in the chat's recent history?"""
+    recent = working.get_messages(session_id=session_id, last=within_last)
+    return any(m.role == "user" and m.meta.get("client_id") == client_id for m in recent)
+
+
 def sessions_for(*, user_id: str) -> list[working.Session]:
     return working.list_sessions(user_id=user_id)
 

@@ -25,13 +25,21 @@ from memory import working
 from memory.extraction.queue import enqueue_turn
 from memory.extraction.types import TurnMessage
 from memory.prompt import abuild_prompt
-from memory.types import SearchHit
+from memory.types import MemoryNotFound, Scope, SearchHit
 
 logger = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 # Tokens arriving within this window share one frame (about 20 frames a second at most).
 DELTA_INTERVAL_SECONDS = 0.05
+
+
+CHAT_DELETED = "This chat was deleted (in another tab or window), so your message was not saved."
+CHAT_DELETED_MIDWAY = "This chat was deleted while Engram was answering; nothing of this turn was kept."
+
+
+class ChatGone(Exception):
+    """The chat was deleted (or expired) before or while its turn ran; the message says what was kept."""
 
 
 def group_name(session_id: str) -> str:
@@ -89,13 +97,16 @@ async def run_turn(
     """Run a turn to the end; returns the reply text (None when the model failed)."""
     turn_id = str(ULID())
     started = time.time()
-    await sync_to_async(working.append_message, thread_sensitive=False)(
-        session_id=session_id,
-        role="user",
-        content=text,
-        at=started,
-        meta={"turn_id": turn_id, "client_id": client_id},
-    )
+    try:
+        await sync_to_async(working.append_message, thread_sensitive=False)(
+            session_id=session_id,
+            role="user",
+            content=text,
+            at=started,
+            meta={"turn_id": turn_id, "client_id": client_id},
+        )
+    except MemoryNotFound as exc:
+        raise ChatGone(CHAT_DELETED) from exc
     await send({"type": "turn_started", "turn_id": turn_id, "client_id": client_id, "text": text})
     built = await abuild_prompt(user_id=user_id, session_id=session_id, message=text, turn_id=turn_id)
     used = memories_used(built.memories, staff=staff)
@@ -109,7 +120,7 @@ async def run_turn(
             completion = None
             # Offline, the chat answers from the memories it retrieved (chat/offline.py).
             stream = (
-                offline.stream_reply(built, text)
+                offline.stream_reply(built, text, scope=Scope(user_id=user_id))
                 if llm.mode == "offline"
                 else llm.stream(messages, tools=TOOL_SPECS)
             )
@@ -157,9 +168,18 @@ async def run_turn(
         )
         return None
     reply = "".join(reply_parts).strip() or "(no answer)"
-    await sync_to_async(_finish_turn, thread_sensitive=False)(
-        user_id=user_id, session_id=session_id, turn_id=turn_id, text=text, reply=reply, at=started, used=used
-    )
+    try:
+        await sync_to_async(_finish_turn, thread_sensitive=False)(
+            user_id=user_id,
+            session_id=session_id,
+            turn_id=turn_id,
+            text=text,
+            reply=reply,
+            at=started,
+            used=used,
+        )
+    except MemoryNotFound as exc:
+        raise ChatGone(CHAT_DELETED_MIDWAY) from exc
     await send(
         {
             "type": "done",

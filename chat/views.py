@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import redis
 from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.contrib import messages
@@ -26,7 +27,7 @@ from chat.forms import RenameForm, SignupForm
 from chat.identity import memory_user_id
 from core.llm import get_llm
 from memory import working
-from memory.types import MemoryNotFound
+from memory.types import InvalidInput, MemoryNotFound
 
 
 def _user_id(request: HttpRequest) -> str | None:
@@ -129,6 +130,9 @@ def forget_memory(request: HttpRequest, memory_id: str) -> HttpResponseRedirect:
         messages.success(request, "Forgotten.")
     except MemoryNotFound:
         messages.error(request, "That memory does not exist (any more).")
+    # An id no memory can have (too long, control characters), or one naming another kind of key.
+    except (InvalidInput, redis.ResponseError) as exc:
+        raise Http404("There is no memory with that id.") from exc
     return redirect("chat:my_memories")
 
 

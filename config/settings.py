@@ -42,6 +42,9 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Pages that may open the WebSockets besides the server's own origin (scheme, host and port, e.g.
+# "https://chat.example.com"; "https://*.example.com" for subdomains), as for CSRF by default.
+WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", CSRF_TRUSTED_ORIGINS)
 
 INSTALLED_APPS = [
     "daphne",
@@ -325,6 +328,9 @@ SIGNUP_RATE_LIMIT_PER_HOUR = env_int("SIGNUP_RATE_LIMIT_PER_HOUR", 5, minimum=1)
 CHAT_MAX_TOOL_ROUNDS = env_int("CHAT_MAX_TOOL_ROUNDS", 3, minimum=0)
 # WebSocket frames larger than this are refused before parsing.
 CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 65536, minimum=1024)
+# One turn at a time per chat, across every server process: a Redis lock held for this long and
+# renewed while the turn runs (a crashed process frees its chats after at most this long).
+CHAT_TURN_LOCK_SECONDS = env_float("CHAT_TURN_LOCK_SECONDS", 30.0, minimum=1.0)
 
 # --- Workers -----------------------------------------------------------------------------------
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5, minimum=1)

@@ -77,7 +77,7 @@ def run(*, out: object = sys.stdout) -> int:
                     [
                         sys.executable,
                         "-m",
-                        "daphne",
+                        "core.serve",  # daphne, closing too-large WebSocket messages with 1009
                         "-b",
                         settings.HTTP_HOST,
                         "-p",

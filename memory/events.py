@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from redis.client import Pipeline
 
+from core.text import clean_text
 from memory import keys
 from memory.types import Actor, HistoryEvent, Memory
 
@@ -45,7 +46,7 @@ def _event(
         at=time.time(),
         old=old,
         new=new,
-        reason=reason,
+        reason=clean_text(reason),
         details=details,
     )
 
@@ -90,6 +91,16 @@ def memory_ttl_changed(
     memory: Memory, actor: Actor, *, ttl_seconds: int | None, reason: str = ""
 ) -> HistoryEvent:
     return _event("ttl_changed", memory, actor, reason=reason, ttl_seconds=ttl_seconds)
+
+
+def change_refused(
+    memory: Memory, actor: Actor, *, action: str, proposed_text: str, reason: str
+) -> HistoryEvent:
+    """A change an actor asked for and was not allowed to make (e.g. the extractor updating a memory
+    staff locked): nothing changed, but support can see what was asked and why it was refused."""
+    return _event(
+        "change_refused", memory, actor, reason=reason, action=action, proposed_text=clean_text(proposed_text)
+    )
 
 
 def memory_moved(memory: Memory, actor: Actor, *, from_user: str, to_user: str) -> HistoryEvent:

@@ -6,6 +6,7 @@ Every value from outside goes through `escape_tag` or `keyword_terms`; an id lik
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -16,7 +17,8 @@ MAX_TAG_LENGTH = 64
 MAX_FILTER_VALUES = 50
 MAX_KEYWORD_TERMS = 24
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Lone surrogates too: they cannot be encoded, so such an id could never name a Redis key.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # The query parser only gives meaning to ASCII punctuation and white space; escaping a non-ASCII
 # letter breaks the match, so those stay as they are.
 _TAG_SAFE = re.compile(r"[A-Za-z0-9_]|[^\x00-\x7f]")
@@ -263,6 +265,10 @@ def keyword_clause(terms: list[str]) -> str:
 def _number(value: object, *, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput(f"{name} must be a number (epoch seconds)")
+    # JSON parsers accept NaN and Infinity; RediSearch rejects "nan" in a range query (and a range
+    # from "inf" matches nothing), so neither is a time.
+    if not math.isfinite(value):
+        raise InvalidInput(f"{name} must be a finite number (epoch seconds), not {value!r}")
     return float(value)
 
 

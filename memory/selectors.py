@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import OrderedDict
@@ -17,6 +16,7 @@ from django.conf import settings
 
 from core.embeddings import get_embedder
 from core.redis_client import get_redis
+from core.text import loads as stored_json
 from memory import keys
 from memory.index import ensure_index, index_name
 from memory.query import (
@@ -99,7 +99,7 @@ def memory_ttl(*, memory_id: str) -> int | None:
 
 def memory_history(*, memory_id: str) -> list[HistoryEvent]:
     raw = get_redis().lrange(keys.history(validate_id(memory_id, name="memory_id")), 0, -1)
-    return [HistoryEvent.from_dict(json.loads(item)) for item in raw]
+    return [HistoryEvent.from_dict(stored_json(item)) for item in raw]
 
 
 def deleted_memories(*, user_id: str) -> list[Memory]:

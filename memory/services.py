@@ -22,6 +22,7 @@ from ulid import ULID
 
 from core.embeddings import get_embedder
 from core.redis_client import get_redis
+from core.text import clean_text
 from memory import events, keys, streams
 from memory.footprint import user_footprint
 from memory.index import ensure_index
@@ -65,9 +66,10 @@ def default_ttl(memory_type: MemoryType) -> int | None:
 def validate_text(text: object) -> str:
     if not isinstance(text, str):
         raise InvalidInput("text must be a string")
-    cleaned = text.strip()
+    # Stored text must always encode and render: no lone surrogates, no NUL or other control codes.
+    cleaned = clean_text(text).strip()
     if not cleaned:
-        raise InvalidInput("text is empty")
+        raise InvalidInput("text is empty (or only control characters)")
     if len(cleaned) > settings.MEMORY_MAX_TEXT_CHARS:
         raise InvalidInput(
             f"text is {len(cleaned)} characters; a memory holds at most {settings.MEMORY_MAX_TEXT_CHARS}"
@@ -530,6 +532,27 @@ def extend_ttl(*, memory_id: str, seconds: int, actor: Actor, reason: str = "") 
         return before.ttl_seconds + extra
 
     return _change_ttl(memory_id, actor=actor, reason=reason, new_ttl=extended)
+
+
+def record_refused_change(
+    *,
+    memory_id: str,
+    actor: Actor,
+    action: str,
+    proposed_text: str = "",
+    reason: str,
+    idempotency_key: str = "",
+) -> Memory:
+    """Note in the memory's history that `actor` was refused `action` ("update", "delete"); the
+    memory itself is unchanged (same version)."""
+
+    def build(before: Memory, pipe: Pipeline) -> _Change:
+        event = events.change_refused(
+            before, actor, action=action, proposed_text=proposed_text, reason=reason
+        )
+        return _Change(after=before, event=event)
+
+    return _mutate(memory_id, build, expected_version=None, idempotency_key=idempotency_key)
 
 
 # --- Delete and restore -------------------------------------------------------------------------

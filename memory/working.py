@@ -16,6 +16,8 @@ from redis.client import Pipeline
 from ulid import ULID
 
 from core.redis_client import get_redis
+from core.text import clean_text
+from core.text import loads as stored_json
 from memory import keys, tokens
 from memory.query import validate_id, validate_scope_id
 from memory.records import as_text, ttl_or_none
@@ -47,7 +49,7 @@ class WorkingMessage:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> WorkingMessage:
-        data = json.loads(raw)
+        data = stored_json(raw)
         return cls(
             id=data["id"],
             role=data["role"],
@@ -126,7 +128,7 @@ def ensure_session(
         pipe.hsetnx(keys.session(session_id), "durable", "1" if durable else "0")
         pipe.hsetnx(keys.session(session_id), "updated_at", now)
         if title:
-            pipe.hset(keys.session(session_id), "title", title[:200])
+            pipe.hset(keys.session(session_id), "title", clean_text(title)[:200])
         if strategy:
             pipe.hset(keys.session(session_id), "strategy", strategy)
         pipe.zadd(keys.user_sessions(user_id), {session_id: now})
@@ -167,6 +169,7 @@ def append_message(
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
     if not isinstance(content, str):
         raise InvalidInput("content must be a string")
+    content = clean_text(content)  # always storable and renderable (no lone surrogates, no NUL)
     if len(content) > settings.MESSAGE_MAX_CHARS:
         raise InvalidInput(f"message is {len(content)} characters; the limit is {settings.MESSAGE_MAX_CHARS}")
     client = get_redis()
@@ -201,6 +204,7 @@ def get_messages(*, session_id: str, last: int | None = None) -> list[WorkingMes
 def set_summary(*, session_id: str, summary: str) -> None:
     client = get_redis()
     _owner(client, session_id)
+    summary = clean_text(summary)
     count = tokens.count_tokens(summary)
     client.hset(keys.session(session_id), mapping={"summary": summary, "summary_tokens": count.tokens})
 
@@ -263,7 +267,7 @@ def set_durable(*, session_id: str, durable: bool) -> Session:
 def rename_session(*, session_id: str, title: str) -> None:
     client = get_redis()
     _owner(client, session_id)
-    client.hset(keys.session(session_id), "title", title.strip()[:200])
+    client.hset(keys.session(session_id), "title", clean_text(title).strip()[:200])
 
 
 def delete_session(*, session_id: str) -> None:
@@ -292,7 +296,7 @@ def set_session_data(*, session_id: str, values: dict[str, Any]) -> None:
 
 def get_session_data(*, session_id: str) -> dict[str, Any]:
     raw = get_redis().hgetall(keys.session_data(session_id))
-    return {as_text(k): json.loads(v) for k, v in raw.items()}
+    return {as_text(k): stored_json(v) for k, v in raw.items()}
 
 
 def tool_cache_key(tool: str, arguments: dict[str, Any]) -> str:
@@ -322,7 +326,7 @@ def get_cached_tool_result(*, session_id: str, tool: str, arguments: dict[str, A
     raw = get_redis().hget(keys.session_tools(session_id), tool_cache_key(tool, arguments))
     if raw is None:
         return CACHE_MISS
-    return json.loads(raw)["result"]
+    return stored_json(raw)["result"]
 
 
 CACHE_MISS: Any = _MISSING
@@ -343,12 +347,12 @@ def save_trace(*, session_id: str, turn_id: str, trace: dict[str, Any]) -> None:
 
 def get_trace(*, session_id: str, turn_id: str) -> dict[str, Any] | None:
     raw = get_redis().hget(keys.session_traces(session_id), turn_id)
-    return json.loads(raw) if raw else None
+    return stored_json(raw) if raw else None
 
 
 def list_traces(*, session_id: str) -> list[dict[str, Any]]:
     raw = get_redis().hgetall(keys.session_traces(session_id))
-    traces = [json.loads(v) for v in raw.values()]
+    traces = [stored_json(v) for v in raw.values()]
     return sorted(traces, key=lambda t: t.get("turn_id", ""))
 
 

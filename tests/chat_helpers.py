@@ -42,9 +42,29 @@ def open_session(memory_user_id: str, session_id: str = "s-chat") -> str:
     return session_id
 
 
+def socket_to(
+    path: str, cookie: str = "", *, origin: str | None = "http://localhost", host: str = "localhost"
+) -> WebsocketCommunicator:
+    """A socket through the whole ASGI stack (origin check, auth, routing), as a browser opens it."""
+    headers = [(b"cookie", cookie.encode()), (b"host", host.encode())]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
 def communicator(session_id: str, cookie: str, *, origin: str = "http://localhost") -> WebsocketCommunicator:
-    headers = [(b"cookie", cookie.encode()), (b"origin", origin.encode()), (b"host", b"localhost")]
-    return WebsocketCommunicator(application, f"/ws/chat/{session_id}/", headers=headers)
+    return socket_to(f"/ws/chat/{session_id}/", cookie, origin=origin)
+
+
+async def refusal_code(comm: WebsocketCommunicator) -> int | None:
+    """Connect, expecting a refusal: the close code the page gets. None when the handshake itself
+    was rejected, which a browser only sees as 1006 with no reason."""
+    connected, _ = await comm.connect()
+    if not connected:
+        return None
+    message = await comm.receive_output(timeout=5)
+    assert message["type"] == "websocket.close", f"not refused: {message}"
+    return message.get("code")
 
 
 async def frames_until(

@@ -73,7 +73,7 @@ def start_server(*, redis_url: str, db_path: str, env: dict[str, str], log_dir: 
         **env,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        [sys.executable, "-m", "core.serve", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
         cwd=ROOT,
         env=environment,
         stdout=log.open("wb"),

@@ -113,3 +113,54 @@ def test_a_turn_whose_frames_are_lost_shows_its_reply_from_the_history(live_url,
     texts = page.locator(".msg .msg-text").all_text_contents()
     assert texts[0] == "I live in Lisbon" and texts[1].strip()
     page.wait_for_function("document.getElementById('status').textContent === ''")
+
+
+def test_signing_out_in_another_tab_says_so_in_the_chat_and_stops_reconnecting(live_url, page):
+    """The chat tab's socket is closed with 4401 when its login ends; the page says why in plain
+    words and does not reconnect (a refused socket used to look like a lost connection forever)."""
+    make_user("alice")
+    log_in(page, live_url, "alice", "pw-alice-12345")
+    page.goto(f"{live_url}/chat/")
+    page.click("text=New chat")
+    page.wait_for_function("document.getElementById('status').textContent === ''")
+    sockets: list[Any] = []
+    page.on("websocket", lambda ws: sockets.append(ws))
+
+    other_tab = page.context.new_page()  # same browser, same login
+    other_tab.goto(f"{live_url}/chat/")
+    other_tab.click("text=Log out alice")
+    other_tab.wait_for_load_state()
+
+    page.wait_for_selector("#status a", timeout=10_000)
+    status = page.locator("#status")
+    assert status.text_content().startswith("You are signed out. Sign in again to continue.")
+    assert status.locator("a").get_attribute("href").startswith("/accounts/login/?next=%2Fchat%2F")
+    assert page.locator("#message").is_disabled()
+    page.wait_for_timeout(3000)  # longer than the first reconnect delays (0.5 s, 1 s)
+    assert sockets == [], "no reconnect attempts after the refusal"
+    assert "reconnecting" not in status.text_content()
+    screenshot(page, "chat-signed-out")
+
+
+def test_a_message_to_a_chat_deleted_in_another_tab_says_the_chat_is_gone(live_url, page):
+    make_user("alice")
+    log_in(page, live_url, "alice", "pw-alice-12345")
+    page.goto(f"{live_url}/chat/")
+    page.click("text=New chat")
+    page.wait_for_function("document.getElementById('status').textContent === ''")
+
+    other_tab = page.context.new_page()
+    other_tab.goto(f"{live_url}/chat/")
+    other_tab.click("text=Rename or delete")
+    other_tab.click("form[action$='/delete'] button")
+    other_tab.wait_for_selector("text=Chat deleted.")
+
+    page.fill("#message", "Are you still there?")
+    page.keyboard.press("Enter")
+    alert = page.wait_for_selector(".msg-error")
+    assert alert.text_content() == (
+        "This chat was deleted (in another tab or window), so your message was not saved."
+    )
+    page.wait_for_selector("#status a")
+    assert page.locator("#status").text_content().startswith("This chat no longer exists")
+    assert page.locator("#message").is_disabled()

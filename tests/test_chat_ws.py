@@ -19,6 +19,7 @@ from tests.chat_helpers import (
     frames_until,
     make_user,
     open_session,
+    refusal_code,
     session_cookie_for_user,
 )
 from tests.llm_server import ErrorReply, Reply, ToolCallReply
@@ -298,15 +299,14 @@ async def test_sockets_are_checked_for_owner_origin_and_identity(llm, alice):
     attempts = [
         (bobs, cookie, "http://localhost", 4403),
         ("s-nope", cookie, "http://localhost", 4404),
-        (mine, cookie, "http://evil.example", None),
+        (mine, cookie, "http://evil.example", 4403),
         (mine, "sessionid=bogus", "http://localhost", 4401),
     ]
     for session_id, cookie_, origin, expected in attempts:
-        comm, connected, code = await _connect(session_id, cookie_, origin=origin)
+        comm = communicator(session_id, cookie_, origin=origin)
         try:
-            assert not connected, (session_id, origin)
-            if expected is not None:
-                assert code == expected
+            # Accepted, then closed with the reason: a rejected handshake reaches a page as 1006.
+            assert await refusal_code(comm) == expected, (session_id, origin)
         finally:
             await comm.disconnect()
 

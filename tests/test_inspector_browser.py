@@ -186,16 +186,17 @@ def test_non_staff_are_refused(live_url: str, page: Any) -> None:
     memory = _memory()
     assert page.goto(f"{live_url}/inspector/memories/{memory.id}/").status == 403
     assert "User lives in Lisbon." not in page.content()
-    # The feed socket refuses the handshake too.
-    opened = page.evaluate(
+    # The feed socket is refused too, with a code the page can read (a refused handshake is 1006).
+    closed = page.evaluate(
         """url => new Promise(resolve => {
             const socket = new WebSocket(url);
-            socket.onopen = () => resolve(true);
-            socket.onclose = () => resolve(false);
+            let messages = 0;
+            socket.onmessage = () => { messages += 1; };
+            socket.onclose = (event) => resolve({code: event.code, messages});
         })""",
         live_url.replace("http://", "ws://") + "/ws/inspector/feed/",
     )
-    assert opened is False
+    assert closed == {"code": 4403, "messages": 0}
     screenshot(page, "inspector-refused")
 
 

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Permission
 from config.asgi import application
 from memory.services import add_memory, delete_memory, set_pinned, update_memory
 from memory.types import Scope
-from tests.chat_helpers import anonymous_cookie, session_cookie_for_user
+from tests.chat_helpers import anonymous_cookie, refusal_code, session_cookie_for_user
 from tests.memory_helpers import EXTRACTOR, STAFF, USER
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,9 +88,8 @@ async def test_the_feed_can_follow_one_user_or_one_memory() -> None:
 
 async def _assert_refused_with_4403(cookie: str) -> None:
     comm = _socket(cookie)
-    connected, code = await comm.connect()
     try:
-        assert not connected and code == 4403
+        assert await refusal_code(comm) == 4403
     finally:
         await comm.disconnect()
 
@@ -114,9 +113,8 @@ async def test_anonymous_visitors_are_refused() -> None:
 async def test_a_foreign_origin_is_refused() -> None:
     cookie = await _cookie_for("vera", "view_memories")
     comm = _socket(cookie, origin="https://evil.example")
-    connected, _ = await comm.connect()
     try:
-        assert not connected
+        assert await refusal_code(comm) == 4403
     finally:
         await comm.disconnect()
 

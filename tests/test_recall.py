@@ -15,7 +15,7 @@ from memory.query import MemoryFilter
 from memory.recall import is_profile_question
 from memory.selectors import get_memory, list_memories, memories_from_turns
 from memory.services import add_memory, erase_user
-from memory.types import ROLE_TOPIC_PREFIX, MemoryType
+from memory.types import ROLE_TOPIC_PREFIX, MemoryType, Scope
 from memory.worker import Worker
 from tests.extraction_helpers import drain, facts, said, say
 from tests.llm_server import Reply
@@ -175,7 +175,7 @@ def test_a_profile_question_gets_the_most_important_facts_not_a_threshold(settin
     assert {h.reason for h in built.memories} == {"profile"}
     assert built.trace["mode"] == "profile"
     assert all(m["admitted_by"].startswith("profile question") for m in built.trace["memories"])
-    reply = compose_reply(built, "What do you remember about me?")
+    reply = compose_reply(built, "What do you remember about me?", scope=Scope(user_id="alice"))
     assert (
         "I don't remember" not in reply and "Your name is Priya." in reply and "You are vegetarian." in reply
     )
@@ -188,7 +188,7 @@ def test_where_do_i_work_finds_the_work_fact_and_the_trace_says_why(settings):
     assert "User works at St. Mary's" in texts[:2]
     rule = built.trace["memories"][0]["admitted_by"]
     assert rule.startswith("score ") and "cut" in rule and "best" in rule
-    assert "St. Mary's" in compose_reply(built, "Where do I work?")
+    assert "St. Mary's" in compose_reply(built, "Where do I work?", scope=Scope(user_id="alice"))
 
 
 def test_a_fact_and_the_turn_it_came_from_are_shown_once(offline):
@@ -222,7 +222,7 @@ def test_turns_of_the_conversation_itself_are_not_recalled_again(offline):
 def test_the_offline_reply_speaks_to_the_user_and_does_not_contradict_itself(offline):
     working.ensure_session(session_id="s-new", user_id="alice")
     built = build_prompt(user_id="alice", session_id="s-new", message="I'm vegetarian and I play the cello")
-    reply = compose_reply(built, "I'm vegetarian and I play the cello")
+    reply = compose_reply(built, "I'm vegetarian and I play the cello", scope=Scope(user_id="alice"))
     assert "I don't remember" not in reply, "not next to what it just learned"
     assert "• You are vegetarian" in reply and "• You play the cello" in reply
 

@@ -42,6 +42,9 @@ class Op:
     # A delete that also deletes the `message` memories the target was learned from: a user who
     # asks to forget a fact means the words too.
     with_source: bool = False
+    # A no-op because the change it would be (`refused` = "update" or "delete") is not allowed on
+    # the target (locked by staff, pinned): recorded in the target's history, never reported as done.
+    refused: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,7 @@ class Op:
             "text": self.text,
             "reason": self.reason,
             "with_source": self.with_source,
+            "refused": self.refused,
         }
 
     @classmethod
@@ -62,6 +66,7 @@ class Op:
             text=data.get("text", ""),
             reason=data.get("reason", ""),
             with_source=bool(data.get("with_source", False)),
+            refused=str(data.get("refused") or ""),
         )
 
 
@@ -76,6 +81,10 @@ def _protected(memory: Memory, *, deleting: bool) -> str:
     return may_change(actor=_PLANNER, memory=memory, change=change).reason
 
 
+def _refused(candidate: Candidate, target: Memory, *, reason: str, action: str, text: str = "") -> Op:
+    return Op("noop", candidate, target_id=target.id, text=text, reason=reason, refused=action)
+
+
 def _forget(candidate: Candidate, filter_: MemoryFilter) -> Op:
     similar = find_similar(filter=filter_, text=candidate.text, max_distance=FORGET_DISTANCE, limit=3)
     if not similar:
@@ -83,7 +92,7 @@ def _forget(candidate: Candidate, filter_: MemoryFilter) -> Op:
     target = similar[0][0]
     blocked = _protected(target, deleting=True)
     if blocked:
-        return Op("noop", candidate, target_id=target.id, reason=blocked)
+        return _refused(candidate, target, reason=blocked, action="delete")
     return Op(
         "delete",
         candidate,
@@ -108,7 +117,7 @@ def _supersede(candidate: Candidate, filter_: MemoryFilter, *, batch: list[Candi
         if own and _names(memory.text, thing) and memory.text not in said_now:
             blocked = _protected(memory, deleting=True)
             if blocked:
-                return Op("noop", candidate, target_id=memory.id, reason=blocked)
+                return _refused(candidate, memory, reason=blocked, action="delete")
             return Op("delete", candidate, target_id=memory.id, reason=f"no longer true: {thing}")
     return Op("noop", candidate, reason=f"nothing stored names {thing!r}")
 
@@ -132,7 +141,7 @@ def _slot(candidate: Candidate, filter_: MemoryFilter) -> Op | None:
         return Op("noop", candidate, target_id=target.id, reason="already known")
     blocked = _protected(target, deleting=False)
     if blocked:
-        return Op("noop", candidate, target_id=target.id, reason=blocked)
+        return _refused(candidate, target, reason=blocked, action="update", text=candidate.text)
     return Op("update", candidate, target_id=target.id, text=candidate.text, reason=f"new {candidate.slot}")
 
 
@@ -250,7 +259,9 @@ def _decide_with_llm(llm: LLM, items: list[tuple[int, Candidate, list[Memory]]])
                 raise ExtractionError("an UPDATE needs the new text")
             blocked = _protected(target, deleting=action == "delete")
             if blocked:
-                chosen[fact] = Op("noop", candidate, target_id=target.id, reason=blocked)
+                chosen[fact] = _refused(
+                    candidate, target, reason=blocked, action=action, text=(text or "").strip()
+                )
             else:
                 chosen[fact] = Op(
                     action, candidate, target_id=target.id, text=(text or "").strip(), reason=reason

@@ -25,7 +25,7 @@ from memory.extraction.messages import forget_sources, store_messages
 from memory.extraction.queue import QueuedTurn, StreamEntry
 from memory.extraction.types import Candidate, TurnMessage
 from memory.lease import fenced, kept_alive
-from memory.services import add_memory, delete_memory, update_memory
+from memory.services import add_memory, delete_memory, record_refused_change, update_memory
 from memory.types import Actor, ActorKind, Lease, LeaseLost, MemoryLocked, MemoryNotFound, MemoryType, Scope
 
 logger = logging.getLogger(__name__)
@@ -143,6 +143,8 @@ def apply_plan(
 
 def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str], lease: Lease | None) -> str:
     candidate = op.candidate
+    if op.refused:
+        return _record_refusal(op, actor=actor, key=key, action=op.refused, reason=op.reason)
     try:
         if op.action == "add":
             topics = [*candidate.topics, *([SLOT_TOPIC_PREFIX + candidate.slot] if candidate.slot else [])]
@@ -176,10 +178,30 @@ def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str]
             if op.with_source:
                 forget_sources(deleted, actor=actor, reason=op.reason, key=key, lease=lease)
         return op.action
-    except (MemoryLocked, MemoryNotFound) as exc:
-        # Staff locked it, or it went away, since the plan was made: the plan step becomes a no-op.
+    except MemoryLocked as exc:
+        # Staff locked it since the plan was made.
+        return _record_refusal(op, actor=actor, key=key, action=op.action, reason=str(exc))
+    except MemoryNotFound as exc:
+        # It went away since the plan was made: the plan step becomes a no-op.
         logger.info("extraction %s on %s skipped: %s", op.action, op.target_id, exc)
         return "noop"
+
+
+def _record_refusal(op: Op, *, actor: Actor, key: str, action: str, reason: str) -> str:
+    """The target's history says what the extractor wanted and why it may not (support sees it)."""
+    try:
+        record_refused_change(
+            memory_id=op.target_id,
+            actor=actor,
+            action=action,
+            proposed_text=op.text or op.candidate.text,
+            reason=reason,
+            # Not the op's own key: marking that applied would make a re-run skip the op as done.
+            idempotency_key=f"{key}:refused",
+        )
+    except MemoryNotFound:
+        logger.info("extraction %s on %s refused, and the memory is gone", action, op.target_id)
+    return "refused"
 
 
 def _apply_summary(
@@ -324,7 +346,7 @@ def _run_job(
             outcomes["dead_lettered"] += 1
         return
     queue.bump("jobs_done")
-    for action in ("add", "update", "delete", "noop", "summary"):
+    for action in ("add", "update", "delete", "noop", "refused", "summary"):
         queue.bump(f"outcome_{action}", outcomes[action])
     try:
         compact_session(session_id=session_id, llm=llm)

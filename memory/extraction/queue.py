@@ -21,6 +21,7 @@ from django.conf import settings
 from redis.client import Pipeline
 
 from core.redis_client import get_redis
+from core.text import loads as stored_json
 from memory import keys
 from memory.extraction.types import TurnMessage
 from memory.lease import fenced
@@ -80,7 +81,7 @@ class QueuedTurn:
 
     @classmethod
     def from_json(cls, raw: bytes | str, *, seq: int | None = None) -> QueuedTurn:
-        data = json.loads(raw)
+        data = stored_json(raw)
         return cls(
             seq=int(seq if seq is not None else data.get("seq", 0)),
             turn_id=data["turn_id"],
@@ -283,7 +284,7 @@ def last_turn_at(session_id: str) -> float:
 
 def load_plan(session_id: str, from_seq: int) -> dict[str, Any] | None:
     raw = get_redis().get(keys.extraction(session_id, f"plan:{from_seq}"))
-    return json.loads(raw) if raw else None
+    return stored_json(raw) if raw else None
 
 
 def save_plan(session_id: str, from_seq: int, plan: dict[str, Any], *, lease: Lease | None = None) -> None:

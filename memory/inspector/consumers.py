@@ -6,8 +6,9 @@ memory.events publishes `{"type": "memory.mutation", "event": <HistoryEvent dict
 pages use (autoescaped), so the browser only inserts server-made HTML and never builds markup from
 memory text. `?user_id=` or `?memory_id=` narrows the feed to one user or one memory.
 
-Only staff with the view permission may connect; others are refused with 4403 (the handshake is
-rejected, like the chat socket does). The origin is checked by AllowedHostsOriginValidator.
+Only staff with the view permission may connect; others are accepted and closed with 4403 (so the
+page can tell a refusal from a network failure). The origin is checked by core.websockets.OriginCheck
+(scheme, host and port); signing out closes the socket with 4401.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
+from core.websockets import CLOSE_FORBIDDEN, ProductSocket
 from memory.events import FEED_GROUP
 from memory.inspector.permissions import can_view
 from memory.inspector.presenters import feed_entry
 
 logger = logging.getLogger(__name__)
 
-CLOSE_FORBIDDEN = 4403
 # The route is in config/routing.py (WebSocket routes cannot be reversed like Django URLs).
 FEED_PATH = "/ws/inspector/feed/"
 FEED_ENTRY_TEMPLATE = "memory/_feed_entry.html"
@@ -36,7 +36,7 @@ def render_feed_entry(event: dict[str, Any]) -> str:
     return render_to_string(FEED_ENTRY_TEMPLATE, {"entry": feed_entry(event)})
 
 
-class InspectorFeedConsumer(AsyncWebsocketConsumer):
+class InspectorFeedConsumer(ProductSocket):
     joined = False
     user_filter = ""
     memory_filter = ""
@@ -45,18 +45,20 @@ class InspectorFeedConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         # can_view reads permissions from the database: not from the event loop.
         if user is None or not await database_sync_to_async(can_view)(user):
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self.refuse(CLOSE_FORBIDDEN)
             return
         params = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
         self.user_filter = params.get("user_id", [""])[0]
         self.memory_filter = params.get("memory_id", [""])[0]
         await self.channel_layer.group_add(FEED_GROUP, self.channel_name)
         self.joined = True
+        await self.join_login_group()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if self.joined:
             await self.channel_layer.group_discard(FEED_GROUP, self.channel_name)
+        await self.leave_login_group()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The feed is one-way; anything the page sends is ignored."""

@@ -3,7 +3,6 @@ recent feed entries, and the per-user export. Read-only; every key comes from me
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -13,6 +12,7 @@ import redis
 
 from core.health import system_status
 from core.redis_client import get_redis
+from core.text import loads as stored_json
 from memory import keys, working
 from memory.extraction.queue import queue_health
 from memory.index import index_state
@@ -119,7 +119,7 @@ def recent_events(*, user_id: str = "", limit: int = 10, scan: int = 300) -> lis
         if user_id and fields.get(b"user_id") != target:
             continue
         try:
-            found.append(json.loads(fields[b"data"]))
+            found.append(stored_json(fields[b"data"]))
         except (KeyError, ValueError):
             continue
         if len(found) >= limit:

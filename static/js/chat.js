@@ -10,7 +10,30 @@
   const input = document.getElementById("message");
   const wsUrl = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + root.dataset.wsPath;
 
+  // Close codes the server uses for a refusal (chat/consumers.py, core/websockets.py).
+  const REFUSALS = {
+    4401: {
+      text: "You are signed out. Sign in again to continue.",
+      link: "Sign in",
+      href: () => root.dataset.loginUrl + "?next=" + encodeURIComponent(location.pathname),
+    },
+    4403: {
+      text: "This chat is not open to you here (you may have signed in as someone else).",
+      link: "Your chats",
+      href: () => root.dataset.homeUrl,
+    },
+    4404: {
+      text: "This chat no longer exists: it was deleted or it expired.",
+      link: "Your chats",
+      href: () => root.dataset.homeUrl,
+    },
+  };
+
+  // Error frames after which the chat cannot go on here (the close code they stand for).
+  const ENDS_THE_CHAT = { chat_deleted: 4404, chat_moved: 4403 };
+
   let socket = null;
+  let stopped = false;
   let retryDelay = 500;
   let everConnected = false;
   const outbox = new Map(); // client_id -> text, until the server says the turn started
@@ -109,6 +132,10 @@
         if (frame.turn_id) { bubbles.delete(frame.turn_id); running.delete(frame.turn_id); }
         showError(frame.message);
         setStatus("");
+        if (ENDS_THE_CHAT[frame.code]) {
+          stop(ENDS_THE_CHAT[frame.code]);
+          if (socket) socket.close();
+        }
         break;
       default:
         break;
@@ -161,9 +188,17 @@
       watchForStall();
     });
     socket.addEventListener("close", (event) => {
-      if (event.code === 4401 || event.code === 4403 || event.code === 4404) {
-        setStatus("This chat is not available (code " + event.code + "). Reload the page.");
+      if (stopped) return;
+      if (REFUSALS[event.code]) {
+        stop(event.code);
         return;
+      }
+      if (event.code === 1009) {
+        // The server refused a message as too large: drop it, or every reconnect would resend it.
+        for (const [clientId, text] of outbox) {
+          if (text.length > input.maxLength) outbox.delete(clientId);
+        }
+        showError("That message was too large to send (at most " + input.maxLength + " characters).");
       }
       setStatus("Connection lost; reconnecting…");
       setTimeout(connect, retryDelay);
@@ -171,9 +206,22 @@
     });
   }
 
+  function stop(code) {
+    // Retrying cannot help: say why, and stop.
+    const refusal = REFUSALS[code];
+    stopped = true;
+    clearTimeout(stallTimer);
+    setStatus(refusal.text + " ");
+    const link = el("a", "", refusal.link);
+    link.href = refusal.href();
+    statusLine.appendChild(link);
+    input.disabled = true;
+    form.querySelector("button").disabled = true;
+  }
+
   function send() {
     const text = input.value.trim();
-    if (!text) return;
+    if (!text || stopped) return;
     const clientId = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
     outbox.set(clientId, text);
     addMessage("user", text).parentNode.dataset.client = clientId;

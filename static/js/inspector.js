@@ -101,7 +101,10 @@
         refreshMemoryTable();
         checkStale(entry);
       });
-      socket.addEventListener("close", function () {
+      socket.addEventListener("close", function (event) {
+        // A refusal (signed out, no permission) will not go away by retrying.
+        if (event.code === 4401) { setStatus("Signed out · sign in again to see live changes", "down"); return; }
+        if (event.code === 4403) { setStatus("Live changes are not available to this account", "down"); return; }
         setStatus("Disconnected · retrying", "down");
         setTimeout(connect, delay);
         delay = Math.min(delay * 2, 30000);

@@ -317,19 +317,23 @@ def _staff_cookie() -> str:
     return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
 
 
-def _first_memory_id(user_id: str) -> str:
+def _memory_saying(user_id: str, word: str) -> str:
     from memory.query import MemoryFilter
     from memory.selectors import list_memories
 
-    page = list_memories(filter=MemoryFilter.build(user_id=user_id), limit=1)
-    return page.memories[0].id if page.memories else "none"
+    page = list_memories(filter=MemoryFilter.build(user_id=user_id), limit=100)
+    return next((m.id for m in page.memories if word in m.text), "none")
 
 
-def cross_user_checks(servers_: Servers, a: Browser, b: Browser, tally: Tally) -> None:
-    """After the storm: each visitor asks for their secret and reads their pages; no other's shows."""
-    for me, other_secret, label in ((a, CANARY_B, "A"), (b, CANARY_A, "B")):
+def cross_user_checks(servers_: Servers, a: Browser, b: Browser, tally: Tally) -> dict[str, bool]:
+    """After the storm: each visitor asks for their secret and reads their pages; no other's shows.
+    Returns whether each got their own secret back (so "no leak" is not just "nothing stored")."""
+    recalled = {}
+    for me, own_secret, other_secret, label in ((a, CANARY_A, CANARY_B, "A"), (b, CANARY_B, CANARY_A, "B")):
         session_id = me.new_chat()
-        for done in me.chat(session_id, ["What is my secret word?", "What do you remember about me?"]):
+        answers = me.chat(session_id, ["What is my secret word?", "What do you remember about me?"])
+        recalled[label] = any(own_secret in _texts_of(done) for done in answers)
+        for done in answers:
             if other_secret in _texts_of(done):
                 tally.leaks.append(f"{label}'s question was answered with the other's secret")
         client = Client(servers_.url, me.cookie_header())
@@ -338,6 +342,7 @@ def cross_user_checks(servers_: Servers, a: Browser, b: Browser, tally: Tally) -
             tally.statuses[status] += 1
             if other_secret in text:
                 tally.leaks.append(f"{label} saw the other's secret at {path}")
+    return recalled
 
 
 def _still_up(servers_: Servers) -> dict[str, bool]:
@@ -389,14 +394,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         private_redis(Path(tmp) / "redis") as redis_url,
         servers(redis_url=redis_url, work_dir=Path(tmp) / "s") as live,
     ):
+        from bench.redis_stats import versions
         from core.redis_client import get_redis
 
-        result["versions"] = {"redis": get_redis().info("server").get("redis_version", "?")}
+        result["versions"] = versions(get_redis())
         progress("two visitors tell the chat their secret word")
         a, a_session = _visitor(live.url, CANARY_A)
         b, _b_session = _visitor(live.url, CANARY_B)
+        # The real ids the requests aim at are a second chat's (staff may rightly edit or delete
+        # them): the secrets stay, so the control at the end can find them.
+        decoy_session = a.new_chat()
+        a.chat(decoy_session, ["My cat is called Whiskers and she sleeps all day."])
         wait_for_extraction()
-        ids = {"session": a_session, "user": _user_id(a), "memory": _first_memory_id(_user_id(a))}
+        ids = {
+            "session": decoy_session,
+            "user": _user_id(a),
+            "memory": _memory_saying(_user_id(a), "Whiskers"),
+        }
         staff = Client(live.url, _staff_cookie())
         clients = {
             "visitor_a": Client(live.url, a.cookie_header()),
@@ -418,7 +432,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             drained = True
         except RuntimeError:
             drained = False
-        cross_user_checks(live, a, b, tally)
+        result["own_secret_recalled"] = cross_user_checks(live, a, b, tally)
         result["still_up"] = _still_up(live)
         result["queue_drained"] = drained
         result["dead_letters"] = _dead_letters()
@@ -433,6 +447,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         and not result["leaks"]
         and all(result["still_up"].values())
         and not result["log_tracebacks"]
+        and all(result["own_secret_recalled"].values())
     )
     progress(
         f"5xx {result['responses_5xx']}, unexpected closes {len(result['unexpected_closes'])}, leaks "
@@ -481,6 +496,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"| Sockets closed on purpose (frame over 1 MiB, 1009) | {sum(result['intended_closes'].values())} |",
         f"| Frames with no answer in {FRAME_TIMEOUT:.0f} s | {len(result['unanswered'])} |",
         f"| Cross-user results (a secret seen by the other visitor) | {len(result['leaks'])} |",
+        "| Each visitor's own secret recalled afterwards (the control) | "
+        + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in result["own_secret_recalled"].items())
+        + " |",
         f"| Tracebacks in the servers' logs | {len(result['log_tracebacks'])} |",
         f"| At the end | {up}; queue drained: {result['queue_drained']}; "
         f"dead letters {result['dead_letters']} |",

@@ -114,7 +114,7 @@ def servers(*, redis_url: str, work_dir: Path, llm_url: str = "") -> Iterator[Se
             "daphne.log": [
                 *wrapper,
                 "-m",
-                "daphne",
+                "core.serve",  # daphne as `make run` starts it
                 "-b",
                 "127.0.0.1",
                 "-p",

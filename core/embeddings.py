@@ -24,6 +24,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from core.text import without_lone_surrogates
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -111,6 +113,8 @@ class LocalEmbedder:
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         model = self._st_model()
+        # The tokenizer refuses a lone surrogate (a search text from a JSON frame can hold one).
+        texts = [without_lone_surrogates(t) for t in texts]
         if len(texts) > SHORT_BATCH:
             vectors = model.encode(
                 texts,
@@ -172,7 +176,9 @@ class OpenAIEmbedder:
         import openai
 
         try:
-            response = self._client.embeddings.create(model=self.model, input=list(texts))
+            response = self._client.embeddings.create(
+                model=self.model, input=[without_lone_surrogates(t) for t in texts]
+            )
         except openai.OpenAIError as exc:
             raise EmbeddingError(f"embedding endpoint failed: {exc}") from exc
         rows = sorted(response.data, key=lambda item: item.index)

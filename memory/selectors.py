@@ -16,6 +16,7 @@ from django.conf import settings
 
 from core.embeddings import get_embedder
 from core.redis_client import get_redis
+from core.text import clean_text
 from core.text import loads as stored_json
 from memory import keys
 from memory.index import ensure_index, index_name
@@ -638,6 +639,7 @@ def search_memories(
         raise InvalidInput(f"mode must be one of {', '.join(SEARCH_MODES)}")
     if not isinstance(text, str) or not text.strip():
         raise InvalidInput("search text is empty")
+    text = clean_text(text)  # lone surrogates and NUL would fail the embedder and the Redis encoder
     if len(text) > settings.MESSAGE_MAX_CHARS:
         raise InvalidInput(f"search text is longer than {settings.MESSAGE_MAX_CHARS} characters")
     top_k = settings.RETRIEVAL_TOP_K if top_k is None else top_k

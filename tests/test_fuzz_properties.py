@@ -190,7 +190,7 @@ FRAME = st.one_of(
             "client_id": JSON_VALUE,
         }
     ).map(json.dumps),
-    st.text(max_size=80),
+    st.text(min_size=1, max_size=80),  # the test communicator cannot send an empty frame
     st.sampled_from([10, 900, 3_000, 30_000]).map(lambda depth: "[" * depth + "]" * depth),
 )
 

@@ -238,7 +238,8 @@ def test_the_extractor_does_not_overwrite_a_pinned_memory() -> None:
     say("alice", "s1", "I live in Lisbon now.")
     drain(Worker(worker_id="w1"))
     assert get_memory(memory_id=home.id).text == "User lives in Porto"
-    assert [e.event for e in memory_history(memory_id=home.id)] == ["added", "pinned"]
+    # The wanted change is kept in the history as refused, so support sees it.
+    assert [e.event for e in memory_history(memory_id=home.id)] == ["added", "pinned", "change_refused"]
 
 
 @pytest.mark.django_db

@@ -118,7 +118,7 @@ async def test_a_change_support_locked_is_said_to_be_refused_and_recorded(settin
     assert refused.event == "change_refused" and refused.version == 2
     assert refused.actor.kind == ActorKind.EXTRACTOR
     assert refused.details == {"action": "update", "proposed_text": "User lives in Porto"}
-    assert refused.reason == "target is locked by staff"
+    assert refused.reason == "that memory is locked by support and was not changed"  # memory.policy
     html = await sync_to_async(_memory_page)(home_id)
     assert (
         "Change refused" in html

@@ -536,6 +536,9 @@ def _measure(
     load = llm_workload(maker, run="lagd", turns=cfg.debounce_turns, sessions=cfg.debounce_turns)
     out["lag_default_debounce"] = lag(load, model, cfg, debounce=default_debounce, progress=progress)
     out["scripted_calls_total"] = dict(model.snapshot())
+    if out["scripted_calls_total"].get("unknown_turns"):
+        # The model answers by matching transcript lines: a format change made it extract nothing.
+        raise RuntimeError(f"the scripted model did not recognise turns: {out['scripted_calls_total']}")
     out.update(_headline(out))
     return out
 

@@ -32,7 +32,8 @@ TEMPLATE_SIMILARITY_LIMIT = 0.40
 # the decision step sees the old memory (EXTRACTION_RELATED_DISTANCE 0.55 = similarity 0.45).
 CONTRADICTION_MIN_SIMILARITY = 0.55
 CONTRADICTION_ATTEMPTS = 8
-_USER_LINE = re.compile(r"^\[[^\]]*\] user: (.*)$", re.MULTILINE)
+# A transcript line: "#3 [2026-12-01 10:00 UTC] user: text" (the number is the line's source id).
+_USER_LINE = re.compile(r"^#(\d+) \[[^\]]*\] user: (.*)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -275,12 +276,12 @@ class ScriptedModel:
 
     def _extract(self, transcript: str) -> Reply:
         memories = []
-        for text in _USER_LINE.findall(transcript):
+        for number, text in _USER_LINE.findall(transcript):
             fact = self._by_turn.get(text)
             if fact is None:
                 self._count("unknown_turns")
                 continue
-            memories.append(fact.as_memory())
+            memories.append({**fact.as_memory(), "source": [int(number)]})
         self._count("extraction_calls")
         self._count("facts_returned", len(memories))
         return Reply(json.dumps({"memories": memories, "forget": []}))

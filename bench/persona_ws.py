@@ -74,6 +74,7 @@ def _environment(*, redis_url: str, db_path: str, state_dir: Path, llm_url: str)
         "SECRET_KEY": settings.SECRET_KEY,  # the visitors' sessions are signed by this process
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CHAT_RATE_LIMIT_PER_MINUTE": "1000",
+        "ANON_VISITORS_PER_IP_PER_HOUR": "100000",  # every persona is a new visitor from 127.0.0.1
         # A persona types its messages one after another; extract each chat soon after it ends.
         "EXTRACTION_DEBOUNCE_SECONDS": "0.3",
         "LLM_MAX_RETRIES": "0",

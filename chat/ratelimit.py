@@ -1,4 +1,5 @@
-"""Fixed-window limits counted in Redis: chat turns per user per minute, sign-ups per IP per hour."""
+"""Fixed-window limits counted in Redis: chat turns per user per minute; sign-ups and new anonymous
+visitors per IP per hour."""
 
 from __future__ import annotations
 
@@ -25,11 +26,20 @@ async def allow_turn(user_id: str) -> bool:
     return int(count) <= settings.CHAT_RATE_LIMIT_PER_MINUTE
 
 
-def allow_signup(client_ip: str) -> bool:
-    """Count one account creation from this address; False once the hour's allowance is used."""
-    counter = _counter("signups", client_ip or "unknown", 3600)
+def _allow_per_hour(bucket: str, client_ip: str, limit: int) -> bool:
+    counter = _counter(bucket, client_ip or "unknown", 3600)
     with get_redis().pipeline(transaction=True) as pipe:
         pipe.incr(counter)
         pipe.expire(counter, 2 * 3600)
         count, _ = pipe.execute()
-    return int(count) <= settings.SIGNUP_RATE_LIMIT_PER_HOUR
+    return int(count) <= limit
+
+
+def allow_signup(client_ip: str) -> bool:
+    """Count one account creation from this address; False once the hour's allowance is used."""
+    return _allow_per_hour("signups", client_ip, settings.SIGNUP_RATE_LIMIT_PER_HOUR)
+
+
+def allow_new_visitor(client_ip: str) -> bool:
+    """Count one new anonymous identity (a first chat) from this address; False past the hour's."""
+    return _allow_per_hour("visitors", client_ip, settings.ANON_VISITORS_PER_IP_PER_HOUR)

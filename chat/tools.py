@@ -17,12 +17,16 @@ from typing import Any
 from django.conf import settings
 
 from core.embeddings import get_embedder
+from core.llm import LLMError, get_llm
 from memory import working
+from memory.extraction.decide import decide
+from memory.extraction.llm_extractor import ExtractionError
+from memory.extraction.types import Candidate
 from memory.policy import Change, may_change
 from memory.query import MemoryFilter
 from memory.records import content_hash
 from memory.selectors import find_similar, get_memory, search_memories
-from memory.services import add_memory, delete_memory
+from memory.services import add_memory, delete_memory, record_refused_change
 from memory.types import Actor, ActorKind, EngineError, Memory, MemoryLocked, MemoryType, Scope
 
 TOOL_SPECS: list[dict[str, Any]] = [
@@ -176,17 +180,47 @@ def _remember(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
         decision = may_change(actor=actor, memory=memory, change=Change.UPDATE)
         if not decision.allowed:
             return _not_changed(memory, decision.reason)
+    scope = Scope(
+        user_id=ctx.user_id, agent_id=ctx.agent_id, namespace=ctx.namespace, session_id=ctx.session_id
+    )
+    refused = _contradicts_protected(text, memory_type, scope=scope, actor=actor)
+    if refused is not None:
+        return refused
     memory = add_memory(
         text=text,
-        scope=Scope(
-            user_id=ctx.user_id, agent_id=ctx.agent_id, namespace=ctx.namespace, session_id=ctx.session_id
-        ),
+        scope=scope,
         actor=actor,
         type=memory_type,
         reason="the assistant was asked to remember this",
         embedding=vector,
     )
     return ToolOutcome({"remembered": {"id": memory.id, "text": memory.text}})
+
+
+def _contradicts_protected(text: str, memory_type: str, *, scope: Scope, actor: Actor) -> ToolOutcome | None:
+    """Would this fact change a locked or pinned memory ("lives in Berlin" against a locked "lives
+    in Porto")? Judged as the extractor judges a new fact (decide, with the model), so both paths
+    refuse the same change; the refusal goes into that memory's history. None: nothing refused."""
+    llm = get_llm()
+    if llm.mode == "offline":
+        return None
+    candidate = Candidate(text=text, type=MemoryType(memory_type))
+    try:
+        ops = decide([candidate], scope=scope, llm=llm)
+    except (ExtractionError, LLMError):  # no judgement to be had: keep the fact, as before
+        return None
+    for op in ops:
+        if op.refused:
+            target = get_memory(memory_id=op.target_id)
+            record_refused_change(
+                memory_id=target.id,
+                actor=actor,
+                action=op.refused,
+                proposed_text=op.text or text,
+                reason=op.reason,
+            )
+            return _not_changed(target, op.reason)
+    return None
 
 
 def _forget(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:

@@ -21,6 +21,7 @@ from ulid import ULID
 from chat import offline
 from chat.tools import TOOL_SPECS, ToolContext, run_tool
 from core.llm import LLMError, get_llm
+from core.text import clean_text
 from memory import working
 from memory.extraction.queue import enqueue_turn
 from memory.extraction.types import TurnMessage
@@ -95,15 +96,10 @@ async def run_turn(
     *, user_id: str, session_id: str, text: str, client_id: str, staff: bool, send: Send
 ) -> str | None:
     """Run a turn to the end; returns the reply text (None when the model failed)."""
-    turn_id = str(ULID())
     started = time.time()
     try:
-        await sync_to_async(working.append_message, thread_sensitive=False)(
-            session_id=session_id,
-            role="user",
-            content=text,
-            at=started,
-            meta={"turn_id": turn_id, "client_id": client_id},
+        turn_id = await sync_to_async(_save_user_message, thread_sensitive=False)(
+            session_id=session_id, text=text, client_id=client_id, at=started
         )
     except MemoryNotFound as exc:
         raise ChatGone(CHAT_DELETED) from exc
@@ -190,6 +186,29 @@ async def run_turn(
         }
     )
     return reply
+
+
+def _save_user_message(*, session_id: str, text: str, client_id: str, at: float) -> str:
+    """Save the user's message; returns the turn id. A message sent again after the model failed
+    (the last message of the chat, unanswered and the same words) is that turn again: it is not
+    saved twice, so neither the history nor the model sees it twice."""
+    last = working.get_messages(session_id=session_id, last=1)
+    if (
+        last
+        and last[0].role == "user"
+        and last[0].content == clean_text(text)
+        and last[0].meta.get("turn_id")
+    ):
+        return str(last[0].meta["turn_id"])
+    turn_id = str(ULID())
+    working.append_message(
+        session_id=session_id,
+        role="user",
+        content=text,
+        at=at,
+        meta={"turn_id": turn_id, "client_id": client_id},
+    )
+    return turn_id
 
 
 def _finish_turn(

@@ -50,7 +50,16 @@ def session_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def new_session(request: HttpRequest) -> HttpResponseRedirect:
+def new_session(request: HttpRequest) -> HttpResponse:
+    first_visit = memory_user_id(request.user, request.session, create=False) is None
+    # Each cookie-less visitor would be a new identity with its own chat and turn allowances.
+    if first_visit and not ratelimit.allow_new_visitor(get_client_ip_address(request) or ""):
+        messages.error(
+            request,
+            "Too many new visitors started chatting from your network in the last hour. "
+            "Please try again later, or log in.",
+        )
+        return render(request, "chat/sessions.html", {"sessions": []}, status=429)
     user_id = memory_user_id(request.user, request.session, create=True)
     assert user_id is not None
     try:

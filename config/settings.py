@@ -325,6 +325,8 @@ CHAT_RATE_LIMIT_PER_MINUTE = env_int("CHAT_RATE_LIMIT_PER_MINUTE", 20, minimum=1
 CHAT_MAX_SESSIONS_PER_USER = env_int("CHAT_MAX_SESSIONS_PER_USER", 200, minimum=1)
 # Accounts created per client IP address per hour.
 SIGNUP_RATE_LIMIT_PER_HOUR = env_int("SIGNUP_RATE_LIMIT_PER_HOUR", 5, minimum=1)
+# New anonymous visitors (a first chat without an account) per client IP address per hour.
+ANON_VISITORS_PER_IP_PER_HOUR = env_int("ANON_VISITORS_PER_IP_PER_HOUR", 30, minimum=1)
 CHAT_MAX_TOOL_ROUNDS = env_int("CHAT_MAX_TOOL_ROUNDS", 3, minimum=0)
 # WebSocket frames larger than this are refused before parsing.
 CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 65536, minimum=1024)

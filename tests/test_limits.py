@@ -162,6 +162,19 @@ def test_sign_ups_are_limited_per_address(settings, django_user_model):
     assert _sign_up("fay", "10.1.1.3").status_code == 302
 
 
+def test_new_anonymous_visitors_are_limited_per_address(settings):
+    settings.ANON_VISITORS_PER_IP_PER_HOUR = 2
+    visitors = [Client(REMOTE_ADDR="10.2.2.2") for _ in range(3)]
+    assert visitors[0].post("/chat/new").status_code == 302
+    assert visitors[1].post("/chat/new").status_code == 302
+    refused = visitors[2].post("/chat/new")
+    assert refused.status_code == 429
+    assert "Too many new visitors started chatting from your network" in refused.content.decode()
+    # A visitor who already chats is no new visitor: their next chat is not counted.
+    assert visitors[0].post("/chat/new").status_code == 302
+    assert Client(REMOTE_ADDR="10.2.2.3").post("/chat/new").status_code == 302, "another address"
+
+
 # --- Content-Security-Policy ----------------------------------------------------------------------
 
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\ssrc=)[^>]*>", re.IGNORECASE)

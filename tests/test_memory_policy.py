@@ -271,3 +271,24 @@ def test_a_summary_staff_locked_stays_and_extraction_goes_on(settings: Any, redi
     assert queue.queue_health()["counters"].get("jobs_failed", 0) == 0
     newer = redis_client.get(keys.extraction("s1", "summary_id")).decode()
     assert newer != summary_id and "Lisbon" in get_memory(memory_id=newer).text
+
+
+def test_remember_may_not_contradict_a_locked_memory_either(product_llm: Any) -> None:
+    # With a model, the tool's fact is judged as the extractor judges one (decide): the model says
+    # "lives in Berlin" updates the locked "lives in Porto", so the tool refuses and says why.
+    home = add_memory(text="User lives in Porto", scope=Scope(user_id="user-1"), actor=USER)
+    set_locked(memory_id=home.id, locked=True, actor=STAFF, reason="corrected by support")
+    product_llm.enqueue(
+        Reply(
+            json.dumps(
+                {"decisions": [{"fact": 0, "action": "UPDATE", "id": "m1", "text": "User lives in Berlin"}]}
+            )
+        )
+    )
+    result = _call("remember", text="User lives in Berlin")
+    assert result == {"not_changed": {"id": home.id, "text": "User lives in Porto", "reason": LOCKED_REASON}}
+    assert [m.text for m in facts("user-1")] == ["User lives in Porto"]
+    refused = memory_history(memory_id=home.id)[-1]
+    assert refused.event == "change_refused" and refused.actor.kind == ActorKind.TOOL
+    # An unrelated fact is still remembered (no related memory: no judgement call needed).
+    assert "remembered" in _call("remember", text="User plays the cello")

@@ -40,6 +40,7 @@ def test_public_healthz_says_only_ok_and_writes_nothing(client: Client, redis_cl
     version = redis_client.info("server")["redis_version"]
     for secret in (version, "search", "ReJSON", "host-b-777", "4242", "127.0.0.1:9", "all-MiniLM", "pending"):
         assert secret not in body
+    assert client.head("/healthz").status_code == 200, "load balancers probe with HEAD too"
     assert redis_client.dbsize() == size
     assert _keyspace(redis_client) == before
     assert "sessionid" not in response.cookies

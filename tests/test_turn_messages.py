@@ -12,7 +12,7 @@ from memory import working
 from memory.prompt import MEMORY_HEADER, SYSTEM_INSTRUCTIONS
 from memory.services import add_memory
 from memory.types import Scope
-from tests.llm_server import Reply
+from tests.llm_server import ErrorReply, Reply
 from tests.memory_helpers import USER
 
 SESSION = "s-golden"
@@ -53,3 +53,36 @@ async def test_a_turn_sends_the_system_prompt_the_history_and_the_new_message_on
     assert trace is not None
     # The new message is counted once, as the user message, not again among the recent ones.
     assert trace["tokens"]["recent_message_count"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_message_sent_again_after_the_model_failed_is_one_turn(product_llm, settings):
+    settings.CHAT_MODEL = "chat-model"
+    await sync_to_async(working.ensure_session)(session_id=SESSION, user_id=OWNER)
+    product_llm.enqueue(ErrorReply(status=500), Reply("Here it is."))
+
+    failed = await _turn("Tell me a joke", "c1")
+    assert failed[-1]["type"] == "error" and "send it again" in failed[-1]["message"]
+    again = await _turn("Tell me a joke", "c2")
+
+    assert again[-1]["type"] == "done"
+    retry = product_llm.chat_requests()[-1]
+    assert [(m["role"], m["content"]) for m in retry.messages[1:]] == [("user", "Tell me a joke")]
+    history = await sync_to_async(working.get_messages)(session_id=SESSION)
+    assert [(m.role, m.content) for m in history] == [
+        ("user", "Tell me a joke"),
+        ("assistant", "Here it is."),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_same_words_after_an_answer_are_a_new_turn(product_llm, settings):
+    settings.CHAT_MODEL = "chat-model"
+    await sync_to_async(working.ensure_session)(session_id=SESSION, user_id=OWNER)
+    product_llm.enqueue(Reply("First."), Reply("Second."))
+
+    await _turn("yes", "c1")
+    await _turn("yes", "c2")
+
+    history = await sync_to_async(working.get_messages)(session_id=SESSION)
+    assert [m.content for m in history] == ["yes", "First.", "yes", "Second."]

@@ -106,8 +106,12 @@ async def test_others_are_refused_with_4403(username: str, perms: tuple[str, ...
     await _assert_refused_with_4403(await _cookie_for(username, *perms, staff=staff))
 
 
-async def test_anonymous_visitors_are_refused() -> None:
-    await _assert_refused_with_4403(await sync_to_async(anonymous_cookie)())
+async def test_anonymous_visitors_are_refused_as_signed_out() -> None:
+    comm = _socket(await sync_to_async(anonymous_cookie)())
+    try:
+        assert await refusal_code(comm) == 4401
+    finally:
+        await comm.disconnect()
 
 
 async def test_a_foreign_origin_is_refused() -> None:

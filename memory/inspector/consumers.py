@@ -6,9 +6,9 @@ memory.events publishes `{"type": "memory.mutation", "event": <HistoryEvent dict
 pages use (autoescaped), so the browser only inserts server-made HTML and never builds markup from
 memory text. `?user_id=` or `?memory_id=` narrows the feed to one user or one memory.
 
-Only staff with the view permission may connect; others are accepted and closed with 4403 (so the
-page can tell a refusal from a network failure). The origin is checked by core.websockets.OriginCheck
-(scheme, host and port); signing out closes the socket with 4401.
+Only staff with the view permission may connect; others are accepted and closed with 4403, or 4401
+when not signed in (so the page can tell a refusal from a network failure). The origin is checked
+by core.websockets.OriginCheck (scheme, host and port); signing out closes the socket with 4401.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
-from core.websockets import CLOSE_FORBIDDEN, ProductSocket
+from core.websockets import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, ProductSocket
 from memory.events import FEED_GROUP
 from memory.inspector.permissions import can_view
 from memory.inspector.presenters import feed_entry
@@ -44,7 +44,10 @@ class InspectorFeedConsumer(ProductSocket):
     async def connect(self) -> None:
         user = self.scope.get("user")
         # can_view reads permissions from the database: not from the event loop.
-        if user is None or not await database_sync_to_async(can_view)(user):
+        if user is None or not user.is_authenticated:
+            await self.refuse(CLOSE_UNAUTHENTICATED)  # the page says "signed out", not "not allowed"
+            return
+        if not await database_sync_to_async(can_view)(user):
             await self.refuse(CLOSE_FORBIDDEN)
             return
         params = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))

@@ -11,11 +11,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 from django.conf import settings
 
 from core.llm import LLM, LLMError, get_llm
+from core.redis_client import REDIS_UNREACHABLE
 from memory import working
 from memory.extraction import prompts, queue
 from memory.extraction.compaction import compact_session
@@ -270,7 +272,7 @@ def process_session(
         return outcomes
     if now - queue.last_turn_at(session_id) < settings.EXTRACTION_DEBOUNCE_SECONDS:
         return outcomes  # more turns may be coming: extract the burst once
-    token = queue.acquire_lock(session_id)
+    token = queue.acquire_lock(session_id, owner=worker_id)
     if token is None:
         return outcomes  # another worker has this session right now
     try:
@@ -283,7 +285,9 @@ def process_session(
         logger.info("extraction of session %s stopped: %s", session_id, exc)
         outcomes["taken_over"] += 1
     finally:
-        queue.release_lock(session_id, token)
+        # Redis gone: the lock expires, or this worker takes it back (same name) on its next try.
+        with suppress(*REDIS_UNREACHABLE):
+            queue.release_lock(session_id, token)
     return outcomes
 
 
@@ -320,7 +324,9 @@ def _run_job(
         queue.commit(
             session_id=session_id, to_seq=plan["to_seq"], from_seq=from_seq, entry_ids=entry_ids, lease=lease
         )
-    except LeaseLost:
+    except (LeaseLost, *REDIS_UNREACHABLE):
+        # Not the turns' fault: the job is tried again (by the worker loop once Redis answers),
+        # and the attempt is not counted as a failure.
         raise
     except Exception as exc:  # junk from the model, an unreachable model, or a bug: retry, then park
         attempt = queue.record_failure(session_id, entry_ids, lease=lease)

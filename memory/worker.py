@@ -12,6 +12,7 @@ import logging
 import socket
 import threading
 import time
+import uuid
 from contextlib import suppress
 
 from django.conf import settings
@@ -40,6 +41,8 @@ def default_worker_id(*, slot: int = 1) -> str:
 class Worker:
     def __init__(self, *, worker_id: str | None = None, slot: int = 1) -> None:
         self.worker_id = worker_id or default_worker_id(slot=slot)
+        # This process's life under that name: locks held by earlier lives are free for anyone.
+        self.life = uuid.uuid4().hex[:12]
         self.stop_event = threading.Event()
         # Wall-clock start of the current Redis outage (None while Redis answers), and how many.
         self.outage_since: float | None = None
@@ -82,6 +85,8 @@ class Worker:
         now = time.monotonic()
         if now - self._last_beat >= settings.WORKER_HEARTBEAT_SECONDS:
             record_heartbeat(worker_id=self.worker_id)
+            # Each beat, not once: a Redis that lost its data must learn it again.
+            queue.register_life(worker_id=self.worker_id, life=self.life)
             self.housekeeping()
             self._last_beat = now
         if now - self._last_reclaim >= settings.EXTRACTION_RECLAIM_IDLE_SECONDS / 2:
@@ -116,7 +121,7 @@ class Worker:
         """One read-and-process round; blocks briefly when there is nothing new."""
         entries = queue.read_entries(consumer=self.worker_id, block_ms=READ_BLOCK_MS)
         if entries:
-            outcomes = process_entries(entries, worker_id=self.worker_id)
+            outcomes = process_entries(entries, worker_id=self.worker_id, life=self.life)
             if outcomes:
                 logger.info("worker %s: %s", self.worker_id, dict(outcomes))
 
@@ -124,8 +129,8 @@ class Worker:
         if self.outage_since is None:  # said once per outage, not once per try
             self.outage_since = time.time()
             self.outages += 1
-            logger.warning("worker %s: Redis is unreachable (%s); retrying until it answers", self.worker_id,
-                           exc)  # fmt: skip
+            message = "worker %s: Redis is unreachable (%s); retrying until it answers"
+            logger.warning(message, self.worker_id, exc)
 
     def _redis_back(self) -> None:
         started, self.outage_since = self.outage_since or time.time(), None

@@ -187,6 +187,12 @@ def test_a_lock_left_by_a_workers_earlier_life_is_taken_back_only_by_that_name()
     assert queue.acquire_lock("s1") is None
     again = queue.acquire_lock("s1", owner="host-worker-1")
     assert again and again != first
+    # Another worker's lock is taken only once that worker has started a new life (its holder died).
+    queue.register_life(worker_id="host-worker-2", life="life1")
+    held = queue.acquire_lock("s3", owner="host-worker-2", life="life1")
+    assert held and queue.acquire_lock("s3", owner="host-worker-1", life="x") is None
+    queue.register_life(worker_id="host-worker-2", life="life2")
+    assert queue.acquire_lock("s3", owner="host-worker-1", life="x")
     # An erase or a login holds the lock under a plain token: nobody takes that.
     get_redis().set(keys.extraction_lock("s2"), "erase-token")
     assert queue.acquire_lock("s2", owner="host-worker-1") is None
@@ -330,3 +336,24 @@ def test_the_status_page_sees_a_workers_last_redis_outage():
     beats = {b["id"]: b for b in worker_heartbeats()}
     assert beats["w1"]["last_redis_outage"] == {"started_at": 100.0, "ended_at": 112.5, "seconds": 12.5}
     assert "last_redis_outage" not in beats["w2"]
+
+
+def test_a_dead_workers_job_is_finished_by_another_once_the_dead_one_restarted(settings):
+    settings.EXTRACTION_RECLAIM_IDLE_SECONDS = 0.1
+    settings.EXTRACTION_LOCK_SECONDS = 120
+    say("alice", "s1", "I have two cats.")
+    queue.ensure_group()
+    # w1, first life: read the entry, took the session's lock, then was killed.
+    queue.register_life(worker_id="w1", life="first")
+    assert len(queue.read_entries(consumer="w1", block_ms=10)) == 1
+    assert queue.acquire_lock("s1", owner="w1", life="first")
+    other = Worker(worker_id="w2")
+    time.sleep(0.15)
+    other.take_over_abandoned()
+    other.step()
+    assert said("alice") == [], "w1's first life may still be running: its lock holds"
+
+    queue.register_life(worker_id="w1", life="second")  # w1 is back (its first heartbeat)
+    drain(other)
+    assert said("alice") == ["I have two cats."]
+    assert _failure_counts("s1") == {} and queue.queue_health()["dead_letters"] == 0

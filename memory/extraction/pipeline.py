@@ -244,7 +244,7 @@ def _apply_summary(
 
 
 def process_entries(
-    entries: Sequence[StreamEntry], *, worker_id: str, now: float | None = None
+    entries: Sequence[StreamEntry], *, worker_id: str, life: str = "", now: float | None = None
 ) -> Counter[str]:
     """Group entries by session and run each session that is due. Returns counters for logging."""
     by_session: dict[str, list[StreamEntry]] = {}
@@ -252,12 +252,17 @@ def process_entries(
         by_session.setdefault(entry.session_id, []).append(entry)
     totals: Counter[str] = Counter()
     for session_id, session_entries in by_session.items():
-        totals.update(process_session(session_id, session_entries, worker_id=worker_id, now=now))
+        totals.update(process_session(session_id, session_entries, worker_id=worker_id, life=life, now=now))
     return totals
 
 
 def process_session(
-    session_id: str, entries: Sequence[StreamEntry], *, worker_id: str, now: float | None = None
+    session_id: str,
+    entries: Sequence[StreamEntry],
+    *,
+    worker_id: str,
+    life: str = "",
+    now: float | None = None,
 ) -> Counter[str]:
     now = time.time() if now is None else now
     outcomes: Counter[str] = Counter()
@@ -272,7 +277,7 @@ def process_session(
         return outcomes
     if now - queue.last_turn_at(session_id) < settings.EXTRACTION_DEBOUNCE_SECONDS:
         return outcomes  # more turns may be coming: extract the burst once
-    token = queue.acquire_lock(session_id, owner=worker_id)
+    token = queue.acquire_lock(session_id, owner=worker_id, life=life)
     if token is None:
         return outcomes  # another worker has this session right now
     try:

@@ -44,13 +44,19 @@ redis.call('EXPIRE', KEYS[4], ARGV[6])
 return {seq, id}
 """
 
-# KEYS: lock; ARGV: token, ms, owner. Free, or held by this worker's name (a crashed or interrupted
-# earlier job of the same worker: a worker runs one job at a time): take it.
+# KEYS: lock, lives; ARGV: token, ms, owner. The lock is free, or held by this worker's own name
+# (an earlier job of this worker, cut off by a Redis outage or a kill: a worker runs one job at a
+# time), or by a life of another worker that has since restarted (its holder is dead): take it.
+# Tokens are "<owner>|<life>|<nonce>"; a plain token (an erase, a login) is never taken.
 _ACQUIRE = """
 local held = redis.call('GET', KEYS[1])
-if held and (ARGV[3] == '' or string.sub(held, 1, #ARGV[3] + 1) ~= ARGV[3] .. '|'
-             or string.find(held, '|', #ARGV[3] + 2, true)) then
-  return 0
+if held then
+  local owner, life = string.match(held, '^(.*)|([^|]*)|[^|]*$')
+  if not owner or ARGV[3] == '' then return 0 end
+  if owner ~= ARGV[3] then
+    local current = redis.call('HGET', KEYS[2], owner)
+    if not current or current == life then return 0 end
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
@@ -244,16 +250,22 @@ def remove_idle_consumers(*, idle_seconds: float, keep: str) -> list[str]:
     return [name.decode() for name in removed]
 
 
-def acquire_lock(session_id: str, *, owner: str = "") -> str | None:
-    """The session's extraction lock, or None when another worker holds it.
+def register_life(*, worker_id: str, life: str) -> None:
+    """A worker (re)starting under its name: locks its earlier lives held are free from now on."""
+    get_redis().hset(keys.worker_lives(), worker_id, life)
 
-    A lock held under this worker's own name is taken back at once: it was left by this worker's
-    earlier job (killed with the process and restarted under the same name, or cut off by a Redis
-    outage), and would otherwise block the session until it expires. Should two live processes
-    share a name, the fenced writes (`memory.lease`) still let only the newer holder write."""
-    token = f"{owner}|{uuid.uuid4().hex}" if owner else uuid.uuid4().hex
+
+def acquire_lock(session_id: str, *, owner: str = "", life: str = "") -> str | None:
+    """The session's extraction lock, or None when another live job holds it.
+
+    A lock held under this worker's own name is taken back at once (this worker's earlier job,
+    killed with the process or cut off by a Redis outage), and so is one held by an earlier life
+    of another worker (`register_life`): either would otherwise block the session until it
+    expires. Should two live processes share a name, the fenced writes (`memory.lease`) still
+    let only the newer holder write."""
+    token = f"{owner}|{life}|{uuid.uuid4().hex}" if owner else uuid.uuid4().hex
     ms = int(settings.EXTRACTION_LOCK_SECONDS * 1000)
-    if get_redis().eval(_ACQUIRE, 1, keys.extraction_lock(session_id), token, ms, owner):
+    if get_redis().eval(_ACQUIRE, 2, keys.extraction_lock(session_id), keys.worker_lives(), token, ms, owner):
         return token
     return None
 

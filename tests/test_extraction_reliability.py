@@ -130,6 +130,7 @@ def test_a_dead_letter_is_one_transaction_so_a_kill_cannot_leave_half_of_it():
     [entry] = queue.read_entries(consumer="w1", block_ms=10)
     turns = queue.pending_turns("s1", after=0)
     token = queue.acquire_lock("s1")
+    assert token
     lease = queue.lease("s1", token)
 
     commands = _monitored(
@@ -159,7 +160,9 @@ def test_a_dead_letter_whose_job_lost_its_lock_writes_nothing_at_all():
     queue.ensure_group()
     [entry] = queue.read_entries(consumer="w1", block_ms=10)
     turns = queue.pending_turns("s1", after=0)
-    lease = queue.lease("s1", queue.acquire_lock("s1"))
+    token = queue.acquire_lock("s1")
+    assert token
+    lease = queue.lease("s1", token)
     get_redis().set(keys.extraction_lock("s1"), "someone-else")
     with pytest.raises(LeaseLost):
         queue.dead_letter(

@@ -329,9 +329,11 @@ def _run_job(
         queue.commit(
             session_id=session_id, to_seq=plan["to_seq"], from_seq=from_seq, entry_ids=entry_ids, lease=lease
         )
-    except (LeaseLost, *REDIS_UNREACHABLE):
-        # Not the turns' fault: the job is tried again (by the worker loop once Redis answers),
-        # and the attempt is not counted as a failure.
+    except LeaseLost:
+        raise
+    except REDIS_UNREACHABLE:
+        # Not the turns' fault: the worker loop tries the job again once Redis answers, and the
+        # attempt is not counted as a failure.
         raise
     except Exception as exc:  # junk from the model, an unreachable model, or a bug: retry, then park
         attempt = queue.record_failure(session_id, entry_ids, lease=lease)

@@ -134,12 +134,10 @@ class OpenAICompatibleLLM:
             response = self._client.chat.completions.create(**request)
         except (openai.OpenAIError, ValueError) as exc:  # ValueError: the body was not JSON
             raise _as_llm_error(exc) from exc
-        if not response.choices:
-            raise LLMError("the model returned no choices", kind="invalid")
-        choice = response.choices[0]
+        choice = _first_choice(response)
         calls = [
             ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments or "{}")
-            for call in (choice.message.tool_calls or [])
+            for call in _tool_calls(choice.message)
             if call.type == "function"
         ]
         usage = (
@@ -181,7 +179,10 @@ class OpenAICompatibleLLM:
         model_name = request["model"]
         try:
             stream = await self._async_client.chat.completions.create(**request)
+            chunks = 0
             async for chunk in stream:
+                _check_chunk(chunk)
+                chunks += 1
                 model_name = chunk.model or model_name
                 if chunk.usage:
                     usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
@@ -200,6 +201,9 @@ class OpenAICompatibleLLM:
                             slot["arguments"] += call.function.arguments or ""
         except (openai.OpenAIError, ValueError) as exc:  # ValueError: a chunk was not JSON
             raise _as_llm_error(exc) from exc
+        if not chunks:
+            # An HTML page or any body without server-sent events: the client sees an empty stream.
+            raise LLMError("the model endpoint sent no reply events (not a model's answer)", kind="invalid")
         tool_calls = [
             ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"] or "{}")
             for _, c in sorted(calls.items())
@@ -254,6 +258,52 @@ class OfflineLLM:
         for n, word in enumerate(words):
             yield StreamEvent(kind="text", text=word if n == len(words) - 1 else word + " ")
         yield StreamEvent(kind="done", completion=completion)
+
+
+def _not_an_answer(what: str, body: object) -> LLMError:
+    shown = str(body)[:80] if body is not None else "an empty body"
+    message = f"the model endpoint answered with {what}, not a model's answer: {shown!r}"
+    return LLMError(message, kind="invalid")
+
+
+def _is_object(value: object) -> bool:
+    from openai import BaseModel
+
+    return isinstance(value, BaseModel)
+
+
+def _first_choice(response: object) -> Any:
+    """The first choice of a completion, checked: the client hands over any 200 body it got (an HTML
+    page as a str, a JSON list as a list) and builds objects from JSON without validating them."""
+    if not _is_object(response):
+        raise _not_an_answer("something other than a JSON object", response)
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list):
+        raise _not_an_answer("a JSON object without a list of choices", response)
+    if not choices:
+        raise LLMError("the model returned no choices", kind="invalid")
+    choice = choices[0]
+    message = getattr(choice, "message", None)
+    if not _is_object(message) or not isinstance(getattr(message, "content", None), str | None):
+        raise _not_an_answer("a choice without a message", choice)
+    return choice
+
+
+def _tool_calls(message: Any) -> list[Any]:
+    calls = getattr(message, "tool_calls", None) or []
+    if not isinstance(calls, list) or not all(_is_object(getattr(c, "function", None)) for c in calls):
+        raise _not_an_answer("malformed tool calls", calls)
+    return calls
+
+
+def _check_chunk(chunk: object) -> None:
+    """A streamed chunk must be an object with a list of choices, each with a delta."""
+    choices = getattr(chunk, "choices", None)
+    if not _is_object(chunk) or not isinstance(choices, list):
+        raise _not_an_answer("a stream event that is not a completion chunk", chunk)
+    for choice in choices:
+        if not _is_object(getattr(choice, "delta", None)):
+            raise _not_an_answer("a stream event without a delta", choice)
 
 
 def _as_llm_error(exc: Exception) -> LLMError:

@@ -103,3 +103,8 @@ def reset_clients() -> None:
         for client in _sync_clients.values():
             client.close()
         _sync_clients.clear()
+
+
+# Redis cannot be reached, has gone away mid-command or is still loading its data (BusyLoadingError
+# is a ConnectionError): callers that outlive an outage catch these and try again later.
+REDIS_UNREACHABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)

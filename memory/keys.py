@@ -147,6 +147,11 @@ def extraction_stats() -> str:
     return key("extract", "stats")
 
 
+def worker_lives() -> str:
+    """Worker name -> the id of its current life (process): a lock left by an earlier life is free."""
+    return key("workers", "lives")
+
+
 def retention_last_run() -> str:
     """When the retention sweep last ran (epoch seconds), so one worker runs it per interval."""
     return key("retention", "last_run")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import redis
 from redis.client import Pipeline
 
-from core.redis_client import get_redis
+from core.redis_client import REDIS_UNREACHABLE, get_redis
 from memory.types import Lease, LeaseLost
 
 # KEYS: locks; ARGV: token. Deletes only the locks still holding this token.
@@ -86,7 +86,11 @@ def kept_alive(held: Lease, *, seconds: float) -> Iterator[None]:
 
     def beat() -> None:
         while not stop.wait(seconds / 3):
-            if not get_redis().eval(_EXTEND, 1, held.key, held.token, int(seconds * 1000)):
+            try:
+                extended = get_redis().eval(_EXTEND, 1, held.key, held.token, int(seconds * 1000))
+            except REDIS_UNREACHABLE:
+                continue  # an outage: the job's own next write fails too; keep trying meanwhile
+            if not extended:
                 return  # taken over (or gone): the job's next write fails, nothing to keep
 
     thread = threading.Thread(target=beat, daemon=True, name="lease-keepalive")

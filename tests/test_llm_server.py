@@ -482,6 +482,52 @@ def test_openai_embedder_rejects_a_wrong_vector_count(llm_server):
     embedder._client.close()
 
 
+JUNK_200_BODIES = [
+    RawReply("<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"),
+    RawReply("[1, 2, 3]"),
+    RawReply('"just a string"'),
+    RawReply("null"),
+    RawReply('{"choices": "none"}'),
+    RawReply('{"choices": [{"message": "hello"}]}'),
+    RawReply('{"choices": [{"message": {"content": "hi", "tool_calls": ["x"]}}]}'),
+]
+
+
+@pytest.mark.parametrize("junk", JUNK_200_BODIES, ids=lambda r: str(r.body)[:24])
+def test_a_200_that_is_not_a_completion_is_a_clean_llm_error(llm_server, junk):
+    llm = OpenAICompatibleLLM(base_url=llm_server.base_url, api_key="x", model="m", timeout=5, max_retries=0)
+    llm_server.enqueue(junk)
+    try:
+        with pytest.raises(LLMError) as caught:
+            llm.complete([{"role": "user", "content": "hi"}])
+        assert caught.value.kind == "invalid" and not caught.value.retryable
+        assert "not a model's answer" in str(caught.value)
+    finally:
+        llm.close()
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        RawReply("<html><body>Service unavailable</body></html>", content_type="text/html"),
+        RawReply(b"data: [1]\n\n", content_type="text/event-stream"),
+        RawReply(b'data: {"choices": [{"delta": "x"}]}\n\n', content_type="text/event-stream"),
+    ],
+    ids=["html", "list-event", "delta-not-object"],
+)
+async def test_a_stream_that_is_not_completion_chunks_is_a_clean_llm_error(llm_server, junk):
+    llm = OpenAICompatibleLLM(base_url=llm_server.base_url, api_key="x", model="m", timeout=5, max_retries=0)
+    llm_server.enqueue(junk)
+    try:
+        with pytest.raises(LLMError) as caught:
+            async for _ in llm.stream([{"role": "user", "content": "hi"}]):
+                pass
+        assert caught.value.kind == "invalid"
+    finally:
+        llm.close()
+        await llm._async_client.close()
+
+
 async def test_provider_turns_junk_bodies_into_invalid_llm_errors(llm_server):
     llm = OpenAICompatibleLLM(base_url=llm_server.base_url, api_key="x", model="m", timeout=5, max_retries=0)
     llm_server.enqueue(

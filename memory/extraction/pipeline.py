@@ -11,11 +11,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 from django.conf import settings
 
 from core.llm import LLM, LLMError, get_llm
+from core.redis_client import REDIS_UNREACHABLE
 from memory import working
 from memory.extraction import prompts, queue
 from memory.extraction.compaction import compact_session
@@ -242,7 +244,7 @@ def _apply_summary(
 
 
 def process_entries(
-    entries: Sequence[StreamEntry], *, worker_id: str, now: float | None = None
+    entries: Sequence[StreamEntry], *, worker_id: str, life: str = "", now: float | None = None
 ) -> Counter[str]:
     """Group entries by session and run each session that is due. Returns counters for logging."""
     by_session: dict[str, list[StreamEntry]] = {}
@@ -250,12 +252,17 @@ def process_entries(
         by_session.setdefault(entry.session_id, []).append(entry)
     totals: Counter[str] = Counter()
     for session_id, session_entries in by_session.items():
-        totals.update(process_session(session_id, session_entries, worker_id=worker_id, now=now))
+        totals.update(process_session(session_id, session_entries, worker_id=worker_id, life=life, now=now))
     return totals
 
 
 def process_session(
-    session_id: str, entries: Sequence[StreamEntry], *, worker_id: str, now: float | None = None
+    session_id: str,
+    entries: Sequence[StreamEntry],
+    *,
+    worker_id: str,
+    life: str = "",
+    now: float | None = None,
 ) -> Counter[str]:
     now = time.time() if now is None else now
     outcomes: Counter[str] = Counter()
@@ -270,7 +277,7 @@ def process_session(
         return outcomes
     if now - queue.last_turn_at(session_id) < settings.EXTRACTION_DEBOUNCE_SECONDS:
         return outcomes  # more turns may be coming: extract the burst once
-    token = queue.acquire_lock(session_id)
+    token = queue.acquire_lock(session_id, owner=worker_id, life=life)
     if token is None:
         return outcomes  # another worker has this session right now
     try:
@@ -283,7 +290,9 @@ def process_session(
         logger.info("extraction of session %s stopped: %s", session_id, exc)
         outcomes["taken_over"] += 1
     finally:
-        queue.release_lock(session_id, token)
+        # Redis gone: the lock expires, or this worker takes it back (same name) on its next try.
+        with suppress(*REDIS_UNREACHABLE):
+            queue.release_lock(session_id, token)
     return outcomes
 
 
@@ -321,6 +330,10 @@ def _run_job(
             session_id=session_id, to_seq=plan["to_seq"], from_seq=from_seq, entry_ids=entry_ids, lease=lease
         )
     except LeaseLost:
+        raise
+    except REDIS_UNREACHABLE:
+        # Not the turns' fault: the worker loop tries the job again once Redis answers, and the
+        # attempt is not counted as a failure.
         raise
     except Exception as exc:  # junk from the model, an unreachable model, or a bug: retry, then park
         attempt = queue.record_failure(session_id, entry_ids, lease=lease)

@@ -44,6 +44,41 @@ redis.call('EXPIRE', KEYS[4], ARGV[6])
 return {seq, id}
 """
 
+# KEYS: lock, lives; ARGV: token, ms, owner. The lock is free, or held by this worker's own name
+# (an earlier job of this worker, cut off by a Redis outage or a kill: a worker runs one job at a
+# time), or by a life of another worker that has since restarted (its holder is dead): take it.
+# Tokens are "<owner>|<life>|<nonce>"; a plain token (an erase, a login) is never taken.
+_ACQUIRE = """
+local held = redis.call('GET', KEYS[1])
+if held then
+  local owner, life = string.match(held, '^(.*)|([^|]*)|[^|]*$')
+  if not owner or ARGV[3] == '' then return 0 end
+  if owner ~= ARGV[3] then
+    local current = redis.call('HGET', KEYS[2], owner)
+    if not current or current == life then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS: stream; ARGV: group, idle ms, keep. Removes consumers with no pending entries that have not
+# been seen for `idle ms` (a dead worker's name). In one script: a consumer that read an entry since
+# would lose it from the group's pending list if removed.
+_REMOVE_IDLE_CONSUMERS = """
+local removed = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  if info['name'] ~= ARGV[3] and tonumber(info['pending']) == 0
+     and tonumber(info['idle']) > tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    table.insert(removed, info['name'])
+  end
+end
+return removed
+"""
+
 # KEYS: lock; ARGV: token
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -181,7 +216,9 @@ def read_entries(*, consumer: str, block_ms: int, count: int = 50) -> list[Strea
 def reclaim_stale(*, consumer: str, count: int = 100) -> list[StreamEntry]:
     """Take over entries that another (dead or stuck) consumer held for too long.
 
-    A reclaimed entry counts as a failed delivery: its previous worker did not finish it.
+    Not a failure: the previous worker was killed or stopped, nothing says the turns are at fault
+    (a turn is dead-lettered only after EXTRACTION_MAX_DELIVERIES attempts that ran and failed,
+    counted by `record_failure`). The stream's own delivery count is not used for the same reason.
     """
     client = get_redis()
     idle_ms = int(settings.EXTRACTION_RECLAIM_IDLE_SECONDS * 1000)
@@ -193,15 +230,42 @@ def reclaim_stale(*, consumer: str, count: int = 100) -> list[StreamEntry]:
         ensure_group(client)
         return []
     claimed = [_entry(entry_id, fields) for entry_id, fields in reply[1] if fields]
-    for entry in claimed:
-        client.hincrby(keys.extraction(entry.session_id, "failures"), entry.id, 1)
+    bump("reclaimed", len(claimed))
     return claimed
 
 
-def acquire_lock(session_id: str) -> str | None:
-    token = uuid.uuid4().hex
+def remove_idle_consumers(*, idle_seconds: float, keep: str) -> list[str]:
+    """Drop consumers of the group that hold nothing and were not seen for `idle_seconds`.
+
+    Dead workers' names would pile up otherwise (one per crash with pid names). Removing a live but
+    idle one is harmless: it holds nothing, and its next read creates it again."""
+    try:
+        removed = get_redis().eval(
+            _REMOVE_IDLE_CONSUMERS, 1, keys.turn_stream(), GROUP, int(idle_seconds * 1000), keep
+        )
+    except redis.ResponseError as exc:
+        if "NOGROUP" not in str(exc) and "no such key" not in str(exc):
+            raise
+        return []
+    return [name.decode() for name in removed]
+
+
+def register_life(*, worker_id: str, life: str) -> None:
+    """A worker (re)starting under its name: locks its earlier lives held are free from now on."""
+    get_redis().hset(keys.worker_lives(), worker_id, life)
+
+
+def acquire_lock(session_id: str, *, owner: str = "", life: str = "") -> str | None:
+    """The session's extraction lock, or None when another live job holds it.
+
+    A lock held under this worker's own name is taken back at once (this worker's earlier job,
+    killed with the process or cut off by a Redis outage), and so is one held by an earlier life
+    of another worker (`register_life`): either would otherwise block the session until it
+    expires. Should two live processes share a name, the fenced writes (`memory.lease`) still
+    let only the newer holder write."""
+    token = f"{owner}|{life}|{uuid.uuid4().hex}" if owner else uuid.uuid4().hex
     ms = int(settings.EXTRACTION_LOCK_SECONDS * 1000)
-    if get_redis().set(keys.extraction_lock(session_id), token, nx=True, px=ms):
+    if get_redis().eval(_ACQUIRE, 2, keys.extraction_lock(session_id), keys.worker_lives(), token, ms, owner):
         return token
     return None
 
@@ -243,15 +307,19 @@ def _queue_commit(
     pipe.delete(keys.extraction(session_id, f"plan:{from_seq}"))
     pipe.delete(keys.extraction(session_id, "retry_at"))
     if entry_ids:
-        pipe.xack(keys.turn_stream(), GROUP, *entry_ids)
-        pipe.hdel(keys.extraction(session_id, "failures"), *entry_ids)
+        _queue_ack(pipe, session_id=session_id, entry_ids=entry_ids)
 
 
 def ack(entry_ids: Sequence[str], *, session_id: str) -> None:
     if entry_ids:
-        client = get_redis()
-        client.xack(keys.turn_stream(), GROUP, *entry_ids)
-        client.hdel(keys.extraction(session_id, "failures"), *entry_ids)
+        with get_redis().pipeline(transaction=True) as pipe:
+            _queue_ack(pipe, session_id=session_id, entry_ids=entry_ids)
+            pipe.execute()
+
+
+def _queue_ack(pipe: Pipeline, *, session_id: str, entry_ids: Sequence[str]) -> None:
+    pipe.xack(keys.turn_stream(), GROUP, *entry_ids)
+    pipe.hdel(keys.extraction(session_id, "failures"), *entry_ids)
 
 
 def failures(session_id: str, entry_ids: Sequence[str]) -> int:
@@ -305,8 +373,10 @@ def dead_letter(
     entry_ids: Sequence[str],
     lease: Lease | None = None,
 ) -> str:
-    """Park the turns with the error, move past them, acknowledge: the session is not stuck."""
-    client = get_redis()
+    """Park the turns with the error, move past them, acknowledge: the session is not stuck.
+
+    One MULTI (letter, cursor, acknowledgement, counter): a worker killed here leaves either all
+    of it or none, so a retry cannot park the same turns twice and the counter matches the stream."""
     from_seq = min((t.seq for t in turns), default=cursor(session_id) + 1)
     to_seq = max((t.seq for t in turns), default=from_seq - 1)
     with fenced(lease) as pipe:
@@ -323,9 +393,8 @@ def dead_letter(
         if to_seq >= from_seq:
             _queue_commit(pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids)
         elif entry_ids:
-            pipe.xack(keys.turn_stream(), GROUP, *entry_ids)
-            pipe.hdel(keys.extraction(session_id, "failures"), *entry_ids)
-    client.hincrby(keys.extraction_stats(), "dead_letters", 1)
+            _queue_ack(pipe, session_id=session_id, entry_ids=entry_ids)
+        pipe.hincrby(keys.extraction_stats(), "dead_letters", 1)
     return f"{from_seq}-{to_seq}"
 
 

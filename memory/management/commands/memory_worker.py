@@ -12,11 +12,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
-            "--worker-id", default=None, help="Name on the staff status page (default: host-pid)."
+            "--worker-id",
+            default=None,
+            help="Name in the consumer group and on the staff status page (default: host-worker-<slot>). "
+            "Keep it the same across restarts: a restarted worker resumes the entries it held.",
+        )
+        parser.add_argument(
+            "--slot",
+            type=int,
+            default=1,
+            help="Which worker of this host this is (names it host-worker-<slot>; give each its own).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        worker = Worker(worker_id=options["worker_id"])
+        worker = Worker(worker_id=options["worker_id"], slot=options["slot"])
 
         def request_stop(signum: int, frame: FrameType | None) -> None:
             worker.stop()

@@ -211,7 +211,16 @@ def daphne_server(env: dict[str, str], log: Path) -> Iterator[Daphne]:
     from core.embedded_redis import free_port
 
     port = free_port()
-    command = [sys.executable, "-m", "core.serve", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    command = [
+        sys.executable,
+        "-m",
+        "core.serve",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "config.asgi:application",
+    ]
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Daphne(f"http://127.0.0.1:{port}", process, log)

@@ -302,6 +302,11 @@ if VECTOR_INDEX_ALGORITHM not in {"flat", "hnsw"}:
 # --- `make run` ---------------------------------------------------------------------------------
 HTTP_HOST = env_str("HTTP_HOST", "127.0.0.1")
 HTTP_PORT = env_int("HTTP_PORT", 8000, minimum=1)
+# The launcher starts again a process that exits (worker, daphne, the embedded Redis), at most this
+# many times a minute each; past that it stops everything with a message (0: stop at the first exit).
+LAUNCHER_MAX_RESTARTS_PER_MINUTE = env_int("LAUNCHER_MAX_RESTARTS_PER_MINUTE", 5, minimum=0)
+# The pids of everything the launcher runs, rewritten at each restart (for ops and the chaos bench).
+LAUNCHER_PID_FILE = Path(env_str("LAUNCHER_PID_FILE", str(STATE_DIR / "launcher.json")))
 
 # --- Background extraction -----------------------------------------------------------------------
 # discrete | summary | preferences | custom (a session may choose its own)

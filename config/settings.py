@@ -347,8 +347,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"quiet_outage": {"()": "core.outage.QuietOutageFilter"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {
+        # Their readers log a traceback at every retry while Redis is away: once is enough.
+        "channels_redis.pubsub": {"filters": ["quiet_outage"]},
+        "channels_redis.core": {"filters": ["quiet_outage"]},
         # The openai client's HTTP library logs every request at INFO.
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},

@@ -46,3 +46,30 @@ class OutageLog:
             was, self.down = self.down, False
         if was:
             self.logger.warning("%s: Redis answers again; resumed", self.what)
+
+
+class QuietOutageFilter(logging.Filter):
+    """For libraries that log every failed retry with a traceback (channels-redis' pub/sub reader logs
+    one a second while Redis is away): the first one as one plain line, then nothing for a while."""
+
+    def __init__(self, name: str = "", quiet_seconds: float = 60.0) -> None:
+        super().__init__(name)
+        self.quiet_seconds = quiet_seconds
+        self._last: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or not is_outage(exc):
+            return True
+        where = (record.name, str(record.msg))
+        now = record.created
+        if now - self._last.get(where, float("-inf")) < self.quiet_seconds:
+            return False
+        self._last[where] = now
+        record.msg = (
+            f"{record.getMessage()}: Redis is unreachable ({exc}); retrying (repeats not logged for %ds)"
+        )
+        record.args = (int(self.quiet_seconds),)
+        record.exc_info = None
+        record.exc_text = None
+        return True

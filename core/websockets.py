@@ -172,6 +172,17 @@ class ProductSocket(AsyncWebsocketConsumer):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, LAYER_RETRY_MAX_SECONDS)
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except REDIS_DOWN as exc:
+            if self._layer_receive is not None:
+                raise
+            # No inbox yet (a pub/sub layer subscribes to it at once): nothing was dispatched, so
+            # answer the handshake here.
+            _layer_log.failed(exc)
+            await Refusal(CLOSE_TRY_AGAIN)(scope, receive, send)
+
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         try:
             await super().websocket_connect(message)

@@ -145,7 +145,7 @@ class ProductSocket(AsyncWebsocketConsumer):
 
     # Channels sets `channel_receive` to the layer's receive and awaits it for as long as the socket
     # is open; a ConnectionError from it would end the consumer (close 1011). Wrap it instead.
-    @property  # type: ignore[override]
+    @property
     def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
         return self._receive_from_layer
 

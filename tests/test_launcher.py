@@ -130,7 +130,7 @@ def _wait(predicate, what: str, process: subprocess.Popen, timeout: float = 20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, (
-            f"launcher exited early with {process.returncode}: {process.stdout.read()}"
+            f"launcher exited early with {process.returncode}: {process.communicate()[0]}"
         )
         with contextlib.suppress(Exception):
             value = predicate()

@@ -6,8 +6,9 @@ processes reconnect by themselves). Each process may be restarted at most
 LAUNCHER_MAX_RESTARTS_PER_MINUTE times a minute; past that something is broken for good, and the
 launcher stops everything with a message instead of restarting forever.
 
-The pids of everything running are in LAUNCHER_PID_FILE (JSON, rewritten at each restart, removed
-on exit), so an operator or the chaos bench can find them.
+The pids of everything running are in LAUNCHER_PID_FILE (JSON: pids, restart counts and when each
+was last started; rewritten at each restart, removed on exit), so an operator or the chaos bench
+can find them.
 """
 
 from __future__ import annotations
@@ -71,9 +72,12 @@ class Child:
     budget: RestartBudget
     process: subprocess.Popen[bytes] | None = None
 
+    started_at: float = 0.0
+
     def start(self) -> None:
         # Own session: Ctrl-C reaches only the launcher, which then stops everything in order.
         self.process = subprocess.Popen(self.args, start_new_session=True)
+        self.started_at = time.time()
 
     def exit_code(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -95,6 +99,7 @@ class Supervisor:
     redis: EmbeddedRedis | None
     redis_budget: RestartBudget
     pid_file: Path
+    redis_started_at: float = field(default_factory=time.time)
 
     def start_children(self) -> None:
         for child in self.children:
@@ -136,6 +141,7 @@ class Supervisor:
                 time.sleep(1)
                 now = time.monotonic()
                 continue
+            self.redis_started_at = time.time()
             _say(
                 f"Redis answers again on port {self.redis.port}; the other processes reconnect by themselves."
             )
@@ -150,6 +156,11 @@ class Supervisor:
             "restarts": {
                 **({"redis": self.redis_budget.total} if self.redis is not None else {}),
                 **{child.name: child.budget.total for child in self.children},
+            },
+            # Wall-clock time each one was last started (a Redis restart's is once it answers).
+            "started_at": {
+                **({"redis": round(self.redis_started_at, 3)} if self.redis is not None else {}),
+                **{child.name: round(child.started_at, 3) for child in self.children},
             },
         }
 

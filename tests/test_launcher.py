@@ -185,6 +185,7 @@ def test_a_killed_worker_and_a_killed_redis_are_started_again(tmp_path):
             launcher,
         )
         assert after_redis["restarts"]["redis"] == 1
+        assert after_redis["started_at"]["redis"] > first["started_at"]["redis"]
         assert redis.Redis(port=redis_port).get("engram:acknowledged") == b"kept", "same data dir, AOF on"
         back = time.time()
         _wait(

@@ -27,6 +27,7 @@ from chat.ratelimit import allow_turn
 from chat.selectors import message_saved
 from chat.turn_lock import ChatBusy, session_turn
 from chat.turns import CHAT_DELETED, CHAT_DELETED_MIDWAY, ChatGone, Send, group_name, run_turn
+from core.outage import REDIS_DOWN, UNAVAILABLE_MESSAGE, OutageLog
 from core.redis_client import get_async_redis, key
 from core.text import clean_text
 from core.websockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, ProductSocket
@@ -37,6 +38,7 @@ from memory.types import InvalidInput
 logger = logging.getLogger(__name__)
 
 MAX_CLIENT_ID = 64
+_outage_log = OutageLog(logger, "chat turns")
 # Keep references to running turns: a turn outlives the socket that started it.
 _running: set[asyncio.Task[Any]] = set()
 
@@ -45,7 +47,6 @@ class ChatConsumer(ProductSocket):
     session_id: str
     user_id: str
     staff: bool
-    joined = False
 
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
@@ -70,15 +71,9 @@ class ChatConsumer(ProductSocket):
             return
         self.user_id = user_id
         self.staff = bool(user.is_staff)
-        await self.channel_layer.group_add(group_name(self.session_id), self.channel_name)
-        self.joined = True
+        await self.join_group(group_name(self.session_id))
         await self.join_login_group()
         await self.accept()
-
-    async def disconnect(self, code: int) -> None:
-        if self.joined:
-            await self.channel_layer.group_discard(group_name(self.session_id), self.channel_name)
-        await self.leave_login_group()
 
     async def _error(self, code: str, message: str, **extra: Any) -> None:
         await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message, **extra}))
@@ -107,7 +102,16 @@ class ChatConsumer(ProductSocket):
         if kind == "ping":
             await self.send(text_data=json.dumps({"type": "pong"}))
         elif kind == "message":
-            await self._message(frame)
+            try:
+                await self._message(frame)
+            except REDIS_DOWN as exc:
+                _outage_log.failed(exc)
+                client_id = frame.get("client_id")
+                await self._error(
+                    "unavailable",
+                    UNAVAILABLE_MESSAGE,
+                    client_id=clean_text(client_id)[:MAX_CLIENT_ID] if isinstance(client_id, str) else "",
+                )
         else:
             await self._error("bad_frame", f"Unknown frame type {clean_text(str(kind))[:40]!r}.")
 
@@ -140,7 +144,12 @@ class ChatConsumer(ProductSocket):
         if not await get_async_redis().set(seen, "1", nx=True, ex=3600):
             await self.send(text_data=json.dumps({"type": "duplicate", "client_id": client_id}))
             return
-        if not await allow_turn(self.user_id):
+        try:
+            allowed = await allow_turn(self.user_id)
+        except REDIS_DOWN:
+            await _forget(seen)
+            raise
+        if not allowed:
             await get_async_redis().delete(seen)
             await self._error(
                 "rate_limited",
@@ -205,8 +214,21 @@ class ChatConsumer(ProductSocket):
             )
         except ChatGone as gone:
             await self._chat_gone(send, client_id, str(gone))
+        except REDIS_DOWN as exc:
+            _outage_log.failed(exc)
+            await _forget(seen)
+            await send(
+                {
+                    "type": "error",
+                    "code": "unavailable",
+                    "client_id": client_id,
+                    "message": UNAVAILABLE_MESSAGE,
+                }
+            )
         except Exception:
             await self._failed(send, client_id)
+        else:
+            _outage_log.ok()
 
     async def _chat_gone(self, send: Send, client_id: str, message: str) -> None:
         # To every tab of the chat; the page stops on this code (closing here could overtake the frame).
@@ -240,3 +262,10 @@ class ChatConsumer(ProductSocket):
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(event["frame"]))
+
+
+async def _forget(seen: str) -> None:
+    """Best effort: the message did not run, so the same client id may be sent again (the page
+    drops a message from its outbox on an error frame, so a lost marker costs nothing)."""
+    with contextlib.suppress(*REDIS_DOWN):
+        await get_async_redis().delete(seen)

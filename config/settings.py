@@ -72,6 +72,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A view that cannot reach Redis answers a plain 503 ("try again in a moment"), not a 500.
+    "core.middleware.RedisOutageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, so it sees the login view's answer and can replace it with the lockout page.
@@ -300,6 +302,11 @@ if VECTOR_INDEX_ALGORITHM not in {"flat", "hnsw"}:
 # --- `make run` ---------------------------------------------------------------------------------
 HTTP_HOST = env_str("HTTP_HOST", "127.0.0.1")
 HTTP_PORT = env_int("HTTP_PORT", 8000, minimum=1)
+# The launcher starts again a process that exits (worker, daphne, the embedded Redis), at most this
+# many times a minute each; past that it stops everything with a message (0: stop at the first exit).
+LAUNCHER_MAX_RESTARTS_PER_MINUTE = env_int("LAUNCHER_MAX_RESTARTS_PER_MINUTE", 5, minimum=0)
+# The pids of everything the launcher runs, rewritten at each restart (for ops and the chaos bench).
+LAUNCHER_PID_FILE = Path(env_str("LAUNCHER_PID_FILE", str(STATE_DIR / "launcher.json")))
 
 # --- Background extraction -----------------------------------------------------------------------
 # discrete | summary | preferences | custom (a session may choose its own)
@@ -342,8 +349,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"quiet_outage": {"()": "core.outage.QuietOutageFilter"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {
+        # Their readers log a traceback at every retry while Redis is away: once is enough.
+        "channels_redis.pubsub": {"filters": ["quiet_outage"]},
+        "channels_redis.core": {"filters": ["quiet_outage"]},
         # The openai client's HTTP library logs every request at INFO.
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},

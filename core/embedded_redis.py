@@ -151,17 +151,31 @@ class EmbeddedRedis:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM makes redis-server flush the AOF and exit; SIGKILL only if it hangs."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            logger.warning("redis-server did not stop in %ss; killing it", timeout)
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                logger.warning("redis-server did not stop in %ss; killing it", timeout)
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
         if process.stderr:
             process.stderr.close()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def exit_code(self) -> int | None:
+        """What a started server exited with; None while it runs (or before it was started)."""
+        return None if self.process is None else self.process.poll()
+
+    def restart(self) -> EmbeddedRedis:
+        """Start again after the server died: same port and data dir, so the AOF brings the data back."""
+        self.stop()
+        return self.start()
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

@@ -1,51 +1,207 @@
-"""`make run`: the embedded Redis, migrations, daphne and one worker, stopped together on Ctrl-C."""
+"""`make run`: the embedded Redis, migrations, daphne and one worker, stopped together on Ctrl-C.
+
+The launcher supervises what it started: a worker or daphne that exits is started again, and so is
+the embedded redis-server (same port and data dir: the AOF brings the data back; the other
+processes reconnect by themselves). Each process may be restarted at most
+LAUNCHER_MAX_RESTARTS_PER_MINUTE times a minute; past that something is broken for good, and the
+launcher stops everything with a message instead of restarting forever.
+
+The pids of everything running are in LAUNCHER_PID_FILE (JSON: pids, restart counts and when each
+was last started; rewritten at each restart, removed on exit), so an operator or the chaos bench
+can find them.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
-from dataclasses import dataclass
+from collections import deque
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 from django.conf import settings
 from django.core.management import call_command
 
-from core.embedded_redis import EmbeddedRedis, check_query_engine
+from core.embedded_redis import EmbeddedRedis, EmbeddedRedisError, check_query_engine
 from core.redis_client import get_redis
+
+RESTART_WINDOW_SECONDS = 60.0
+POLL_SECONDS = 0.25
 
 
 class Stop(Exception):
     """Raised inside the wait loop when a stop signal arrives."""
 
 
+class TooManyRestarts(Exception):
+    """A process exited more often than the restart limit allows."""
+
+
+@dataclass
+class RestartBudget:
+    """Restarts of one process within the last minute."""
+
+    limit: int
+    times: deque[float] = field(default_factory=deque)
+    total: int = 0
+
+    def spend(self, name: str, now: float) -> int:
+        """Count one restart; TooManyRestarts when it would pass the limit."""
+        while self.times and now - self.times[0] > RESTART_WINDOW_SECONDS:
+            self.times.popleft()
+        if len(self.times) >= self.limit:
+            raise TooManyRestarts(
+                f"{name} stopped {len(self.times) + 1} times within a minute "
+                f"(the limit is {self.limit} restarts a minute, LAUNCHER_MAX_RESTARTS_PER_MINUTE)"
+            )
+        self.times.append(now)
+        self.total += 1
+        return len(self.times)
+
+
 @dataclass
 class Child:
     name: str
-    process: subprocess.Popen[bytes]
+    args: list[str]
+    budget: RestartBudget
+    process: subprocess.Popen[bytes] | None = None
+
+    started_at: float = 0.0
+
+    def start(self) -> None:
+        # Own session: Ctrl-C reaches only the launcher, which then stops everything in order.
+        self.process = subprocess.Popen(self.args, start_new_session=True)
+        self.started_at = time.time()
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
 
 
-def _spawn(name: str, args: list[str]) -> Child:
-    # Own session: Ctrl-C reaches only the launcher, which then stops everything in order.
-    return Child(name, subprocess.Popen(args, start_new_session=True))
+@dataclass
+class Supervisor:
+    children: list[Child]
+    redis: EmbeddedRedis | None
+    redis_budget: RestartBudget
+    pid_file: Path
+    redis_started_at: float = field(default_factory=time.time)
+
+    def start_children(self) -> None:
+        for child in self.children:
+            child.start()
+        self.write_pids()
+
+    def stop_children(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+
+    def check(self) -> None:
+        """One round: start again whatever exited, Redis first (the others need it)."""
+        now = time.monotonic()
+        if self.redis is not None and (code := self.redis.exit_code()) is not None:
+            self._restart_redis(code, now)
+        for child in self.children:
+            code = child.exit_code()
+            if code is None:
+                continue
+            count = child.budget.spend(child.name, now)
+            _say(
+                f"{child.name} exited ({_describe(code)}); starting it again ({_count(count, child.budget)})."
+            )
+            child.start()
+            self.write_pids()
+
+    def _restart_redis(self, code: int, now: float) -> None:
+        assert self.redis is not None
+        while True:
+            count = self.redis_budget.spend("Redis", now)
+            _say(
+                f"Redis exited ({_describe(code)}); starting it again on port {self.redis.port} with the "
+                f"same data ({self.redis.data_dir}) ({_count(count, self.redis_budget)})."
+            )
+            try:
+                self.redis.restart()
+            except EmbeddedRedisError as exc:
+                _say(f"Redis did not start again: {exc}")
+                time.sleep(1)
+                now = time.monotonic()
+                continue
+            self.redis_started_at = time.time()
+            _say(
+                f"Redis answers again on port {self.redis.port}; the other processes reconnect by themselves."
+            )
+            self.write_pids()
+            return
+
+    def pids(self) -> dict[str, object]:
+        return {
+            "launcher": os.getpid(),
+            "redis": self.redis.pid if self.redis is not None else None,
+            **{child.name: child.process.pid if child.process else None for child in self.children},
+            "restarts": {
+                **({"redis": self.redis_budget.total} if self.redis is not None else {}),
+                **{child.name: child.budget.total for child in self.children},
+            },
+            # Wall-clock time each one was last started (a Redis restart's is once it answers).
+            "started_at": {
+                **({"redis": round(self.redis_started_at, 3)} if self.redis is not None else {}),
+                **{child.name: round(child.started_at, 3) for child in self.children},
+            },
+        }
+
+    def write_pids(self) -> None:
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.pid_file.with_suffix(".tmp")
+        partial.write_text(json.dumps(self.pids()))
+        partial.replace(self.pid_file)  # a reader never sees half a file
+
+    def remove_pids(self) -> None:
+        with suppress(FileNotFoundError):
+            self.pid_file.unlink()
 
 
-def _stop_child(child: Child, timeout: float = 15.0) -> None:
-    if child.process.poll() is not None:
-        return
-    child.process.send_signal(signal.SIGTERM)
-    try:
-        child.process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        child.process.kill()
-        child.process.wait(timeout=5)
+def _describe(code: int) -> str:
+    if code < 0:
+        with suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
-def _stop_children(children: list[Child]) -> None:
-    for child in reversed(children):
-        _stop_child(child)
+def _count(count: int, budget: RestartBudget) -> str:
+    return f"restart {count} of at most {budget.limit} a minute"
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _daphne_args() -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "core.serve",  # daphne, closing too-large WebSocket messages with 1009
+        "-b",
+        settings.HTTP_HOST,
+        "-p",
+        str(settings.HTTP_PORT),
+        "config.asgi:application",
+    ]
 
 
 def run(*, out: object = sys.stdout) -> int:
@@ -55,9 +211,10 @@ def run(*, out: object = sys.stdout) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, raise_stop)
 
-    children: list[Child] = []
+    limit: int = settings.LAUNCHER_MAX_RESTARTS_PER_MINUTE
     with ExitStack() as stack:
         try:
+            server: EmbeddedRedis | None = None
             if settings.REDIS_EMBEDDED:
                 server = EmbeddedRedis(port=settings.EMBEDDED_REDIS_PORT, data_dir=settings.REDIS_DATA_DIR)
                 server.start()
@@ -69,39 +226,38 @@ def run(*, out: object = sys.stdout) -> int:
             call_command("migrate", interactive=False, verbosity=0)
             if not settings.DEBUG:
                 call_command("collectstatic", interactive=False, verbosity=0)
-            stack.callback(_stop_children, children)
-            children.append(_spawn("worker", [sys.executable, "manage.py", "memory_worker"]))
-            children.append(
-                _spawn(
-                    "daphne",
-                    [
-                        sys.executable,
-                        "-m",
-                        "core.serve",  # daphne, closing too-large WebSocket messages with 1009
-                        "-b",
-                        settings.HTTP_HOST,
-                        "-p",
-                        str(settings.HTTP_PORT),
-                        "config.asgi:application",
-                    ],
-                )
+            supervisor = Supervisor(
+                children=[
+                    Child("worker", [sys.executable, "manage.py", "memory_worker"], RestartBudget(limit)),
+                    Child("daphne", _daphne_args(), RestartBudget(limit)),
+                ],
+                redis=server,
+                redis_budget=RestartBudget(limit),
+                pid_file=settings.LAUNCHER_PID_FILE,
             )
+            stack.callback(supervisor.remove_pids)
+            stack.callback(supervisor.stop_children)
+            supervisor.start_children()
             url = f"http://{settings.HTTP_HOST}:{settings.HTTP_PORT}/"
             print(
                 f"Engram     {url}  (status for staff: {url}inspector/status/) — Ctrl-C stops everything",
                 flush=True,
             )
             while True:
-                for child in children:
-                    code = child.process.poll()
-                    if code is not None:
-                        print(f"{child.name} exited with code {code}; stopping.", file=sys.stderr, flush=True)
-                        return 1
-                time.sleep(0.5)
+                supervisor.check()
+                time.sleep(POLL_SECONDS)
+        except TooManyRestarts as exc:
+            _say(f"{exc}; stopping everything. Its output above says why; fix that and run `make run` again.")
+            _ignore_stop_signals()
+            return 1
         except Stop:
             print("\nStopping Engram…", flush=True)
-            # A second Ctrl-C while stopping must not leave half the processes running.
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                signal.signal(sig, signal.SIG_IGN)
+            _ignore_stop_signals()
             return 0
     return 0
+
+
+def _ignore_stop_signals() -> None:
+    # A second Ctrl-C while stopping must not leave half the processes running.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)

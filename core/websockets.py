@@ -8,8 +8,11 @@ accepted and at once closed with one of these codes; the page says why and stops
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,12 +21,16 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from core.outage import REDIS_DOWN, OutageLog
+
 logger = logging.getLogger(__name__)
 
 # Application codes (4000-4999 are free for applications; the last three digits follow HTTP).
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+# RFC 6455's "try again later": Redis is down while the socket opens; the pages reconnect with backoff.
+CLOSE_TRY_AGAIN = 1013
 # A message over the server's size limit is closed with RFC 6455's 1009 (core/serve.py).
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -118,10 +125,84 @@ def sign_in_group(session_key: str | None) -> str:
 SIGNED_OUT_MESSAGE = {"type": "auth.signed_out"}
 
 
+# While Redis is away a socket waits for its channel layer with capped backoff instead of dying.
+LAYER_RETRY_FIRST_SECONDS = 0.2
+LAYER_RETRY_MAX_SECONDS = 5.0
+_layer_log = OutageLog(logger, "live sockets")
+
+
 class ProductSocket(AsyncWebsocketConsumer):
-    """Base of the product's sockets: refusals the page can read, and closed when their login ends."""
+    """Base of the product's sockets: refusals the page can read, closed when their login ends, and
+    kept open through a Redis outage (they rejoin their groups when it answers again)."""
 
     login_group: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._joined: set[str] = set()
+        self._layer_lost = False
+        self._layer_receive: Callable[[], Awaitable[dict[str, Any]]] | None = None
+
+    # Channels sets `channel_receive` to the layer's receive and awaits it for as long as the socket
+    # is open; a ConnectionError from it would end the consumer (close 1011). Wrap it instead.
+    @property
+    def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
+        return self._receive_from_layer
+
+    @channel_receive.setter
+    def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self._layer_receive = receive
+
+    async def _receive_from_layer(self) -> dict[str, Any]:
+        assert self._layer_receive is not None
+        delay = LAYER_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                if self._layer_lost:
+                    # Group memberships may be gone with the outage (a pub/sub layer's subscriptions,
+                    # or a Redis restarted without its data): join again, then listen.
+                    for group in list(self._joined):
+                        await self.channel_layer.group_add(group, self.channel_name)
+                    self._layer_lost = False
+                    _layer_log.ok()
+                return await self._layer_receive()
+            except REDIS_DOWN as exc:
+                self._layer_lost = True
+                _layer_log.failed(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LAYER_RETRY_MAX_SECONDS)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except REDIS_DOWN as exc:
+            if self._layer_receive is not None:
+                raise
+            # No inbox yet (a pub/sub layer subscribes to it at once): nothing was dispatched, so
+            # answer the handshake here.
+            _layer_log.failed(exc)
+            await Refusal(CLOSE_TRY_AGAIN)(scope, receive, send)
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        try:
+            await super().websocket_connect(message)
+        except REDIS_DOWN as exc:
+            _layer_log.failed(exc)
+            await self.leave_groups()
+            await self.refuse(CLOSE_TRY_AGAIN)
+        else:
+            _layer_log.ok()
+
+    async def join_group(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self._joined.add(group)
+
+    async def leave_groups(self) -> None:
+        for group in list(self._joined):
+            self._joined.discard(group)
+            # Redis may be down: its group entries expire by themselves (the layer's group_expiry).
+            with contextlib.suppress(*REDIS_DOWN):
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def refuse(self, code: int) -> None:
         await self.accept()
@@ -134,11 +215,13 @@ class ProductSocket(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated or session is None or not session.session_key:
             return
         self.login_group = sign_in_group(session.session_key)
-        await self.channel_layer.group_add(self.login_group, self.channel_name)
+        await self.join_group(self.login_group)
 
-    async def leave_login_group(self) -> None:
-        if self.login_group:
-            await self.channel_layer.group_discard(self.login_group, self.channel_name)
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        try:
+            await super().websocket_disconnect(message)
+        finally:
+            await self.leave_groups()
 
     async def auth_signed_out(self, message: dict[str, Any]) -> None:
         await self.close(code=CLOSE_UNAUTHENTICATED)

@@ -1,5 +1,6 @@
 """`make run` end to end: the launcher starts Redis, daphne and a worker, and Ctrl-C stops them all."""
 
+import contextlib
 import json
 import os
 import signal
@@ -119,3 +120,114 @@ def test_run_serves_pages_and_ctrl_c_stops_everything(tmp_path):
         launcher.send_signal(signal.SIGINT)
         launcher.communicate(timeout=60)
     assert launcher.returncode == 0
+
+
+def _pids(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _wait(predicate, what: str, process: subprocess.Popen, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (
+            f"launcher exited early with {process.returncode}: {process.communicate()[0]}"
+        )
+        with contextlib.suppress(Exception):
+            value = predicate()
+            if value:
+                return value
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def _supervised_env(tmp_path: Path, *, limit: int) -> tuple[dict[str, str], int, int, Path]:
+    redis_port, http_port = free_port(), free_port()
+    pid_file = tmp_path / "pids.json"
+    env = {
+        **os.environ,
+        "EMBEDDED_REDIS_PORT": str(redis_port),
+        "HTTP_PORT": str(http_port),
+        "ENGRAM_STATE_DIR": str(tmp_path / "state"),
+        "DEBUG": "1",
+        "WORKER_HEARTBEAT_SECONDS": "1",
+        "LAUNCHER_MAX_RESTARTS_PER_MINUTE": str(limit),
+        "LAUNCHER_PID_FILE": str(pid_file),
+    }
+    env.pop("REDIS_URL", None)
+    return env, redis_port, http_port, pid_file
+
+
+def test_a_killed_worker_and_a_killed_redis_are_started_again(tmp_path):
+    env, redis_port, http_port, pid_file = _supervised_env(tmp_path, limit=5)
+    health = f"http://127.0.0.1:{http_port}/healthz"
+    launcher = _start(env)
+    try:
+        _wait_for_health(health, launcher, redis_port)
+        first = _pids(pid_file)
+        assert first["launcher"] == launcher.pid
+        assert {first["redis"], first["worker"], first["daphne"]} <= _descendants(launcher.pid)
+
+        os.kill(first["worker"], signal.SIGKILL)
+        after_worker = _wait(
+            lambda: (p := _pids(pid_file))["worker"] != first["worker"] and _running(p["worker"]) and p,
+            "a new worker",
+            launcher,
+        )
+        assert after_worker["restarts"]["worker"] == 1
+        assert after_worker["daphne"] == first["daphne"] and after_worker["redis"] == first["redis"]
+
+        client = redis.Redis(port=redis_port)
+        client.set("engram:acknowledged", "kept")  # written to the AOF before the reply
+        os.kill(first["redis"], signal.SIGKILL)
+        after_redis = _wait(
+            lambda: (p := _pids(pid_file))["redis"] != first["redis"] and _running(p["redis"]) and p,
+            "a new redis-server",
+            launcher,
+        )
+        assert after_redis["restarts"]["redis"] == 1
+        assert after_redis["started_at"]["redis"] > first["started_at"]["redis"]
+        assert redis.Redis(port=redis_port).get("engram:acknowledged") == b"kept", "same data dir, AOF on"
+        back = time.time()
+        _wait(
+            lambda: (
+                max(float(v) for v in redis.Redis(port=redis_port).hvals("engram:workers:heartbeat")) > back
+            ),
+            "a worker heartbeat after the Redis restart",
+            launcher,
+        )
+        # daphne was not restarted: it reconnects by itself and answers ok again.
+        _wait(lambda: _get_json(health) == {"status": "ok"}, "/healthz ok after the Redis restart", launcher)
+        assert _pids(pid_file)["daphne"] == first["daphne"]
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        output, _ = launcher.communicate(timeout=60)
+    assert launcher.returncode == 0, output
+    assert "worker exited (killed by SIGKILL); starting it again (restart 1 of at most 5 a minute)" in output
+    assert "Redis exited (killed by SIGKILL); starting it again on port" in output
+    assert not pid_file.exists(), "the pid file goes with the launcher"
+
+
+def test_past_the_restart_limit_everything_stops_with_a_message(tmp_path):
+    env, redis_port, http_port, pid_file = _supervised_env(tmp_path, limit=1)
+    launcher = _start(env)
+    try:
+        _wait_for_health(f"http://127.0.0.1:{http_port}/healthz", launcher, redis_port)
+        first = _pids(pid_file)
+        os.kill(first["worker"], signal.SIGKILL)
+        second = _wait(
+            lambda: (p := _pids(pid_file))["worker"] != first["worker"] and _running(p["worker"]) and p,
+            "a new worker",
+            launcher,
+        )
+        processes = _descendants(launcher.pid)
+        os.kill(second["worker"], signal.SIGKILL)
+        output, _ = launcher.communicate(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            launcher.send_signal(signal.SIGINT)
+            launcher.communicate(timeout=60)
+    assert launcher.returncode == 1
+    assert "worker stopped 2 times within a minute (the limit is 1 restarts a minute" in output
+    assert "stopping everything" in output
+    time.sleep(0.2)
+    assert not [pid for pid in processes if _running(pid)], "daphne and Redis were stopped too"

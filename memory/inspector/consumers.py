@@ -37,7 +37,6 @@ def render_feed_entry(event: dict[str, Any]) -> str:
 
 
 class InspectorFeedConsumer(ProductSocket):
-    joined = False
     user_filter = ""
     memory_filter = ""
 
@@ -53,15 +52,10 @@ class InspectorFeedConsumer(ProductSocket):
         params = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
         self.user_filter = params.get("user_id", [""])[0]
         self.memory_filter = params.get("memory_id", [""])[0]
-        await self.channel_layer.group_add(FEED_GROUP, self.channel_name)
-        self.joined = True
+        # Through a Redis outage the socket stays open and joins again (core.websockets.ProductSocket).
+        await self.join_group(FEED_GROUP)
         await self.join_login_group()
         await self.accept()
-
-    async def disconnect(self, code: int) -> None:
-        if self.joined:
-            await self.channel_layer.group_discard(FEED_GROUP, self.channel_name)
-        await self.leave_login_group()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The feed is one-way; anything the page sends is ignored."""

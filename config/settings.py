@@ -211,14 +211,10 @@ def channel_layers(redis_url: str, prefix: str) -> dict[str, dict[str, object]]:
         # redis-py 8's async pool refuses a 101st connection; 100 streaming turns need more.
         "max_connections": 1024,
     }
-    return {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # All sockets of one server process share one Redis list per process and channels-redis
-            # drops frames past `capacity` (default 100): 100 streaming turns lost 2,045 frames.
-            "CONFIG": {"hosts": [host], "prefix": prefix, "capacity": 5000, "expiry": 60},
-        }
-    }
+    # channels-redis' pub/sub layer: its core layer loses a frame when another socket's receive is
+    # cancelled at the wrong moment (NOTES.md, "Chat load flake"); core/channel_layer.py adds a
+    # publish for sync callers. It has no `capacity`: a socket's queue is in process memory.
+    return {"default": {"BACKEND": "core.channel_layer.PubSubChannelLayer", "CONFIG": {"hosts": [host], "prefix": prefix}}}
 
 
 CHANNEL_LAYERS = channel_layers(REDIS_URL, f"{REDIS_KEY_PREFIX}:asgi")

@@ -214,7 +214,12 @@ def channel_layers(redis_url: str, prefix: str) -> dict[str, dict[str, object]]:
     # channels-redis' pub/sub layer: its core layer loses a frame when another socket's receive is
     # cancelled at the wrong moment (NOTES.md, "Chat load flake"); core/channel_layer.py adds a
     # publish for sync callers. It has no `capacity`: a socket's queue is in process memory.
-    return {"default": {"BACKEND": "core.channel_layer.PubSubChannelLayer", "CONFIG": {"hosts": [host], "prefix": prefix}}}
+    return {
+        "default": {
+            "BACKEND": "core.channel_layer.PubSubChannelLayer",
+            "CONFIG": {"hosts": [host], "prefix": prefix},
+        }
+    }
 
 
 CHANNEL_LAYERS = channel_layers(REDIS_URL, f"{REDIS_KEY_PREFIX}:asgi")

@@ -172,7 +172,8 @@ def publish(events: list[HistoryEvent] | list[dict[str, Any]]) -> None:
     if not events:
         return
     messages = [
-        {"type": "memory.mutation", "event": e.as_dict() if isinstance(e, HistoryEvent) else e} for e in events
+        {"type": "memory.mutation", "event": e.as_dict() if isinstance(e, HistoryEvent) else e}
+        for e in events
     ]
     try:
         group_send_from_sync(FEED_GROUP, messages)

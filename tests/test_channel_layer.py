@@ -9,14 +9,20 @@ repeats the scene until a message goes missing or TRIALS clean runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from channels.layers import get_channel_layer
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from core.channel_layer import PubSubChannelLayer
+from core.embedded_redis import EmbeddedRedis, free_port
 from memory.events import FEED_GROUP, publish
 
 TRIALS = 40
@@ -97,3 +103,38 @@ def test_memory_events_published_from_sync_code_share_one_connection(redis_clien
     assert [m["event"]["memory_id"] for m in received] == ["warm-up"] + [f"m{n}" for n in range(1, events)]
     assert {m["type"] for m in received} == {"memory.mutation"}
     assert opened <= 1, f"{events - 1} events opened {opened} connections"
+
+
+async def test_a_socket_gets_frames_again_after_redis_restarts(tmp_path: Path) -> None:
+    """A Redis restart drops every subscription: the layer (redis-py's pub/sub) subscribes again by itself."""
+    server = EmbeddedRedis(port=free_port(), data_dir=tmp_path).start()
+    layer = PubSubChannelLayer(hosts=[{"address": server.url}], prefix="restart-test")
+    received: list[dict[str, Any]] = []
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add(GROUP, channel)
+        collector = asyncio.ensure_future(_receive_forever(layer, channel, received))
+        await asyncio.sleep(0.1)
+        await layer.group_send(GROUP, {"type": "chat.frame", "n": 0})
+        await asyncio.sleep(0.1)
+        assert [m["n"] for m in received] == [0]
+
+        assert server.process is not None
+        server.process.kill()  # no goodbye to the clients
+        server.process.wait(timeout=5)
+        server.process = None
+        await asyncio.sleep(0.5)
+        server.start()
+        back = time.monotonic()
+        n = 0
+        while len(received) < 2 and time.monotonic() - back < 10:
+            n += 1
+            with contextlib.suppress(RedisConnectionError):  # the first send may find its connection gone
+                await layer.group_send(GROUP, {"type": "chat.frame", "n": n})
+            await asyncio.sleep(0.2)
+        assert len(received) >= 2, "no frame arrived within 10 s of Redis answering again"
+        collector.cancel()
+        await asyncio.wait([collector], timeout=5)
+    finally:
+        await layer.flush()
+        server.stop()

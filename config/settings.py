@@ -205,7 +205,7 @@ REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "engram")
 def channel_layers(redis_url: str, prefix: str) -> dict[str, dict[str, object]]:
     host = {
         "address": redis_url,
-        # redis-py 8's default 5 s socket timeout equals channels-redis' 5 s blocking pop: give reads room.
+        # redis-py 8's default 5 s socket timeout is short for a busy server: give reads room.
         "socket_timeout": 30,
         "socket_connect_timeout": 5,
         # redis-py 8's async pool refuses a 101st connection; 100 streaming turns need more.
@@ -231,8 +231,8 @@ CHAT_MODEL = env_str("CHAT_MODEL", "gpt-4o-mini")
 EXTRACTION_MODEL = env_str("EXTRACTION_MODEL") or CHAT_MODEL
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 60.0, minimum=1.0)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0)
-# A chat tab whose running turn sends no frame for this long re-reads the session's history: the
-# Redis channel layer can lose a frame when other sockets close at the same moment (NOTES.md).
+# A chat tab whose running turn sends no frame for this long re-reads the session's history: a
+# second net behind the channel layer (a Redis outage mid-turn still loses frames; NOTES.md).
 CHAT_STALL_RESYNC_SECONDS = env_float("CHAT_STALL_RESYNC_SECONDS", 15.0, minimum=0.5)
 
 EMBEDDING_PROVIDER = env_str("EMBEDDING_PROVIDER", "local").lower()

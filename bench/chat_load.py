@@ -49,8 +49,6 @@ from bench.stats import Target
 SERVER_START_TIMEOUT = 90.0
 # A log record of config/settings.py's format starts with "YYYY-MM-DD HH:MM:SS,mmm LEVEL".
 _LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
-# channels-redis capacity for the what-if rerun (the product runs with the default, 100).
-WHAT_IF_CAPACITY = 5000
 
 
 @dataclass(frozen=True)
@@ -175,10 +173,6 @@ class Daphne:
             elif inside and not line.startswith("127.0.0.1:"):  # daphne's access log is not part of it
                 blocks[-1].append(line)
         return ["\n".join(block) for block in blocks]
-
-    def channel_layer_drops(self) -> int:
-        """Frames channels-redis dropped: it logs one INFO line per message it could not queue."""
-        return self.log.read_text(errors="replace").count("channels over capacity")
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -324,7 +318,6 @@ class Rig:
         total = len(visitors) * turns
         self.progress(f"{name}: {len(visitors)} client(s) x {turns} turns")
         reset_command_stats(client)
-        drops_before = self.server.channel_layer_drops()
         cpu_before = self.processes.cpu()
         started = time.time()
         # Origin http://127.0.0.1:PORT: what a browser on the chat page sends.
@@ -335,7 +328,6 @@ class Rig:
         timings: dict[str, StreamTiming] = {t.user_text: t for t in self.model.timings()}
         out = analyse(run.results, timings, traces_by_query(visitors), expected_turns=total)
         out["wall_s"] = round(wall, 2)
-        out["channel_layer_drops"] = self.server.channel_layer_drops() - drops_before
         out["cpu_s"] = {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before}
         out["cpu_s"]["load_generator"] = round(run.cpu_s, 2)
         out["redis"] = redis_command_stats(client, turns=max(1, out["turns_completed"]))
@@ -408,8 +400,6 @@ def _measure(
             out["load"] = rig.phase("load", visitors[2:], cfg.turns)
             out["server_log_errors"] = server.log_errors()[:20]
             out["server_log_tail"] = server.log_tail(40).splitlines()
-        if out["load"]["channel_layer_drops"]:
-            out["what_if_capacity"] = what_if_capacity(env, root, model, cfg, corpus, progress)
         out["scripted_model_errors"] = model.errors()
     finally:
         model.stop()
@@ -441,31 +431,6 @@ def prepare_visitors(
     progress(f"{count} anonymous visitors, a chat session and {cfg.memories_per_user} memories each")
     seed_memories(visitors, cfg.memories_per_user, corpus)
     return visitors
-
-
-def what_if_capacity(
-    env: dict[str, str],
-    root: Path,
-    model: StreamingModel,
-    cfg: ChatLoadConfig,
-    corpus: Corpus,
-    progress: Progress,
-) -> dict[str, Any]:
-    """The load again, on a fresh daphne whose channel layer may hold WHAT_IF_CAPACITY messages."""
-    progress(f"the load lost frames in the channel layer: rerunning it with capacity {WHAT_IF_CAPACITY}")
-    visitors = prepare_visitors(cfg.clients + 1, "cap", cfg, corpus, progress)
-    env = {
-        **env,
-        "DJANGO_SETTINGS_MODULE": "bench.chat_load_settings",
-        "BENCH_CHANNEL_CAPACITY": str(WHAT_IF_CAPACITY),
-    }
-    out: dict[str, Any] = {"capacity": WHAT_IF_CAPACITY}
-    with daphne_server(env, root / "daphne-capacity.log") as server:
-        rig = Rig(server, model, Processes.of(server, model), cfg, corpus, progress)
-        out["warmup"] = rig.phase("warm-up", visitors[:1], cfg.warmup_turns)
-        out["load"] = rig.phase("load", visitors[1:], cfg.turns)
-        out["server_log_errors"] = server.log_errors()[:20]
-    return out
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 py-spy is not available to profile daphne, so the bench times the pieces of work a turn repeats,
 one at a time and without contention: `build_prompt` (embedding included), one streamed reply
-through the product's openai client, and one frame through the channels-redis layer (every
+through the product's openai client, and one frame through the product's channel layer (every
 `turn_started`, `delta` and `done` is a `group_send` that the consumer then `receive`s, in the
 same process). CPU time is what limits a single daphne process.
 """
@@ -20,10 +20,13 @@ STREAMS = 20
 
 
 async def _frames(redis_url: str, count: int) -> dict[str, float]:
-    from channels_redis.core import RedisChannelLayer
+    from django.utils.module_loading import import_string
 
-    # The product's layer configuration (see config/settings.py), on a prefix of its own.
-    layer = RedisChannelLayer(hosts=[{"address": redis_url, "socket_timeout": 30}], prefix="bench:costs")
+    from config.settings import channel_layers
+
+    # The product's layer and its configuration (see config/settings.py), on a prefix of its own.
+    config = channel_layers(redis_url, "bench:costs")["default"]
+    layer = import_string(str(config["BACKEND"]))(**config["CONFIG"])  # type: ignore[arg-type]
     channel = await layer.new_channel()
     await layer.group_add("bench-costs", channel)
     message: dict[str, Any] = {
@@ -40,8 +43,7 @@ async def _frames(redis_url: str, count: int) -> dict[str, float]:
             await layer.receive(channel)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
-        await layer.flush()
-        await layer.close_pools()
+        await layer.flush()  # the pub/sub layer's flush also closes its connections
     return {"frames": count, "wall_ms_per_frame": 1000 * wall / count, "cpu_ms_per_frame": 1000 * cpu / count}
 
 

@@ -33,11 +33,7 @@ def _headline_rows(result: dict[str, Any]) -> list[str]:
     verdict = "✅ pass" if target["pass"] else "❌ fail"
     kinds = "; ".join(f"{k}: {v}" for k, v in load["error_kinds"].items())
     logged = len(result["server_log_errors"])
-    what_if = (result.get("what_if_capacity") or {}).get("load")
-    # With lost turns the shipped numbers cover only the turns that survived: show the rerun beside them.
-    runs = [("as shipped", load)] + (
-        [(f"capacity {result['what_if_capacity']['capacity']:,}", what_if)] if what_if else []
-    )
+    runs = [("as shipped", load)]
 
     def row(label: str, value: Callable[[dict[str, Any]], str]) -> str:
         return f"| {label} | " + " · ".join(f"{name}: {value(phase)}" for name, phase in runs) + " | | |"
@@ -48,7 +44,6 @@ def _headline_rows(result: dict[str, Any]) -> list[str]:
         f"| Errors, as shipped: client-side ({kinds or 'none'}) + {logged} ERROR records in daphne's log "
         f"| {result['errors']} | {target['target']} | {verdict} |",
         row("Turns completed", lambda p: f"{p['turns_completed']} / {p['turns_expected']}"),
-        row("Frames the channel layer dropped", lambda p: f"{p['channel_layer_drops']:,}"),
         row(
             "**Server-side overhead per turn** (send → `done` minus the model's own time)",
             lambda p: _pcts(p["overhead_ms"]),
@@ -71,16 +66,6 @@ def _columns(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         (f"one client alone ({alone['turns_completed']} turns)", alone),
         (f"{load['clients']} clients, as shipped ({load['turns_completed']} turns)", load),
     ]
-    what_if = result.get("what_if_capacity")
-    if what_if:
-        loaded = what_if["load"]
-        columns.append(
-            (
-                f"{loaded['clients']} clients, capacity {what_if['capacity']:,} "
-                f"({loaded['turns_completed']} turns)",
-                loaded,
-            )
-        )
     return columns
 
 
@@ -157,7 +142,7 @@ def _machine_lines(result: dict[str, Any]) -> list[str]:
         "CPU use and the other way round.",
         f"- Redis: {redis['calls_per_turn']:.0f} commands and {redis['usec_per_turn'] / 1000:.1f} ms of "
         f"server time per turn; most called: {top}. Every `delta` goes through the Redis channel layer "
-        "(group_send: a Lua EVAL with ZADD/EXPIRE/ZREMRANGEBYSCORE, then ZPOPMIN/BZPOPMIN on receipt), "
+        "(group_send: one PUBLISH; the process's one pub/sub connection reads it back), "
         "even though the socket that receives it lives in the same process.",
     ]
     return lines
@@ -169,33 +154,9 @@ def _exceptions(blocks: list[str]) -> str:
     return "; ".join(f"`{text}` x{count}" for text, count in found.most_common(3)) or "none"
 
 
-def _what_if_lines(result: dict[str, Any]) -> list[str]:
-    what_if = result.get("what_if_capacity")
-    load = result["load"]
-    if not what_if:
-        return []
-    loaded = what_if["load"]
-    return [
-        f"Why turns were lost: channels-redis keeps all process-local channels of one daphne process in "
-        f"ONE Redis key and drops any message sent while it holds `capacity` (default 100) messages, "
-        f"logging only an INFO line. With {load['clients']} turns streaming at once the deltas fill it; "
-        f"{load['channel_layer_drops']:,} frames were dropped, among them `done` frames, and those clients "
-        f"waited {result['config']['frame_timeout']:g} s in vain. Rerun on a fresh daphne with "
-        f"`capacity` {what_if['capacity']:,} (bench/chat_load_settings.py, bench only): "
-        f"{loaded['errors']} errors, {loaded['channel_layer_drops']} drops, "
-        f"{loaded['turns_completed']}/{loaded['turns_expected']} turns, "
-        f"overhead {_pcts(loaded['overhead_ms'])}, time to first token {_pcts(loaded['ttft_ms'])}.",
-        "",
-        f"Exceptions in daphne's log: as shipped {_exceptions(result['server_log_errors'])}; in the rerun "
-        f"{_exceptions(what_if['server_log_errors'])}. A turn that fails this way also fails to send its "
-        "`error` frame (through the same layer), so the client just waits.",
-        "",
-    ]
-
-
 def _representative(result: dict[str, Any]) -> dict[str, Any]:
-    """The load phase that ran to the end: the capacity rerun when there is one."""
-    phase: dict[str, Any] = (result.get("what_if_capacity") or {}).get("load") or result["load"]
+    """The load phase the analysis lines describe."""
+    phase: dict[str, Any] = result["load"]
     return phase
 
 
@@ -220,7 +181,7 @@ def _where(result: dict[str, Any]) -> list[str]:
     )
     if not ranked:
         return []
-    which = "the capacity rerun" if result.get("what_if_capacity") else "the load"
+    which = "the load"
     return [
         _little(phase),
         f"- Overhead split at p50 in {which}: "
@@ -248,7 +209,10 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *_headline_rows(result),
         "",
-        *_what_if_lines(result),
+        "The channel layer is channels-redis' pub/sub layer (core/channel_layer.py): it has no "
+        "`capacity` to overflow and a closing socket cannot take another socket's frame with it, so a "
+        "frame that never arrives shows above as a client error.",
+        "",
         "Where the overhead goes:",
         "",
         *_split_rows(result),

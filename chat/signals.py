@@ -7,13 +7,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from chat.identity import ANON_SESSION_KEY, account_memory_id, anonymous_memory_id
+from core.channel_layer import group_send_from_sync
 from core.websockets import SIGNED_OUT_MESSAGE, sign_in_group
 from memory.services import move_identity
 from memory.types import Actor, ActorKind
@@ -40,10 +39,9 @@ def move_anonymous_memories(sender: Any, request: HttpRequest | None, user: Any,
 def close_sockets_of_this_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     # Sent before Django flushes the session, so its key still names the login's sockets.
     session_key = getattr(getattr(request, "session", None), "session_key", None)
-    layer = get_channel_layer()
-    if not session_key or layer is None:
+    if not session_key:
         return
     try:
-        async_to_sync(layer.group_send)(sign_in_group(session_key), dict(SIGNED_OUT_MESSAGE))
+        group_send_from_sync(sign_in_group(session_key), [dict(SIGNED_OUT_MESSAGE)])
     except Exception:  # signing out must work even when the channel layer does not
         logger.warning("could not close the sockets of a login that signed out", exc_info=True)

@@ -207,18 +207,19 @@ REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "engram")
 def channel_layers(redis_url: str, prefix: str) -> dict[str, dict[str, object]]:
     host = {
         "address": redis_url,
-        # redis-py 8's default 5 s socket timeout equals channels-redis' 5 s blocking pop: give reads room.
+        # redis-py 8's default 5 s socket timeout is short for a busy server: give reads room.
         "socket_timeout": 30,
         "socket_connect_timeout": 5,
         # redis-py 8's async pool refuses a 101st connection; 100 streaming turns need more.
         "max_connections": 1024,
     }
+    # channels-redis' pub/sub layer: its core layer loses a frame when another socket's receive is
+    # cancelled at the wrong moment (NOTES.md, "Chat load flake"); core/channel_layer.py adds a
+    # publish for sync callers. It has no `capacity`: a socket's queue is in process memory.
     return {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # All sockets of one server process share one Redis list per process and channels-redis
-            # drops frames past `capacity` (default 100): 100 streaming turns lost 2,045 frames.
-            "CONFIG": {"hosts": [host], "prefix": prefix, "capacity": 5000, "expiry": 60},
+            "BACKEND": "core.channel_layer.PubSubChannelLayer",
+            "CONFIG": {"hosts": [host], "prefix": prefix},
         }
     }
 
@@ -232,8 +233,8 @@ CHAT_MODEL = env_str("CHAT_MODEL", "gpt-4o-mini")
 EXTRACTION_MODEL = env_str("EXTRACTION_MODEL") or CHAT_MODEL
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 60.0, minimum=1.0)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0)
-# A chat tab whose running turn sends no frame for this long re-reads the session's history: the
-# Redis channel layer can lose a frame when other sockets close at the same moment (NOTES.md).
+# A chat tab whose running turn sends no frame for this long re-reads the session's history: a
+# second net behind the channel layer (a Redis outage mid-turn still loses frames; NOTES.md).
 CHAT_STALL_RESYNC_SECONDS = env_float("CHAT_STALL_RESYNC_SECONDS", 15.0, minimum=0.5)
 
 EMBEDDING_PROVIDER = env_str("EMBEDDING_PROVIDER", "local").lower()

@@ -28,9 +28,9 @@ _PROTOCOL = 2
 _MAX_ASYNC_CONNECTIONS = 1024
 
 
-def get_redis() -> redis.Redis:
-    """A process-wide client for settings.REDIS_URL (thread-safe; redis-py pools connections)."""
-    url: str = settings.REDIS_URL
+def get_redis(*, url: str | None = None) -> redis.Redis:
+    """A process-wide client for `url` (default settings.REDIS_URL); thread-safe, pooled by redis-py."""
+    url = url or settings.REDIS_URL
     client = _sync_clients.get(url)
     if client is None:
         with _lock:

@@ -7,16 +7,15 @@ succeeded (so the live feed never shows a change that did not happen).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import threading
 import time
 from typing import Any
 
 from django.conf import settings
 from redis.client import Pipeline
 
+from core.channel_layer import group_send_from_sync
 from core.text import clean_text
 from memory import keys
 from memory.types import Actor, HistoryEvent, Memory
@@ -172,36 +171,11 @@ def publish(events: list[HistoryEvent] | list[dict[str, Any]]) -> None:
     """Tell open inspector pages; best effort, after the write succeeded."""
     if not events:
         return
+    messages = [
+        {"type": "memory.mutation", "event": e.as_dict() if isinstance(e, HistoryEvent) else e}
+        for e in events
+    ]
     try:
-        from asgiref.sync import async_to_sync
-        from channels.layers import get_channel_layer
-
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        messages = [
-            {"type": "memory.mutation", "event": e.as_dict() if isinstance(e, HistoryEvent) else e}
-            for e in events
-        ]
-
-        async def send_all() -> None:
-            for message in messages:
-                await layer.group_send(FEED_GROUP, message)
-
-        if _loop_running_here():
-            # Called from sync code on a thread that hosts an event loop: send from a helper thread.
-            thread = threading.Thread(target=lambda: asyncio.run(send_all()), daemon=True)
-            thread.start()
-            thread.join(timeout=5)
-        else:
-            async_to_sync(send_all)()
+        group_send_from_sync(FEED_GROUP, messages)
     except Exception:  # the feed is a convenience; the write already succeeded
         logger.warning("could not publish %d mutation event(s) to the live feed", len(events), exc_info=True)
-
-
-def _loop_running_here() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True

@@ -123,12 +123,15 @@ class Product:
         self.log = work_dir / "launcher.log"
         self.launcher: subprocess.Popen[bytes] | None = None
         self.launches = 0
+        self.exit_codes: list[int] = []
         self.own_redis: list[subprocess.Popen[bytes]] = []
         self.seen_pids: set[int] = set()
 
     # --- lifecycle ---
 
     def launch(self) -> None:
+        if self.launcher is not None and self.launcher.poll() is not None:
+            self.exit_codes.append(self.launcher.returncode)
         self.launcher = spawn(manage("run_engram"), env=self.env, log=self.log)
         self.launches += 1
 
@@ -319,6 +322,7 @@ def kill_round(
     wait_for(lambda: product.pings() or not product.launcher_alive(), timeout=BY_ITSELF_WAIT)
     back = 0.0 if product.pings() else None
     launcher_alive = product.launcher_alive()
+    exit_reason: list[str] = []
     if back is not None:
         restarted_by = "itself (the launcher)"
     elif launcher_alive:
@@ -326,6 +330,7 @@ def kill_round(
         product.restart_redis()
     else:
         restarted_by = "the bench (the launcher had exited; started it again)"
+        exit_reason = [line for line in product.log_tail(40) if "exited" in line or "Error" in line][-3:]
         product.launch()
     if back is None and wait_for(product.pings, timeout=60) is None:
         raise RuntimeError("Redis did not answer again after a restart: " + " | ".join(product.log_tail()))
@@ -355,7 +360,11 @@ def kill_round(
         "recovered_by_itself": back is not None
         and product.launches == launches_before
         and recovered is not None,
-        "launcher_log_tail": product.log_tail(8),
+        "launcher_exit": (
+            {"code": product.exit_codes[-1] if product.exit_codes else None, "said": exit_reason}
+            if not launcher_alive
+            else None
+        ),
     }
 
 

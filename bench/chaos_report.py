@@ -38,7 +38,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"| {a['dead_letters']} | {a['dead_letters_caused_by_kills']} | {a['turns_parked_twice']} "
         f"| {a['consumers_in_group']} | {_yes(a['drained'])} | {a['time_to_drain_s']} s |",
         "",
-        f"Dead-lettered turns: {a['dead_lettered_turns']}; applied turns whose message memory is missing: "
+        f"Dead-lettered turns: {a['dead_lettered_turns']}; still queued when the drain timed out: "
+        f"{a['unfinished_turns']}; applied turns whose message memory is missing: "
         f"{a['applied_turns_without_their_message_memory']}; dead-letter errors: "
         f"{a['dead_letter_errors'] or 'none'}; queue at the end: {a['queue']}; counters: {a['counters']}.",
         "",
@@ -62,6 +63,9 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_s(kill['first_turn_after_ping_s'])} | {_s(kill['healthz_and_heartbeat_after_ping_s'])} | "
             f"{_s(kill['time_to_recover_s'])} | {_yes(kill['recovered_by_itself'])} |"
         )
+    exits = [k["launcher_exit"] for k in b["kills"] if k.get("launcher_exit")]
+    if exits:
+        lines += ["", f"The launcher exited after {len(exits)} kill(s); it said: {exits[0]['said']}."]
     if b.get("failed_turns_by_error"):
         lines += ["", f"Turns without a `done` frame, by error: {b['failed_turns_by_error']}."]
     lines += [

@@ -147,12 +147,18 @@ def run_worker_chaos(
         "consumers_in_group": len(health["consumers"]),
         "counters": dict(delta),
     }
-    out.update(account(workload, queued))
+    out.update(account(workload, queued, drained=drain_s is not None))
     return out
 
 
-def account(workload: Workload, queued: list[tuple[str, str, int, str]]) -> dict[str, Any]:
-    """Each turn: applied (the session cursor passed it), parked (a dead letter holds it), or lost."""
+def account(
+    workload: Workload, queued: list[tuple[str, str, int, str]], *, drained: bool = True
+) -> dict[str, Any]:
+    """Each turn: applied (the session cursor passed it), parked (a dead letter holds it), or lost.
+
+    When the queue did not drain in time, a turn still held in its session's queue is unfinished
+    (slow, not lost); once the queue is idle, nothing will ever apply it, so it is lost.
+    """
     from core.redis_client import get_redis
     from memory import keys
     from memory.extraction.queue import dead_letters
@@ -175,18 +181,21 @@ def account(workload: Workload, queued: list[tuple[str, str, int, str]]) -> dict
             parked[(letter.session_id, turn.seq)] += 1
     memories = memory_rows()
     message_texts = {(m["session_id"], m["text"]) for m in memories if m["type"] == "message"}
-    lost = unextracted = 0
+    lost = unextracted = unfinished = 0
     for _, session, seq, text in queued:
         if parked[(session, seq)]:
             continue
         if seq > cursors[session]:
-            lost += 1
+            waiting = not drained and client.hexists(keys.extraction(session, "turns"), str(seq))
+            unfinished += 1 if waiting else 0
+            lost += 0 if waiting else 1
         elif (session, text) not in message_texts:
             unextracted += 1  # the cursor moved past the turn, yet what was said was not stored
     same: Counter[tuple[str, str, str]] = Counter((m["user_id"], m["type"], m["text"]) for m in memories)
     by_kills = sum(n for error, n in errors.items() if error in NOT_A_FAILURE_ERRORS)
     return {
         "lost_turns": lost,
+        "unfinished_turns": unfinished,
         "applied_turns_without_their_message_memory": unextracted,
         "duplicate_memories": sum(n - 1 for n in same.values() if n > 1),
         "memories": len(memories),

@@ -41,7 +41,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Dead-lettered turns: {a['dead_lettered_turns']}; still queued when the drain timed out: "
         f"{a['unfinished_turns']}; applied turns whose message memory is missing: "
         f"{a['applied_turns_without_their_message_memory']}; dead-letter errors: "
-        f"{a['dead_letter_errors'] or 'none'}; queue at the end: {a['queue']}; counters: {a['counters']}.",
+        f"{a['dead_letter_errors'] or 'none'}; entries taken over from another consumer: "
+        f"{a['entries_taken_over']}; queue at the end: {a['queue']}; counters: {a['counters']}.",
         "",
         "### B. redis-server SIGKILLs under chat load (`manage.py run_engram`, as `make run`)",
         "",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import time
 from collections import Counter
@@ -145,6 +146,7 @@ def run_worker_chaos(
         "time_to_drain_s": round(drain_s, 1) if drain_s is not None else None,
         "queue": {k: health[k] for k in ("pending", "lag", "stream_length", "dead_letters")},
         "consumers_in_group": len(health["consumers"]),
+        "entries_taken_over": _taken_over(work_dir, names),
         "counters": dict(delta),
     }
     out.update(account(workload, queued, drained=drain_s is not None))
@@ -221,3 +223,12 @@ def memory_rows() -> list[dict[str, str]]:
         if values[3] is not None:
             found.append({f: (v or b"").decode() for f, v in zip(fields, values, strict=True)})
     return found
+
+
+def _taken_over(work_dir: Path, names: list[str]) -> int:
+    """Entries the workers took over from another consumer, as their logs say (memory/worker.py)."""
+    total = 0
+    for name in names:
+        text = (work_dir / f"{name}.log").read_text(errors="replace")
+        total += sum(int(n) for n in re.findall(r"took over (\d+) abandoned entries", text))
+    return total

@@ -29,7 +29,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"{a['turns']} offline-extractable turns over {a['sessions']} sessions, queued while a worker was "
         f"SIGKILLed and restarted under the same worker id every {cfg['kill_every_s'][0]}-"
-        f"{cfg['kill_every_s'][1]} s; reclaim after {cfg['reclaim_idle_s']:g} s idle.",
+        f"{cfg['kill_every_s'][1]} s ({a['kills_of_a_started_worker']} of the kills hit a worker past its "
+        f"start-up); reclaim after {cfg['reclaim_idle_s']:g} s idle.",
         "",
         "| worker kills | turns | lost turns | duplicate memories | dead letters | caused by kills "
         "| turns parked twice | consumers left in the group | drained | time to drain |",
@@ -48,7 +49,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"{b['redis_kills']} kills; {b.get('acknowledged_turns', 0)} of {b.get('turns_sent', 0)} chat turns "
         f"acknowledged, **{b.get('acknowledged_turns_lost', '?')} acknowledged turns lost**; every process "
-        f"back by itself: **{_yes(b['recovered_after_redis_restart'])}**; launcher started "
+        f"back by itself: {_yes(b['recovered_after_redis_restart'])}; launcher started "
         f"{b['launches']} time(s) in all.",
         "",
         "| kill | Redis back by | Redis down | first turn after PING | healthz + heartbeat after PING "

@@ -69,16 +69,23 @@ class WorkerPool:
         self.work_dir = work_dir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.starts: Counter[str] = Counter()
+        # Where each process's output began in its log, to tell whether it got past its start-up.
+        self.log_offsets: dict[str, int] = {}
+        self.kills_after_startup = 0
         for name in names:
             self.start(name)
 
     def start(self, name: str) -> None:
         log = self.work_dir / f"{name}.log"
+        self.log_offsets[name] = log.stat().st_size if log.exists() else 0
         self.processes[name] = spawn(manage("memory_worker", "--worker-id", name), env=self.env, log=log)
         self.starts[name] += 1
 
     def kill_and_restart(self, name: str) -> None:
         sigkill(self.processes[name])
+        with (self.work_dir / f"{name}.log").open("rb") as log:
+            log.seek(self.log_offsets[name])
+            self.kills_after_startup += b"started" in log.read()
         self.start(name)
 
     def exited(self) -> list[str]:
@@ -138,6 +145,8 @@ def run_worker_chaos(
     out = {
         "worker_kills": cfg.kills,
         "worker_starts": dict(pool.starts),
+        # A worker needs seconds to start (Django, the embedder): a kill before that hits no work.
+        "kills_of_a_started_worker": pool.kills_after_startup,
         "workers_exited_by_themselves": crashed,
         "turns": len(queued),
         "sessions": len(seqs),

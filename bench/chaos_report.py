@@ -43,7 +43,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{a['unfinished_turns']}; applied turns whose message memory is missing: "
         f"{a['applied_turns_without_their_message_memory']}; dead-letter errors: "
         f"{a['dead_letter_errors'] or 'none'}; entries taken over from another consumer: "
-        f"{a['entries_taken_over']}; queue at the end: {a['queue']}; counters: {a['counters']}.",
+        f"{a['entries_taken_over']}; session locks held when the kills stopped: "
+        f"{a['session_locks_held_after_kills']}; queue at the end: {a['queue']}; counters: {a['counters']}.",
         "",
         "### B. redis-server SIGKILLs under chat load (`manage.py run_engram`, as `make run`)",
         "",

@@ -136,6 +136,7 @@ def run_worker_chaos(
             seqs[turn.session_id] += 1
             queued.append((turn.user_id, turn.session_id, seqs[turn.session_id], turn.text))
         chaos_s = time.monotonic() - started
+        locks = _session_locks()
         progress(f"  {cfg.kills} kills done in {chaos_s:.0f}s; waiting for the queue to drain")
         drain_s = wait_for(queue_idle, timeout=cfg.drain_timeout_s, poll=0.25)
         health = queue_health()
@@ -151,6 +152,8 @@ def run_worker_chaos(
         "turns": len(queued),
         "sessions": len(seqs),
         "chaos_s": round(chaos_s, 1),
+        # Session locks held when the kills stopped: a killed job's lock holds its session until it expires.
+        "session_locks_held_after_kills": locks,
         "drained": drain_s is not None,
         "time_to_drain_s": round(drain_s, 1) if drain_s is not None else None,
         "queue": {k: health[k] for k in ("pending", "lag", "stream_length", "dead_letters")},
@@ -241,3 +244,13 @@ def _taken_over(work_dir: Path, names: list[str]) -> int:
         text = (work_dir / f"{name}.log").read_text(errors="replace")
         total += sum(int(n) for n in re.findall(r"took over (\d+) abandoned entries", text))
     return total
+
+
+def _session_locks() -> dict[str, float]:
+    """How many sessions are locked right now, and the longest time left on such a lock."""
+    from core.redis_client import get_redis
+    from memory import keys
+
+    client = get_redis()
+    ttls = [client.pttl(key) for key in client.scan_iter(match=keys.extraction("*", "lock"), count=1000)]
+    return {"count": len(ttls), "longest_left_s": round(max(ttls, default=0) / 1000, 1)}

@@ -41,14 +41,19 @@ def sigkill(process: subprocess.Popen[bytes]) -> None:
 
 
 def stop(process: subprocess.Popen[bytes], *, timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM (the process stops its own children in order), then SIGKILL of its whole group."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+    """SIGTERM (the process stops its own children in order), then SIGKILL of its whole group.
+
+    The group is killed only while its leader is not reaped yet: after that its id may be reused.
+    """
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(process.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout)
-    kill_group(process.pid)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5)
+            process.wait(timeout=5)
 
 
 def kill_group(pgid: int) -> None:
@@ -113,13 +118,25 @@ def running(pid: int) -> bool:
     return state != "Z"
 
 
-def kill_leftovers(pids: set[int]) -> list[int]:
-    """SIGKILL whatever of `pids` still runs (each by its id); returns those that had to be killed."""
-    left = [pid for pid in sorted(pids) if running(pid)]
+def kill_leftovers(pids: set[int], *, markers: tuple[str, ...]) -> list[int]:
+    """SIGKILL whatever of `pids` still runs (each by its id); returns those that had to be killed.
+
+    A pid is only killed while its command line or environment still carries one of `markers`
+    (the run's state folder, its ports): an id the system gave to someone else's process is left alone.
+    """
+    left = [pid for pid in sorted(pids) if running(pid) and _carries(pid, markers)]
     for pid in left:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     return left
+
+
+def _carries(pid: int, markers: tuple[str, ...]) -> bool:
+    try:
+        seen = Path(f"/proc/{pid}/cmdline").read_bytes() + Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return any(marker.encode() in seen for marker in markers)
 
 
 def wait_for(condition: Callable[[], object], *, timeout: float, poll: float = 0.1) -> float | None:

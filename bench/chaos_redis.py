@@ -156,7 +156,8 @@ class Product:
         for process in self.own_redis:
             stop(process)
         time.sleep(0.3)
-        return kill_leftovers(self.seen_pids | {p.pid for p in self.own_redis})
+        markers = (str(self.work_dir), f":{self.redis_port}", f"HTTP_PORT={self.http_port}")
+        return kill_leftovers(self.seen_pids | {p.pid for p in self.own_redis}, markers=markers)
 
     # --- probes (short timeouts: they run while things are down) ---
 

@@ -356,7 +356,7 @@ def kill_round(
         "redis_restarted_by": restarted_by,
         "launcher_survived": launcher_alive,
         "first_turn_after_ping_s": round(first_turn, 2) if first_turn is not None else None,
-        "healthz_and_heartbeat_after_ping_s": round(healthy, 2) if healthy is not None else None,
+        "healthz_and_heartbeat_after_first_turn_s": round(healthy, 2) if healthy is not None else None,
         "time_to_recover_s": recovered,
         "recovered_by_itself": back is not None
         and product.launches == launches_before

@@ -53,7 +53,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"back by itself: {_yes(b['recovered_after_redis_restart'])}; launcher started "
         f"{b['launches']} time(s) in all.",
         "",
-        "| kill | Redis back by | Redis down | first turn after PING | healthz + heartbeat after PING "
+        "| kill | Redis back by | Redis down | first turn after PING | then healthz + heartbeat "
         "| time to recover | by itself |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -63,7 +63,8 @@ def markdown(result: dict[str, Any]) -> str:
             continue
         lines.append(
             f"| {n} | {kill['redis_restarted_by']} | {kill['redis_down_s']} s | "
-            f"{_s(kill['first_turn_after_ping_s'])} | {_s(kill['healthz_and_heartbeat_after_ping_s'])} | "
+            f"{_s(kill['first_turn_after_ping_s'])} | "
+            f"{_s(kill['healthz_and_heartbeat_after_first_turn_s'])} | "
             f"{_s(kill['time_to_recover_s'])} | {_yes(kill['recovered_by_itself'])} |"
         )
     exits = [k["launcher_exit"] for k in b["kills"] if k.get("launcher_exit")]

@@ -13,13 +13,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 TEST_ENV := TIKTOKEN_CACHE_DIR=$(SHARED_DATA)/tiktoken DEBUG=1
 
-.PHONY: help setup run test lint typecheck pytest bench eval fuzz clean chromium
+.PHONY: help setup run test lint typecheck pytest bench eval fuzz chaos clean chromium
 
 help:
 	@echo "make run    set up, start embedded Redis + server + worker on http://127.0.0.1:8000/"
 	@echo "make test   set up, then ruff, mypy and pytest"
 	@echo "make bench  benchmarks (results in BENCHMARKS.md and bench/results/)"
 	@echo "make fuzz   10,000+ hostile frames and requests against a live server"
+	@echo "make chaos  workers and Redis SIGKILLed under load: is anything lost, does it heal"
 
 setup: $(STAMP)
 
@@ -63,6 +64,10 @@ bench: $(STAMP)
 # Hostile frames and requests against a live server (also part of `make bench`).
 fuzz: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m bench --only fuzz
+
+# Worker and redis-server SIGKILLs under load (also part of `make bench`).
+chaos: $(STAMP)
+	$(TEST_ENV) $(BIN)/python -m bench --only chaos
 
 eval: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m bench.eval

@@ -26,6 +26,7 @@ BENCHES: dict[str, str] = {
     "chat_load": "bench.chat_load",
     "inspector": "bench.inspector",
     "fuzz": "bench.fuzz",
+    "chaos": "bench.chaos",
 }
 
 

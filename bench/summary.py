@@ -7,7 +7,7 @@ from pathlib import Path
 from bench.env import RESULTS_DIR
 
 # BENCHMARKS.md is assembled from the latest full results, in this order (locomo: `make eval`).
-SECTIONS = ["engine", "extraction", "chat_load", "inspector", "fuzz", "locomo", "personas"]
+SECTIONS = ["engine", "extraction", "chat_load", "inspector", "fuzz", "chaos", "locomo", "personas"]
 BENCHMARKS_MD = RESULTS_DIR.parent.parent / "BENCHMARKS.md"
 BENCHMARKS_INTRO = """# Benchmarks
 

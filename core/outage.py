@@ -57,6 +57,10 @@ class QuietOutageFilter(logging.Filter):
         self.quiet_seconds = quiet_seconds
         self._last: dict[tuple[str, str], float] = {}
 
+    def reset(self) -> None:
+        """Forget what was logged (the next outage is logged again at once)."""
+        self._last.clear()
+
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if exc is None or not is_outage(exc):

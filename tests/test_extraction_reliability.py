@@ -124,14 +124,19 @@ def _url():
     return settings.REDIS_URL
 
 
-def test_a_dead_letter_is_one_transaction_so_a_kill_cannot_leave_half_of_it():
+def _claimed_turn():
+    """One queued turn of session s1, read by worker w1 and locked: what a job holds before parking it."""
     say("alice", "s1", "I have two cats.")
     queue.ensure_group()
     [entry] = queue.read_entries(consumer="w1", block_ms=10)
     turns = queue.pending_turns("s1", after=0)
     token = queue.acquire_lock("s1")
     assert token
-    lease = queue.lease("s1", token)
+    return entry, turns, queue.lease("s1", token)
+
+
+def test_a_dead_letter_is_one_transaction_so_a_kill_cannot_leave_half_of_it():
+    entry, turns, lease = _claimed_turn()
 
     commands = _monitored(
         lambda: queue.dead_letter(
@@ -156,13 +161,7 @@ def test_a_dead_letter_is_one_transaction_so_a_kill_cannot_leave_half_of_it():
 
 def test_a_dead_letter_whose_job_lost_its_lock_writes_nothing_at_all():
     """The second half made impossible (the lock taken over before EXEC): no letter, no count."""
-    say("alice", "s1", "I have two cats.")
-    queue.ensure_group()
-    [entry] = queue.read_entries(consumer="w1", block_ms=10)
-    turns = queue.pending_turns("s1", after=0)
-    token = queue.acquire_lock("s1")
-    assert token
-    lease = queue.lease("s1", token)
+    entry, turns, lease = _claimed_turn()
     get_redis().set(keys.extraction_lock("s1"), "someone-else")
     with pytest.raises(LeaseLost):
         queue.dead_letter(

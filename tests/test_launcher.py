@@ -177,7 +177,9 @@ def test_a_killed_worker_and_a_killed_redis_are_started_again(tmp_path):
         assert after_worker["daphne"] == first["daphne"] and after_worker["redis"] == first["redis"]
 
         client = redis.Redis(port=redis_port)
-        client.set("engram:acknowledged", "kept")  # written to the AOF before the reply
+        client.set("engram:acknowledged", "kept")
+        # Fsynced to the AOF (appendfsync everysec may postpone the write on a busy machine).
+        assert client.execute_command("WAITAOF", 1, 0, 5000)[0] >= 1
         os.kill(first["redis"], signal.SIGKILL)
         after_redis = _wait(
             lambda: (p := _pids(pid_file))["redis"] != first["redis"] and _running(p["redis"]) and p,

@@ -64,6 +64,12 @@ class Tally:
     leaks: list[str] = field(default_factory=list)
     refused_handshakes: Counter[str] = field(default_factory=Counter)
 
+    def record_status(self, status: int, where: str) -> None:
+        """An HTTP answer: counted by status, and every 5xx listed with where it came from."""
+        self.statuses[status] += 1
+        if status >= 500:
+            self.server_errors.append(f"{where} -> {status}")
+
 
 # --- A user's socket -------------------------------------------------------------------------------
 
@@ -247,9 +253,7 @@ def fuzz_http(
             path += "?" + urllib.parse.urlencode(query_string(rng), errors="surrogatepass")
         body = form_body(rng) if method == "POST" else None
         status, text = clients[who].request(method, path, body)
-        tally.statuses[status] += 1
-        if status >= 500:
-            tally.server_errors.append(f"{who} {method} {path[:120]} -> {status}")
+        tally.record_status(status, f"{who} {method} {path[:120]}")
         if who == "visitor_a" and CANARY_B in text:
             tally.leaks.append(f"A saw B's secret at {method} {path[:120]}")
         if who == "visitor_b" and CANARY_A in text:
@@ -339,7 +343,7 @@ def cross_user_checks(servers_: Servers, a: Browser, b: Browser, tally: Tally) -
         client = Client(servers_.url, me.cookie_header())
         for path in ("/chat/", "/chat/me/memories/", f"/chat/{session_id}/messages"):
             status, text = client.request("GET", path)
-            tally.statuses[status] += 1
+            tally.record_status(status, f"{label} GET {path}")
             if other_secret in text:
                 tally.leaks.append(f"{label} saw the other's secret at {path}")
     return recalled
@@ -463,8 +467,8 @@ def _summary(tally: Tally) -> dict[str, Any]:
         "answers": dict(tally.answers.most_common()),
         "http_requests": sum(tally.statuses.values()),
         "statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
-        "responses_5xx": sum(v for k, v in tally.statuses.items() if k >= 500)
-        + len([e for e in tally.server_errors if "handshake" in e]),
+        # HTTP answers and socket handshakes alike: each 5xx is listed once in server_errors.
+        "responses_5xx": len(tally.server_errors),
         "server_errors": tally.server_errors[:50],
         "intended_closes": {str(k): v for k, v in tally.intended_closes.items()},
         "unexpected_closes": tally.unexpected_closes[:50],

@@ -6,7 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -469,6 +469,24 @@ class _Weights:
             topic=settings.RETRIEVAL_TOPIC_WEIGHT,
         )
 
+    @classmethod
+    def from_dict(cls, data: dict[str, float], *, mode: SearchMode) -> _Weights:
+        """The weights a trace saved (`as_dict`), as the search of `mode` applied them."""
+        today = cls.for_mode(mode)
+
+        def saved(name: str, default: float) -> float:
+            return float(data.get(name, default) or 0.0)
+
+        return cls(
+            vector=0.0 if mode == "keyword" else saved("vector", today.vector),
+            keyword=0.0 if mode == "semantic" else saved("keyword", today.keyword),
+            recency=saved("recency", today.recency),
+            half_life_days=saved("recency_half_life_days", today.half_life_days) or today.half_life_days,
+            session=saved("session", today.session),
+            neighbour=saved("neighbour", today.neighbour),
+            topic=saved("topic", today.topic),
+        )
+
     def as_dict(self) -> dict[str, float]:
         """As traces and reports show them."""
         return {
@@ -510,6 +528,131 @@ def chat_cut(best: float) -> float:
 def scoring_weights() -> dict[str, float]:
     """The weights a hybrid search scores with, as traces and reports show them."""
     return _Weights.for_mode("hybrid").as_dict()
+
+
+def score_legend(*, weights: dict[str, float] | None = None) -> dict[str, float]:
+    """The constants the score legend names (a trace's own half-life when it saved one)."""
+    half_life = float((weights or {}).get("recency_half_life_days") or settings.RECENCY_HALF_LIFE_DAYS)
+    return {"bm25_saturation": BM25_SATURATION, "half_life_days": half_life}
+
+
+@dataclass(frozen=True)
+class ScoreTerm:
+    """weight x value, one part of a weighted average (weight 1 for the previous step's result)."""
+
+    name: str
+    weight: float
+    value: float
+
+
+@dataclass(frozen=True)
+class ScoreStep:
+    """result = (Σ weight x value over terms) / divisor: one of the averages the final score is made of."""
+
+    name: str
+    terms: list[ScoreTerm]
+    divisor: float
+    result: float
+
+
+@dataclass(frozen=True)
+class ScoreExplanation:
+    """How a hit's final score was made, step by step, from the weights its search used.
+
+    `context_added` is false when the conversation context changed nothing (a memory said outside
+    a session, or the best of its session with no neighbours: session and neighbour equal its match).
+    `reproduces` says the steps give the stored final score (they always should)."""
+
+    kind: Literal["formula", "pinned", "profile"]
+    steps: list[ScoreStep]
+    final: float
+    context_added: bool = False
+    topical: bool = False
+    reproduces: bool = True
+
+
+_SAME = 5e-4  # scores are stored rounded to 4 places
+
+
+def explain_score(
+    *,
+    score: ScoreBreakdown | dict[str, float],
+    mode: str = "hybrid",
+    weights: dict[str, float] | None = None,
+    reason: str = "match",
+) -> ScoreExplanation:
+    """The final score of a hit as the engine computed it (`_Weights.match` and `.final`), with this
+    hit's numbers. `weights` are the ones a trace saved; without them, today's settings for `mode`."""
+    values = asdict(score) if isinstance(score, ScoreBreakdown) else dict(score)
+    final = float(values.get("final") or 0.0)
+    if reason == "pinned":
+        return ScoreExplanation(kind="pinned", steps=[], final=final)
+    if reason == "profile" or mode == "profile":
+        return ScoreExplanation(kind="profile", steps=[], final=float(values.get("importance") or final))
+    w = _Weights.from_dict(weights, mode=mode) if weights else _Weights.for_mode(mode)  # type: ignore[arg-type]
+    vector, keyword, recency = (float(values.get(k) or 0.0) for k in ("vector", "keyword", "recency"))
+    session, neighbour, topic = (float(values.get(k) or 0.0) for k in ("session", "neighbour", "topic"))
+    one = np.asarray
+    match = float(w.match(one(vector), one(keyword), one(recency)))
+    in_context = float(w.final(one(match), one(session), one(neighbour), None))
+    with_topic = float(w.final(one(match), one(session), one(neighbour), one(topic)))
+    # Whether the question named a topic is not stored per hit: a topic hit says so, otherwise the
+    # stored final tells which formula made it.
+    topical = bool(w.topic) and (topic > 0 or abs(with_topic - final) < abs(in_context - final))
+    steps = [
+        ScoreStep(
+            name="match",
+            terms=[
+                ScoreTerm(name, weight, value)
+                for name, weight, value in (
+                    ("vector", w.vector, vector),
+                    ("keyword", w.keyword, keyword),
+                    ("recency", w.recency, recency),
+                )
+                if weight
+            ],
+            divisor=w.vector + w.keyword + w.recency,
+            result=match,
+        )
+    ]
+    context_added = abs(session - match) > _SAME or abs(neighbour - match) > _SAME
+    if context_added and (w.session or w.neighbour):
+        steps.append(
+            ScoreStep(
+                name="with conversation",
+                terms=[
+                    ScoreTerm("match", 1.0, match),
+                    *[
+                        ScoreTerm(n, wt, v)
+                        for n, wt, v in (
+                            ("session", w.session, session),
+                            ("neighbour", w.neighbour, neighbour),
+                        )
+                        if wt
+                    ],
+                ],
+                divisor=1.0 + w.session + w.neighbour,
+                result=in_context,
+            )
+        )
+    if topical:
+        steps.append(
+            ScoreStep(
+                name="with topic",
+                terms=[ScoreTerm(steps[-1].name, 1.0, in_context), ScoreTerm("topic", w.topic, topic)],
+                divisor=1.0 + w.topic,
+                result=with_topic,
+            )
+        )
+    made = with_topic if topical else in_context
+    return ScoreExplanation(
+        kind="formula",
+        steps=steps,
+        final=final,
+        context_added=context_added,
+        topical=topical,
+        reproduces=abs(made - final) < 2 * _SAME,
+    )
 
 
 @dataclass

@@ -24,6 +24,7 @@ from core.embeddings import get_embedder
 from core.redis_client import get_redis
 from core.text import clean_text
 from memory import events, keys, streams
+from memory.entities import entities_for_text
 from memory.footprint import user_footprint
 from memory.index import ensure_index
 from memory.lease import hold as hold_lease
@@ -353,17 +354,23 @@ def update_memory(
     type: MemoryType | str | None = None,
     topics: Sequence[str] | None = None,
     entities: Sequence[str] | None = None,
+    entity_hints: Sequence[str] = (),
     event_date: float | _Default | None = DEFAULT_TTL,
     reason: str = "",
     expected_version: int | None = None,
     idempotency_key: str = "",
     lease: Lease | None = None,
 ) -> Memory:
-    """Change text / type / topics / entities / event date: version + 1, re-embedded when the text changes."""
+    """Change text / type / topics / entities / event date: version + 1, re-embedded when the text changes.
+
+    A new text without explicit `entities` gets its entities again (`memory.entities`): the old
+    ones it still names, `entity_hints` (what the extractor found with the new text) it names, and
+    its proper nouns; "User lives in Porto" no longer carries `lisbon`."""
     new_text = validate_text(text) if text is not None else None
     new_type = _memory_type(type) if type is not None else None
     new_topics = normalise_tags(list(topics), name="topics") if topics is not None else None
     new_entities = normalise_tags(list(entities), name="entities") if entities is not None else None
+    hints = normalise_tags(list(entity_hints), name="entities")
     # Embed outside the WATCH window; the new text does not depend on the old state.
     vector = _embed([new_text])[0] if new_text is not None else None
 
@@ -374,7 +381,7 @@ def update_memory(
             text=new_text if new_text is not None else before.text,
             type=new_type or before.type,
             topics=new_topics if new_topics is not None else before.topics,
-            entities=new_entities if new_entities is not None else before.entities,
+            entities=_entities_after(before, text=new_text, entities=new_entities, hints=hints),
             event_date=before.event_date if isinstance(event_date, _Default) else event_date,
             version=before.version + 1,
             updated_at=time.time(),
@@ -387,6 +394,16 @@ def update_memory(
     return _mutate(
         memory_id, build, expected_version=expected_version, idempotency_key=idempotency_key, lease=lease
     )
+
+
+def _entities_after(
+    before: Memory, *, text: str | None, entities: list[str] | None, hints: list[str]
+) -> list[str]:
+    if entities is not None:
+        return entities
+    if text is None or text == before.text:
+        return before.entities
+    return entities_for_text(text, known=[*before.entities, *hints])
 
 
 _EDITABLE = (

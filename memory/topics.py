@@ -10,6 +10,36 @@ RETRIEVAL_TOPIC_WEIGHT), shown as its own part of the score breakdown.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+
+from memory.types import ROLE_TOPIC_PREFIX
+
+# Topics the engine files for itself, not areas of life: `slot:<name>` marks the one memory holding
+# a single-valued fact (the extractor updates it in place: "lives in Lisbon" -> "lives in Porto"),
+# `said-by:<role>` who said a raw turn. Staff never type them and an edit must keep them.
+SLOT_TOPIC_PREFIX = "slot:"
+INTERNAL_TOPIC_PREFIXES = (SLOT_TOPIC_PREFIX, ROLE_TOPIC_PREFIX)
+
+
+def is_internal_topic(topic: str) -> bool:
+    return topic.startswith(INTERNAL_TOPIC_PREFIXES)
+
+
+def visible_topics(topics: Iterable[str]) -> list[str]:
+    """The topics a person files and edits (the areas of life), without the engine's markers."""
+    return [t for t in topics if not is_internal_topic(t)]
+
+
+def internal_topics(topics: Iterable[str]) -> list[str]:
+    return [t for t in topics if is_internal_topic(t)]
+
+
+def with_internal_topics(edited: Iterable[str], *, current: Iterable[str]) -> list[str]:
+    """Topics as edited, plus the internal markers of the current memory: a form that only shows
+    visible topics must not drop the slot the extractor finds the memory by. Markers typed into
+    the form are not taken (they would point the extractor at the wrong memory)."""
+    return [*visible_topics(edited), *internal_topics(current)]
+
 
 TOPICS = (
     "identity",

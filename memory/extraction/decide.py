@@ -21,13 +21,13 @@ from memory.policy import Change, may_change
 from memory.query import MemoryFilter
 from memory.records import content_hash
 from memory.selectors import find_exact_duplicates, find_similar, list_memories
+from memory.topics import SLOT_TOPIC_PREFIX
 from memory.types import Actor, ActorKind, Memory, MemoryType, Scope
 
 ACTIONS = ("add", "update", "delete", "noop")
 FACT_TYPES = [t for t in MemoryType if t != MemoryType.MESSAGE]
 # How close a memory must be to what the user asked to forget.
 FORGET_DISTANCE = 0.6
-SLOT_TOPIC_PREFIX = "slot:"
 # How close an earlier preference must be for "I now prefer X" to replace it.
 PREFERENCE_DISTANCE = 0.6
 

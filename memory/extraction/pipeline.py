@@ -21,13 +21,14 @@ from core.redis_client import REDIS_UNREACHABLE
 from memory import working
 from memory.extraction import prompts, queue
 from memory.extraction.compaction import compact_session
-from memory.extraction.decide import SLOT_TOPIC_PREFIX, Op, decide
+from memory.extraction.decide import Op, decide
 from memory.extraction.llm_extractor import ExtractionError, extract_with_llm, summarise_with_llm
 from memory.extraction.messages import forget_sources, store_messages
 from memory.extraction.queue import QueuedTurn, StreamEntry
 from memory.extraction.types import Candidate, TurnMessage
 from memory.lease import fenced, kept_alive
 from memory.services import add_memory, delete_memory, record_refused_change, update_memory
+from memory.topics import SLOT_TOPIC_PREFIX
 from memory.types import Actor, ActorKind, Lease, LeaseLost, MemoryLocked, MemoryNotFound, MemoryType, Scope
 
 logger = logging.getLogger(__name__)
@@ -168,6 +169,8 @@ def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str]
             update_memory(
                 memory_id=op.target_id,
                 text=op.text,
+                # The entities are found again for the new text (memory.entities), these first.
+                entity_hints=candidate.entities,
                 actor=actor,
                 reason=op.reason,
                 idempotency_key=key,

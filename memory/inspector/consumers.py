@@ -17,13 +17,14 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
 from core.websockets import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, ProductSocket
 from memory.events import FEED_GROUP
 from memory.inspector.permissions import can_view
-from memory.inspector.presenters import feed_entry
+from memory.inspector.selectors import feed_entries
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ FEED_ENTRY_TEMPLATE = "memory/_feed_entry.html"
 
 
 def render_feed_entry(event: dict[str, Any]) -> str:
-    return render_to_string(FEED_ENTRY_TEMPLATE, {"entry": feed_entry(event)})
+    """The feed line of one event; reads the memory's text when the event carries none (Redis)."""
+    return render_to_string(FEED_ENTRY_TEMPLATE, {"entry": feed_entries([event])[0]})
 
 
 class InspectorFeedConsumer(ProductSocket):
@@ -70,7 +72,8 @@ class InspectorFeedConsumer(ProductSocket):
         if not isinstance(event, dict) or not self.wants(event):
             return
         try:
-            html = render_feed_entry(event)
+            # Off the event loop: a TTL change or a move names its memory by its text, read from Redis.
+            html = await sync_to_async(render_feed_entry)(event)
         except Exception:  # one odd event must not close every open inspector page
             logger.warning("could not render a live feed entry", exc_info=True)
             return

@@ -15,8 +15,9 @@ Op = Literal["equal", "insert", "delete"]
 Segment = tuple[Op, str]
 
 # A word, a run of white space, or one other character (punctuation stays its own token so
-# "Lisbon." -> "Porto." changes one word and keeps the full stop).
-_TOKEN = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
+# "Lisbon." -> "Porto." changes one word and keeps the full stop). An apostrophe between letters is
+# part of the word: "user's" -> "users'" must not read as a change of "s" after a kept "user'".
+_TOKEN = re.compile(r"\w+(?:['\u2019]\w+)*|\s+|[^\w\s]", re.UNICODE)
 
 
 def tokens(text: str) -> list[str]:

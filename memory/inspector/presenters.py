@@ -1,5 +1,6 @@
 """Turning engine data into what the templates show: datetimes, durations, history entries with
-their diffs, feed entries. Pure functions of their input (no Redis), so they are cheap to test."""
+their diffs, feed entries, score explanations. Pure functions of their input (no Redis), so they
+are cheap to test."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from django.urls import reverse
 
 from memory.events import FORGOTTEN
 from memory.inspector.diff import Segment, word_diff
+from memory.selectors import explain_score, score_legend
+from memory.topics import internal_topics, visible_topics
 from memory.types import Actor, HistoryEvent, Memory
 from memory.working import Session
 
@@ -99,6 +102,16 @@ class MemoryView:
     @property
     def ttl_text(self) -> str:
         return duration_text(self.memory.ttl_seconds)
+
+    @property
+    def topics(self) -> list[str]:
+        """The areas of life it is filed under (what staff read and edit)."""
+        return visible_topics(self.memory.topics)
+
+    @property
+    def internal_topics(self) -> list[str]:
+        """The engine's own markers (slot, who said it): shown read-only, kept by every edit."""
+        return internal_topics(self.memory.topics)
 
 
 @dataclass(frozen=True)
@@ -201,6 +214,24 @@ class FeedEntry:
     reason: str
     version: int
     counts: dict[str, int] = field(default_factory=dict)
+    # The event carries no text (TTL, pin, lock, identity move): the memory's text now, or that
+    # it is gone (expired, purged, erased).
+    current_text: str = ""
+    gone: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gone_text(self) -> str:
+        if self.event in FORGOTTEN:
+            return "This memory is gone: its words were removed for good."
+        return "This memory is gone (expired, purged or erased); its words are no longer stored."
+
+    @property
+    def ttl_text(self) -> str:
+        if self.event != "ttl_changed":
+            return ""
+        ttl = self.details.get("ttl_seconds")
+        return f"expires in {duration_text(ttl)}" if ttl else "never expires"
 
     @property
     def user_url(self) -> str:
@@ -212,9 +243,18 @@ class FeedEntry:
         return memory_url(self.memory_id) if self.memory_id and self.event not in FORGOTTEN else ""
 
 
-def feed_entry(data: dict[str, Any]) -> FeedEntry:
-    """Tolerant of partial dicts: the feed must never break on an odd event."""
+def event_text(data: dict[str, Any]) -> str:
+    """The memory text an event carries itself (its snapshots, or the text a refusal proposed)."""
     new, old = data.get("new") or {}, data.get("old") or {}
+    details = data.get("details") or {}
+    return str(new.get("text") or old.get("text") or details.get("proposed_text") or "")
+
+
+def feed_entry(data: dict[str, Any], *, texts: dict[str, str | None] | None = None) -> FeedEntry:
+    """Tolerant of partial dicts: the feed must never break on an odd event.
+
+    `texts` (memory id -> its text now, None when it is gone) names the memory of an event that
+    carries no text of its own."""
     details = data.get("details") or {}
     counts = details.get("counts") if isinstance(details.get("counts"), dict) else {}
     try:
@@ -222,6 +262,9 @@ def feed_entry(data: dict[str, Any]) -> FeedEntry:
     except ValueError:
         actor = Actor.from_dict({})
     event = str(data.get("event", ""))
+    memory_id = str(data.get("memory_id", ""))
+    text = event_text(data)
+    current = (texts or {}).get(memory_id, "") if memory_id and not text else ""
     return FeedEntry(
         event=event,
         label=event_label(event),
@@ -229,10 +272,13 @@ def feed_entry(data: dict[str, Any]) -> FeedEntry:
         memory_id=str(data.get("memory_id", "")),
         actor=actor,
         at=as_datetime(float(data.get("at") or 0)),
-        text=str(new.get("text") or old.get("text") or details.get("proposed_text") or ""),
+        text=text,
         reason=str(data.get("reason", "")),
         version=int(data.get("version") or 0),
         counts={str(k).replace("_", " "): int(v) for k, v in (counts or {}).items()},
+        current_text=current or "",
+        gone=bool(memory_id) and not text and (event in FORGOTTEN or (texts is not None and current is None)),
+        details=details if isinstance(details, dict) else {},
     )
 
 
@@ -241,8 +287,28 @@ def trace_view(trace: dict[str, Any]) -> dict[str, Any]:
     tokens = trace.get("tokens") or {}
     budget = int(tokens.get("budget") or 0)
     total = int(tokens.get("total") or 0)
+    mode = str(trace.get("mode") or "hybrid")
+    weights = trace.get("weights") if isinstance(trace.get("weights"), dict) else None
+
+    def explained(hits: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                **hit,
+                "explained": explain_score(
+                    score=hit.get("scores") or {},
+                    mode=mode,
+                    weights=weights,
+                    reason=str(hit.get("reason") or "match"),
+                ),
+            }
+            for hit in (hits or [])
+            if isinstance(hit, dict)
+        ]
+
     return {
         **trace,
+        **{part: explained(trace.get(part)) for part in ("memories", "dropped_for_budget", "near_misses")},
+        "legend": score_legend(weights=weights),
         "at_dt": as_datetime(trace.get("at")),
         "budget": budget,
         "total_tokens": total,

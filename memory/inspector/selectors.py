@@ -16,7 +16,7 @@ from core.text import loads as stored_json
 from memory import keys, working
 from memory.extraction.queue import queue_health
 from memory.index import index_state
-from memory.inspector.presenters import as_datetime
+from memory.inspector.presenters import FeedEntry, as_datetime, event_text, feed_entry
 from memory.query import MemoryFilter
 from memory.redaction import Forgotten, redact_trace, trace_memory_ids
 from memory.selectors import counts_by_type, deleted_memories, list_memories, memory_history
@@ -125,6 +125,64 @@ def recent_events(*, user_id: str = "", limit: int = 10, scan: int = 300) -> lis
         if len(found) >= limit:
             break
     return found
+
+
+@dataclass(frozen=True)
+class SessionsPage:
+    """One page of a user's live sessions, newest first."""
+
+    sessions: list[working.Session]
+    total: int
+    number: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+
+def sessions_page(*, user_id: str, number: int, per_page: int) -> SessionsPage:
+    """Reads only the sessions of the page (a busy user has hundreds)."""
+    ids = working.session_ids_for_user(user_id=user_id)
+    number = max(1, min(number, max(1, -(-len(ids) // per_page))))
+    chosen = ids[(number - 1) * per_page : number * per_page]
+    sessions = [s for s in (working.get_session(session_id=i) for i in chosen) if s is not None]
+    return SessionsPage(sessions=sessions, total=len(ids), number=number, per_page=per_page)
+
+
+def memory_texts(*, memory_ids: list[str]) -> dict[str, str | None]:
+    """The text of each memory now, live or in the trash; None when it is gone. One round trip."""
+    ids = list(dict.fromkeys(i for i in memory_ids if i))
+    if not ids:
+        return {}
+    with get_redis().pipeline(transaction=False) as pipe:
+        for memory_id in ids:
+            pipe.hget(keys.memory(memory_id), "text")
+            pipe.hget(keys.trash(memory_id), "text")
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except redis.ResponseError:
+            replies = [None] * (2 * len(ids))
+    texts: dict[str, str | None] = {}
+    for n, memory_id in enumerate(ids):
+        raw = next((r for r in replies[2 * n : 2 * n + 2] if isinstance(r, bytes)), None)
+        texts[memory_id] = raw.decode("utf-8", "replace") if raw is not None else None
+    return texts
+
+
+def feed_entries(events: list[dict[str, Any]]) -> list[FeedEntry]:
+    """Feed lines for events, naming by its text the memory of an event that carries none."""
+    wanted = [str(e.get("memory_id") or "") for e in events if not event_text(e) and e.get("memory_id")]
+    texts = memory_texts(memory_ids=wanted)
+    return [feed_entry(e, texts=texts) for e in events]
 
 
 # --- Export ---------------------------------------------------------------------------------------

@@ -52,7 +52,6 @@ from memory.inspector.presenters import (
     SessionView,
     as_datetime,
     duration_text,
-    feed_entry,
     history_entries,
     memory_url,
     trace_view,
@@ -63,13 +62,16 @@ from memory.selectors import (
     chat_cut,
     counts_by_type,
     deleted_memories,
+    explain_score,
     get_memory,
     known_users,
     list_memories,
     memories_from_turns,
     memory_history,
+    score_legend,
     search_memories,
 )
+from memory.topics import visible_topics, with_internal_topics
 from memory.types import (
     EngineError,
     InvalidInput,
@@ -84,6 +86,7 @@ logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 USERS_PAGE_SIZE = 25
+SESSIONS_PAGE_SIZE = 20
 SEARCH_TOP_K = 50
 DEAD_LETTERS_SHOWN = 50
 RECEIPTS_SESSION_KEY = "inspector_erase_receipts"
@@ -150,15 +153,21 @@ def _form_error(form: Form) -> str:
     return " ".join(parts) or "Please check the form."
 
 
+FEED_PREFILL = 10
+
+
 def _feed_context(*, user_id: str = "", memory_id: str = "") -> dict[str, Any]:
-    """The feed panel: its socket's filter, and the latest changes to start from (a memory page
-    shows its full history next to the feed, so it starts empty)."""
+    """The feed panel: its socket's filter, and the latest changes to start from (on a memory
+    page, that memory's own latest changes: the panel never says "no changes" beside a history)."""
     params = {k: v for k, v in (("user_id", user_id), ("memory_id", memory_id)) if v}
-    events = [] if memory_id else inspector_selectors.recent_events(user_id=user_id)
+    if memory_id:
+        events = [e.as_dict() for e in reversed(memory_history(memory_id=memory_id)[-FEED_PREFILL:])]
+    else:
+        events = inspector_selectors.recent_events(user_id=user_id, limit=FEED_PREFILL)
     return {
         "feed_path": FEED_PATH,
         "feed_query": urlencode(params),
-        "feed_entries": [feed_entry(e) for e in events],
+        "feed_entries": inspector_selectors.feed_entries(events),
     }
 
 
@@ -196,6 +205,12 @@ def _queue_context(request: HttpRequest) -> dict[str, Any]:
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     if _partial(request):
+        # The live feed makes the page fetch its totals and queue again (memories-changed).
+        part = request.GET.get("part", "")
+        if part == "totals":
+            return render(request, "memory/_totals.html", {"totals": inspector_selectors.totals()})
+        if part == "queue":
+            return render(request, "memory/_queue.html", _queue_context(request))
         return render(request, "memory/_users_table.html", _users_context(request))
     return _render_overview(request, lookup_form=UserLookupForm())
 
@@ -268,7 +283,15 @@ def _results_context(request: HttpRequest, user_id: str) -> tuple[dict[str, Any]
             )
             context["search"] = result
             context["threshold"] = chat_cut(result.hits[0].score.final if result.hits else 0.0)
-            context["hits"] = [{"hit": hit, "m": MemoryView(hit.memory)} for hit in result.hits]
+            context["hits"] = [
+                {
+                    "hit": hit,
+                    "m": MemoryView(hit.memory),
+                    "explained": explain_score(score=hit.score, mode=result.mode),
+                }
+                for hit in result.hits
+            ]
+            context["legend"] = score_legend()
         else:
             page_no = int(data.get("page") or 1)
             page = list_memories(
@@ -313,27 +336,58 @@ def _deleted_context(request: HttpRequest, user_id: str) -> dict[str, Any]:
     }
 
 
+def _sessions_context(request: HttpRequest, user_id: str) -> dict[str, Any]:
+    """The sidebar's page of sessions: the newest SESSIONS_PAGE_SIZE, then older ones a page at a time."""
+    page = inspector_selectors.sessions_page(
+        user_id=user_id, number=_page_number(request.GET.get("sessions")), per_page=SESSIONS_PAGE_SIZE
+    )
+
+    def link(number: int) -> str:
+        query = request.GET.copy()
+        query["sessions"] = str(number)
+        return "?" + query.urlencode() + "#sessions-title"
+
+    return {
+        "sessions": [SessionView(s) for s in page.sessions],
+        "sessions_page": page,
+        "session_total": page.total,
+        "sessions_prev_url": link(page.number - 1) if page.has_previous else "",
+        "sessions_next_url": link(page.number + 1) if page.has_next else "",
+    }
+
+
 @view_required
 @require_GET
 def user_page(request: HttpRequest, user_id: str) -> HttpResponse:
     user_id = _valid_user_id(user_id)
+    if _partial(request) and request.GET.get("part") == "counts":
+        # The live feed makes the page fetch its header counts and type chips again.
+        return render(request, "memory/_user_counts.html", _counts_context(request, user_id))
     results, status = _results_context(request, user_id)
     if _partial(request):
         # htmx does not swap error statuses; the fragment carries the message instead.
         return render(request, "memory/_user_results.html", results)
-    counts = counts_by_type(user_id=user_id)
     context = {
         **results,
         **_deleted_context(request, user_id),
         **_feed_context(user_id=user_id),
-        "counts": [(t.value, counts.get(t.value, 0)) for t in MemoryType],
-        "total_memories": sum(counts.values()),
-        "sessions": [SessionView(s) for s in working.list_sessions(user_id=user_id)],
-        "last_activity": as_datetime(inspector_selectors.last_activity(user_id=user_id)),
-        "known": inspector_selectors.user_known(user_id=user_id),
+        **_counts_context(request, user_id),
+        **_sessions_context(request, user_id),
         "can_change": can_change(request.user),
     }
     return render(request, "memory/user.html", context, status=status)
+
+
+def _counts_context(request: HttpRequest, user_id: str) -> dict[str, Any]:
+    counts = counts_by_type(user_id=user_id)
+    return {
+        "user_id": user_id,
+        "counts": [(t.value, counts.get(t.value, 0)) for t in MemoryType],
+        "total_memories": sum(counts.values()),
+        "session_total": working.session_count(user_id=user_id),
+        "last_activity": as_datetime(inspector_selectors.last_activity(user_id=user_id)),
+        "known": inspector_selectors.user_known(user_id=user_id),
+    }
 
 
 @view_required
@@ -473,7 +527,8 @@ def _memory_context(
     initial = {
         "text": memory.text,
         "type": str(memory.type),
-        "topics": ", ".join(memory.topics),
+        # Internal markers (slot:…, said-by:…) are not the staff's to edit; saving keeps them.
+        "topics": ", ".join(visible_topics(memory.topics)),
         "expected_version": memory.version,
     }
     # A fact links to the turn(s) it was learned from; a raw turn to the facts learned from it.
@@ -575,7 +630,7 @@ def edit_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
         return _answer(request, memory_id=memory.id, status=400, edit_form=form)
     data = form.cleaned_data
     try:
-        topics = normalise_tags(data["topics"], name="topics")
+        topics = with_internal_topics(normalise_tags(data["topics"], name="topics"), current=memory.topics)
     except InvalidInput as exc:
         form.add_error("topics", str(exc))
         messages.error(request, str(exc))
@@ -586,7 +641,7 @@ def edit_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
         changes["text"] = data["text"]
     if data["type"] != str(memory.type):
         changes["type"] = data["type"]
-    if topics != memory.topics:
+    if topics != with_internal_topics(memory.topics, current=memory.topics):
         changes["topics"] = topics
     if not changes:
         messages.info(request, "Nothing changed: the form matches the memory as it is.")

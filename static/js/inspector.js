@@ -46,10 +46,12 @@
   const MAX_ENTRIES = 100;
   let refreshTimer = null;
 
-  // The user page's memory table re-fetches itself on "memories-changed" (hx-trigger), keeping its
-  // filters and page. A burst of changes (an extraction adds several memories) refreshes it once.
+  // Every panel that shows counts (the memory table with its filters and page, the user's header
+  // counts and type chips, the overview's totals, users and queue) re-fetches itself on
+  // "memories-changed" (hx-trigger). A burst of changes (an extraction adds several memories)
+  // refreshes them once.
   function refreshMemoryTable() {
-    if (!window.htmx || !document.getElementById("memory-results")) return;
+    if (!window.htmx || !document.querySelector("[hx-trigger*='memories-changed']")) return;
     clearTimeout(refreshTimer);
     refreshTimer = setTimeout(function () {
       window.htmx.trigger(document.body, "memories-changed");

@@ -544,6 +544,10 @@ class ScoreTerm:
     weight: float
     value: float
 
+    @property
+    def weight_label(self) -> str:
+        return f"{round(self.weight, 4):g}"
+
 
 @dataclass(frozen=True)
 class ScoreStep:
@@ -553,6 +557,10 @@ class ScoreStep:
     terms: list[ScoreTerm]
     divisor: float
     result: float
+
+    @property
+    def divisor_label(self) -> str:
+        return f"{round(self.divisor, 4):g}"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.django_db
 
 OWNER = "user-7"
 HX = {"HX-Request": "true"}
+TIMES = "\u00d7"  # the formula's multiplication sign
 
 
 @pytest.fixture
@@ -65,7 +66,11 @@ def test_each_hit_shows_the_sum_that_made_its_final_score(as_editor: Client, set
     formulas = re.findall(r"<div class=\"score-formula\" data-score-formula>(.*?)</div>", html, re.S)
     assert formulas, "every hit explains its final score"
     # The weights the engine used (settings), with this hit's own numbers.
-    assert "0.7×vector" in formulas[0] and "0.3×keyword" in formulas[0] and "0.1×recency" in formulas[0]
+    assert (
+        f"0.7{TIMES}vector" in formulas[0]
+        and f"0.3{TIMES}keyword" in formulas[0]
+        and f"0.1{TIMES}recency" in formulas[0]
+    )
     assert "÷ 1.1" in formulas[0]
     # Memories said outside a conversation: session and neighbour are folded, not repeated.
     assert "= match" in html and "No conversation context added" in formulas[0]
@@ -111,7 +116,7 @@ def test_a_trace_explains_its_hits_from_the_weights_it_saved(as_editor: Client) 
     build_prompt(user_id=OWNER, session_id="s-trace", message="Do you know where I live in Lisbon?")
     html = _html(as_editor.get("/inspector/sessions/s-trace/"))
     assert "What the scores mean" in html
-    assert "data-score-formula" in html and "×vector" in html
+    assert "data-score-formula" in html and f"{TIMES}vector" in html
 
 
 # --- 2. Live counts: the fragments the feed refreshes ---------------------------------------------
@@ -297,7 +302,7 @@ def test_counts_of_one_are_singular(as_editor: Client) -> None:
 
 def test_the_word_diff_keeps_apostrophes_inside_words() -> None:
     assert "user's" in tokens("the user's dog")
-    assert tokens("don’t stop") == ["don’t", " ", "stop"]
+    assert tokens("don\u2019t stop") == ["don\u2019t", " ", "stop"]
     segments = word_diff("User's dog is Rex", "Users' dog is Rex")
     assert segments[0] == ("delete", "User's") and segments[1][0] == "insert"
     assert reconstruct(segments, side="old") == "User's dog is Rex"

@@ -175,7 +175,9 @@ def test_ttl_changes_and_moves_show_the_memory_text_or_say_it_is_gone(client: Cl
 def test_the_edit_form_hides_the_slot_topic_and_saving_keeps_it(as_editor: Client) -> None:
     memory = _add("User lives in Lisbon", topics=["location", "slot:location"])
     html = _html(as_editor.get(f"/inspector/memories/{memory.id}/"))
-    field = re.search(r'<input type="text" name="topics"[^>]*>', html).group()
+    found = re.search(r'<input type="text" name="topics"[^>]*>', html)
+    assert found is not None
+    field = found.group()
     assert 'value="location"' in field and "slot:" not in field
     assert "slot:location" in html.split('id="internal-topics"')[1][:200]  # shown read-only
     response = as_editor.post(
@@ -277,7 +279,9 @@ def test_the_sessions_sidebar_shows_a_page_of_the_newest(as_editor: Client) -> N
     sidebar = html[html.index('id="sessions-title"') : html.index('id="deleted-panel"')]
     assert sidebar.count("/inspector/sessions/") == 20
     assert "27 sessions" in html and "Older →" in sidebar
-    older = re.search(r'href="([^"]*sessions=2[^"]*)"', sidebar).group(1).replace("&amp;", "&")
+    link = re.search(r'href="([^"]*sessions=2[^"]*)"', sidebar)
+    assert link is not None
+    older = link.group(1).replace("&amp;", "&")
     html = _html(as_editor.get(f"/inspector/users/{OWNER}/{older.split('#')[0]}"))
     sidebar = html[html.index('id="sessions-title"') : html.index('id="deleted-panel"')]
     assert sidebar.count("/inspector/sessions/") == 7 and "← Newer" in sidebar

@@ -26,6 +26,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 from ulid import ULID
@@ -821,7 +822,11 @@ def retry_dead_letter(request: HttpRequest, letter_id: str) -> HttpResponse:
         messages.error(request, "That dead letter is gone (retried or discarded meanwhile).")
         return _letter_answer(request, status=404)
     logger.info("inspector: %s retried dead letter %s", staff_actor(request.user).id, letter_id)
-    messages.success(request, f"Queued {turns} turn{'s' if turns != 1 else ''} for extraction again.")
+    messages.success(
+        request,
+        ngettext("Queued %(n)d turn for extraction again.", "Queued %(n)d turns for extraction again.", turns)
+        % {"n": turns},
+    )
     return _letter_answer(request)
 
 

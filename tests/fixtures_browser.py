@@ -209,7 +209,8 @@ def describe_violations(violations: list[dict[str, Any]]) -> str:
     for violation in violations:
         lines.append(f"- {violation['id']} ({violation['impact']}): {violation['help']}")
         for node in violation["nodes"][:8]:
-            lines.append(f"    {' '.join(map(str, node['target']))}: {node.get('failureSummary', '')!s:.200}")
+            summary = " ".join(str(node.get("failureSummary", "")).split())
+            lines.append(f"    {' '.join(map(str, node['target']))}: {summary:.200}")
         if len(violation["nodes"]) > 8:
             lines.append(f"    … and {len(violation['nodes']) - 8} more")
     return "\n".join(lines)
@@ -218,7 +219,10 @@ def describe_violations(violations: list[dict[str, Any]]) -> str:
 def assert_accessible(page: Any, *, name: str) -> None:
     """Fail with a readable list when axe finds a serious or critical violation on the page."""
     violations = axe_violations(page, name=name)
-    assert not violations, f"{name} ({page.url}): accessibility violations\n{describe_violations(violations)}"
+    if violations:
+        # Raised, not asserted: pytest would add the whole axe result to the readable list.
+        listing = describe_violations(violations)
+        raise AssertionError(f"{name} ({page.url}): accessibility violations\n{listing}")
 
 
 def screenshots_at_sizes(page: Any, name: str) -> None:
@@ -243,7 +247,8 @@ def assert_unique_ids(page: Any, *, name: str) -> None:
             return Object.keys(seen).filter(id => seen[id] > 1);
         }"""
     )
-    assert not repeated, f"{name}: ids used more than once: {repeated}"
+    if repeated:
+        raise AssertionError(f"{name}: ids used more than once: {repeated}")
 
 
 FOCUS_STATE = """() => {
@@ -285,5 +290,6 @@ def assert_focus_visible(page: Any, *, name: str, max_stops: int = 80) -> int:
         if not (state["ring"] and state["shown"]):
             problem = "no focus ring" if state["shown"] else "focus is off screen"
             problems.append(f"{state['element']}: {problem}")
-    assert not problems, f"{name}: keyboard focus cannot be seen\n" + "\n".join(problems)
+    if problems:
+        raise AssertionError(f"{name}: keyboard focus cannot be seen\n" + "\n".join(problems))
     return stops

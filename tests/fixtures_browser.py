@@ -265,7 +265,9 @@ FOCUS_STATE = """() => {
         element: `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''} "${label}"`,
         ring: (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0)
             || style.boxShadow !== 'none',
-        shown: box.width > 0 && box.height > 0 && style.visibility !== 'hidden',
+        // The browser scrolls a focused element into view: one outside the window is hidden.
+        shown: box.width > 0 && box.height > 0 && style.visibility !== 'hidden'
+            && box.bottom > 0 && box.right > 0 && box.top < innerHeight && box.left < innerWidth,
     };
 }"""
 

@@ -85,6 +85,7 @@ def test_the_checks_find_problems_on_a_bad_page(page: Any) -> None:
         '<button id="empty"></button>'
         '<p id="faint" style="color:#ddd;background:#fff">Hard to read</p>'
         '<a id="ringless" href="#x" style="outline:none">No ring</a>'
+        '<a id="away" href="#y" style="position:absolute;top:-5rem">Away</a>'
         '<p id="twice">one</p><p id="twice">two</p>'
         '<div id="wide" style="width:600px">Too wide</div>'
         "</main></body></html>"
@@ -99,8 +100,9 @@ def test_the_checks_find_problems_on_a_bad_page(page: Any) -> None:
     assert "button-name (critical)" in message and "#empty" in message
     with pytest.raises(AssertionError, match="twice"):
         assert_unique_ids(page, name="self-check-bad")
-    with pytest.raises(AssertionError, match=r'a#ringless "No ring": no focus ring'):
+    with pytest.raises(AssertionError, match=r'a#ringless "No ring": no focus ring') as failure:
         assert_focus_visible(page, name="self-check-bad")
+    assert 'a#away "Away": focus is off screen' in str(failure.value)
     with pytest.raises(AssertionError, match=r"div\.: 6"):
         assert_fits_phone(page, name="self-check-bad")
 
@@ -251,6 +253,15 @@ def test_inspector_pages_are_accessible(live_url: str, page: Any) -> None:
         "a11y-inspector-user": f"/inspector/users/{customer_id}/",
         "a11y-inspector-memory": f"/inspector/memories/{home.id}/",
     }
+    # A keyboard user skips the top bar and the breadcrumbs: the first Tab offers it, visibly.
+    page.goto(f"{live_url}/inspector/users/{customer_id}/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    assert page.locator(".skip-link").bounding_box()["y"] >= 0
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('main') !== null")
+
     for name, path in live_pages.items():
         assert page.goto(f"{live_url}{path}").status == 200, path
         page.wait_for_selector(".feed-status.is-live")

@@ -18,7 +18,7 @@ from chat.turns import memories_used
 from memory import working
 from memory.prompt import build_prompt
 from memory.services import add_memory, delete_memory, update_memory
-from memory.types import Scope
+from memory.types import Memory, Scope
 from tests.fixtures_browser import (
     PHONE_SIZE,
     assert_accessible,
@@ -116,10 +116,10 @@ def test_the_checks_find_problems_on_a_bad_page(page: Any) -> None:
     assert_fits_phone(page, name="self-check-good")
 
 
-def _seed_user_data(memory_id: str) -> Any:
+def _seed_user_data(memory_id: str) -> Memory:
     """A user with memories of every kind (a fact with the words it came from, a pinned fact, an
     event with a TTL, a preference for answers, a deleted fact) and a chat whose reply used some."""
-    said = add_memory(
+    add_memory(
         text="I moved to Porto last spring and I love the river",
         scope=Scope(user_id=memory_id, session_id=TRIP),
         actor=EXTRACTOR,
@@ -181,7 +181,6 @@ def _seed_user_data(memory_id: str) -> Any:
         "north/arouca-geopark/passadicos-do-paiva?season=spring&difficulty=moderate",
     )
     working.append_message(session_id=TRIP, role="assistant", content="The Paiva walkways are close by.")
-    assert said.id
     return home
 
 

@@ -7,6 +7,7 @@ the `transactional_db` fixture so rows are committed where the server can see th
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -173,3 +174,124 @@ def log_in(page: Any, base_url: str, username: str, password: str) -> None:
     page.fill("input[name=password]", password)
     page.click("form.stack button[type=submit]")
     page.wait_for_url(f"{base_url}/**")
+
+
+# What "no serious violations" means in the issue's acceptance: axe's two highest impacts.
+SERIOUS_IMPACTS = ("serious", "critical")
+DESKTOP_SIZE = {"width": 1280, "height": 800}
+PHONE_SIZE = {"width": 390, "height": 844}
+UNDECIDABLE_RULES = {"color-contrast", "color-contrast-enhanced", "link-in-text-block"}
+
+
+def axe_violations(page: Any, *, name: str) -> list[dict[str, Any]]:
+    """Run axe-core (the axe.min.js bundled by axe-playwright-python) on the page as it is now;
+    the full result goes to test-artifacts/axe-<name>.json. Returns the serious and critical ones."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    response = Axe().run(page).response
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"axe-{name}.json").write_text(json.dumps(response, indent=2))
+    found = [v for v in response["violations"] if v.get("impact") in SERIOUS_IMPACTS]
+    # "Incomplete" is axe unsure, mostly because it cannot see the whole page: an aria-describedby
+    # naming an id that is not there yet, or an aria-label where it is not allowed, is still wrong
+    # once the page is complete. Only colour checks it could not compute (text over a pseudo
+    # element or a scrolled panel) are left to the screenshots.
+    found += [
+        {**v, "help": f"{v['help']} (axe was not sure)"}
+        for v in response["incomplete"]
+        if v.get("impact") in SERIOUS_IMPACTS and v["id"] not in UNDECIDABLE_RULES
+    ]
+    return found
+
+
+def describe_violations(violations: list[dict[str, Any]]) -> str:
+    lines = []
+    for violation in violations:
+        lines.append(f"- {violation['id']} ({violation['impact']}): {violation['help']}")
+        for node in violation["nodes"][:8]:
+            summary = " ".join(str(node.get("failureSummary", "")).split())
+            lines.append(f"    {' '.join(map(str, node['target']))}: {summary:.200}")
+        if len(violation["nodes"]) > 8:
+            lines.append(f"    … and {len(violation['nodes']) - 8} more")
+    return "\n".join(lines)
+
+
+def assert_accessible(page: Any, *, name: str) -> None:
+    """Fail with a readable list when axe finds a serious or critical violation on the page."""
+    violations = axe_violations(page, name=name)
+    if violations:
+        # Raised, not asserted: pytest would add the whole axe result to the readable list.
+        listing = describe_violations(violations)
+        raise AssertionError(f"{name} ({page.url}): accessibility violations\n{listing}")
+
+
+def screenshots_at_sizes(page: Any, name: str) -> None:
+    """Full-page screenshots at laptop (1280x800) and phone (390x844) widths, as
+    test-artifacts/<name>-1280.png and <name>-390.png; the page keeps the viewport it had."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    before = page.viewport_size
+    for size in (DESKTOP_SIZE, PHONE_SIZE):
+        page.set_viewport_size(size)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{size['width']}.png"), full_page=True)
+    if before:
+        page.set_viewport_size(before)
+
+
+def assert_unique_ids(page: Any, *, name: str) -> None:
+    """No id twice on a page (axe 4.12 no longer checks this): a label or aria reference to a
+    repeated id names the wrong element."""
+    repeated = page.evaluate(
+        """() => {
+            const seen = {};
+            for (const e of document.querySelectorAll('[id]')) seen[e.id] = (seen[e.id] || 0) + 1;
+            return Object.keys(seen).filter(id => seen[id] > 1);
+        }"""
+    )
+    if repeated:
+        raise AssertionError(f"{name}: ids used more than once: {repeated}")
+
+
+FOCUS_STATE = """() => {
+    const e = document.activeElement;
+    if (!e || e === document.body) return null;
+    const again = window.__focusSeen.has(e);
+    window.__focusSeen.add(e);
+    const style = getComputedStyle(e);
+    const box = e.getBoundingClientRect();
+    const label = (e.getAttribute('aria-label') || e.textContent || e.getAttribute('name') || '')
+        .trim().slice(0, 40);
+    return {
+        again,
+        element: `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''} "${label}"`,
+        ring: (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0)
+            || style.boxShadow !== 'none',
+        // The browser scrolls a focused element into view: one outside the window is hidden.
+        shown: box.width > 0 && box.height > 0 && style.visibility !== 'hidden'
+            && box.bottom > 0 && box.right > 0 && box.top < innerHeight && box.left < innerWidth,
+    };
+}"""
+
+
+def assert_focus_visible(page: Any, *, name: str, max_stops: int = 80) -> int:
+    """Tab through the page as a keyboard user does: every stop must be on screen and show a focus
+    ring (an outline or a box shadow). Returns how many stops there were."""
+    problems = []
+    stops = 0
+    # Start where a keyboard user starts: the top of the page, nothing focused (a field may have
+    # autofocus; clicking an empty corner moves the starting point of Tab there).
+    page.evaluate(
+        "() => { window.scrollTo(0, 0); window.__focusSeen = new WeakSet(); document.activeElement?.blur(); }"
+    )
+    page.mouse.click(1, 1)
+    for _ in range(max_stops):
+        page.keyboard.press("Tab")
+        state = page.evaluate(FOCUS_STATE)
+        if state is None or state["again"]:
+            break
+        stops += 1
+        if not (state["ring"] and state["shown"]):
+            problem = "no focus ring" if state["shown"] else "focus is off screen"
+            problems.append(f"{state['element']}: {problem}")
+    if problems:
+        raise AssertionError(f"{name}: keyboard focus cannot be seen\n" + "\n".join(problems))
+    return stops

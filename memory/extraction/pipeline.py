@@ -25,6 +25,7 @@ from memory.extraction.decide import SLOT_TOPIC_PREFIX, Op, decide
 from memory.extraction.llm_extractor import ExtractionError, extract_with_llm, summarise_with_llm
 from memory.extraction.messages import forget_sources, store_messages
 from memory.extraction.queue import QueuedTurn, StreamEntry
+from memory.events import publish_decisions
 from memory.extraction.types import Candidate, TurnMessage
 from memory.lease import fenced, kept_alive
 from memory.services import add_memory, delete_memory, record_refused_change, update_memory
@@ -134,13 +135,29 @@ def apply_plan(
         )
         outcomes["summary"] += 1
         return outcomes
+    unchanged: list[dict[str, Any]] = []
     for n, raw in enumerate(plan["ops"]):
         op = Op.from_dict(raw)
         outcome = _apply_op(
             op, scope=scope, actor=actor, key=f"{key_prefix}:{n}", source=plan["source"], lease=lease
         )
         outcomes[outcome] += 1
+        if outcome == "noop":
+            unchanged.append(_noop_decision(op, actor=actor, user_id=scope.user_id))
+    publish_decisions(session_id=session_id, decisions=unchanged)
     return outcomes
+
+
+def _noop_decision(op: Op, *, actor: Actor, user_id: str) -> dict[str, Any]:
+    return {
+        "text": op.text or op.candidate.text,
+        "memory_type": str(op.candidate.type),
+        "memory_id": op.target_id,
+        "reason": op.reason,
+        "actor": actor.as_dict(),
+        "user_id": user_id,
+        "at": time.time(),
+    }
 
 
 def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str], lease: Lease | None) -> str:

@@ -44,10 +44,15 @@ def demo_allowed(user: Any) -> bool:
     return bool(settings.DEBUG or getattr(user, "is_staff", False))
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """Stored events and traces are JSON from Redis: a field of the wrong shape reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
 def _hit(hit: Any, *, rule: str = "") -> dict[str, Any] | None:
     if not isinstance(hit, dict):
         return None
-    scores = hit.get("scores") if isinstance(hit.get("scores"), dict) else {}
+    scores = _mapping(hit.get("scores"))
     forgotten = bool(hit.get("forgotten"))
     return {
         "id": str(hit.get("id", "")),
@@ -105,14 +110,16 @@ def change_frame(event: dict[str, Any]) -> dict[str, Any]:
     """A mutation event as one plain line: the memory's text, the decision, the actor, the reason."""
     name = str(event.get("event", ""))
     new, old = event.get("new") or {}, event.get("old") or {}
-    details = event.get("details") or {}
+    details = _mapping(event.get("details"))
     snapshot = new if isinstance(new, dict) and new else old if isinstance(old, dict) else {}
-    text = str(snapshot.get("text") or (details.get("proposed_text") if isinstance(details, dict) else "") or "")
+    # A refused change has no snapshot, only what was asked; a forgotten memory keeps no words.
+    text = str(snapshot.get("text") or details.get("proposed_text") or "")
+    memory_type = str(snapshot.get("type") or details.get("type") or "")
     return {
         "type": "change",
         "decision": DECISIONS.get(name, name.replace("_", " ")),
         "text": text,
-        "memory_type": str(snapshot.get("type") or (details.get("type") if isinstance(details, dict) else "") or ""),
+        "memory_type": memory_type,
         "memory_id": str(event.get("memory_id", "")),
         "actor": _actor(event.get("actor")),
         "reason": str(event.get("reason", "")),

@@ -136,7 +136,9 @@ async def test_each_turn_sends_its_recall_and_background_changes_of_the_owner_on
 async def test_an_extractor_step_that_changes_nothing_is_shown_as_a_no_op(offline: Any) -> None:
     offline.DEBUG = False
     cookie, session_id, owner = await sync_to_async(_user_with_chat)("sam", staff=True)
-    known = await sync_to_async(add_memory)(text="User lives in Lisbon", scope=Scope(user_id=owner), actor=USER)
+    known = await sync_to_async(add_memory)(
+        text="User lives in Lisbon", scope=Scope(user_id=owner), actor=USER
+    )
     plan = {
         "extractor": {"model": "rules", "prompt_version": "rules-1"},
         "scope": {"user_id": owner, "agent_id": "engram", "namespace": "default"},
@@ -159,7 +161,11 @@ async def test_an_extractor_step_that_changes_nothing_is_shown_as_a_no_op(offlin
         await sync_to_async(apply_plan)(plan, session_id=session_id, worker_id="w-test")
         frame = await demo.receive_json_from(timeout=5)
         assert frame["type"] == "change"
-        assert (frame["decision"], frame["text"], frame["reason"]) == ("no-op", "User lives in Lisbon", "already known")
+        assert (frame["decision"], frame["text"], frame["reason"]) == (
+            "no-op",
+            "User lives in Lisbon",
+            "already known",
+        )
         assert frame["actor"] == "extractor w-test"
     finally:
         await demo.disconnect()
@@ -181,3 +187,26 @@ def test_the_chat_page_offers_the_demo_to_staff_or_on_debug_only(offline: Any) -
     client.force_login(alice)
     assert 'id="demo-toggle"' in client.get("/chat/s-alice/").content.decode()
     assert account_memory_id(alice.pk) == alice_id
+
+
+def test_every_kind_of_event_reads_as_one_plain_line() -> None:
+    from chat.demo import change_frame
+
+    expired = change_frame(
+        {
+            "event": "expired",
+            "memory_id": "m1",
+            "actor": {"kind": "system", "id": "retention"},
+            "details": {"type": "semantic"},
+            "at": 5,
+        }
+    )
+    assert (expired["decision"], expired["text"], expired["memory_type"]) == ("expired", "", "semantic")
+    assert expired["actor"] == "system retention"
+    refused = change_frame(
+        {"event": "change_refused", "details": {"proposed_text": "User lives in Porto"}, "reason": "locked"}
+    )
+    assert (refused["decision"], refused["text"]) == ("no-op", "User lives in Porto")
+    assert refused["actor"] == "unknown"
+    odd = change_frame({"event": "ttl_changed", "new": "junk", "old": None, "details": [1], "actor": "x"})
+    assert (odd["decision"], odd["text"]) == ("ttl", "")

@@ -19,13 +19,13 @@ from django.conf import settings
 from core.llm import LLM, LLMError, get_llm
 from core.redis_client import REDIS_UNREACHABLE
 from memory import working
+from memory.events import publish_decisions
 from memory.extraction import prompts, queue
 from memory.extraction.compaction import compact_session
 from memory.extraction.decide import SLOT_TOPIC_PREFIX, Op, decide
 from memory.extraction.llm_extractor import ExtractionError, extract_with_llm, summarise_with_llm
 from memory.extraction.messages import forget_sources, store_messages
 from memory.extraction.queue import QueuedTurn, StreamEntry
-from memory.events import publish_decisions
 from memory.extraction.types import Candidate, TurnMessage
 from memory.lease import fenced, kept_alive
 from memory.services import add_memory, delete_memory, record_refused_change, update_memory

@@ -47,6 +47,16 @@ def _newest_turn(page: Any, query: str) -> Any:
     return page.locator(".demo-recalls > .demo-turn").first
 
 
+def _assert_panel_accessible(page: Any) -> None:
+    """axe-core finds nothing serious in the panel (the rest of the page is checked elsewhere)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, context={"include": [["#demo-panel"], ["#demo-toggle"]]})
+    violations = results.response["violations"]
+    serious = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
+    assert serious == [], violations
+
+
 def test_a_presenter_watches_recall_and_learning_live(live_url: str, page: Any, offline: None) -> None:
     make_user("sam", staff=True)
     log_in(page, live_url, "sam", "pw-sam-12345")
@@ -81,6 +91,7 @@ def test_a_presenter_watches_recall_and_learning_live(live_url: str, page: Any, 
     page.wait_for_selector(".demo-changes .demo-decision-no-op >> text=User lives in Lisbon", timeout=15_000)
     assert page.evaluate("window.__sameDocument") is True, "everything arrived without a reload"
     screenshot(page, "demo-panel-1280")
+    _assert_panel_accessible(page)
     box, chat = page.locator("#demo-panel").bounding_box(), page.locator("#chat").bounding_box()
     assert box["x"] >= chat["x"] + chat["width"], "beside the conversation on a laptop"
 
@@ -99,6 +110,7 @@ def test_a_presenter_watches_recall_and_learning_live(live_url: str, page: Any, 
     box, composer = page.locator("#demo-panel").bounding_box(), page.locator("#composer").bounding_box()
     assert box["y"] >= composer["y"] + composer["height"] - 1, "stacked below the conversation"
     screenshot(page, "demo-panel-390")
+    _assert_panel_accessible(page)
 
     page.click("#demo-toggle")
     assert page.locator("#demo-panel").is_hidden()

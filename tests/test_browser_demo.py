@@ -2,6 +2,10 @@
 chats, and sees per turn what was recalled (score, admitting rule), then what the worker learned
 in the background, without a reload; a reload keeps the story; it fits a phone's width."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,7 +13,7 @@ import pytest
 from memory.worker import Worker
 from tests.chat_helpers import make_user
 from tests.extraction_helpers import drain
-from tests.fixtures_browser import log_in, screenshot
+from tests.fixtures_browser import ROOT, log_in, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -20,6 +24,23 @@ def offline(settings: Any) -> None:
     settings.OPENAI_BASE_URL = ""
     settings.OPENAI_API_KEY = ""
     settings.EXTRACTION_DEBOUNCE_SECONDS = 0
+
+
+@pytest.fixture
+def live_server_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The server as in development (DEBUG on, the default), or with `"production"` as in
+    production: DEBUG off, a secret key and collected static files."""
+    if getattr(request, "param", "debug") != "production":
+        return {}
+    env = {"DEBUG": "0", "SECRET_KEY": "demo-test-" + "k" * 50, "ENGRAM_STATE_DIR": str(tmp_path / "state")}
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
+    return env
 
 
 def _new_chat(page: Any, base_url: str) -> None:
@@ -129,3 +150,33 @@ def test_memory_text_is_never_markup_in_the_panel(live_url: str, page: Any, offl
     page.wait_for_selector(".demo-changes .demo-change")
     assert page.locator("#demo-panel b, #demo-panel img").count() == 0
     assert "<b>bold</b>" in page.locator(".demo-recalls").text_content()
+
+
+_DEMO_SOCKET_CLOSE = """path => new Promise(resolve => {
+  const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + path);
+  ws.onclose = event => resolve(event.code);
+})"""
+
+
+@pytest.mark.parametrize("live_server_env", ["production"], indirect=True)
+def test_with_debug_off_only_staff_get_the_demo(live_url: str, page: Any, offline: None) -> None:
+    make_user("alice")
+    make_user("sam", staff=True)
+    log_in(page, live_url, "alice", "pw-alice-12345")
+    _new_chat(page, live_url)
+    assert page.locator("#demo-toggle").count() == 0, "no toggle for a user who is not staff"
+    assert page.locator("#demo-panel").count() == 0
+    session_id = page.url.rstrip("/").split("/")[-1]
+    assert page.evaluate(_DEMO_SOCKET_CLOSE, f"/ws/chat/{session_id}/demo/") == 4403
+    screenshot(page, "demo-no-toggle-for-users")
+
+    page.context.clear_cookies()
+    log_in(page, live_url, "sam", "pw-sam-12345")
+    _new_chat(page, live_url)
+    page.click("#demo-toggle")
+    page.wait_for_selector("#demo-panel.is-live")
+    _say(page, "I live in Lisbon.")
+    _newest_turn(page, "I live in Lisbon.")
+    staff_chat = page.url.rstrip("/").split("/")[-1]
+    assert staff_chat != session_id
+    assert page.evaluate(_DEMO_SOCKET_CLOSE, f"/ws/chat/{session_id}/demo/") == 4403, "alice's chat is hers"

@@ -6,6 +6,10 @@
   const panel = document.getElementById("demo-panel");
   const toggle = document.getElementById("demo-toggle");
   if (!panel || !toggle) return;
+  const style = document.createElement("link");
+  style.rel = "stylesheet";
+  style.href = panel.dataset.css;
+  document.head.appendChild(style);
   const statusLine = panel.querySelector("[data-demo-status]");
   const lists = {
     recalls: panel.querySelector("[data-demo-list=recalls]"),

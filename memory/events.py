@@ -179,3 +179,20 @@ def publish(events: list[HistoryEvent] | list[dict[str, Any]]) -> None:
         group_send_from_sync(FEED_GROUP, messages)
     except Exception:  # the feed is a convenience; the write already succeeded
         logger.warning("could not publish %d mutation event(s) to the live feed", len(events), exc_info=True)
+
+
+def decisions_group(session_id: str) -> str:
+    """Where the extractor tells a chat's demo panel about plan steps that changed nothing."""
+    return f"memory-decisions-{session_id}"
+
+
+def publish_decisions(*, session_id: str, decisions: list[dict[str, Any]]) -> None:
+    """No-op steps (a duplicate, nothing to forget) leave no history entry; the demo panel still
+    shows them. Best effort, like `publish`."""
+    if not decisions:
+        return
+    messages = [{"type": "memory.decision", "decision": d} for d in decisions]
+    try:
+        group_send_from_sync(decisions_group(session_id), messages)
+    except Exception:
+        logger.warning("could not publish %d extraction decision(s)", len(decisions), exc_info=True)

@@ -19,6 +19,7 @@ from django.conf import settings
 from core.llm import LLM, LLMError, get_llm
 from core.redis_client import REDIS_UNREACHABLE
 from memory import working
+from memory.events import publish_decisions
 from memory.extraction import prompts, queue
 from memory.extraction.compaction import compact_session
 from memory.extraction.decide import Op, decide
@@ -135,13 +136,29 @@ def apply_plan(
         )
         outcomes["summary"] += 1
         return outcomes
+    unchanged: list[dict[str, Any]] = []
     for n, raw in enumerate(plan["ops"]):
         op = Op.from_dict(raw)
         outcome = _apply_op(
             op, scope=scope, actor=actor, key=f"{key_prefix}:{n}", source=plan["source"], lease=lease
         )
         outcomes[outcome] += 1
+        if outcome == "noop":
+            unchanged.append(_noop_decision(op, actor=actor, user_id=scope.user_id))
+    publish_decisions(session_id=session_id, decisions=unchanged)
     return outcomes
+
+
+def _noop_decision(op: Op, *, actor: Actor, user_id: str) -> dict[str, Any]:
+    return {
+        "text": op.text or op.candidate.text,
+        "memory_type": str(op.candidate.type),
+        "memory_id": op.target_id,
+        "reason": op.reason,
+        "actor": actor.as_dict(),
+        "user_id": user_id,
+        "at": time.time(),
+    }
 
 
 def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str], lease: Lease | None) -> str:

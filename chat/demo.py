@@ -1,0 +1,154 @@
+"""The memory demo beside a chat (staff, or anyone while DEBUG is on): what each turn recalled and
+why, and what the background changed, as plain data the panel's socket sends.
+
+Everything here is a read of what the engine already records: retrieval traces (memory.prompt saves
+one per turn, with the rule that admitted each memory), the mutation events (memory.events), and
+the extractor's no-op decisions (memory.events.publish_decisions). No scoring is redone here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from memory import working
+from memory.inspector.selectors import recent_events
+
+# On connect the panel gets the story so far: the last few turns and background changes.
+RECENT_TURNS = 5
+RECENT_CHANGES = 12
+NEAR_MISSES_SHOWN = 3
+
+# A mutation event's name, as the decision a presenter points at.
+DECISIONS = {
+    "added": "add",
+    "updated": "update",
+    "version_restored": "update",
+    "deleted": "delete",
+    "restored": "restore",
+    "change_refused": "no-op",
+    "expired": "expired",
+    "purged": "purged",
+    "moved": "moved",
+    "ttl_changed": "ttl",
+    "pinned": "pin",
+    "unpinned": "unpin",
+    "locked": "lock",
+    "unlocked": "unlock",
+}
+
+
+def demo_allowed(user: Any) -> bool:
+    """Who may see the demo: staff, or anyone on a development server (settings.DEBUG)."""
+    return bool(settings.DEBUG or getattr(user, "is_staff", False))
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """Stored events and traces are JSON from Redis: a field of the wrong shape reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def _hit(hit: Any, *, rule: str = "") -> dict[str, Any] | None:
+    if not isinstance(hit, dict):
+        return None
+    scores = _mapping(hit.get("scores"))
+    forgotten = bool(hit.get("forgotten"))
+    return {
+        "id": str(hit.get("id", "")),
+        "text": "" if forgotten else str(hit.get("text", "")),
+        "type": str(hit.get("type", "")),
+        "score": float(scores.get("final") or 0.0),
+        "rule": rule or str(hit.get("admitted_by") or hit.get("why") or ""),
+        "forgotten": forgotten,
+    }
+
+
+def recall_frame(trace: dict[str, Any]) -> dict[str, Any]:
+    """One turn's recall from its saved trace: the memories injected (score, admitting rule) and
+    the best few that scored below the cut."""
+    cut = float(trace.get("cut") or 0.0)
+    memories = [h for h in (_hit(m) for m in trace.get("memories") or []) if h]
+    near = [
+        h
+        for h in (
+            _hit(m, rule=f"below the cut {cut:.3f}")
+            for m in (trace.get("near_misses") or [])[:NEAR_MISSES_SHOWN]
+        )
+        if h
+    ]
+    return {
+        "type": "recall",
+        "turn_id": str(trace.get("turn_id", "")),
+        "at": float(trace.get("at") or 0.0),
+        "query": "" if trace.get("query_forgotten") else str(trace.get("query", "")),
+        "mode": str(trace.get("mode", "")),
+        "cut": cut,
+        "memories": memories,
+        "near_misses": near,
+    }
+
+
+def turn_recall(*, session_id: str, turn_id: str) -> dict[str, Any] | None:
+    trace = working.get_trace(session_id=session_id, turn_id=turn_id)
+    return recall_frame(trace) if trace else None
+
+
+def recent_recalls(*, session_id: str, limit: int = RECENT_TURNS) -> list[dict[str, Any]]:
+    """The last `limit` turns' recalls, oldest first (traces are keyed by time-ordered turn ids)."""
+    return [recall_frame(t) for t in working.list_traces(session_id=session_id)[-limit:]]
+
+
+def _actor(data: Any) -> str:
+    if not isinstance(data, dict):
+        return "unknown"
+    kind, who = str(data.get("kind") or "unknown"), str(data.get("id") or "")
+    return f"{kind} {who}".strip()
+
+
+def change_frame(event: dict[str, Any]) -> dict[str, Any]:
+    """A mutation event as one plain line: the memory's text, the decision, the actor, the reason."""
+    name = str(event.get("event", ""))
+    new, old = event.get("new") or {}, event.get("old") or {}
+    details = _mapping(event.get("details"))
+    snapshot = new if isinstance(new, dict) and new else old if isinstance(old, dict) else {}
+    # A refused change has no snapshot, only what was asked; a forgotten memory keeps no words.
+    text = str(snapshot.get("text") or details.get("proposed_text") or "")
+    memory_type = str(snapshot.get("type") or details.get("type") or "")
+    return {
+        "type": "change",
+        "decision": DECISIONS.get(name, name.replace("_", " ")),
+        "text": text,
+        "memory_type": memory_type,
+        "memory_id": str(event.get("memory_id", "")),
+        "actor": _actor(event.get("actor")),
+        "reason": str(event.get("reason", "")),
+        "at": float(event.get("at") or 0.0),
+    }
+
+
+def decision_frame(decision: dict[str, Any]) -> dict[str, Any]:
+    """An extractor step that changed nothing (memory.events.publish_decisions), as a change line."""
+    return {
+        "type": "change",
+        "decision": "no-op",
+        "text": str(decision.get("text", "")),
+        "memory_type": str(decision.get("memory_type", "")),
+        "memory_id": str(decision.get("memory_id", "")),
+        "actor": _actor(decision.get("actor")),
+        "reason": str(decision.get("reason", "")),
+        "at": float(decision.get("at") or 0.0),
+    }
+
+
+def recent_changes(*, user_id: str, limit: int = RECENT_CHANGES) -> list[dict[str, Any]]:
+    """The user's newest background changes from the audit stream, oldest first."""
+    return [change_frame(e) for e in reversed(recent_events(user_id=user_id, limit=limit))]
+
+
+def snapshot(*, session_id: str, user_id: str) -> dict[str, Any]:
+    return {
+        "type": "snapshot",
+        "recalls": recent_recalls(session_id=session_id),
+        "changes": recent_changes(user_id=user_id),
+    }

@@ -132,7 +132,7 @@ def rename_session(request: HttpRequest, session_id: str) -> HttpResponse:
     if form.is_valid():
         services.rename_session(session=session, title=form.cleaned_data["title"])
         session = _owned_session(request, session_id)
-    error = "" if form.is_valid() else " ".join(form.errors.get("title", ["That title cannot be used."]))
+    error = "" if form.is_valid() else " ".join(str(e) for e in form.errors.get("title", ["No title given."]))
     if request.headers.get("HX-Request"):
         place = "list" if request.POST.get("place") == "list" else "chat"
         next_url = _safe_next(request, reverse("chat:home"))

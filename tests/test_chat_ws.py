@@ -274,6 +274,7 @@ async def test_two_tabs_see_the_same_stream(llm, alice):
         "turn_id": first[0]["turn_id"],
         "client_id": "c1",
         "text": "hi",
+        "title": "hi",  # the chat's first message names it (issue 14), in every tab
     }
 
 

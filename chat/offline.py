@@ -3,6 +3,7 @@
 It reads what the turn's retrieval chose (the same memories a model would get, with their scores)
 and the user's message (what the rules extractor will learn from it in the background), and
 answers in plain words: the user's facts in the second person, a raw turn as "you told me on …".
+That the reply is offline is said once, by the chat page's banner (chat.html), not in every reply.
 What it says it will remember is what the extraction's own decision step would apply: a change
 staff locked (or a forget of a pinned memory) is said to be refused, never announced as learned.
 """
@@ -22,7 +23,6 @@ from memory.extraction.types import CandidateKind, TurnMessage
 from memory.prompt import BuiltPrompt
 from memory.types import Scope, SearchHit
 
-OFFLINE_PREFIX = "Offline mode (no language model is configured): I answer from memory only."
 # A question usually has one answer: show the few best memories, not all that passed the cut.
 MAX_RECALLED = 3
 # Of those, only the ones at least half as good as the best (persona dev suite: 0.5 answers as many
@@ -57,7 +57,7 @@ def _planned(message: str, scope: Scope) -> list[Op]:
 
 
 def compose_reply(built: BuiltPrompt, message: str, *, scope: Scope) -> str:
-    parts = [OFFLINE_PREFIX]
+    parts: list[str] = []
     ops = _planned(message, scope)
     known = {h.memory.text.casefold() for h in built.memories}
     learned = [
@@ -75,7 +75,7 @@ def compose_reply(built: BuiltPrompt, message: str, *, scope: Scope) -> str:
         facts = [h for h in built.memories if h.reason in {"profile", "pinned"}][:MAX_PROFILE_LINES]
         if facts:
             parts.append("Here is what I remember about you:\n" + _bullets(facts))
-        else:
+        elif not learned:
             parts.append("I don't know anything about you yet. Tell me about yourself and I'll remember it.")
     else:
         recalled = _relevant(built.memories)

@@ -28,6 +28,8 @@ _ADVERB = (
 _SUBJECT = re.compile(rf"\bUser(?P<adverbs>(?:\s+{_ADVERB})*)\s+(?P<verb>[A-Za-z']+)\b")
 _POSSESSIVE = re.compile(r"\bUser's\b")
 _OBJECT = re.compile(r"\bUser\b")
+# The model extractor sometimes writes "The user ..." instead of "User ...": the same person.
+_THE_USER = re.compile(r"\b[Tt]he user\b(?!-)")
 # Words that end in s but are no third-person verbs ("User always ..." is handled by _ADVERB).
 _NOT_VERBS = frozenset({"is", "was", "has", "does", "as", "its", "plus", "thus", "yes", "us"})
 
@@ -65,7 +67,8 @@ def memory_sentence(memory: Memory) -> str:
 
 
 def second_person(text: str) -> str:
-    """A third-person fact about "User" as said to the user; text without "User" is unchanged."""
+    """A third-person fact about "User" (or "the user") as said to the user; other text is unchanged."""
+    text = _THE_USER.sub("User", text)
     if "User" not in text:
         return text
     text = _POSSESSIVE.sub("your", text)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import redis
 from django.http import Http404
 
 from chat.phrasing import GROUP_ORDER, group_of, memory_sentence
 from memory import working
 from memory.extraction.dates import spoken_epoch
 from memory.query import MemoryFilter
-from memory.selectors import list_memories, memories_from_turns
-from memory.types import InvalidInput, Memory, MemoryType
+from memory.selectors import get_memory, list_memories, memories_from_turns
+from memory.types import InvalidInput, Memory, MemoryNotFound, MemoryType
 
 FACT_TYPES = [t for t in MemoryType if t != MemoryType.MESSAGE]
 
@@ -37,6 +39,38 @@ def sessions_for(*, user_id: str) -> list[working.Session]:
     return working.list_sessions(user_id=user_id)
 
 
+SESSIONS_PER_PAGE = 20
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    sessions: list[working.Session]
+    number: int  # 1-based; a page past the end is the last page
+    pages: int
+    total: int
+
+    @property
+    def previous(self) -> int | None:
+        return self.number - 1 if self.number > 1 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.number + 1 if self.number < self.pages else None
+
+
+def sessions_page(*, user_id: str, page: int = 1, per_page: int = SESSIONS_PER_PAGE) -> SessionPage:
+    """One page of the user's chats, newest first (only that page's sessions are read)."""
+    ids = working.session_ids_for_user(user_id=user_id)
+    pages = max(1, -(-len(ids) // per_page))
+    number = min(max(1, page), pages)
+    chosen = ids[(number - 1) * per_page : number * per_page]
+    sessions = [s for s in (working.get_session(session_id=i) for i in chosen) if s is not None]
+    return SessionPage(sessions=sessions, number=number, pages=pages, total=len(ids))
+
+
+NO_SESSIONS = SessionPage(sessions=[], number=1, pages=1, total=0)
+
+
 @dataclass(frozen=True)
 class Said:
     """A raw turn (a `message` memory) and the day it was said, in words."""
@@ -59,26 +93,63 @@ class OwnMemories:
     said: list[Said]  # what the user said, newest first (raw turns, kept MESSAGE_TTL_SECONDS)
     total: int  # every memory of the user
     shown: int  # how many of them the page lists (the newest of each kind)
+    highlight: str = ""  # the id of the memory a link asked for, when it is on the page
 
 
 # What a visitor who never started a chat has.
 NO_MEMORIES = OwnMemories(groups=[], said=[], total=0, shown=0)
 
 
+def own_memory(*, user_id: str, memory_id: str) -> Memory | None:
+    """One live memory of this user; None for anything else (a bad id, another user's, deleted)."""
+    try:
+        memory = get_memory(memory_id=memory_id, include_deleted=False)
+    # An id no memory can have, or one naming another kind of key.
+    except (MemoryNotFound, InvalidInput, redis.ResponseError):
+        return None
+    return memory if memory.scope.user_id == user_id else None
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """A memory the user just forgot, for the page's Undo."""
+
+    memory: Memory
+    sentence: str
+    sources: list[str]  # the words forgotten with it (restored with it)
+
+
+def forgotten_memory(*, user_id: str, undo: dict[str, Any]) -> Forgotten | None:
+    """What the forget view noted (ids only), if that memory is this user's and still in the trash."""
+    try:
+        memory = get_memory(memory_id=str(undo.get("id", "")), include_deleted=True)
+    except (MemoryNotFound, InvalidInput, redis.ResponseError):
+        return None
+    if memory.scope.user_id != user_id or not memory.deleted:
+        return None
+    sources = [str(s) for s in undo.get("sources") or []]
+    return Forgotten(memory=memory, sentence=memory_sentence(memory), sources=sources)
+
+
 def _said(memory: Memory) -> Said:
     return Said(memory, spoken_epoch(memory.created_at))
 
 
-def own_memories_grouped(*, user_id: str, limit: int = 300) -> OwnMemories:
+def own_memories_grouped(*, user_id: str, limit: int = 300, highlight: str = "") -> OwnMemories:
     """The user's memories as their page shows them: facts by heading, each with the turn it came
-    from, and what the user said apart (the newest `limit` of each)."""
+    from, and what the user said apart (the newest `limit` of each). The memory named by
+    `highlight` (a link from a chat's "Memories used") is listed even when older than those."""
     facts_page = list_memories(filter=MemoryFilter.build(user_id=user_id, types=FACT_TYPES), limit=limit)
     said_page = list_memories(filter=MemoryFilter.build(user_id=user_id, types=["message"]), limit=limit)
+    fact_list = list(facts_page.memories)
     # The user's own words: the assistant's turns (kept when MESSAGE_MEMORY_ROLES says so) are not
     # "what you said", and a turn's source is the user's message of it.
     said = [m for m in said_page.memories if m.said_by in ("user", "")]
-    by_turn = {turn: m for m in said for turn in m.source}
-    missing = [t for f in facts_page.memories for t in f.source if t not in by_turn]
+    linked = own_memory(user_id=user_id, memory_id=highlight) if highlight else None
+    if linked is not None and all(m.id != linked.id for m in [*fact_list, *said]):
+        (said if linked.type == MemoryType.MESSAGE else fact_list).append(linked)
+    by_turn = {turn: m for m in said if m.said_by in ("user", "") for turn in m.source}
+    missing = [t for f in fact_list for t in f.source if t not in by_turn]
     elsewhere = {
         turn: m
         for m in memories_from_turns(user_id=user_id, turn_ids=missing[:50], types=["message"])
@@ -86,7 +157,7 @@ def own_memories_grouped(*, user_id: str, limit: int = 300) -> OwnMemories:
         for turn in m.source
     }
     grouped: dict[str, list[OwnFact]] = {name: [] for name in GROUP_ORDER}
-    for fact in facts_page.memories:
+    for fact in fact_list:
         shown = next((by_turn[t] for t in fact.source if t in by_turn), None)
         source = shown or next((elsewhere[t] for t in fact.source if t in elsewhere), None)
         grouped[group_of(fact)].append(
@@ -96,5 +167,6 @@ def own_memories_grouped(*, user_id: str, limit: int = 300) -> OwnMemories:
         groups=[(name, items) for name, items in grouped.items() if items],
         said=[_said(m) for m in said],
         total=facts_page.total + said_page.total,
-        shown=len(facts_page.memories) + len(said),
+        shown=len(fact_list) + len(said),
+        highlight=linked.id if linked is not None else "",
     )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.conf import settings
 from ulid import ULID
 
+from chat.titles import DEFAULT_TITLE, MAX_TITLE_CHARS, clean_title, title_from_message
 from memory import working
 from memory.extraction.messages import forget_sources
 from memory.selectors import get_memory
-from memory.services import delete_memory
-from memory.types import Actor, ActorKind, MemoryNotFound, MemoryType
+from memory.services import delete_memory, restore_memory
+from memory.types import Actor, ActorKind, InvalidInput, Memory, MemoryLocked, MemoryNotFound, MemoryType
 
 
 class TooManyChats(Exception):
@@ -30,24 +33,57 @@ def start_session(*, user_id: str, title: str = "") -> working.Session:
     if working.session_count(user_id=user_id) >= limit:
         raise TooManyChats(limit)
     return working.ensure_session(
-        session_id=str(ULID()), user_id=user_id, title=title.strip()[:200] or "New chat"
+        session_id=str(ULID()), user_id=user_id, title=clean_title(title)[:MAX_TITLE_CHARS] or DEFAULT_TITLE
     )
 
 
 def rename_session(*, session: working.Session, title: str) -> None:
-    working.rename_session(session_id=session.id, title=title.strip() or "Untitled chat")
+    working.rename_session(session_id=session.id, title=clean_title(title)[:MAX_TITLE_CHARS] or DEFAULT_TITLE)
+
+
+def title_after_first_message(*, session_id: str, text: str) -> str:
+    """Name a chat after its first message, unless the user already named it; the new title or ""."""
+    session = working.get_session(session_id=session_id)
+    if session is None or session.title not in ("", DEFAULT_TITLE):
+        return ""
+    title = title_from_message(text)
+    if title:
+        working.rename_session(session_id=session_id, title=title)
+    return title
 
 
 def delete_session(*, session: working.Session) -> None:
     working.delete_session(session_id=session.id)
 
 
-def forget_own_memory(*, user_id: str, memory_id: str) -> None:
-    """A user deletes one of their memories (soft delete: staff can still undo it for the grace period)."""
+def forget_own_memory(*, user_id: str, memory_id: str) -> tuple[Memory, list[str]]:
+    """A user deletes one of their memories, with the words a fact was learned from (soft delete:
+    restorable for the grace period). Returns the memory and the ids of those words."""
     memory = get_memory(memory_id=memory_id, include_deleted=False)
     if memory.scope.user_id != user_id:
         raise MemoryNotFound(f"no memory {memory_id}")
     actor = Actor(ActorKind.USER, user_id)
     deleted = delete_memory(memory_id=memory_id, actor=actor, reason="deleted by the user")
+    sources = []
     if deleted.type != MemoryType.MESSAGE:
-        forget_sources(deleted, actor=actor, reason="deleted by the user")
+        sources = forget_sources(deleted, actor=actor, reason="deleted by the user")
+    return deleted, sources
+
+
+def restore_own_memory(*, user_id: str, memory_id: str, sources: Sequence[str] = ()) -> Memory:
+    """Undo a user's forget within the grace period: the memory and the words forgotten with it
+    (`sources`, as forget_own_memory returned them; any that are not this user's, or no longer in
+    the trash, are skipped)."""
+    memory = get_memory(memory_id=memory_id, include_deleted=True)
+    if memory.scope.user_id != user_id or not memory.deleted:
+        raise MemoryNotFound(f"no forgotten memory {memory_id}")
+    actor = Actor(ActorKind.USER, user_id)
+    restored = restore_memory(memory_id=memory_id, actor=actor, reason="restored by the user")
+    for source_id in sources:
+        try:
+            source = get_memory(memory_id=source_id, include_deleted=True)
+            if source.scope.user_id == user_id and source.deleted:
+                restore_memory(memory_id=source_id, actor=actor, reason="restored by the user (its words)")
+        except (MemoryNotFound, MemoryLocked, InvalidInput):
+            pass  # purged meanwhile, locked by support, or not an id: the memory itself is back
+    return restored

@@ -18,7 +18,8 @@ from django.conf import settings
 from django.urls import reverse
 from ulid import ULID
 
-from chat import offline
+from chat import offline, services
+from chat.phrasing import memory_sentence
 from chat.tools import TOOL_SPECS, ToolContext, run_tool
 from core.llm import LLMError, get_llm
 from core.text import clean_text
@@ -50,10 +51,23 @@ def group_name(session_id: str) -> str:
 def memory_link(memory_id: str, *, staff: bool) -> str:
     if staff:
         return reverse("memory:memory", args=[memory_id])
-    return reverse("chat:my_memories") + f"#memory-{memory_id}"
+    # The query names the memory so the page lists and marks it even when it is not among the
+    # newest it shows; the fragment scrolls to it.
+    return reverse("chat:my_memories") + f"?memory={memory_id}#memory-{memory_id}"
 
 
 def memories_used(hits: list[SearchHit], *, staff: bool) -> list[dict[str, Any]]:
+    """What the reply's "Memories used" lists: staff get the stored text and the scores, a user
+    the memory as their memories page phrases it, without scores (they explain nothing to them)."""
+    if not staff:
+        return [
+            {
+                "id": hit.memory.id,
+                "text": memory_sentence(hit.memory),
+                "link": memory_link(hit.memory.id, staff=False),
+            }
+            for hit in hits
+        ]
     return [
         {
             "id": hit.memory.id,
@@ -61,7 +75,7 @@ def memories_used(hits: list[SearchHit], *, staff: bool) -> list[dict[str, Any]]
             "type": str(hit.memory.type),
             "reason": hit.reason,
             "scores": hit.score.as_dict(),
-            "link": memory_link(hit.memory.id, staff=staff),
+            "link": memory_link(hit.memory.id, staff=True),
         }
         for hit in hits
     ]
@@ -98,12 +112,13 @@ async def run_turn(
     """Run a turn to the end; returns the reply text (None when the model failed)."""
     started = time.time()
     try:
-        turn_id = await sync_to_async(_save_user_message, thread_sensitive=False)(
+        turn_id, title = await sync_to_async(_save_user_message, thread_sensitive=False)(
             session_id=session_id, text=text, client_id=client_id, at=started
         )
     except MemoryNotFound as exc:
         raise ChatGone(CHAT_DELETED) from exc
-    await send({"type": "turn_started", "turn_id": turn_id, "client_id": client_id, "text": text})
+    started_frame = {"type": "turn_started", "turn_id": turn_id, "client_id": client_id, "text": text}
+    await send({**started_frame, "title": title} if title else started_frame)
     built = await abuild_prompt(user_id=user_id, session_id=session_id, message=text, turn_id=turn_id)
     used = memories_used(built.memories, staff=staff)
     llm = get_llm()
@@ -188,8 +203,9 @@ async def run_turn(
     return reply
 
 
-def _save_user_message(*, session_id: str, text: str, client_id: str, at: float) -> str:
-    """Save the user's message; returns the turn id. A message sent again after the model failed
+def _save_user_message(*, session_id: str, text: str, client_id: str, at: float) -> tuple[str, str]:
+    """Save the user's message; returns the turn id and the chat's new title ("" if unchanged; the
+    first message names the chat). A message sent again after the model failed
     (the last message of the chat, unanswered and the same words) is that turn again: it is not
     saved twice, so neither the history nor the model sees it twice."""
     last = working.get_messages(session_id=session_id, last=1)
@@ -199,7 +215,7 @@ def _save_user_message(*, session_id: str, text: str, client_id: str, at: float)
         and last[0].content == clean_text(text)
         and last[0].meta.get("turn_id")
     ):
-        return str(last[0].meta["turn_id"])
+        return str(last[0].meta["turn_id"]), ""
     turn_id = str(ULID())
     working.append_message(
         session_id=session_id,
@@ -208,7 +224,8 @@ def _save_user_message(*, session_id: str, text: str, client_id: str, at: float)
         at=at,
         meta={"turn_id": turn_id, "client_id": client_id},
     )
-    return turn_id
+    title = services.title_after_first_message(session_id=session_id, text=text) if not last else ""
+    return turn_id, title
 
 
 def _finish_turn(

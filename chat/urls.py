@@ -12,4 +12,5 @@ urlpatterns = [
     path("<str:session_id>/delete", views.delete_session, name="delete"),
     path("me/memories/", views.my_memories, name="my_memories"),
     path("me/memories/<str:memory_id>/forget", views.forget_memory, name="forget_memory"),
+    path("me/memories/<str:memory_id>/restore", views.restore_memory, name="restore_memory"),
 ]

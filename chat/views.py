@@ -1,5 +1,5 @@
-"""Chat pages: session list, chat page, history partial, the user's own memories, sign-up, and
-the login form's lockout answer.
+"""Chat pages: session list, chat page, history partial, the user's own memories, sign-up, logout
+and the login form's lockout answer.
 
 Views stay thin: identity from the request, reads from chat.selectors, writes from chat.services.
 Only starting a chat gives an anonymous visitor an identity (and so a session row and cookie):
@@ -15,19 +15,21 @@ import redis
 from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import ratelimit, selectors, services
 from chat.forms import RenameForm, SignupForm
 from chat.identity import memory_user_id
+from chat.phrasing import memory_sentence
 from core.llm import get_llm
 from memory import working
-from memory.types import InvalidInput, MemoryNotFound
+from memory.types import InvalidInput, MemoryLocked, MemoryNotFound
 
 
 def _user_id(request: HttpRequest) -> str | None:
@@ -42,11 +44,22 @@ def _owned_session(request: HttpRequest, session_id: str) -> working.Session:
     return selectors.owned_session(user_id=user_id, session_id=session_id)
 
 
+def _page_number(request: HttpRequest) -> int:
+    try:
+        return max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        return 1
+
+
 @require_GET
 def session_list(request: HttpRequest) -> HttpResponse:
     user_id = _user_id(request)
-    sessions = selectors.sessions_for(user_id=user_id) if user_id else []
-    return render(request, "chat/sessions.html", {"sessions": sessions})
+    page = (
+        selectors.sessions_page(user_id=user_id, page=_page_number(request))
+        if user_id
+        else selectors.NO_SESSIONS
+    )
+    return render(request, "chat/sessions.html", {"sessions": page.sessions, "page": page})
 
 
 @require_POST
@@ -59,7 +72,8 @@ def new_session(request: HttpRequest) -> HttpResponse:
             "Too many new visitors started chatting from your network in the last hour. "
             "Please try again later, or log in.",
         )
-        return render(request, "chat/sessions.html", {"sessions": []}, status=429)
+        context = {"sessions": [], "page": selectors.NO_SESSIONS}
+        return render(request, "chat/sessions.html", context, status=429)
     user_id = memory_user_id(request.user, request.session, create=True)
     assert user_id is not None
     try:
@@ -103,15 +117,31 @@ def message_log(request: HttpRequest, session_id: str) -> HttpResponse:
     return render(request, "chat/_messages.html", {"messages_": working.get_messages(session_id=session.id)})
 
 
+def _safe_next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next", "")
+    allowed = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+    return target if target and allowed else default
+
+
 @require_POST
-def rename_session(request: HttpRequest, session_id: str) -> HttpResponseRedirect:
+def rename_session(request: HttpRequest, session_id: str) -> HttpResponse:
+    """Rename a chat. htmx swaps in the title partial (with the error, if any); without JS the
+    form posts and the page it came from is shown again."""
     session = _owned_session(request, session_id)
     form = RenameForm(request.POST)
     if form.is_valid():
         services.rename_session(session=session, title=form.cleaned_data["title"])
-    else:
-        messages.error(request, "A title needs 1 to 200 characters.")
-    return redirect("chat:home")
+        session = _owned_session(request, session_id)
+    error = "" if form.is_valid() else " ".join(str(e) for e in form.errors.get("title", ["No title given."]))
+    if request.headers.get("HX-Request"):
+        place = "list" if request.POST.get("place") == "list" else "chat"
+        next_url = _safe_next(request, reverse("chat:home"))
+        context = {"session": session, "place": place, "rename_error": error, "next_url": next_url}
+        # 200 either way: htmx swaps only successful answers, and the error belongs in the form.
+        return render(request, "chat/_title.html", context)
+    if error:
+        messages.error(request, error)
+    return redirect(_safe_next(request, reverse("chat:home")))
 
 
 @require_POST
@@ -122,11 +152,28 @@ def delete_session(request: HttpRequest, session_id: str) -> HttpResponseRedirec
     return redirect("chat:home")
 
 
+# What the memories page remembers of the last forget, for its Undo (popped when shown).
+FORGOTTEN_SESSION_KEY = "chat:forgotten"
+
+
 @require_GET
 def my_memories(request: HttpRequest) -> HttpResponse:
     user_id = _user_id(request)
-    memories = selectors.own_memories_grouped(user_id=user_id) if user_id else selectors.NO_MEMORIES
-    return render(request, "chat/my_memories.html", {"memories": memories})
+    highlight = request.GET.get("memory", "")[:100]
+    memories = (
+        selectors.own_memories_grouped(user_id=user_id, highlight=highlight)
+        if user_id
+        else selectors.NO_MEMORIES
+    )
+    undo = request.session.pop(FORGOTTEN_SESSION_KEY, None) if user_id else None
+    forgotten = selectors.forgotten_memory(user_id=user_id, undo=undo) if user_id and undo else None
+    context = {
+        "memories": memories,
+        "forgotten": forgotten,
+        "grace": _duration_words(timedelta(seconds=settings.SOFT_DELETE_GRACE_SECONDS)),
+        "can_undo": settings.SOFT_DELETE_GRACE_SECONDS > 0,
+    }
+    return render(request, "chat/my_memories.html", context)
 
 
 @require_POST
@@ -135,14 +182,43 @@ def forget_memory(request: HttpRequest, memory_id: str) -> HttpResponseRedirect:
         user_id = _user_id(request)
         if user_id is None:
             raise MemoryNotFound(memory_id)
-        services.forget_own_memory(user_id=user_id, memory_id=memory_id)
-        messages.success(request, "Forgotten.")
+        memory, sources = services.forget_own_memory(user_id=user_id, memory_id=memory_id)
+        # Ids only: the words stay in the memory engine, whose retention forgets them for good.
+        request.session[FORGOTTEN_SESSION_KEY] = {"id": memory.id, "sources": sources}
     except MemoryNotFound:
         messages.error(request, "That memory does not exist (any more).")
     # An id no memory can have (too long, control characters), or one naming another kind of key.
     except (InvalidInput, redis.ResponseError) as exc:
         raise Http404("There is no memory with that id.") from exc
     return redirect("chat:my_memories")
+
+
+@require_POST
+def restore_memory(request: HttpRequest, memory_id: str) -> HttpResponseRedirect:
+    """Undo a forget (a plain form, so it works without JS)."""
+    try:
+        user_id = _user_id(request)
+        if user_id is None:
+            raise MemoryNotFound(memory_id)
+        sources = request.POST.getlist("source")[:50]
+        memory = services.restore_own_memory(user_id=user_id, memory_id=memory_id, sources=sources)
+        messages.success(request, f"Restored: {memory_sentence(memory)} Engram uses it again.")
+    except MemoryNotFound:
+        messages.error(request, "That memory can no longer be restored: it was removed for good.")
+    except MemoryLocked:
+        messages.error(request, "Support has locked that memory, so it cannot be restored here.")
+    except (InvalidInput, redis.ResponseError) as exc:
+        raise Http404("There is no memory with that id.") from exc
+    url = reverse("chat:my_memories")
+    return redirect(f"{url}?memory={memory_id}#memory-{memory_id}")
+
+
+@require_POST
+def log_out(request: HttpRequest) -> HttpResponseRedirect:
+    """Sign out and land on the login page saying so (Django's default is the admin's page)."""
+    logout(request)
+    messages.info(request, "You are signed out.")
+    return redirect(settings.LOGOUT_REDIRECT_URL)
 
 
 @require_http_methods(["GET", "POST"])
@@ -182,4 +258,7 @@ def _duration_words(delta: timedelta) -> str:
     minutes = -(-seconds // 60)
     if minutes < 120:
         return f"{minutes} minutes"
-    return f"{-(-minutes // 60)} hours"
+    hours = -(-minutes // 60)
+    if hours < 48:
+        return f"{hours} hours"
+    return f"{-(-hours // 24)} days"

@@ -134,7 +134,10 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/"
+# After login, the user's chats (a safe ?next= wins); after logout, the login page saying so
+# (chat.views.log_out), never the admin's "Logged out" page.
+LOGIN_REDIRECT_URL = "/chat/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # axes checks every login (the chat's, the inspector's and the admin's all go through
 # authenticate()) before the model backend tries the password.

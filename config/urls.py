@@ -10,6 +10,8 @@ urlpatterns = [
     path("chat/", include("chat.urls")),
     path("inspector/", include("memory.urls")),
     path("accounts/signup/", chat_views.signup, name="signup"),
+    # Before django.contrib.auth's own logout view (same path and name): ours says "signed out".
+    path("accounts/logout/", chat_views.log_out, name="logout"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

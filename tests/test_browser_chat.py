@@ -52,7 +52,7 @@ def test_chat_two_turns_with_streaming_memories_and_history(live_url, page, llm_
     page.click(".memories-used summary")
     used = page.locator(".memories-used li").first
     assert "Alice's dog is a beagle named Rex" in used.text_content()
-    assert "final" in used.text_content()
+    assert "final" not in used.text_content(), "scores are for staff only (issue 14)"
     screenshot(page, "chat-memories-used")
 
     page.fill("#message", "Thanks <b>a lot</b>!")
@@ -108,7 +108,8 @@ def test_a_turn_whose_frames_are_lost_shows_its_reply_from_the_history(live_url,
     page.wait_for_function("document.getElementById('status').textContent === ''")
     page.fill("#message", "I live in Lisbon")
     page.keyboard.press("Enter")
-    page.wait_for_selector(".msg-assistant .msg-text:not(:empty)", timeout=15_000)
+    # The first turn of a fresh server loads the embedding model: ~13 s on a busy 2-core machine.
+    page.wait_for_selector(".msg-assistant .msg-text:not(:empty)", timeout=45_000)
     assert "done" in dropped, "the reply reached the page through the history, not a frame"
     texts = page.locator(".msg .msg-text").all_text_contents()
     assert texts[0] == "I live in Lisbon" and texts[1].strip()
@@ -151,7 +152,7 @@ def test_a_message_to_a_chat_deleted_in_another_tab_says_the_chat_is_gone(live_u
 
     other_tab = page.context.new_page()
     other_tab.goto(f"{live_url}/chat/")
-    other_tab.click("text=Rename or delete")
+    other_tab.click(".session-actions summary")
     other_tab.click("form[action$='/delete'] button")
     other_tab.wait_for_selector("text=Chat deleted.")
 

@@ -71,9 +71,11 @@ async def test_a_reply_streams_token_by_token_and_the_turn_is_saved(llm, alice, 
     assert [f["text"] for f in frames if f["type"] == "delta"] == ["Your ", "dog ", "is called ", "Rex."]
     done = frames[-1]
     assert done["text"] == "Your dog is called Rex."
-    assert done["memories"][0]["text"] == "User's dog is called Rex"
-    assert set(done["memories"][0]["scores"]) >= {"vector", "keyword", "recency", "final"}
-    assert done["memories"][0]["link"].startswith("/chat/me/memories/#memory-")
+    # Alice is no staff: the memory as her memories page says it, no scores (issue 14).
+    assert done["memories"][0]["text"] == "Your dog is called Rex."
+    assert "scores" not in done["memories"][0]
+    memory_id = done["memories"][0]["id"]
+    assert done["memories"][0]["link"] == f"/chat/me/memories/?memory={memory_id}#memory-{memory_id}"
     request = llm.last_chat_request()
     assert request.stream and request.model == "chat-model"
     assert "User's dog is called Rex" in request.messages[0]["content"]
@@ -272,6 +274,7 @@ async def test_two_tabs_see_the_same_stream(llm, alice):
         "turn_id": first[0]["turn_id"],
         "client_id": "c1",
         "text": "hi",
+        "title": "hi",  # the chat's first message names it (issue 14), in every tab
     }
 
 
@@ -342,7 +345,8 @@ async def test_offline_mode_answers_from_memory_and_says_so(alice, settings):
         await comm.disconnect()
     done = frames[-1]
     assert done["offline"] is True
-    assert done["text"].startswith("Offline mode")
+    # The page says "offline" once (a banner), not every reply.
+    assert "Offline mode" not in done["text"]
     assert "Your dog is called Rex." in done["text"]
     assert "I'll remember this" in done["text"] and "You live in Porto" in done["text"]
     assert done["text"].count("dog is called Rex") == 1, "what it already knows is not announced as new"

@@ -4,13 +4,19 @@ from django.test import Client
 pytestmark = pytest.mark.django_db
 
 
-def test_home_page_links_to_chat_and_inspector(client: Client):
+def test_home_page_links_to_chat_and_shows_the_inspector_to_staff_only(client: Client, django_user_model):
     response = client.get("/")
     assert response.status_code == 200
     body = response.content.decode()
     assert 'href="/chat/"' in body
-    assert 'href="/inspector/"' in body
+    # The inspector answers 403 to everyone but staff, so only staff get its card (issue 14).
+    assert 'href="/inspector/"' not in body and "Memory inspector" not in body
     assert "Offline mode" in body or "offline mode" in body
+    client.force_login(django_user_model.objects.create_user("plain", password="pw-plain-12345"))
+    assert "Memory inspector" not in client.get("/").content.decode()
+    client.force_login(django_user_model.objects.create_user("boss", password="pw-boss-12345", is_staff=True))
+    staff_body = client.get("/").content.decode()
+    assert 'href="/inspector/"' in staff_body and "Memory inspector" in staff_body
 
 
 def _keyspace(client) -> dict[bytes, tuple[bytes, bytes | None]]:

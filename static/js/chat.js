@@ -84,15 +84,26 @@
       const link = el("a", "", memory.text);
       link.href = memory.link;
       item.appendChild(link);
-      const s = memory.scores;
-      let scores = " final " + s.final.toFixed(2) + " · vector " + s.vector.toFixed(2) +
-        " · keyword " + s.keyword.toFixed(2) + " · recency " + s.recency.toFixed(2);
-      if (memory.reason === "pinned") scores += " · pinned";
-      item.appendChild(el("span", "scores", scores));
+      const s = memory.scores; // sent to staff only
+      if (s) {
+        let scores = " final " + s.final.toFixed(2) + " · vector " + s.vector.toFixed(2) +
+          " · keyword " + s.keyword.toFixed(2) + " · recency " + s.recency.toFixed(2);
+        if (memory.reason === "pinned") scores += " · pinned";
+        item.appendChild(el("span", "scores", scores));
+      }
       list.appendChild(item);
     }
     details.appendChild(list);
     return details;
+  }
+
+  function showTitle(title) {
+    // The first message named the chat (chat/titles.py).
+    const heading = document.getElementById("chat-title-text");
+    if (heading) heading.textContent = title;
+    const field = document.querySelector(".chat-title input[name=title]");
+    if (field) field.value = title;
+    document.title = title + " · Engram";
   }
 
   function onFrame(frame) {
@@ -105,6 +116,7 @@
         else addMessage("user", frame.text);
         bubbles.set(frame.turn_id, addMessage("assistant", "", frame.turn_id));
         running.add(frame.turn_id);
+        if (frame.title) showTitle(frame.title);
         setStatus("Engram is answering…");
         break;
       }

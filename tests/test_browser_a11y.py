@@ -195,7 +195,7 @@ def test_public_and_user_pages_are_accessible(live_url: str, page: Any) -> None:
     page.fill("input[name=password1]", "pw-priya-12345")
     page.fill("input[name=password2]", "pw-priya-54321")
     page.click("form.stack button[type=submit]")
-    page.wait_for_selector(".errorlist")
+    page.wait_for_selector(".field-error, .form-errors")
     check_page(page, "a11y-signup-errors")
 
     user = get_user_model().objects.create_user("priya", password=PASSWORD)
@@ -205,7 +205,7 @@ def test_public_and_user_pages_are_accessible(live_url: str, page: Any) -> None:
     page.fill("input[name=username]", "priya")
     page.fill("input[name=password]", "not-the-password")
     page.click("form.stack button[type=submit]")
-    page.wait_for_selector(".errorlist")
+    page.wait_for_selector(".field-error, .form-errors")
     check_page(page, "a11y-login-error")
 
     log_in(page, live_url, "priya", PASSWORD)

@@ -203,8 +203,13 @@ def escape_tag(value: str) -> str:
     return "".join(ch if _TAG_SAFE.match(ch) else "\\" + ch for ch in value)
 
 
+def _tag_value(value: str) -> str:
+    # A tag that is one bare underscore (`{_}`) is a syntax error in RediSearch 2.10; `{\_}` is fine.
+    return escape_tag(value).replace("_", "\\_")
+
+
 def tag_clause(field_name: str, values: list[str]) -> str:
-    return f"@{field_name}:{{{' | '.join(escape_tag(v) for v in values)}}}"
+    return f"@{field_name}:{{{' | '.join(_tag_value(v) for v in values)}}}"
 
 
 def normalise_tags(values: object, *, name: str) -> list[str]:

@@ -82,6 +82,16 @@ def _found(field: str, value: str) -> list[Memory]:
     return list_memories(filter=_filter(field, value), limit=500).memories
 
 
+@pytest.mark.parametrize("field", SCOPE_FIELDS)
+@pytest.mark.parametrize("value", ["_", "__", "a_b", "_|_"])
+def test_underscore_ids_are_found_exactly(field: str, value: str) -> None:
+    # `@user_id:{_}` is a syntax error in RediSearch 2.10: the filter must escape it.
+    vector = np.ones(get_embedder().dims, dtype=np.float32)
+    memory = _store(field, value, f"note {next(_counter)}", vector)
+    assert memory is not None
+    assert [m.id for m in _found(field, value)] == [memory.id]
+
+
 # --- Refused, with a clear message ---------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 
 from memory import working
-from memory.inspector.selectors import recent_events
+from memory.selectors import recent_events
 
 # On connect the panel gets the story so far: the last few turns and background changes.
 RECENT_TURNS = 5

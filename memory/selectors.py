@@ -103,6 +103,30 @@ def memory_history(*, memory_id: str) -> list[HistoryEvent]:
     return [HistoryEvent.from_dict(stored_json(item)) for item in raw]
 
 
+def recent_events(*, user_id: str = "", limit: int = 10, scan: int = 300) -> list[dict[str, Any]]:
+    """The newest mutation events (optionally of one user) from the audit stream, newest first.
+
+    Only the last `scan` entries are looked at: this prefills the live feed panel, it is not a
+    search over all history.
+    """
+    found: list[dict[str, Any]] = []
+    try:
+        entries = get_redis().xrevrange(keys.mutation_stream(), count=scan)
+    except redis.ResponseError:
+        return found
+    target = user_id.encode()
+    for _entry_id, fields in entries:
+        if user_id and fields.get(b"user_id") != target:
+            continue
+        try:
+            found.append(stored_json(fields[b"data"]))
+        except (KeyError, ValueError):
+            continue
+        if len(found) >= limit:
+            break
+    return found
+
+
 def deleted_memories(*, user_id: str) -> list[Memory]:
     """A user's soft-deleted memories still inside the grace period, newest deletion first."""
     client = get_redis()

@@ -23,7 +23,7 @@ from memory.inspector import selectors as inspector_selectors
 from memory.inspector.presenters import feed_entry
 from memory.prompt import build_prompt
 from memory.retention import run_retention
-from memory.selectors import get_memory, memory_history
+from memory.selectors import get_memory, memory_history, recent_events
 from memory.services import add_memory, delete_memory, update_memory
 from memory.types import MemoryNotFound, MemoryType, Scope
 from memory.worker import Worker
@@ -240,6 +240,6 @@ def test_the_inspector_shows_forgotten_memories_without_their_words(as_viewer, r
     assert user_page.status_code == 200 and "Expired (words removed)" in user_page.content.decode()
     assert as_viewer.get(reverse("memory:memory", kwargs={"memory_id": kept.id})).status_code == 200
     assert as_viewer.get(reverse("memory:memory", kwargs={"memory_id": episode.id})).status_code == 404
-    [tombstone] = [e for e in inspector_selectors.recent_events(user_id=OWNER) if e["event"] == "expired"]
+    [tombstone] = [e for e in recent_events(user_id=OWNER) if e["event"] == "expired"]
     entry = feed_entry(tombstone)
     assert entry.memory_id == episode.id and entry.text == "" and entry.memory_url == ""

@@ -12,7 +12,6 @@ import redis
 
 from core.health import system_status
 from core.redis_client import get_redis
-from core.text import loads as stored_json
 from memory import keys, working
 from memory.extraction.queue import queue_health
 from memory.index import index_state
@@ -101,30 +100,6 @@ def user_known(*, user_id: str) -> bool:
 def last_activity(*, user_id: str) -> float | None:
     score = get_redis().zscore(keys.users(), user_id)
     return float(score) if score is not None else None
-
-
-def recent_events(*, user_id: str = "", limit: int = 10, scan: int = 300) -> list[dict[str, Any]]:
-    """The newest mutation events (optionally of one user) from the audit stream, newest first.
-
-    Only the last `scan` entries are looked at: this prefills the live feed panel, it is not a
-    search over all history.
-    """
-    found: list[dict[str, Any]] = []
-    try:
-        entries = get_redis().xrevrange(keys.mutation_stream(), count=scan)
-    except redis.ResponseError:
-        return found
-    target = user_id.encode()
-    for _entry_id, fields in entries:
-        if user_id and fields.get(b"user_id") != target:
-            continue
-        try:
-            found.append(stored_json(fields[b"data"]))
-        except (KeyError, ValueError):
-            continue
-        if len(found) >= limit:
-            break
-    return found
 
 
 @dataclass(frozen=True)

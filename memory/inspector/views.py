@@ -69,6 +69,7 @@ from memory.selectors import (
     list_memories,
     memories_from_turns,
     memory_history,
+    recent_events,
     score_legend,
     search_memories,
 )
@@ -164,7 +165,7 @@ def _feed_context(*, user_id: str = "", memory_id: str = "") -> dict[str, Any]:
     if memory_id:
         events = [e.as_dict() for e in reversed(memory_history(memory_id=memory_id)[-FEED_PREFILL:])]
     else:
-        events = inspector_selectors.recent_events(user_id=user_id, limit=FEED_PREFILL)
+        events = recent_events(user_id=user_id, limit=FEED_PREFILL)
     return {
         "feed_path": FEED_PATH,
         "feed_query": urlencode(params),

@@ -18,22 +18,20 @@ import json
 import logging
 from typing import Any
 
-import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from chat.identity import memory_user_id
 from chat.ratelimit import allow_turn
 from chat.selectors import message_saved
+from chat.socket_access import chat_owner_or_refusal
 from chat.turn_lock import ChatBusy, session_turn
 from chat.turns import CHAT_DELETED, CHAT_DELETED_MIDWAY, ChatGone, Send, group_name, run_turn
 from core.outage import REDIS_DOWN, UNAVAILABLE_MESSAGE, OutageLog
 from core.redis_client import get_async_redis, key
 from core.text import clean_text
-from core.websockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, ProductSocket
-from memory import keys, working
+from core.websockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, ProductSocket
+from memory import keys
 from memory.keys import safe
-from memory.types import InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -51,23 +49,9 @@ class ChatConsumer(ProductSocket):
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         user = self.scope["user"]
-        user_id = memory_user_id(user, self.scope["session"], create=False)
-        if user_id is None:
-            await self.refuse(CLOSE_UNAUTHENTICATED)
-            return
-        try:
-            session = await sync_to_async(working.get_session, thread_sensitive=False)(
-                session_id=self.session_id
-            )
-        # An id no session can have (too long, control characters) or one naming another kind of
-        # key: no such chat.
-        except (InvalidInput, redis.ResponseError):
-            session = None
-        if session is None:
-            await self.refuse(CLOSE_NOT_FOUND)
-            return
-        if session.user_id != user_id:
-            await self.refuse(CLOSE_FORBIDDEN)
+        user_id, refusal = await chat_owner_or_refusal(self.scope, session_id=self.session_id)
+        if refusal:
+            await self.refuse(refusal)
             return
         self.user_id = user_id
         self.staff = bool(user.is_staff)

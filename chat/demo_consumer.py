@@ -17,16 +17,13 @@ import json
 import logging
 from typing import Any
 
-import redis
 from asgiref.sync import sync_to_async
 
 from chat import demo
-from chat.identity import memory_user_id
+from chat.socket_access import chat_owner_or_refusal
 from chat.turns import group_name
-from core.websockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, ProductSocket
-from memory import working
+from core.websockets import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, ProductSocket
 from memory.events import FEED_GROUP, decisions_group
-from memory.types import InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -46,21 +43,9 @@ class DemoConsumer(ProductSocket):
             # Signed out and not on a DEBUG server: say "signed out", the page can send to the login.
             await self.refuse(CLOSE_UNAUTHENTICATED if not user.is_authenticated else CLOSE_FORBIDDEN)
             return
-        user_id = memory_user_id(user, self.scope["session"], create=False)
-        if user_id is None:
-            await self.refuse(CLOSE_UNAUTHENTICATED)
-            return
-        try:
-            session = await sync_to_async(working.get_session, thread_sensitive=False)(
-                session_id=self.session_id
-            )
-        except (InvalidInput, redis.ResponseError):
-            session = None
-        if session is None:
-            await self.refuse(CLOSE_NOT_FOUND)
-            return
-        if session.user_id != user_id:  # staff too: the demo shows one's own chat, not a customer's
-            await self.refuse(CLOSE_FORBIDDEN)
+        user_id, refusal = await chat_owner_or_refusal(self.scope, session_id=self.session_id)
+        if refusal:
+            await self.refuse(refusal)
             return
         self.owner = user_id
         await self.join_group(group_name(self.session_id))

@@ -295,3 +295,27 @@ def assert_focus_visible(page: Any, *, name: str, max_stops: int = 80) -> int:
     if problems:
         raise AssertionError(f"{name}: keyboard focus cannot be seen\n" + "\n".join(problems))
     return stops
+
+
+def new_chat(page: Any, base_url: str) -> None:
+    """Open a new chat from the chat list and wait for its socket."""
+    page.goto(f"{base_url}/chat/")
+    page.click("text=New chat")
+    page.wait_for_selector("#composer")
+    page.wait_for_function("document.getElementById('status').textContent === ''")
+
+
+def say(page: Any, text: str, *, timeout_ms: float = 60_000) -> str:
+    """Send a message as a user does and wait for the whole reply; returns its text. The default
+    wait is long because the server's first turn loads the embedding model."""
+    before = page.locator(".msg-assistant .msg-text").count()
+    page.fill("#message", text)
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "n => { const bubbles = document.querySelectorAll('.msg-assistant .msg-text'); "
+        "return bubbles.length > n && bubbles[bubbles.length - 1].textContent.length > 0 "
+        "&& document.getElementById('status').textContent === ''; }",
+        arg=before,
+        timeout=timeout_ms,
+    )
+    return str(page.locator(".msg-assistant .msg-text").last.text_content())

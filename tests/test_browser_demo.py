@@ -13,7 +13,7 @@ import pytest
 from memory.worker import Worker
 from tests.chat_helpers import make_user
 from tests.extraction_helpers import drain
-from tests.fixtures_browser import ROOT, log_in, screenshot
+from tests.fixtures_browser import ROOT, log_in, new_chat, say, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -43,26 +43,6 @@ def live_server_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str,
     return env
 
 
-def _new_chat(page: Any, base_url: str) -> None:
-    page.goto(f"{base_url}/chat/")
-    page.click("text=New chat")
-    page.wait_for_selector("#composer")
-    page.wait_for_function("document.getElementById('status').textContent === ''")
-
-
-def _say(page: Any, text: str) -> None:
-    before = page.locator(".msg-assistant .msg-text").count()
-    page.fill("#message", text)
-    page.keyboard.press("Enter")
-    page.wait_for_function(
-        "n => { const bubbles = document.querySelectorAll('.msg-assistant .msg-text'); "
-        "return bubbles.length > n && bubbles[bubbles.length - 1].textContent.length > 0 "
-        "&& document.getElementById('status').textContent === ''; }",
-        arg=before,
-        timeout=60_000,  # the server's first turn loads the embedding model
-    )
-
-
 def _newest_turn(page: Any, query: str) -> Any:
     page.wait_for_selector(f".demo-recalls > .demo-turn:first-child .demo-query-text:text-is('{query}')")
     return page.locator(".demo-recalls > .demo-turn").first
@@ -81,14 +61,14 @@ def _assert_panel_accessible(page: Any) -> None:
 def test_a_presenter_watches_recall_and_learning_live(live_url: str, page: Any, offline: None) -> None:
     make_user("sam", staff=True)
     log_in(page, live_url, "sam", "pw-sam-12345")
-    _new_chat(page, live_url)
+    new_chat(page, live_url)
     assert page.locator("#demo-panel").is_hidden(), "off until the presenter turns it on"
     page.click("#demo-toggle")
     page.wait_for_selector("#demo-panel.is-live")
     assert page.get_attribute("#demo-toggle", "aria-pressed") == "true"
     page.evaluate("window.__sameDocument = true")
 
-    _say(page, "I live in Lisbon.")
+    say(page, "I live in Lisbon.")
     first = _newest_turn(page, "I live in Lisbon.")
     assert "Nothing recalled" in first.text_content()
 
@@ -99,7 +79,7 @@ def test_a_presenter_watches_recall_and_learning_live(live_url: str, page: Any, 
     line = learned.evaluate("node => node.closest('.demo-change').textContent")
     assert "add" in line and "by extractor demo-worker" in line, line
 
-    _say(page, "Where do I live?")
+    say(page, "Where do I live?")
     turn = _newest_turn(page, "Where do I live?")
     hit = turn.locator(".demo-hits .demo-hit", has_text="User lives in Lisbon")
     assert hit.count() == 1
@@ -107,7 +87,7 @@ def test_a_presenter_watches_recall_and_learning_live(live_url: str, page: Any, 
     score = float(hit.locator(".demo-score").text_content().split()[-1])
     assert score > 0 and ">= cut" in why and "x best" in why, why
 
-    _say(page, "I live in Lisbon.")
+    say(page, "I live in Lisbon.")
     drain(Worker(worker_id="demo-worker"))
     page.wait_for_selector(".demo-changes .demo-decision-no-op >> text=User lives in Lisbon", timeout=15_000)
     assert page.evaluate("window.__sameDocument") is True, "everything arrived without a reload"
@@ -142,10 +122,10 @@ def test_a_presenter_watches_recall_and_learning_live(live_url: str, page: Any, 
 def test_memory_text_is_never_markup_in_the_panel(live_url: str, page: Any, offline: None) -> None:
     make_user("sam", staff=True)
     log_in(page, live_url, "sam", "pw-sam-12345")
-    _new_chat(page, live_url)
+    new_chat(page, live_url)
     page.click("#demo-toggle")
     page.wait_for_selector("#demo-panel.is-live")
-    _say(page, "My favourite tag is <b>bold</b> <img src=x onerror=alert(1)>")
+    say(page, "My favourite tag is <b>bold</b> <img src=x onerror=alert(1)>")
     drain(Worker(worker_id="demo-worker"))
     page.wait_for_selector(".demo-changes .demo-change")
     assert page.locator("#demo-panel b, #demo-panel img").count() == 0
@@ -163,7 +143,7 @@ def test_with_debug_off_only_staff_get_the_demo(live_url: str, page: Any, offlin
     make_user("alice")
     make_user("sam", staff=True)
     log_in(page, live_url, "alice", "pw-alice-12345")
-    _new_chat(page, live_url)
+    new_chat(page, live_url)
     assert page.locator("#demo-toggle").count() == 0, "no toggle for a user who is not staff"
     assert page.locator("#demo-panel").count() == 0
     session_id = page.url.rstrip("/").split("/")[-1]
@@ -172,10 +152,10 @@ def test_with_debug_off_only_staff_get_the_demo(live_url: str, page: Any, offlin
 
     page.context.clear_cookies()
     log_in(page, live_url, "sam", "pw-sam-12345")
-    _new_chat(page, live_url)
+    new_chat(page, live_url)
     page.click("#demo-toggle")
     page.wait_for_selector("#demo-panel.is-live")
-    _say(page, "I live in Lisbon.")
+    say(page, "I live in Lisbon.")
     _newest_turn(page, "I live in Lisbon.")
     staff_chat = page.url.rstrip("/").split("/")[-1]
     assert staff_chat != session_id

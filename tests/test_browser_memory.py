@@ -11,7 +11,7 @@ from memory.extraction.rules.events import spoken_date
 from memory.types import MemoryType
 from memory.worker import Worker
 from tests.extraction_helpers import drain, facts
-from tests.fixtures_browser import screenshot
+from tests.fixtures_browser import new_chat, say, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -21,27 +21,6 @@ def offline(settings: Any) -> None:
     settings.OPENAI_BASE_URL = ""
     settings.OPENAI_API_KEY = ""
     settings.EXTRACTION_DEBOUNCE_SECONDS = 0
-
-
-def _new_chat(page: Any, base_url: str) -> None:
-    page.goto(f"{base_url}/chat/")
-    page.click("text=New chat")
-    page.wait_for_selector("#composer")
-    page.wait_for_function("document.getElementById('status').textContent === ''")
-
-
-def _say(page: Any, text: str) -> str:
-    """Send a message as a user does and wait for the whole reply; returns its text."""
-    before = page.locator(".msg-assistant .msg-text").count()
-    page.fill("#message", text)
-    page.keyboard.press("Enter")
-    page.wait_for_function(
-        "n => { const bubbles = document.querySelectorAll('.msg-assistant .msg-text'); "
-        "return bubbles.length > n && bubbles[bubbles.length - 1].textContent.length > 0 "
-        "&& document.getElementById('status').textContent === ''; }",
-        arg=before,
-    )
-    return str(page.locator(".msg-assistant .msg-text").last.text_content())
 
 
 def _user_id(page: Any) -> str:
@@ -60,8 +39,8 @@ def _next(day: int, month: int) -> date:
 
 
 def test_ordinary_statements_are_learned_and_recalled_in_a_later_chat(live_url, page, offline):
-    _new_chat(page, live_url)
-    first = _say(page, "Hi! Call me Priya. I'm vegetarian and I'm allergic to peanuts.")
+    new_chat(page, live_url)
+    first = say(page, "Hi! Call me Priya. I'm vegetarian and I'm allergic to peanuts.")
     assert "I'll remember this" in first and "You are vegetarian" in first and "peanuts" in first
     assert "I don't remember anything" not in first, "not beside what it just learned"
     for text in (
@@ -71,7 +50,7 @@ def test_ordinary_statements_are_learned_and_recalled_in_a_later_chat(live_url, 
         "I switched from coffee to green tea.",
         "My daughter Ana turns 7 on 3 March.",
     ):
-        reply = _say(page, text)
+        reply = say(page, text)
         assert "I'll remember this" in reply, (text, reply)
     user_id = _user_id(page)
     drain(Worker(worker_id="browser-test"))
@@ -88,15 +67,15 @@ def test_ordinary_statements_are_learned_and_recalled_in_a_later_chat(live_url, 
         and turning.ttl_seconds > turning.event_date - datetime.now(UTC).timestamp()
     )
 
-    _new_chat(page, live_url)
-    profile = _say(page, "What do you remember about me?")
+    new_chat(page, live_url)
+    profile = say(page, "What do you remember about me?")
     for value in ("Priya", "vegetarian", "peanuts", "St. Mary's", "Radiohead", "Kenji"):
         assert value in profile, (value, profile)
     assert "I don't" not in profile
-    assert "St. Mary's" in _say(page, "Where do I work?")
-    assert "nurse" in _say(page, "What is my job?")
-    assert "green tea" in _say(page, "What do I drink these days?")
-    when = _say(page, "When is Ana's birthday?")
+    assert "St. Mary's" in say(page, "Where do I work?")
+    assert "nurse" in say(page, "What is my job?")
+    assert "green tea" in say(page, "What do I drink these days?")
+    when = say(page, "When is Ana's birthday?")
     assert when.count("3 March") >= 1 and "(on" not in when, "the date is said once, in words"
     screenshot(page, "offline-recall")
 

@@ -10,7 +10,7 @@ from memory import working
 from memory.services import add_memory, set_pinned
 from memory.types import Scope
 from tests.chat_helpers import make_user
-from tests.fixtures_browser import log_in, screenshot
+from tests.fixtures_browser import log_in, new_chat, say, screenshot
 from tests.memory_helpers import STAFF, USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -26,26 +26,6 @@ def _no_js_page(browser: Any) -> Any:
     page = context.new_page()
     page.set_default_timeout(15_000)
     return page
-
-
-def _new_chat(page: Any, base_url: str) -> None:
-    page.goto(f"{base_url}/chat/")
-    page.click("text=New chat")
-    page.wait_for_selector("#composer")
-    page.wait_for_function("document.getElementById('status').textContent === ''")
-
-
-def _say(page: Any, text: str) -> str:
-    before = page.locator(".msg-assistant .msg-text").count()
-    page.fill("#message", text)
-    page.keyboard.press("Enter")
-    page.wait_for_function(
-        "n => { const b = document.querySelectorAll('.msg-assistant .msg-text'); "
-        "return b.length > n && b[b.length - 1].textContent.length > 0 "
-        "&& document.getElementById('status').textContent === ''; }",
-        arg=before,
-    )
-    return str(page.locator(".msg-assistant .msg-text").last.text_content())
 
 
 def test_login_lands_on_the_chats_and_logout_on_the_product(live_url, page):
@@ -88,12 +68,12 @@ def test_login_lands_on_the_chats_and_logout_on_the_product(live_url, page):
 def test_a_chat_is_titled_by_its_first_message_renamed_and_the_list_paged(live_url, page, browser):
     _user, memory_user = make_user("alice")
     log_in(page, live_url, "alice", "pw-alice-12345")
-    _new_chat(page, live_url)
+    new_chat(page, live_url)
     assert page.locator("#chat-title-text").text_content() == "New chat"
-    first = _say(page, "Hi! Call me Priya. I'm vegetarian and I'm allergic to peanuts.")
+    first = say(page, "Hi! Call me Priya. I'm vegetarian and I'm allergic to peanuts.")
     # Offline mode is said once, by the page, not in every reply; nothing contradicts what was learned.
     assert page.locator("#offline-notice").count() == 1
-    second = _say(page, "What do you know about me? I play the cello.")
+    second = say(page, "What do you know about me? I play the cello.")
     for reply in (first, second):
         assert "Offline mode" not in reply and "I don't" not in reply, reply
         assert "I'll remember this" in reply, reply
@@ -204,8 +184,8 @@ def test_memories_used_links_to_the_memory_highlighted_and_in_view(live_url, pag
         add_memory(text=f"User speaks language number {n}", scope=scope, actor=USER, topics=["identity"])
     rex = add_memory(text="User's dog is called Rex", scope=scope, actor=USER, topics=["pets"])
     log_in(page, live_url, "alice", "pw-alice-12345")
-    _new_chat(page, live_url)
-    reply = _say(page, "What is my dog called?")
+    new_chat(page, live_url)
+    reply = say(page, "What is my dog called?")
     assert "Rex" in reply
     page.click(".memories-used summary")
     link = page.locator(".memories-used a", has_text="Your dog is called Rex.")

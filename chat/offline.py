@@ -10,6 +10,7 @@ staff locked (or a forget of a pinned memory) is said to be refused, never annou
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -19,9 +20,11 @@ from chat.phrasing import memory_sentence, second_person
 from core.llm import Completion, StreamEvent
 from memory.extraction.decide import Op, decide
 from memory.extraction.rules import extract_candidates
+from memory.extraction.rules.text import is_question
 from memory.extraction.types import CandidateKind, TurnMessage
 from memory.prompt import BuiltPrompt
-from memory.types import Scope, SearchHit
+from memory.recall import is_profile_question
+from memory.types import MemoryType, Scope, SearchHit
 
 # A question usually has one answer: show the few best memories, not all that passed the cut.
 MAX_RECALLED = 3
@@ -36,7 +39,31 @@ REFUSED_HEADINGS = {
 }
 
 
+def _told(hits: list[SearchHit]) -> list[SearchHit]:
+    """The hits worth saying back: not the user's own questions (a `message` memory that asks
+    something was never told), and each text once (the same words kept twice read as one)."""
+    shown: list[SearchHit] = []
+    seen: set[str] = set()
+    for hit in hits:
+        memory = hit.memory
+        if memory.type == MemoryType.MESSAGE and (
+            is_question(memory.text) or is_profile_question(memory.text)
+        ):
+            continue
+        key = _normalised(memory.text)
+        if key in seen:
+            continue
+        seen.add(key)
+        shown.append(hit)
+    return shown
+
+
+def _normalised(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s']", " ", second_person(text).casefold()).split())
+
+
 def _relevant(hits: list[SearchHit]) -> list[SearchHit]:
+    hits = _told(hits)
     pinned = [h for h in hits if h.reason == "pinned"]
     matched = [h for h in hits if h.reason == "match"]
     if not matched:
@@ -72,7 +99,7 @@ def compose_reply(built: BuiltPrompt, message: str, *, scope: Scope) -> str:
         op.candidate.text for op in ops if op.candidate.kind == CandidateKind.FORGET and not op.refused
     ]
     if built.profile:
-        facts = [h for h in built.memories if h.reason in {"profile", "pinned"}][:MAX_PROFILE_LINES]
+        facts = _told([h for h in built.memories if h.reason in {"profile", "pinned"}])[:MAX_PROFILE_LINES]
         if facts:
             parts.append("Here is what I remember about you:\n" + _bullets(facts))
         elif not learned:

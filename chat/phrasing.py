@@ -29,7 +29,57 @@ _SUBJECT = re.compile(rf"\bUser(?P<adverbs>(?:\s+{_ADVERB})*)\s+(?P<verb>[A-Za-z
 _POSSESSIVE = re.compile(r"\bUser's\b")
 _OBJECT = re.compile(r"\bUser\b")
 # The model extractor sometimes writes "The user ..." instead of "User ...": the same person.
-_THE_USER = re.compile(r"\b[Tt]he user\b(?!-)")
+# Not when a noun follows ("the user manual"): then "user" names a kind of thing, not the user.
+_USER_NOUNS = (
+    r"(?:manuals?|interfaces?|guides?|accounts?|experiences?|base|groups?|agreements?|ids?|data|stories|"
+    r"story|research|testing|feedback|profiles?|settings|names?|reviews?|sessions?)"
+)
+_NOT_A_NOUN = rf"(?!-)(?!\s+{_USER_NOUNS}\b)"
+_THE_USER = re.compile(rf"\b[Tt]he user\b{_NOT_A_NOUN}")
+# "... and user lives in Lisbon": a lowercase "user" after a conjunction or a comma is the same
+# person when a verb or "'s" follows (else it is a noun: "and user manuals", left alone).
+_JOINED_USER = re.compile(
+    rf"(?P<lead>\b(?:and|but|while|because|whereas|although|though|so|or)\s+|,\s*)user{_NOT_A_NOUN}"
+    rf"(?P<rest>'s\b|(?P<adverbs>(?:\s+{_ADVERB})*)\s+(?P<verb>[A-Za-z']+)\b)"
+)
+_MODALS = frozenset({"can", "could", "will", "would", "should", "may", "might", "must", "shall"})
+_IRREGULAR_PAST = frozenset(
+    [
+        "went",
+        "got",
+        "had",
+        "made",
+        "took",
+        "said",
+        "came",
+        "left",
+        "met",
+        "bought",
+        "began",
+        "grew",
+        "saw",
+        "knew",
+        "felt",
+        "found",
+        "gave",
+        "kept",
+        "lost",
+        "ran",
+        "sold",
+        "spent",
+        "told",
+        "thought",
+        "wrote",
+        "became",
+        "chose",
+        "drove",
+        "flew",
+        "fell",
+        "ate",
+        "broke",
+        "won",
+    ]
+)
 # Words that end in s but are no third-person verbs ("User always ..." is handled by _ADVERB).
 _NOT_VERBS = frozenset({"is", "was", "has", "does", "as", "its", "plus", "thus", "yes", "us"})
 
@@ -46,6 +96,20 @@ def _base_form(verb: str) -> str:
     if lower.endswith(("ches", "shes", "xes", "zes", "oes", "sses")):
         return verb[:-2]
     return verb[:-1]
+
+
+def _looks_like_verb(word: str) -> bool:
+    """A third-person present verb ("lives", "is"), a modal or a regular past ("moved")."""
+    lower = word.lower()
+    if lower in _MODALS or lower in _IRREGULAR_PAST or (lower.endswith("ed") and len(lower) > 3):
+        return True
+    return _base_form(word) != word
+
+
+def _joined_user(match: re.Match[str]) -> str:
+    if match["verb"] is None or _looks_like_verb(match["verb"]):
+        return f"{match['lead']}User{match['rest']}"
+    return match[0]
 
 
 def _subject(match: re.Match[str]) -> str:
@@ -68,7 +132,7 @@ def memory_sentence(memory: Memory) -> str:
 
 def second_person(text: str) -> str:
     """A third-person fact about "User" (or "the user") as said to the user; other text is unchanged."""
-    text = _THE_USER.sub("User", text)
+    text = _JOINED_USER.sub(_joined_user, _THE_USER.sub("User", text))
     if "User" not in text:
         return text
     text = _POSSESSIVE.sub("your", text)

@@ -12,8 +12,8 @@ from chat.phrasing import GROUP_ORDER, group_of, memory_sentence
 from memory import working
 from memory.extraction.dates import spoken_epoch
 from memory.query import MemoryFilter
-from memory.selectors import get_memory, list_memories, memories_from_turns
-from memory.types import InvalidInput, Memory, MemoryNotFound, MemoryType
+from memory.selectors import deleted_memories, get_memory, last_deletion, list_memories, memories_from_turns
+from memory.types import ActorKind, HistoryEvent, InvalidInput, Memory, MemoryNotFound, MemoryType
 
 FACT_TYPES = [t for t in MemoryType if t != MemoryType.MESSAGE]
 
@@ -112,11 +112,76 @@ def own_memory(*, user_id: str, memory_id: str) -> Memory | None:
 
 @dataclass(frozen=True)
 class Forgotten:
-    """A memory the user just forgot, for the page's Undo."""
+    """A memory the user forgot, for the page's Undo."""
 
     memory: Memory
     sentence: str
     sources: list[str]  # the words forgotten with it (restored with it)
+    on: str = ""  # the day it was forgotten, in words
+
+
+def _forgotten_by(user_id: str, memory: Memory) -> HistoryEvent | None:
+    """The delete of this trashed memory if this user made it on their own pages, else None."""
+    deletion = last_deletion(memory_id=memory.id)
+    if deletion is None or deletion.actor.kind != ActorKind.USER or deletion.actor.id != user_id:
+        return None
+    return deletion
+
+
+# How many of the newest deletions the "Recently forgotten" list looks at, and shows.
+TRASH_SCAN = 100
+RECENTLY_FORGOTTEN = 20
+
+
+def recently_forgotten(*, user_id: str, limit: int = RECENTLY_FORGOTTEN) -> list[Forgotten]:
+    """What the user forgot themselves and can still undo, newest first. The words a fact was
+    learned from are not listed apart: its Undo brings them back with it."""
+    trash = deleted_memories(user_id=user_id, limit=TRASH_SCAN)
+    mine = [(m, d) for m in trash if (d := _forgotten_by(user_id, m)) is not None]
+    said = {turn: m.id for m, _ in mine if m.type == MemoryType.MESSAGE for turn in m.source}
+    listed: list[Forgotten] = []
+    taken: set[str] = set()
+    for memory, deletion in mine:
+        if memory.type == MemoryType.MESSAGE:
+            continue
+        sources = sorted({said[t] for t in memory.source if t in said})
+        taken.update(sources)
+        listed.append(Forgotten(memory, memory_sentence(memory), sources, on=spoken_epoch(deletion.at)))
+    words = [
+        Forgotten(m, memory_sentence(m), [], on=spoken_epoch(d.at))
+        for m, d in mine
+        if m.type == MemoryType.MESSAGE and m.id not in taken
+    ]
+    order = {m.id: n for n, (m, _) in enumerate(mine)}
+    return sorted([*listed, *words], key=lambda f: order[f.memory.id])[:limit]
+
+
+@dataclass(frozen=True)
+class MissingLink:
+    """A "Memories used" link to a memory that is not on the page any more."""
+
+    forgotten_on: str  # the day it was forgotten; "" when it no longer exists (or is not theirs)
+    undo: Forgotten | None  # when the user forgot it themselves and can still undo it
+
+
+def missing_link(*, user_id: str, memory_id: str) -> MissingLink:
+    """What the memories page says about a linked memory it cannot show. Another user's memory
+    reads as one that does not exist."""
+    gone = MissingLink(forgotten_on="", undo=None)
+    try:
+        memory = get_memory(memory_id=memory_id, include_deleted=True)
+    except (MemoryNotFound, InvalidInput, redis.ResponseError):
+        return gone
+    if memory.scope.user_id != user_id or not memory.deleted:
+        return gone
+    deletion = last_deletion(memory_id=memory.id)
+    on = spoken_epoch(deletion.at) if deletion else ""
+    if not on:
+        return gone
+    if _forgotten_by(user_id, memory) is None:
+        return MissingLink(forgotten_on=on, undo=None)
+    undo = next((f for f in recently_forgotten(user_id=user_id) if f.memory.id == memory.id), None)
+    return MissingLink(forgotten_on=on, undo=undo or Forgotten(memory, memory_sentence(memory), [], on=on))
 
 
 def forgotten_memory(*, user_id: str, undo: dict[str, Any]) -> Forgotten | None:

@@ -37,6 +37,16 @@ def start_session(*, user_id: str, title: str = "") -> working.Session:
     )
 
 
+def open_new_chat(*, user_id: str) -> working.Session:
+    """What "New chat" opens: the user's newest chat while nothing was said in it yet (so clicking
+    twice does not leave empty chats behind), else a new one (start_session, with its cap)."""
+    newest = working.session_ids_for_user(user_id=user_id)[:1]
+    session = working.get_session(session_id=newest[0]) if newest else None
+    if session is not None and session.message_count == 0 and not session.summary:
+        return session
+    return start_session(user_id=user_id)
+
+
 def rename_session(*, session: working.Session, title: str) -> None:
     working.rename_session(session_id=session.id, title=clean_title(title)[:MAX_TITLE_CHARS] or DEFAULT_TITLE)
 

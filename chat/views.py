@@ -29,6 +29,7 @@ from chat.identity import memory_user_id
 from chat.phrasing import memory_sentence
 from core.llm import get_llm
 from memory import working
+from memory.policy import NOT_YOUR_DELETION
 from memory.types import InvalidInput, MemoryLocked, MemoryNotFound
 
 
@@ -77,7 +78,7 @@ def new_session(request: HttpRequest) -> HttpResponse:
     user_id = memory_user_id(request.user, request.session, create=True)
     assert user_id is not None
     try:
-        session = services.start_session(user_id=user_id)
+        session = services.open_new_chat(user_id=user_id)
     except services.TooManyChats as exc:
         messages.error(
             request,
@@ -167,9 +168,21 @@ def my_memories(request: HttpRequest) -> HttpResponse:
     )
     undo = request.session.pop(FORGOTTEN_SESSION_KEY, None) if user_id else None
     forgotten = selectors.forgotten_memory(user_id=user_id, undo=undo) if user_id and undo else None
+    # A link from "Memories used" to a memory the page cannot show says what became of it.
+    missing = None
+    if highlight and not memories.highlight:
+        missing = (
+            selectors.missing_link(user_id=user_id, memory_id=highlight)
+            if user_id
+            else selectors.MissingLink(forgotten_on="", undo=None)
+        )
+    recent = selectors.recently_forgotten(user_id=user_id) if user_id else []
     context = {
         "memories": memories,
         "forgotten": forgotten,
+        "missing": missing,
+        # The one just forgotten has its own Undo box at the top.
+        "recently_forgotten": [f for f in recent if not forgotten or f.memory.id != forgotten.memory.id],
         "grace": _duration_words(timedelta(seconds=settings.SOFT_DELETE_GRACE_SECONDS)),
         "can_undo": settings.SOFT_DELETE_GRACE_SECONDS > 0,
     }
@@ -205,8 +218,13 @@ def restore_memory(request: HttpRequest, memory_id: str) -> HttpResponseRedirect
         messages.success(request, f"Restored: {memory_sentence(memory)} Engram uses it again.")
     except MemoryNotFound:
         messages.error(request, "That memory can no longer be restored: it was removed for good.")
-    except MemoryLocked:
-        messages.error(request, "Support has locked that memory, so it cannot be restored here.")
+    except MemoryLocked as exc:
+        if str(exc) == NOT_YOUR_DELETION:
+            messages.error(
+                request, "You can only undo what you forgot yourself. That memory was not restored."
+            )
+        else:
+            messages.error(request, "Support has locked that memory, so it cannot be restored here.")
     except (InvalidInput, redis.ResponseError) as exc:
         raise Http404("There is no memory with that id.") from exc
     url = reverse("chat:my_memories")

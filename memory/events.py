@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -74,6 +75,11 @@ def memory_version_restored(
 
 def memory_deleted(memory: Memory, actor: Actor, reason: str = "", *, grace_seconds: int) -> HistoryEvent:
     return _event("deleted", memory, actor, old=memory.snapshot(), reason=reason, grace_seconds=grace_seconds)
+
+
+def last_deletion(history: Sequence[HistoryEvent]) -> HistoryEvent | None:
+    """The delete that put a memory in the trash: the newest "deleted" entry of its history."""
+    return next((e for e in reversed(history) if e.event == "deleted"), None)
 
 
 def memory_restored(memory: Memory, actor: Actor, reason: str = "") -> HistoryEvent:

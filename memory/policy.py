@@ -4,8 +4,9 @@
 - **system** (retention, expiry, identity moves) may do anything.
 - **user**, the memory's owner on their own pages: may delete any of their memories, even pinned or
   locked ones (it is their data; privacy wins over a support correction, and the soft delete keeps
-  it restorable by staff for the grace period); may restore, update or set the expiry of a memory
-  unless staff locked it; may not pin or lock.
+  it restorable by staff for the grace period); may restore only what they deleted themselves (a
+  memory support or the system removed stays removed); may restore, update or set the expiry of a
+  memory unless staff locked it; may not pin or lock.
 - **tool** (the chat model's memory tools) and **extractor**: may update or delete a memory only
   when it is neither locked nor pinned, and nothing else. A pin says "this matters", a lock "this
   was corrected by support"; neither the model nor the extractor may overrule either.
@@ -71,12 +72,23 @@ _STAFF_ONLY = {
 }
 
 
-def may_change(*, actor: Actor, memory: Memory, change: Change) -> Decision:
-    """May `actor` make `change` to `memory` as it is now? If not, the reason says why."""
+NOT_YOUR_DELETION = "only what you forgot yourself can be restored here"
+
+
+def may_change(*, actor: Actor, memory: Memory, change: Change, deleted_by: Actor | None = None) -> Decision:
+    """May `actor` make `change` to `memory` as it is now? If not, the reason says why.
+
+    `deleted_by` (for a restore) is who put the memory in the trash, from its history."""
     rules = _TABLE.get(actor.kind, {})
     if change not in rules:
         return Decision(False, _STAFF_ONLY[change])
+    if change == Change.RESTORE and actor.kind == ActorKind.USER and not _same_actor(deleted_by, actor):
+        return Decision(False, NOT_YOUR_DELETION)
     for protection in rules[change]:
         if getattr(memory, protection):
             return Decision(False, f"that memory is {protection} by support and was not changed")
     return ALLOWED
+
+
+def _same_actor(one: Actor | None, other: Actor) -> bool:
+    return one is not None and one.kind == other.kind and one.id == other.id

@@ -18,7 +18,7 @@ from core.embeddings import get_embedder
 from core.redis_client import get_redis
 from core.text import clean_text
 from core.text import loads as stored_json
-from memory import keys
+from memory import events, keys
 from memory.index import ensure_index, index_name
 from memory.query import (
     MAX_ID_LENGTH,
@@ -103,6 +103,11 @@ def memory_history(*, memory_id: str) -> list[HistoryEvent]:
     return [HistoryEvent.from_dict(stored_json(item)) for item in raw]
 
 
+def last_deletion(*, memory_id: str) -> HistoryEvent | None:
+    """Who deleted a memory and when (the newest delete in its history); None if never deleted."""
+    return events.last_deletion(memory_history(memory_id=memory_id))
+
+
 def recent_events(*, user_id: str = "", limit: int = 10, scan: int = 300) -> list[dict[str, Any]]:
     """The newest mutation events (optionally of one user) from the audit stream, newest first.
 
@@ -127,11 +132,13 @@ def recent_events(*, user_id: str = "", limit: int = 10, scan: int = 300) -> lis
     return found
 
 
-def deleted_memories(*, user_id: str) -> list[Memory]:
-    """A user's soft-deleted memories still inside the grace period, newest deletion first."""
+def deleted_memories(*, user_id: str, limit: int | None = None) -> list[Memory]:
+    """A user's soft-deleted memories still inside the grace period, newest deletion first (the
+    newest `limit` deletions only, when given)."""
     client = get_redis()
     memories = []
-    for raw_id in client.zrevrange(keys.user_trash(validate_id(user_id, name="user_id")), 0, -1):
+    last = -1 if limit is None else max(0, limit - 1)
+    for raw_id in client.zrevrange(keys.user_trash(validate_id(user_id, name="user_id")), 0, last):
         memory_id = raw_id.decode()
         raw = client.hgetall(keys.trash(memory_id))
         if raw:

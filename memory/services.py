@@ -296,9 +296,11 @@ class _Change:
     also: Callable[[Pipeline], None] | None = None
 
 
-def _check_actor_may_change(memory: Memory, actor: Actor, change: Change) -> None:
+def _check_actor_may_change(
+    memory: Memory, actor: Actor, change: Change, *, deleted_by: Actor | None = None
+) -> None:
     """Asked inside the WATCH, on the memory as it is: a lock set a moment ago still counts."""
-    may_change(actor=actor, memory=memory, change=change).enforce()
+    may_change(actor=actor, memory=memory, change=change, deleted_by=deleted_by).enforce()
 
 
 def _mutate(
@@ -612,6 +614,8 @@ def delete_memory(
 
 def restore_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
     """Undo a soft delete within the grace period."""
+    from memory.selectors import memory_history
+
     validate_id(memory_id, name="memory_id")
     client = get_redis()
     trash_key, live_key = keys.trash(memory_id), keys.memory(memory_id)
@@ -623,7 +627,10 @@ def restore_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
                 if not raw:
                     raise MemoryNotFound(f"memory {memory_id} is not in the trash (never deleted, or purged)")
                 before = from_hash(raw, deleted=True)
-                _check_actor_may_change(before, actor, Change.RESTORE)
+                # Written with the delete, in its MULTI: the watched trash key guards it too.
+                deletion = events.last_deletion(memory_history(memory_id=memory_id))
+                deleted_by = deletion.actor if deletion else None
+                _check_actor_may_change(before, actor, Change.RESTORE, deleted_by=deleted_by)
                 remaining = int(float(raw.get(b"ttl_before_delete", b"0") or 0))
                 after = replace(before, deleted=False, version=before.version + 1, updated_at=time.time())
                 after.ttl_seconds = remaining or None

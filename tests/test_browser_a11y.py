@@ -18,7 +18,7 @@ from chat.turns import memories_used
 from memory import working
 from memory.prompt import build_prompt
 from memory.services import add_memory, delete_memory, update_memory
-from memory.types import Memory, Scope
+from memory.types import Actor, ActorKind, Memory, Scope
 from tests.fixtures_browser import (
     PHONE_SIZE,
     assert_accessible,
@@ -159,7 +159,8 @@ def _seed_user_data(memory_id: str) -> Memory:
         topics=["style"],
     )
     gone = add_memory(text="User has a cat named Biscuit", scope=Scope(user_id=memory_id), actor=EXTRACTOR)
-    delete_memory(memory_id=gone.id, actor=USER, reason="wrong person")
+    # Forgotten by the user themselves: the memories page lists it under "Recently forgotten".
+    delete_memory(memory_id=gone.id, actor=Actor(ActorKind.USER, memory_id), reason="wrong person")
 
     working.ensure_session(session_id=TRIP, user_id=memory_id, title="Planning a trip")
     working.ensure_session(session_id="s-empty", user_id=memory_id, title="")
@@ -225,6 +226,7 @@ def test_public_and_user_pages_are_accessible(live_url: str, page: Any) -> None:
     page.goto(f"{live_url}/chat/me/memories/")
     page.wait_for_selector(".memory-group")
     assert page.locator(".memory-group").count() >= 3, "memories of several kinds"
+    assert "Biscuit" in str(page.locator("#recently-forgotten").text_content())
     check_page(page, "a11y-my-memories")
 
 

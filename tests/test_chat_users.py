@@ -3,6 +3,8 @@ paging, memories in the user's words without scores, forget with undo, the memor
 and offline replies that say "offline" once and do not contradict themselves."""
 
 import re
+import time
+from dataclasses import replace
 
 import pytest
 from django.test import Client
@@ -10,6 +12,7 @@ from django.test import Client
 from chat import selectors
 from chat.offline import compose_reply
 from chat.phrasing import second_person
+from chat.services import restore_own_memory
 from chat.titles import title_from_message
 from chat.turns import _save_user_message, memories_used
 from memory import working
@@ -17,7 +20,7 @@ from memory.prompt import build_prompt
 from memory.query import MemoryFilter
 from memory.selectors import get_memory, search_memories
 from memory.services import add_memory, delete_memory, set_pinned
-from memory.types import Scope
+from memory.types import Actor, ActorKind, MemoryLocked, Scope, ScoreBreakdown, SearchHit
 from tests.chat_helpers import make_user
 from tests.memory_helpers import STAFF, USER
 
@@ -220,7 +223,9 @@ def test_forget_explains_itself_and_undo_restores_the_memory_and_its_words(clien
     assert "Forgotten: “You love jazz.”" in body and "removed for good after 7 days" in body
     assert f'action="/chat/me/memories/{fact.id}/restore"' in body
     assert f'name="source" value="{said.id}"' in body
-    assert "Undo" not in client.get("/chat/me/memories/").content.decode(), "offered once, after the forget"
+    # After a reload the box at the top is gone, and the "Recently forgotten" list keeps the Undo.
+    body = client.get("/chat/me/memories/").content.decode()
+    assert "undo-box" not in body and body.count(f'action="/chat/me/memories/{fact.id}/restore"') == 1
 
     response = client.post(f"/chat/me/memories/{fact.id}/restore", {"source": [said.id]})
     assert response["Location"] == f"/chat/me/memories/?memory={fact.id}#memory-{fact.id}"
@@ -280,3 +285,179 @@ def test_offline_replies_do_not_repeat_the_notice_or_contradict_what_they_learne
     assert "Offline mode" not in reply, "the chat page says it once"
     assert "I don't know anything" not in reply and "I don't remember" not in reply
     assert "I'll remember this" in reply and "You are vegetarian" in reply
+
+
+# --- Outside tester's round (issue 14 follow-up) ------------------------------------------------
+
+
+def _forget(client: Client, memory_id: str) -> None:
+    assert client.post(f"/chat/me/memories/{memory_id}/forget").status_code == 302
+
+
+def test_recently_forgotten_keeps_the_undo_after_a_reload(client: Client):
+    user, memory_user = make_user("alice")
+    client.force_login(user)
+    scope = Scope(user_id=memory_user)
+    said = add_memory(text="I love jazz", scope=scope, actor=USER, type="message", source=["t1"])
+    fact = add_memory(text="User loves jazz", scope=scope, actor=USER, source=["t1"])
+    by_staff = add_memory(text="User lives in Porto", scope=scope, actor=USER)
+    delete_memory(memory_id=by_staff.id, actor=STAFF)
+    _forget(client, fact.id)
+    client.get("/chat/me/memories/")  # the one-time box at the top is shown and gone
+    body = client.get("/chat/me/memories/").content.decode()
+    section = body.split('id="recently-forgotten"', 1)[1]
+    assert "<h2>Recently forgotten</h2>" in section and "You love jazz." in section
+    assert "Forgotten on " in section and "You can undo each for 7 days" in section
+    assert f'action="/chat/me/memories/{fact.id}/restore"' in section
+    assert f'name="source" value="{said.id}"' in section, "its words come back with it"
+    assert f"/chat/me/memories/{said.id}/restore" not in section, "not listed apart from its fact"
+    assert "Porto" not in section, "support's deletes are not the user's to undo"
+    client.post(f"/chat/me/memories/{fact.id}/restore", {"source": [said.id]})
+    assert not get_memory(memory_id=fact.id).deleted and not get_memory(memory_id=said.id).deleted
+    assert 'id="recently-forgotten"' not in client.get("/chat/me/memories/").content.decode()
+
+
+def test_recently_forgotten_is_newest_first_and_capped():
+    _, memory_user = make_user("alice")
+    scope = Scope(user_id=memory_user)
+    me = Actor(ActorKind.USER, memory_user)
+    ids = []
+    for n in range(selectors.RECENTLY_FORGOTTEN + 5):
+        memory = add_memory(text=f"User visited city number {n}", scope=scope, actor=USER)
+        delete_memory(memory_id=memory.id, actor=me)
+        ids.append(memory.id)
+    listed = [f.memory.id for f in selectors.recently_forgotten(user_id=memory_user)]
+    assert listed == ids[::-1][: selectors.RECENTLY_FORGOTTEN]
+
+
+def test_a_user_cannot_restore_what_staff_deleted(client: Client):
+    user, memory_user = make_user("alice")
+    client.force_login(user)
+    memory = add_memory(text="User lives in Porto", scope=Scope(user_id=memory_user), actor=USER)
+    delete_memory(memory_id=memory.id, actor=STAFF)
+    response = client.post(f"/chat/me/memories/{memory.id}/restore", follow=True)
+    assert response.status_code == 200
+    assert "You can only undo what you forgot yourself" in response.content.decode()
+    assert get_memory(memory_id=memory.id).deleted
+    # The chat's service says the same (the rule is the memory policy's).
+    with pytest.raises(MemoryLocked):
+        restore_own_memory(user_id=memory_user, memory_id=memory.id)
+    assert get_memory(memory_id=memory.id).deleted
+
+
+def test_a_link_to_a_forgotten_memory_says_what_became_of_it(client: Client):
+    user, memory_user = make_user("alice")
+    client.force_login(user)
+    scope = Scope(user_id=memory_user)
+    mine = add_memory(text="User has a cat named Tom", scope=scope, actor=USER)
+    _forget(client, mine.id)
+    client.get("/chat/me/memories/")
+    body = client.get(f"/chat/me/memories/?memory={mine.id}").content.decode()
+    note = body.split('id="missing-memory"', 1)[1].split("</div>", 1)[0]
+    assert "That memory was forgotten on " in note
+    assert f'action="/chat/me/memories/{mine.id}/restore"' in note
+    by_staff = add_memory(text="User lives in Porto", scope=scope, actor=USER)
+    delete_memory(memory_id=by_staff.id, actor=STAFF)
+    note = (
+        client.get(f"/chat/me/memories/?memory={by_staff.id}")
+        .content.decode()
+        .split('id="missing-memory"')[1]
+    )
+    note = note.split("</div>", 1)[0]
+    assert "That memory was forgotten on " in note and "restore" not in note
+    _, bob = make_user("bob")
+    for other in (add_memory(text="Bob likes tea", scope=Scope(user_id=bob), actor=USER),):
+        delete_memory(memory_id=other.id, actor=Actor(ActorKind.USER, bob))
+        body = client.get(f"/chat/me/memories/?memory={other.id}").content.decode()
+        assert "That memory no longer exists." in body and "Bob likes tea" not in body
+    for gone in ("01NOSUCHMEMORY", "%00bad"):
+        assert (
+            "That memory no longer exists."
+            in client.get(f"/chat/me/memories/?memory={gone}").content.decode()
+        )
+    assert 'id="missing-memory"' not in client.get("/chat/me/memories/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("third", "second"),
+    [
+        (
+            "User's partner's name is O'Neill and user lives in Lisbon",
+            "Your partner's name is O'Neill and you live in Lisbon",
+        ),
+        ("User likes tea, user also plays chess", "You like tea, you also play chess"),
+        ("User moved to Porto because user got a job", "You moved to Porto because you got a job"),
+        ("User is tall but user isn't heavy", "You are tall but you aren't heavy"),
+        ("User lives with Ana and user's dog Rex", "You live with Ana and your dog Rex"),
+        ("User reads while the user waits", "You read while you wait"),
+        # A noun after "user" is a kind of thing, not the user.
+        ("User reads the user manual", "You read the user manual"),
+        ("Ana likes tea and user manuals are boring", "Ana likes tea and user manuals are boring"),
+        ("User wrote a guide for user groups", "You wrote a guide for user groups"),
+    ],
+)
+def test_second_person_after_a_conjunction(third, second):
+    assert second_person(third) == second
+
+
+def test_the_chat_list_speaks_plain_words_and_tokens_are_for_staff(client: Client):
+    user, memory_user = make_user("alice")
+    client.force_login(user)
+    working.ensure_session(session_id="chat-empty", user_id=memory_user, title="Empty")
+    working.ensure_session(session_id="chat-busy", user_id=memory_user, title="Busy")
+    for n, text in enumerate(("hello", "how are you", "fine")):
+        _save_user_message(session_id="chat-busy", text=text, client_id=f"c{n}", at=time.time())
+    body = client.get("/chat/").content.decode()
+    assert "No messages yet" in body and "3 messages" in body and "last active just now" in body
+    assert "tokens" not in body and "0 messages" not in body
+    assert 'href="/chat/me/memories/">Your memories</a>' in body
+    staff, staff_user = make_user("sam", staff=True)
+    working.ensure_session(session_id="chat-staff", user_id=staff_user, title="Staff")
+    client.force_login(staff)
+    assert "tokens 0" in client.get("/chat/").content.decode()
+
+
+def test_new_chat_opens_the_newest_chat_while_it_is_still_empty(client: Client):
+    user, memory_user = make_user("alice")
+    client.force_login(user)
+    first = client.post("/chat/new")["Location"]
+    assert client.post("/chat/new")["Location"] == first, "no second empty chat"
+    assert len(working.session_ids_for_user(user_id=memory_user)) == 1
+    session_id = first.rstrip("/").rsplit("/", 1)[1]
+    _save_user_message(session_id=session_id, text="hello", client_id="c", at=time.time())
+    second = client.post("/chat/new")["Location"]
+    assert second != first and len(working.session_ids_for_user(user_id=memory_user)) == 2
+
+
+def test_the_header_links_to_your_memories_for_people_with_memories(client: Client):
+    assert "Your memories" not in client.get("/chat/").content.decode(), "a visitor who never chatted"
+    client.post("/chat/new")
+    assert "Your memories" in client.get("/chat/").content.decode(), "a visitor who started a chat"
+
+
+def _hit(memory_id: str, reason: str, score: ScoreBreakdown) -> SearchHit:
+    return SearchHit(memory=get_memory(memory_id=memory_id), score=score, reason=reason)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("profile", [False, True])
+def test_offline_replies_do_not_tell_back_questions_or_repeat_bullets(offline, profile):
+    working.ensure_session(session_id="s-q", user_id="alice")
+    scope = Scope(user_id="alice")
+    asked = add_memory(text="What do you know about my diet?", scope=scope, actor=USER, type="message")
+    asked_plain = add_memory(text="hey what is my diet", scope=scope, actor=USER, type="message")
+    fact = add_memory(text="User is vegetarian", scope=scope, actor=USER)
+    again = add_memory(text="The user is vegetarian.", scope=scope, actor=USER)
+    told = add_memory(text="I cook pasta on Sundays", scope=scope, actor=USER, type="message")
+    score = (
+        search_memories(filter=MemoryFilter.build(user_id="alice"), text="diet", threshold=0).hits[0].score
+    )
+    reason = "profile" if profile else "match"
+    hits = [_hit(m.id, reason, score) for m in (asked, asked_plain, fact, again, told)]
+    built = replace(
+        build_prompt(user_id="alice", session_id="s-q", message="ok"), memories=hits, profile=profile
+    )
+    reply = compose_reply(built, "ok", scope=scope)
+    assert "diet" not in reply, reply
+    assert reply.count("You are vegetarian") == 1, reply
+    if profile:  # the match path shows the best three only
+        assert "I cook pasta on Sundays" in reply

@@ -122,7 +122,10 @@ def test_chats_per_user_are_capped_with_a_clear_message(client: Client, settings
     user, memory_user = make_user("alice")
     client.force_login(user)
     for _ in range(3):
-        assert client.post("/chat/new")["Location"].startswith("/chat/")
+        location = client.post("/chat/new")["Location"]
+        assert location.startswith("/chat/")
+        # "New chat" reopens a chat nothing was said in yet (issue 14): say something in each.
+        working.append_message(session_id=location.rstrip("/").rsplit("/", 1)[1], role="user", content="hi")
     refused = client.post("/chat/new", follow=True)
     assert refused.status_code == 200
     assert "You already have 3 chats" in refused.content.decode()

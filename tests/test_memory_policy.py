@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 
 from chat.tools import ToolContext, run_tool
-from memory.policy import Change, may_change
+from memory.policy import NOT_YOUR_DELETION, Change, may_change
 from memory.selectors import deleted_memories, get_memory, memory_history
 from memory.services import (
     add_memory,
@@ -80,12 +80,31 @@ def test_the_policy_table(kind: ActorKind, change: Change) -> None:
     actor = Actor(kind, "someone")
     states = (_memory(), _memory(pinned=True), _memory(locked=True))
     for memory, expected in zip(states, EXPECTED[kind][change], strict=True):
-        decision = may_change(actor=actor, memory=memory, change=change)
+        # The table is about pins and locks: the memory was deleted by the one restoring it.
+        decision = may_change(actor=actor, memory=memory, change=change, deleted_by=actor)
         assert decision.allowed == (expected == ""), (kind, change, memory.pinned, memory.locked)
         assert decision.reason.startswith(expected) or expected in decision.reason, decision.reason
         if not decision.allowed:
             with pytest.raises(MemoryLocked, match=decision.reason):
                 decision.enforce()
+
+
+def test_a_user_may_restore_only_what_they_deleted_themselves() -> None:
+    memory = _memory()
+    mine = Actor(ActorKind.USER, "someone")
+    assert may_change(actor=mine, memory=memory, change=Change.RESTORE, deleted_by=mine).allowed
+    for deleter in (
+        None,
+        Actor(ActorKind.STAFF, "support-1"),
+        Actor(ActorKind.SYSTEM, "retention"),
+        Actor(ActorKind.USER, "someone-else"),
+        Actor(ActorKind.EXTRACTOR, "someone"),
+    ):
+        decision = may_change(actor=mine, memory=memory, change=Change.RESTORE, deleted_by=deleter)
+        assert not decision.allowed and decision.reason == NOT_YOUR_DELETION, deleter
+    # Staff restore whatever is in the trash, whoever deleted it.
+    staff = Actor(ActorKind.STAFF, "support-2")
+    assert may_change(actor=staff, memory=memory, change=Change.RESTORE, deleted_by=None).allowed
 
 
 def test_a_lock_wins_over_a_pin_in_the_reason() -> None:
@@ -135,6 +154,12 @@ def test_restoring_a_deleted_memory_asks_the_policy_too() -> None:
     for actor in (TOOL, EXTRACTOR):
         with pytest.raises(MemoryLocked, match="only staff can restore"):
             restore_memory(memory_id=memory.id, actor=actor)
+    # What support deleted stays deleted for the user (issue 14): only their own deletes come back.
+    with pytest.raises(MemoryLocked, match=NOT_YOUR_DELETION):
+        restore_memory(memory_id=memory.id, actor=USER)
+    assert get_memory(memory_id=memory.id).deleted
+    assert restore_memory(memory_id=memory.id, actor=STAFF).deleted is False
+    delete_memory(memory_id=memory.id, actor=USER)
     assert restore_memory(memory_id=memory.id, actor=USER).deleted is False
     set_locked(memory_id=memory.id, locked=True, actor=STAFF)
     delete_memory(memory_id=memory.id, actor=USER)

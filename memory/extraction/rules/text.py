@@ -131,6 +131,15 @@ QUESTION = re.compile(
     r"|any\s+(?:ideas|tips|suggestions|advice|thoughts|recommendations))",
     CI,
 )
+
+
+def is_question(text: str) -> bool:
+    """Whether a message asks something (ends with "?" or opens like a question after a greeting),
+    as the rules extractor reads a sentence."""
+    plain = MARKERS.sub("", text.strip())
+    return plain.rstrip().endswith("?") or QUESTION.match(plain) is not None
+
+
 # Imagined situations anywhere before a statement make it not a statement.
 HYPOTHETICAL = re.compile(
     r"\b(?:if|suppose|supposing|imagine|imagining|hypothetically|pretend|pretending|let's\s+say|"

@@ -185,19 +185,74 @@ def test_the_edit_form_hides_the_slot_topic_and_saving_keeps_it(as_editor: Clien
         {
             "text": "User lives in Lisbon",
             "type": "semantic",
-            "topics": "location, travel, slot:job",
+            "topics": "location, travel",
             "reason": "",
             "expected_version": memory.version,
         },
     )
     assert response.status_code == 302
     after = get_memory(memory_id=memory.id)
-    # The typed marker is not taken; the memory's own marker is kept.
+    # The memory's own marker is kept.
     assert after.topics == ["location", "travel", "slot:location"]
     # And the extractor still finds the memory by its slot.
     say(OWNER, "s1", "I live in Porto now.")
     drain(Worker(worker_id="w1"))
     assert get_memory(memory_id=memory.id).text == "User lives in Porto"
+
+
+@pytest.mark.parametrize("typed", ["slot:name", "#slot:location", "Slot:Pets", "said-by:user", " #Said-By:x"])
+def test_a_typed_internal_topic_is_refused_with_a_form_error(as_editor: Client, typed: str) -> None:
+    memory = _add("User lives in Lisbon", topics=["location", "slot:location"])
+    response = as_editor.post(
+        f"/inspector/memories/{memory.id}/edit",
+        {
+            "text": "User lives in Lisbon",
+            "type": "semantic",
+            "topics": f"home, {typed}",
+            "reason": "",
+            "expected_version": memory.version,
+        },
+    )
+    assert response.status_code == 400
+    html = _html(response)
+    assert html.count("slot: and said-by: topics are set by Engram") == 1
+    assert 'value="home, ' in html, "what was typed stays in the form"
+    after = get_memory(memory_id=memory.id)
+    assert (after.version, after.topics) == (memory.version, ["location", "slot:location"])
+
+
+def test_a_leading_hash_and_case_make_no_new_topic(as_editor: Client) -> None:
+    memory = _add("User lives in Lisbon", topics=["location"])
+    as_editor.post(
+        f"/inspector/memories/{memory.id}/edit",
+        {
+            "text": "User lives in Lisbon",
+            "type": "semantic",
+            "topics": "#Location, ##Travel",
+            "reason": "",
+            "expected_version": memory.version,
+        },
+    )
+    assert get_memory(memory_id=memory.id).topics == ["location", "travel"]
+
+
+@pytest.mark.parametrize("hx", [True, False])
+def test_a_topics_error_is_said_once(as_editor: Client, hx: bool) -> None:
+    memory = _add("User lives in Lisbon", topics=["location"])
+    response = as_editor.post(
+        f"/inspector/memories/{memory.id}/edit",
+        {
+            "text": "User lives in Lisbon",
+            "type": "semantic",
+            "topics": "location, " + "x" * 200,
+            "reason": "",
+            "expected_version": memory.version,
+        },
+        headers=HX if hx else {},
+    )
+    assert response.status_code == (200 if hx else 400)  # htmx swaps only a 200
+    assert _html(response).count("is too long or has control characters") == 1
+    assert get_memory(memory_id=memory.id).version == memory.version
 
 
 def test_saving_an_unchanged_form_changes_nothing(as_editor: Client) -> None:

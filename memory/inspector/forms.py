@@ -9,8 +9,9 @@ from django import forms
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 
-from memory.query import MAX_ID_LENGTH, MAX_TAG_LENGTH, validate_scope_id
+from memory.query import MAX_ID_LENGTH, MAX_TAG_LENGTH, normalise_tags, validate_scope_id
 from memory.selectors import SEARCH_MODES
+from memory.topics import is_internal_topic, typed_topic
 from memory.types import InvalidInput, MemoryType
 
 TYPE_CHOICES = [(t.value, t.value) for t in MemoryType]
@@ -89,7 +90,18 @@ class EditMemoryForm(ReasonForm):
         _limit(self.fields["text"], settings.MEMORY_MAX_TEXT_CHARS)
 
     def clean_topics(self) -> list[str]:
-        return split_tags(self.cleaned_data.get("topics") or "")
+        """The visible topics as stored (lower case, no '#'). The engine's own markers are refused,
+        not dropped: staff should know the form did not take them."""
+        typed = [typed_topic(t) for t in split_tags(self.cleaned_data.get("topics") or "")]
+        internal = [t for t in typed if is_internal_topic(t)]
+        if internal:
+            raise forms.ValidationError(
+                f"slot: and said-by: topics are set by Engram; remove {', '.join(internal)} from the topics."
+            )
+        try:
+            return normalise_tags(typed, name="topics")
+        except InvalidInput as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
 
 class FlagForm(ReasonForm):

@@ -58,7 +58,7 @@ from memory.inspector.presenters import (
     trace_view,
 )
 from memory.prompt import build_prompt
-from memory.query import MemoryFilter, normalise_tags, validate_scope_id
+from memory.query import MemoryFilter, validate_scope_id
 from memory.selectors import (
     chat_cut,
     counts_by_type,
@@ -622,21 +622,24 @@ def _act(
     return _answer(request, memory_id=memory.id)
 
 
+# The edit form's errors drawn beside their field (templates/memory/_memory_panel.html).
+EDIT_ERRORS_IN_FORM = frozenset({"text", "topics", "__all__"})
+
+
 @change_required
 @require_POST
 def edit_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
     memory = _memory_or_404(memory_id)
     form = EditMemoryForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _form_error(form))
+        # The form shows text, topics and form-wide errors beside their fields: a flash message
+        # would say them a second time. Only the others (reason, version) are flashed.
+        unseen = {k: v for k, v in form.errors.items() if k not in EDIT_ERRORS_IN_FORM}
+        if unseen:
+            messages.error(request, " ".join(" ".join(str(e) for e in errors) for errors in unseen.values()))
         return _answer(request, memory_id=memory.id, status=400, edit_form=form)
     data = form.cleaned_data
-    try:
-        topics = with_internal_topics(normalise_tags(data["topics"], name="topics"), current=memory.topics)
-    except InvalidInput as exc:
-        form.add_error("topics", str(exc))
-        messages.error(request, str(exc))
-        return _answer(request, memory_id=memory.id, status=400, edit_form=form)
+    topics = with_internal_topics(data["topics"], current=memory.topics)
     # Send only what changed: unchanged text must not be re-embedded or shown as an edit.
     changes: dict[str, Any] = {}
     if data["text"] != memory.text:
@@ -673,8 +676,7 @@ def edit_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
         messages.error(request, "This memory is deleted or expired; it cannot be edited.")
         return _answer(request, memory_id=memory.id, status=409)
     except EngineError as exc:
-        form.add_error(None, str(exc))
-        messages.error(request, str(exc))
+        form.add_error(None, str(exc))  # shown once, at the top of the form
         return _answer(request, memory_id=memory.id, status=400, edit_form=form)
     messages.success(request, f"Saved as version {updated.version}.")
     return _answer(request, memory_id=memory.id)

@@ -14,6 +14,7 @@ from django.conf import settings
 
 from memory import working
 from memory.selectors import event_text, named_memory_texts, recent_events
+from memory.types import score_text
 
 # On connect the panel gets the story so far: the last few turns and background changes.
 RECENT_TURNS = 5
@@ -72,7 +73,7 @@ def recall_frame(trace: dict[str, Any]) -> dict[str, Any]:
     near = [
         h
         for h in (
-            _hit(m, rule=f"below the cut {cut:.3f}")
+            _hit(m, rule=f"below the cut {score_text(cut)}")
             for m in (trace.get("near_misses") or [])[:NEAR_MISSES_SHOWN]
         )
         if h

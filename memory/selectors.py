@@ -6,7 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -713,13 +713,18 @@ def explain_score(
             )
         )
     made = with_topic if topical else in_context
+    reproduces = abs(made - final) < 2 * _SAME
+    if reproduces:
+        # The sum of stored (rounded) parts can miss the stored final in the 4th digit: the last
+        # step shows the final the grid and "Included because" show, not a second rounding of it.
+        steps[-1] = replace(steps[-1], result=final)
     return ScoreExplanation(
         kind="formula",
         steps=steps,
         final=final,
         context_added=context_added,
         topical=topical,
-        reproduces=abs(made - final) < 2 * _SAME,
+        reproduces=reproduces,
     )
 
 

@@ -12,7 +12,7 @@ from django.test import Client
 from chat.identity import account_memory_id
 from memory.extraction.pipeline import apply_plan
 from memory.services import add_memory, set_locked, set_pinned, set_ttl, update_memory
-from memory.types import Scope
+from memory.types import Scope, score_text
 from tests.chat_helpers import (
     anonymous_cookie,
     anonymous_memory_id,
@@ -114,7 +114,7 @@ async def test_each_turn_sends_its_recall_and_background_changes_of_the_owner_on
         assert recall["type"] == "recall" and recall["query"] == "Where do I live these days?"
         [hit] = [h for h in recall["memories"] if h["text"] == "User lives in Lisbon"]
         assert hit["score"] > 0 and hit["score"] >= recall["cut"]
-        assert hit["rule"].startswith("score ") and f">= cut {recall['cut']:.3f}" in hit["rule"], hit
+        assert hit["rule"].startswith("score ") and f">= cut {score_text(recall['cut'])}" in hit["rule"], hit
 
         other = await sync_to_async(add_memory)(
             text="Someone else likes tea", scope=Scope(user_id="user-2"), actor=USER

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-
 from core.health import system_status
 from core.redis_client import get_redis
 from memory import keys, working

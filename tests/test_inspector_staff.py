@@ -371,3 +371,18 @@ def test_the_word_diff_keeps_apostrophes_inside_words() -> None:
         ("delete", "cat"),
         ("insert", "dog"),
     ]
+
+
+def test_recently_deleted_comes_as_a_fragment_the_feed_refreshes(as_editor: Client) -> None:
+    from memory.services import delete_memory
+    from tests.memory_helpers import USER
+
+    memory = _add("User has a dog called Rex")
+    page = _html(as_editor.get(f"/inspector/users/{OWNER}/"))
+    items = re.search(r'<div id="deleted-items"[^>]*>', page)
+    assert items is not None and 'hx-trigger="memories-changed from:body"' in items.group()
+    assert "?part=deleted" in items.group()
+    delete_memory(memory_id=memory.id, actor=USER, reason="forget")
+    fragment = _html(as_editor.get(f"/inspector/users/{OWNER}/", {"part": "deleted"}, headers=HX))
+    assert fragment.lstrip().startswith('<div id="deleted-items"')
+    assert "User has a dog called Rex" in fragment and "Undo delete" in fragment

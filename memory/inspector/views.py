@@ -362,9 +362,13 @@ def _sessions_context(request: HttpRequest, user_id: str) -> dict[str, Any]:
 @require_GET
 def user_page(request: HttpRequest, user_id: str) -> HttpResponse:
     user_id = _valid_user_id(user_id)
-    if _partial(request) and request.GET.get("part") == "counts":
+    part = request.GET.get("part") if _partial(request) else None
+    if part == "counts":
         # The live feed makes the page fetch its header counts and type chips again.
         return render(request, "memory/_user_counts.html", _counts_context(request, user_id))
+    if part == "deleted":
+        # ... and its "Recently deleted" list (a memory the user forgot, one they undid).
+        return render(request, "memory/_deleted_items.html", _deleted_context(request, user_id))
     results, status = _results_context(request, user_id)
     if _partial(request):
         # htmx does not swap error statuses; the fragment carries the message instead.

@@ -386,3 +386,39 @@ def test_recently_deleted_comes_as_a_fragment_the_feed_refreshes(as_editor: Clie
     fragment = _html(as_editor.get(f"/inspector/users/{OWNER}/", {"part": "deleted"}, headers=HX))
     assert fragment.lstrip().startswith('<div id="deleted-items"')
     assert "User has a dog called Rex" in fragment and "Undo delete" in fragment
+
+
+# --- Support finds a user by the account's username or email ---------------------------------------
+
+
+def test_the_lookup_takes_a_username_or_email_and_the_page_names_the_account(as_editor: Client) -> None:
+    from core.accounts import account_memory_id
+
+    priya = get_user_model().objects.create_user(
+        "priya", email="Priya@Example.com", password="pw-priya-12345"
+    )
+    memory_id = account_memory_id(priya.pk)
+    _add("User's name is Priya", user_id=memory_id)
+    for typed in ("priya", "PRIYA", "priya@example.com", " Priya@Example.com"):
+        response = as_editor.get("/inspector/users/", {"user_id": typed})
+        assert response.status_code == 302, typed
+        assert response["Location"] == f"/inspector/users/{memory_id}/", typed
+    page = _html(as_editor.get(f"/inspector/users/{memory_id}/"))
+    header = page.split('<h1 class="user-title">')[1].split("</h1>")[0]
+    assert memory_id in header and "<span data-account-username>priya</span>" in header
+    # An id Engram holds wins over a username; an unknown name is a clear 404.
+    _add("Someone filed under the bare id", user_id="eddie")
+    assert as_editor.get("/inspector/users/", {"user_id": "eddie"})["Location"] == "/inspector/users/eddie/"
+    missing = as_editor.get("/inspector/users/", {"user_id": "nobody"})
+    assert missing.status_code == 404
+    assert "no account has this username or email" in _html(missing)
+
+
+def test_an_id_that_is_no_account_names_none() -> None:
+    from core.accounts import account_by_login, account_for_memory_id
+
+    get_user_model().objects.create_user("sam", email="shared@example.com")
+    get_user_model().objects.create_user("sue", email="SHARED@example.com")
+    assert account_by_login("shared@example.com") is None, "two accounts share it: ambiguous"
+    for memory_user_id in ("anon-3fa2", "user-", "user-x1", "user-999999", "alice"):
+        assert account_for_memory_id(memory_user_id) is None

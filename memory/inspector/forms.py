@@ -41,7 +41,8 @@ def split_tags(raw: str) -> list[str]:
 
 class UserLookupForm(forms.Form):
     # Stripping a pasted id is safe: no user id starts or ends with a space (validate_scope_id).
-    user_id = forms.CharField(label="User id (exact)", max_length=MAX_ID_LENGTH, strip=True)
+    # An id Engram stores memories under, or the username or email of a signed-up account.
+    user_id = forms.CharField(label="User id, username or email", max_length=MAX_ID_LENGTH, strip=True)
 
     def clean_user_id(self) -> str:
         try:

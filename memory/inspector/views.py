@@ -31,6 +31,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import trigger_client_event
 from ulid import ULID
 
+from core.accounts import account_by_login, account_for_memory_id, account_memory_id
 from core.workers import worker_heartbeats
 from memory import services, working
 from memory.extraction import queue
@@ -235,10 +236,16 @@ def user_lookup(request: HttpRequest) -> HttpResponse:
     form = UserLookupForm(request.GET)
     if not form.is_valid():
         return _render_overview(request, lookup_form=form, status=400)
-    user_id = form.cleaned_data["user_id"]
-    if inspector_selectors.user_known(user_id=user_id):
-        return redirect("memory:user", user_id=user_id)
-    form.add_error("user_id", "Engram has nothing stored under this exact id.")
+    typed = form.cleaned_data["user_id"]
+    # An id Engram holds wins; otherwise the name of a signed-up account (username or email).
+    if inspector_selectors.user_known(user_id=typed):
+        return redirect("memory:user", user_id=typed)
+    account = account_by_login(typed)
+    if account is not None:
+        return redirect("memory:user", user_id=account_memory_id(account.pk))
+    form.add_error(
+        "user_id", "Engram has nothing stored under this exact id, and no account has this username or email."
+    )
     return _render_overview(request, lookup_form=form, status=404)
 
 
@@ -380,6 +387,8 @@ def user_page(request: HttpRequest, user_id: str) -> HttpResponse:
         **_counts_context(request, user_id),
         **_sessions_context(request, user_id),
         "can_change": can_change(request.user),
+        # The signed-up account these memories belong to (support knows people by username).
+        "account": account_for_memory_id(user_id),
     }
     return render(request, "memory/user.html", context, status=status)
 

@@ -13,7 +13,8 @@ from typing import Any
 from django.conf import settings
 
 from memory import working
-from memory.selectors import recent_events
+from memory.selectors import event_text, named_memory_texts, recent_events
+from memory.types import score_text
 
 # On connect the panel gets the story so far: the last few turns and background changes.
 RECENT_TURNS = 5
@@ -72,7 +73,7 @@ def recall_frame(trace: dict[str, Any]) -> dict[str, Any]:
     near = [
         h
         for h in (
-            _hit(m, rule=f"below the cut {cut:.3f}")
+            _hit(m, rule=f"below the cut {score_text(cut)}")
             for m in (trace.get("near_misses") or [])[:NEAR_MISSES_SHOWN]
         )
         if h
@@ -106,25 +107,34 @@ def _actor(data: Any) -> str:
     return f"{kind} {who}".strip()
 
 
-def change_frame(event: dict[str, Any]) -> dict[str, Any]:
-    """A mutation event as one plain line: the memory's text, the decision, the actor, the reason."""
-    name = str(event.get("event", ""))
+def change_frame(event: dict[str, Any], *, texts: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """A mutation event as one plain line: the memory's text, the decision, the actor, the reason.
+
+    `texts` (memory.selectors.named_memory_texts) names the memory of an event that carries no
+    text of its own (TTL, pin, lock, move), as the inspector feed does."""
     new, old = event.get("new") or {}, event.get("old") or {}
     details = _mapping(event.get("details"))
     snapshot = new if isinstance(new, dict) and new else old if isinstance(old, dict) else {}
+    memory_id = str(event.get("memory_id", ""))
     # A refused change has no snapshot, only what was asked; a forgotten memory keeps no words.
-    text = str(snapshot.get("text") or details.get("proposed_text") or "")
+    text = event_text(event) or (texts or {}).get(memory_id) or ""
     memory_type = str(snapshot.get("type") or details.get("type") or "")
+    name = str(event.get("event", ""))
     return {
         "type": "change",
         "decision": DECISIONS.get(name, name.replace("_", " ")),
         "text": text,
         "memory_type": memory_type,
-        "memory_id": str(event.get("memory_id", "")),
+        "memory_id": memory_id,
         "actor": _actor(event.get("actor")),
         "reason": str(event.get("reason", "")),
         "at": float(event.get("at") or 0.0),
     }
+
+
+def live_change(event: dict[str, Any]) -> dict[str, Any]:
+    """The change line of one event as it happens (reads the memory's text: Redis, not async)."""
+    return change_frame(event, texts=named_memory_texts([event]))
 
 
 def decision_frame(decision: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +153,9 @@ def decision_frame(decision: dict[str, Any]) -> dict[str, Any]:
 
 def recent_changes(*, user_id: str, limit: int = RECENT_CHANGES) -> list[dict[str, Any]]:
     """The user's newest background changes from the audit stream, oldest first."""
-    return [change_frame(e) for e in reversed(recent_events(user_id=user_id, limit=limit))]
+    events = list(reversed(recent_events(user_id=user_id, limit=limit)))
+    texts = named_memory_texts(events)
+    return [change_frame(e, texts=texts) for e in events]
 
 
 def snapshot(*, session_id: str, user_id: str) -> dict[str, Any]:

@@ -84,7 +84,8 @@ class DemoConsumer(ProductSocket):
         if not isinstance(event, dict) or event.get("user_id") != self.owner:
             return
         try:
-            frame = demo.change_frame(event)
+            # Off the event loop: a TTL change or a move names its memory by its text, read from Redis.
+            frame = await sync_to_async(demo.live_change, thread_sensitive=False)(event)
         except Exception:  # one odd event must not close the panel
             logger.warning("could not show a mutation event in the demo panel", exc_info=True)
             return

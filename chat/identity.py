@@ -9,17 +9,15 @@ every cookie-less request (a crawler, a health probe) would add a row to the ses
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.base import SessionBase
 
+from core.accounts import account_memory_id
+
 ANON_SESSION_KEY = "engram_anon_id"
-
-
-def account_memory_id(user_pk: Any) -> str:
-    return f"user-{user_pk}"
+__all__ = ["ANON_SESSION_KEY", "account_memory_id", "anonymous_memory_id", "memory_user_id"]
 
 
 def anonymous_memory_id(anon_id: str) -> str:

@@ -26,7 +26,7 @@ from core.text import clean_text
 from memory import working
 from memory.extraction.queue import enqueue_turn
 from memory.extraction.types import TurnMessage
-from memory.prompt import abuild_prompt
+from memory.prompt import abuild_prompt, ranking
 from memory.types import MemoryNotFound, Scope, SearchHit
 
 logger = logging.getLogger(__name__)
@@ -56,9 +56,17 @@ def memory_link(memory_id: str, *, staff: bool) -> str:
     return reverse("chat:my_memories") + f"?memory={memory_id}#memory-{memory_id}"
 
 
+def _display_order(hit: SearchHit) -> tuple[bool, float]:
+    # Pinned memories are always in, unscored: first; then the number that ranked each, highest first.
+    return (hit.reason != "pinned", -(ranking(hit)["rank"] or 0.0))
+
+
 def memories_used(hits: list[SearchHit], *, staff: bool) -> list[dict[str, Any]]:
-    """What the reply's "Memories used" lists: staff get the stored text and the scores, a user
-    the memory as their memories page phrases it, without scores (they explain nothing to them)."""
+    """What the reply's "Memories used" lists, pinned first then best ranked first: staff get the
+    stored text, the scores and which number ranks each (`ranked_by` "score", "profile" or
+    "pinned", `rank`, `why` in words), a user the memory as their memories page phrases it, without
+    scores (they explain nothing to them)."""
+    hits = sorted(hits, key=_display_order)
     if not staff:
         return [
             {
@@ -75,6 +83,7 @@ def memories_used(hits: list[SearchHit], *, staff: bool) -> list[dict[str, Any]]
             "type": str(hit.memory.type),
             "reason": hit.reason,
             "scores": hit.score.as_dict(),
+            **ranking(hit),
             "link": memory_link(hit.memory.id, staff=True),
         }
         for hit in hits

@@ -88,7 +88,12 @@ def _names(text: str) -> list[str]:
         if capitalised and (run or not starts_sentence):
             run.append(word)
         end = match.end()
-        if match.group() != word:  # a possessive or trailing mark ends the name ("Ana's car")
+        if match.group() != word:
+            # A possessive inside a name of several words is part of it ("St Mary's", "St Mary's
+            # Hospital"); on one word, or any other trailing mark, it ends the name ("Ana's car").
+            if len(run) > 1 and re.search(r"['\u2019]s$", match.group()):
+                run[-1] = match.group()
+                continue
             if run:
                 names.append(" ".join(run))
             run = []

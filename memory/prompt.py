@@ -19,7 +19,15 @@ from memory.query import MemoryFilter
 from memory.recall import Arranged, arrange, is_profile_question, profile_hits
 from memory.selectors import list_memories, scoring_weights, search_memories
 from memory.services import record_access
-from memory.types import Memory, MemoryType, ScoreBreakdown, SearchHit, SearchResult
+from memory.types import (
+    SCORE_DIGITS,
+    Memory,
+    MemoryType,
+    ScoreBreakdown,
+    SearchHit,
+    SearchResult,
+    score_text,
+)
 
 SYSTEM_INSTRUCTIONS = (
     "You are Engram, a helpful assistant with long-term memory. Use what you remember about the user "
@@ -79,14 +87,29 @@ def _hit_trace(hit: SearchHit, *, admitted_by: str = "") -> dict[str, Any]:
     return trace
 
 
+def ranking(hit: SearchHit) -> dict[str, Any]:
+    """Which number ranks a memory among those used: its final score, its importance (a profile
+    question ranks facts by importance, not by a search) or none (staff pinned it)."""
+    if hit.reason == "pinned":
+        return {"ranked_by": "pinned", "rank": None, "why": "pinned by staff: always included"}
+    if hit.reason == "profile":
+        importance = hit.score.importance
+        return {
+            "ranked_by": "profile",
+            "rank": round(importance, SCORE_DIGITS),
+            "why": f"profile question: importance {score_text(importance)}",
+        }
+    final = hit.score.final
+    return {"ranked_by": "score", "rank": round(final, SCORE_DIGITS), "why": f"score {score_text(final)}"}
+
+
 def admission_rule(hit: SearchHit, result: SearchResult) -> str:
     """Which rule put a memory into the prompt, in words (shown per memory in the trace)."""
-    if hit.reason == "pinned":
-        return "pinned by staff: always included"
-    if hit.reason == "profile":
-        return f"profile question: importance {hit.score.importance:.2f}"
+    ranked = ranking(hit)
+    if ranked["ranked_by"] != "score":
+        return str(ranked["why"])
     return (
-        f"score {hit.score.final:.3f} >= cut {result.cut:.3f} = max(floor {result.threshold:g}, "
+        f"{ranked['why']} >= cut {score_text(result.cut)} = max(floor {result.threshold:g}, "
         f"{result.relative_threshold:g} x best)"
     )
 

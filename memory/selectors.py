@@ -6,7 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -130,6 +130,42 @@ def recent_events(*, user_id: str = "", limit: int = 10, scan: int = 300) -> lis
         if len(found) >= limit:
             break
     return found
+
+
+def event_text(data: dict[str, Any]) -> str:
+    """The memory text an event carries itself (its snapshots, or the text a refusal proposed)."""
+    new, old = data.get("new") or {}, data.get("old") or {}
+    details = data.get("details") or {}
+    new, old = (new if isinstance(new, dict) else {}), (old if isinstance(old, dict) else {})
+    details = details if isinstance(details, dict) else {}
+    return str(new.get("text") or old.get("text") or details.get("proposed_text") or "")
+
+
+def memory_texts(*, memory_ids: list[str]) -> dict[str, str | None]:
+    """The text of each memory now, live or in the trash; None when it is gone. One round trip."""
+    ids = list(dict.fromkeys(i for i in memory_ids if i))
+    if not ids:
+        return {}
+    with get_redis().pipeline(transaction=False) as pipe:
+        for memory_id in ids:
+            pipe.hget(keys.memory(memory_id), "text")
+            pipe.hget(keys.trash(memory_id), "text")
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except redis.ResponseError:
+            replies = [None] * (2 * len(ids))
+    texts: dict[str, str | None] = {}
+    for n, memory_id in enumerate(ids):
+        raw = next((r for r in replies[2 * n : 2 * n + 2] if isinstance(r, bytes)), None)
+        texts[memory_id] = raw.decode("utf-8", "replace") if raw is not None else None
+    return texts
+
+
+def named_memory_texts(events: list[dict[str, Any]]) -> dict[str, str | None]:
+    """For events that carry no text (TTL, pin, lock, identity move): the text of the memory each
+    names, now (None when it is gone). What the inspector feed and the chat's demo panel show."""
+    wanted = [str(e.get("memory_id") or "") for e in events if not event_text(e) and e.get("memory_id")]
+    return memory_texts(memory_ids=wanted)
 
 
 def deleted_memories(*, user_id: str, limit: int | None = None) -> list[Memory]:
@@ -684,13 +720,18 @@ def explain_score(
             )
         )
     made = with_topic if topical else in_context
+    reproduces = abs(made - final) < 2 * _SAME
+    if reproduces:
+        # The sum of stored (rounded) parts can miss the stored final in the 4th digit: the last
+        # step shows the final the grid and "Included because" show, not a second rounding of it.
+        steps[-1] = replace(steps[-1], result=final)
     return ScoreExplanation(
         kind="formula",
         steps=steps,
         final=final,
         context_added=context_added,
         topical=topical,
-        reproduces=abs(made - final) < 2 * _SAME,
+        reproduces=reproduces,
     )
 
 

@@ -21,8 +21,14 @@ SLOT_TOPIC_PREFIX = "slot:"
 INTERNAL_TOPIC_PREFIXES = (SLOT_TOPIC_PREFIX, ROLE_TOPIC_PREFIX)
 
 
+def typed_topic(raw: str) -> str:
+    """A topic as a person typed it, the way it is stored: a leading '#' (topics are drawn as
+    "#travel") and case do not make another topic."""
+    return raw.strip().lstrip("#").strip().lower()
+
+
 def is_internal_topic(topic: str) -> bool:
-    return topic.startswith(INTERNAL_TOPIC_PREFIXES)
+    return typed_topic(topic).startswith(INTERNAL_TOPIC_PREFIXES)
 
 
 def visible_topics(topics: Iterable[str]) -> list[str]:

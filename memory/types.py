@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -166,7 +167,18 @@ class ScoreBreakdown:
     importance: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
-        return {k: round(v, 4) for k, v in asdict(self).items()}
+        return {k: round(v, SCORE_DIGITS) for k, v in asdict(self).items()}
+
+
+# Scores are stored (traces, chat frames) with SCORE_DIGITS decimals and shown with 3.
+SCORE_DIGITS = 4
+
+
+def score_text(value: float, *, digits: int = 3) -> str:
+    """A score as every page shows it: its stored value rounded once, half up (as the templates'
+    floatformat does), so a trace's words and its grid never disagree in the last digit."""
+    stored = Decimal(repr(round(float(value), SCORE_DIGITS)))
+    return str(stored.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
 
 
 # Why a memory is in a prompt: it scored above the cut, staff pinned it, or the user asked for

@@ -12,10 +12,10 @@ from django.contrib.auth.models import Permission
 
 from memory import working
 from memory.selectors import get_memory
-from memory.services import add_memory, set_ttl, update_memory
+from memory.services import add_memory, delete_memory, set_locked, set_pinned, set_ttl, update_memory
 from memory.types import Scope
 from tests.fixtures_browser import log_in, screenshot
-from tests.memory_helpers import EXTRACTOR, STAFF
+from tests.memory_helpers import EXTRACTOR, STAFF, USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,7 +33,8 @@ def support(live_url: str, page: Any) -> Any:
 
 
 def _memory(text: str, user_id: str = CUSTOMER, **kwargs: Any) -> Any:
-    return add_memory(text=text, scope=Scope(user_id=user_id), actor=EXTRACTOR, **kwargs)
+    scope = Scope(user_id=user_id, **kwargs.pop("scope", {}))
+    return add_memory(text=text, scope=scope, actor=EXTRACTOR, **kwargs)
 
 
 def test_counts_follow_the_live_feed_without_a_reload(live_url: str, page: Any, support: Any) -> None:
@@ -127,3 +128,45 @@ def test_a_busy_user_s_sessions_sidebar_is_paged(live_url: str, page: Any, suppo
     sidebar.locator("text=Older →").click()
     page.wait_for_selector("#sessions-range >> text=page 2 of 3")
     assert page.locator("section[aria-labelledby='sessions-title'] .plain-list li").count() == 20
+
+
+def test_recently_deleted_follows_the_live_feed(live_url: str, page: Any, support: Any) -> None:
+    kept = _memory("User lives in Lisbon")
+    forgotten = _memory("User has a dog called Rex")
+    page.goto(f"{live_url}/inspector/users/{CUSTOMER}/")
+    page.wait_for_selector(".feed-status.is-live")
+    page.evaluate("window.__sameDocument = true")
+    assert "Nothing deleted" in page.locator("#deleted-panel").text_content()
+    # The user forgets a memory in their chat (the engine, from this test): the panel lists it.
+    delete_memory(memory_id=forgotten.id, actor=USER, reason="forget")
+    page.wait_for_selector("#deleted-items >> text=User has a dog called Rex", timeout=15_000)
+    assert "User lives in Lisbon" not in page.locator("#deleted-items").text_content()
+    assert page.evaluate("window.__sameDocument") is True
+    assert kept.id
+
+
+def test_the_ttl_column_fits_at_laptop_width(live_url: str, page: Any, support: Any) -> None:
+    page.set_viewport_size({"width": 1280, "height": 800})
+    for n in range(3):
+        memory = _memory(
+            f"User went to a concert number {n} in a long hall near the river and liked it a lot",
+            topics=["hobbies", "events", "favouriteconcerthallsinlisbonandporto"],
+            scope={"session_id": f"chat-01JD8X7QH{n}ZKM4PQRSTVWXYZ0123456789ABCDEFGH"},
+        )
+        set_ttl(memory_id=memory.id, ttl_seconds=89 * 86400 + 3600, actor=STAFF)
+        set_pinned(memory_id=memory.id, pinned=True, actor=STAFF)
+        set_locked(memory_id=memory.id, locked=True, actor=STAFF)
+    page.goto(f"{live_url}/inspector/users/{CUSTOMER}/")
+    page.wait_for_selector("table.memories")
+    screenshot(page, "staff-user-table-1280")
+    clipped = page.evaluate(
+        """() => [...document.querySelectorAll('table.memories th, table.memories td')].filter(
+             (cell) => cell.scrollWidth > cell.clientWidth + 1).map((cell) => cell.textContent.trim())"""
+    )
+    assert clipped == []
+    wrap = page.evaluate(
+        "() => { const w = document.querySelector('.table-wrap'); return [w.scrollWidth, w.clientWidth]; }"
+    )
+    assert wrap[0] <= wrap[1] + 1, f"the table scrolls sideways at 1280: {wrap}"
+    ttl = page.locator("table.memories td.ttl-cell").first.text_content()
+    assert "expires in 89 d 1 h" in " ".join(ttl.split())

@@ -11,8 +11,8 @@ from django.test import Client
 
 from chat.identity import account_memory_id
 from memory.extraction.pipeline import apply_plan
-from memory.services import add_memory, update_memory
-from memory.types import Scope
+from memory.services import add_memory, set_locked, set_pinned, set_ttl, update_memory
+from memory.types import Scope, score_text
 from tests.chat_helpers import (
     anonymous_cookie,
     anonymous_memory_id,
@@ -24,7 +24,7 @@ from tests.chat_helpers import (
     session_cookie_for_user,
     socket_to,
 )
-from tests.memory_helpers import USER
+from tests.memory_helpers import STAFF, USER
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,7 +114,7 @@ async def test_each_turn_sends_its_recall_and_background_changes_of_the_owner_on
         assert recall["type"] == "recall" and recall["query"] == "Where do I live these days?"
         [hit] = [h for h in recall["memories"] if h["text"] == "User lives in Lisbon"]
         assert hit["score"] > 0 and hit["score"] >= recall["cut"]
-        assert hit["rule"].startswith("score ") and f">= cut {recall['cut']:.3f}" in hit["rule"], hit
+        assert hit["rule"].startswith("score ") and f">= cut {score_text(recall['cut'])}" in hit["rule"], hit
 
         other = await sync_to_async(add_memory)(
             text="Someone else likes tea", scope=Scope(user_id="user-2"), actor=USER
@@ -126,6 +126,13 @@ async def test_each_turn_sends_its_recall_and_background_changes_of_the_owner_on
         await sync_to_async(update_memory)(memory_id=mine.id, text="User has two cats", actor=USER)
         updated = await demo.receive_json_from(timeout=5)
         assert (updated["decision"], updated["text"]) == ("update", "User has two cats")
+        # Events that carry no text name their memory by its text now, as the inspector feed does.
+        await sync_to_async(set_ttl)(memory_id=mine.id, ttl_seconds=3600, actor=USER)
+        ttl = await demo.receive_json_from(timeout=5)
+        assert (ttl["decision"], ttl["text"]) == ("ttl", "User has two cats"), ttl
+        await sync_to_async(set_pinned)(memory_id=mine.id, pinned=True, actor=STAFF)
+        pinned = await demo.receive_json_from(timeout=5)
+        assert (pinned["decision"], pinned["text"]) == ("pin", "User has two cats"), pinned
         await sync_to_async(update_memory)(memory_id=other.id, text="Someone else likes coffee", actor=USER)
         assert await demo.receive_nothing(timeout=0.5), "another user's changes are not shown"
     finally:
@@ -210,3 +217,17 @@ def test_every_kind_of_event_reads_as_one_plain_line() -> None:
     assert refused["actor"] == "unknown"
     odd = change_frame({"event": "ttl_changed", "new": "junk", "old": None, "details": [1], "actor": "x"})
     assert (odd["decision"], odd["text"]) == ("ttl", "")
+
+
+def test_the_story_so_far_names_ttl_and_lock_changes_by_the_memory_text(redis_client: Any) -> None:
+    from chat.demo import recent_changes
+
+    memory = add_memory(text="User works at the bakery", scope=Scope(user_id="u-story"), actor=USER)
+    set_ttl(memory_id=memory.id, ttl_seconds=600, actor=USER)
+    set_locked(memory_id=memory.id, locked=True, actor=STAFF)
+    changes = recent_changes(user_id="u-story")
+    assert [(c["decision"], c["text"]) for c in changes] == [
+        ("add", "User works at the bakery"),
+        ("ttl", "User works at the bakery"),
+        ("lock", "User works at the bakery"),
+    ]

@@ -185,19 +185,74 @@ def test_the_edit_form_hides_the_slot_topic_and_saving_keeps_it(as_editor: Clien
         {
             "text": "User lives in Lisbon",
             "type": "semantic",
-            "topics": "location, travel, slot:job",
+            "topics": "location, travel",
             "reason": "",
             "expected_version": memory.version,
         },
     )
     assert response.status_code == 302
     after = get_memory(memory_id=memory.id)
-    # The typed marker is not taken; the memory's own marker is kept.
+    # The memory's own marker is kept.
     assert after.topics == ["location", "travel", "slot:location"]
     # And the extractor still finds the memory by its slot.
     say(OWNER, "s1", "I live in Porto now.")
     drain(Worker(worker_id="w1"))
     assert get_memory(memory_id=memory.id).text == "User lives in Porto"
+
+
+@pytest.mark.parametrize("typed", ["slot:name", "#slot:location", "Slot:Pets", "said-by:user", " #Said-By:x"])
+def test_a_typed_internal_topic_is_refused_with_a_form_error(as_editor: Client, typed: str) -> None:
+    memory = _add("User lives in Lisbon", topics=["location", "slot:location"])
+    response = as_editor.post(
+        f"/inspector/memories/{memory.id}/edit",
+        {
+            "text": "User lives in Lisbon",
+            "type": "semantic",
+            "topics": f"home, {typed}",
+            "reason": "",
+            "expected_version": memory.version,
+        },
+    )
+    assert response.status_code == 400
+    html = _html(response)
+    assert html.count("slot: and said-by: topics are set by Engram") == 1
+    assert 'value="home, ' in html, "what was typed stays in the form"
+    after = get_memory(memory_id=memory.id)
+    assert (after.version, after.topics) == (memory.version, ["location", "slot:location"])
+
+
+def test_a_leading_hash_and_case_make_no_new_topic(as_editor: Client) -> None:
+    memory = _add("User lives in Lisbon", topics=["location"])
+    as_editor.post(
+        f"/inspector/memories/{memory.id}/edit",
+        {
+            "text": "User lives in Lisbon",
+            "type": "semantic",
+            "topics": "#Location, ##Travel",
+            "reason": "",
+            "expected_version": memory.version,
+        },
+    )
+    assert get_memory(memory_id=memory.id).topics == ["location", "travel"]
+
+
+@pytest.mark.parametrize("hx", [True, False])
+def test_a_topics_error_is_said_once(as_editor: Client, hx: bool) -> None:
+    memory = _add("User lives in Lisbon", topics=["location"])
+    response = as_editor.post(
+        f"/inspector/memories/{memory.id}/edit",
+        {
+            "text": "User lives in Lisbon",
+            "type": "semantic",
+            "topics": "location, " + "x" * 200,
+            "reason": "",
+            "expected_version": memory.version,
+        },
+        headers=HX if hx else {},
+    )
+    assert response.status_code == (200 if hx else 400)  # htmx swaps only a 200
+    assert _html(response).count("is too long or has control characters") == 1
+    assert get_memory(memory_id=memory.id).version == memory.version
 
 
 def test_saving_an_unchanged_form_changes_nothing(as_editor: Client) -> None:
@@ -316,3 +371,54 @@ def test_the_word_diff_keeps_apostrophes_inside_words() -> None:
         ("delete", "cat"),
         ("insert", "dog"),
     ]
+
+
+def test_recently_deleted_comes_as_a_fragment_the_feed_refreshes(as_editor: Client) -> None:
+    from memory.services import delete_memory
+    from tests.memory_helpers import USER
+
+    memory = _add("User has a dog called Rex")
+    page = _html(as_editor.get(f"/inspector/users/{OWNER}/"))
+    items = re.search(r'<div id="deleted-items"[^>]*>', page)
+    assert items is not None and 'hx-trigger="memories-changed from:body"' in items.group()
+    assert "?part=deleted" in items.group()
+    delete_memory(memory_id=memory.id, actor=USER, reason="forget")
+    fragment = _html(as_editor.get(f"/inspector/users/{OWNER}/", {"part": "deleted"}, headers=HX))
+    assert fragment.lstrip().startswith('<div id="deleted-items"')
+    assert "User has a dog called Rex" in fragment and "Undo delete" in fragment
+
+
+# --- Support finds a user by the account's username or email ---------------------------------------
+
+
+def test_the_lookup_takes_a_username_or_email_and_the_page_names_the_account(as_editor: Client) -> None:
+    from core.accounts import account_memory_id
+
+    priya = get_user_model().objects.create_user(
+        "priya", email="Priya@Example.com", password="pw-priya-12345"
+    )
+    memory_id = account_memory_id(priya.pk)
+    _add("User's name is Priya", user_id=memory_id)
+    for typed in ("priya", "PRIYA", "priya@example.com", " Priya@Example.com"):
+        response = as_editor.get("/inspector/users/", {"user_id": typed})
+        assert response.status_code == 302, typed
+        assert response["Location"] == f"/inspector/users/{memory_id}/", typed
+    page = _html(as_editor.get(f"/inspector/users/{memory_id}/"))
+    header = page.split('<h1 class="user-title">')[1].split("</h1>")[0]
+    assert memory_id in header and "<span data-account-username>priya</span>" in header
+    # An id Engram holds wins over a username; an unknown name is a clear 404.
+    _add("Someone filed under the bare id", user_id="eddie")
+    assert as_editor.get("/inspector/users/", {"user_id": "eddie"})["Location"] == "/inspector/users/eddie/"
+    missing = as_editor.get("/inspector/users/", {"user_id": "nobody"})
+    assert missing.status_code == 404
+    assert "no account has this username or email" in _html(missing)
+
+
+def test_an_id_that_is_no_account_names_none() -> None:
+    from core.accounts import account_by_login, account_for_memory_id
+
+    get_user_model().objects.create_user("sam", email="shared@example.com")
+    get_user_model().objects.create_user("sue", email="SHARED@example.com")
+    assert account_by_login("shared@example.com") is None, "two accounts share it: ambiguous"
+    for memory_user_id in ("anon-3fa2", "user-", "user-x1", "user-999999", "alice"):
+        assert account_for_memory_id(memory_user_id) is None

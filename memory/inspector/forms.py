@@ -9,8 +9,9 @@ from django import forms
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 
-from memory.query import MAX_ID_LENGTH, MAX_TAG_LENGTH, validate_scope_id
+from memory.query import MAX_ID_LENGTH, MAX_TAG_LENGTH, normalise_tags, validate_scope_id
 from memory.selectors import SEARCH_MODES
+from memory.topics import is_internal_topic, typed_topic
 from memory.types import InvalidInput, MemoryType
 
 TYPE_CHOICES = [(t.value, t.value) for t in MemoryType]
@@ -40,7 +41,8 @@ def split_tags(raw: str) -> list[str]:
 
 class UserLookupForm(forms.Form):
     # Stripping a pasted id is safe: no user id starts or ends with a space (validate_scope_id).
-    user_id = forms.CharField(label="User id (exact)", max_length=MAX_ID_LENGTH, strip=True)
+    # An id Engram stores memories under, or the username or email of a signed-up account.
+    user_id = forms.CharField(label="User id, username or email", max_length=MAX_ID_LENGTH, strip=True)
 
     def clean_user_id(self) -> str:
         try:
@@ -89,7 +91,18 @@ class EditMemoryForm(ReasonForm):
         _limit(self.fields["text"], settings.MEMORY_MAX_TEXT_CHARS)
 
     def clean_topics(self) -> list[str]:
-        return split_tags(self.cleaned_data.get("topics") or "")
+        """The visible topics as stored (lower case, no '#'). The engine's own markers are refused,
+        not dropped: staff should know the form did not take them."""
+        typed = [typed_topic(t) for t in split_tags(self.cleaned_data.get("topics") or "")]
+        internal = [t for t in typed if is_internal_topic(t)]
+        if internal:
+            raise forms.ValidationError(
+                f"slot: and said-by: topics are set by Engram; remove {', '.join(internal)} from the topics."
+            )
+        try:
+            return normalise_tags(typed, name="topics")
+        except InvalidInput as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
 
 class FlagForm(ReasonForm):

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from memory.events import FORGOTTEN
 from memory.inspector.diff import Segment, word_diff
-from memory.selectors import explain_score, score_legend
+from memory.selectors import event_text, explain_score, score_legend
 from memory.topics import internal_topics, visible_topics
 from memory.types import Actor, HistoryEvent, Memory
 from memory.working import Session
@@ -241,13 +241,6 @@ class FeedEntry:
     def memory_url(self) -> str:
         # A forgotten memory has no page any more.
         return memory_url(self.memory_id) if self.memory_id and self.event not in FORGOTTEN else ""
-
-
-def event_text(data: dict[str, Any]) -> str:
-    """The memory text an event carries itself (its snapshots, or the text a refusal proposed)."""
-    new, old = data.get("new") or {}, data.get("old") or {}
-    details = data.get("details") or {}
-    return str(new.get("text") or old.get("text") or details.get("proposed_text") or "")
 
 
 def feed_entry(data: dict[str, Any], *, texts: dict[str, str | None] | None = None) -> FeedEntry:

@@ -8,17 +8,21 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-import redis
-
 from core.health import system_status
 from core.redis_client import get_redis
 from memory import keys, working
 from memory.extraction.queue import queue_health
 from memory.index import index_state
-from memory.inspector.presenters import FeedEntry, as_datetime, event_text, feed_entry
+from memory.inspector.presenters import FeedEntry, as_datetime, feed_entry
 from memory.query import MemoryFilter
 from memory.redaction import Forgotten, redact_trace, trace_memory_ids
-from memory.selectors import counts_by_type, deleted_memories, list_memories, memory_history
+from memory.selectors import (
+    counts_by_type,
+    deleted_memories,
+    list_memories,
+    memory_history,
+    named_memory_texts,
+)
 from memory.types import Memory, MemoryType
 
 TYPE_ORDER = [t.value for t in MemoryType]
@@ -133,30 +137,9 @@ def sessions_page(*, user_id: str, number: int, per_page: int) -> SessionsPage:
     return SessionsPage(sessions=sessions, total=len(ids), number=number, per_page=per_page)
 
 
-def memory_texts(*, memory_ids: list[str]) -> dict[str, str | None]:
-    """The text of each memory now, live or in the trash; None when it is gone. One round trip."""
-    ids = list(dict.fromkeys(i for i in memory_ids if i))
-    if not ids:
-        return {}
-    with get_redis().pipeline(transaction=False) as pipe:
-        for memory_id in ids:
-            pipe.hget(keys.memory(memory_id), "text")
-            pipe.hget(keys.trash(memory_id), "text")
-        try:
-            replies = pipe.execute(raise_on_error=False)
-        except redis.ResponseError:
-            replies = [None] * (2 * len(ids))
-    texts: dict[str, str | None] = {}
-    for n, memory_id in enumerate(ids):
-        raw = next((r for r in replies[2 * n : 2 * n + 2] if isinstance(r, bytes)), None)
-        texts[memory_id] = raw.decode("utf-8", "replace") if raw is not None else None
-    return texts
-
-
 def feed_entries(events: list[dict[str, Any]]) -> list[FeedEntry]:
     """Feed lines for events, naming by its text the memory of an event that carries none."""
-    wanted = [str(e.get("memory_id") or "") for e in events if not event_text(e) and e.get("memory_id")]
-    texts = memory_texts(memory_ids=wanted)
+    texts = named_memory_texts(events)
     return [feed_entry(e, texts=texts) for e in events]
 
 

@@ -31,6 +31,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import trigger_client_event
 from ulid import ULID
 
+from core.accounts import account_by_login, account_for_memory_id, account_memory_id
 from core.workers import worker_heartbeats
 from memory import services, working
 from memory.extraction import queue
@@ -58,7 +59,7 @@ from memory.inspector.presenters import (
     trace_view,
 )
 from memory.prompt import build_prompt
-from memory.query import MemoryFilter, normalise_tags, validate_scope_id
+from memory.query import MemoryFilter, validate_scope_id
 from memory.selectors import (
     chat_cut,
     counts_by_type,
@@ -235,10 +236,16 @@ def user_lookup(request: HttpRequest) -> HttpResponse:
     form = UserLookupForm(request.GET)
     if not form.is_valid():
         return _render_overview(request, lookup_form=form, status=400)
-    user_id = form.cleaned_data["user_id"]
-    if inspector_selectors.user_known(user_id=user_id):
-        return redirect("memory:user", user_id=user_id)
-    form.add_error("user_id", "Engram has nothing stored under this exact id.")
+    typed = form.cleaned_data["user_id"]
+    # An id Engram holds wins; otherwise the name of a signed-up account (username or email).
+    if inspector_selectors.user_known(user_id=typed):
+        return redirect("memory:user", user_id=typed)
+    account = account_by_login(typed)
+    if account is not None:
+        return redirect("memory:user", user_id=account_memory_id(account.pk))
+    form.add_error(
+        "user_id", "Engram has nothing stored under this exact id, and no account has this username or email."
+    )
     return _render_overview(request, lookup_form=form, status=404)
 
 
@@ -362,9 +369,13 @@ def _sessions_context(request: HttpRequest, user_id: str) -> dict[str, Any]:
 @require_GET
 def user_page(request: HttpRequest, user_id: str) -> HttpResponse:
     user_id = _valid_user_id(user_id)
-    if _partial(request) and request.GET.get("part") == "counts":
+    part = request.GET.get("part") if _partial(request) else None
+    if part == "counts":
         # The live feed makes the page fetch its header counts and type chips again.
         return render(request, "memory/_user_counts.html", _counts_context(request, user_id))
+    if part == "deleted":
+        # ... and its "Recently deleted" list (a memory the user forgot, one they undid).
+        return render(request, "memory/_deleted_items.html", _deleted_context(request, user_id))
     results, status = _results_context(request, user_id)
     if _partial(request):
         # htmx does not swap error statuses; the fragment carries the message instead.
@@ -376,6 +387,8 @@ def user_page(request: HttpRequest, user_id: str) -> HttpResponse:
         **_counts_context(request, user_id),
         **_sessions_context(request, user_id),
         "can_change": can_change(request.user),
+        # The signed-up account these memories belong to (support knows people by username).
+        "account": account_for_memory_id(user_id),
     }
     return render(request, "memory/user.html", context, status=status)
 
@@ -622,21 +635,24 @@ def _act(
     return _answer(request, memory_id=memory.id)
 
 
+# The edit form's errors drawn beside their field (templates/memory/_memory_panel.html).
+EDIT_ERRORS_IN_FORM = frozenset({"text", "topics", "__all__"})
+
+
 @change_required
 @require_POST
 def edit_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
     memory = _memory_or_404(memory_id)
     form = EditMemoryForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _form_error(form))
+        # The form shows text, topics and form-wide errors beside their fields: a flash message
+        # would say them a second time. Only the others (reason, version) are flashed.
+        unseen = {k: v for k, v in form.errors.items() if k not in EDIT_ERRORS_IN_FORM}
+        if unseen:
+            messages.error(request, " ".join(" ".join(str(e) for e in errors) for errors in unseen.values()))
         return _answer(request, memory_id=memory.id, status=400, edit_form=form)
     data = form.cleaned_data
-    try:
-        topics = with_internal_topics(normalise_tags(data["topics"], name="topics"), current=memory.topics)
-    except InvalidInput as exc:
-        form.add_error("topics", str(exc))
-        messages.error(request, str(exc))
-        return _answer(request, memory_id=memory.id, status=400, edit_form=form)
+    topics = with_internal_topics(data["topics"], current=memory.topics)
     # Send only what changed: unchanged text must not be re-embedded or shown as an edit.
     changes: dict[str, Any] = {}
     if data["text"] != memory.text:
@@ -673,8 +689,7 @@ def edit_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
         messages.error(request, "This memory is deleted or expired; it cannot be edited.")
         return _answer(request, memory_id=memory.id, status=409)
     except EngineError as exc:
-        form.add_error(None, str(exc))
-        messages.error(request, str(exc))
+        form.add_error(None, str(exc))  # shown once, at the top of the form
         return _answer(request, memory_id=memory.id, status=400, edit_form=form)
     messages.success(request, f"Saved as version {updated.version}.")
     return _answer(request, memory_id=memory.id)

@@ -104,3 +104,26 @@ def test_memories_used_say_what_ranks_them_and_list_the_best_first() -> None:
     mine = memories_used(hits, staff=False)
     assert [m["id"] for m in mine] == [pinned.id, profile.id, high.id, low.id]
     assert all("ranked_by" not in m and "why" not in m for m in mine)
+
+
+def test_a_staff_chat_page_says_why_a_pinned_or_profile_memory_was_used(client: Client) -> None:
+    from chat.identity import account_memory_id
+
+    user = get_user_model().objects.create_user("stan", password="pw-stan-12345", is_staff=True)
+    client.force_login(user)
+    owner = account_memory_id(user.pk)
+    pinned = add_memory(text="User's name is Stan", scope=Scope(user_id=owner), actor=EXTRACTOR)
+    liked = add_memory(text="User likes tea", scope=Scope(user_id=owner), actor=EXTRACTOR)
+    none = {"vector": 0.0, "keyword": 0.0, "recency": 0.0}
+    hits = [
+        SearchHit(pinned, ScoreBreakdown(**none, final=0.0), reason="pinned"),
+        SearchHit(liked, ScoreBreakdown(vector=0.5, keyword=0.1, recency=0.2, final=0.45)),
+    ]
+    working.ensure_session(session_id="s-staff-used", user_id=owner)
+    meta = {"turn_id": "t1", "memories": memories_used(hits, staff=True)}
+    working.append_message(session_id="s-staff-used", role="assistant", content="Hello Stan", meta=meta)
+    html = client.get("/chat/s-staff-used/").content.decode()
+    # The pinned memory says why it is there instead of scores of 0.00; the searched one has scores.
+    assert "pinned by staff: always included" in html
+    assert html.count("final 0.00") == 0
+    assert "final 0.45" in html

@@ -85,10 +85,12 @@
       link.href = memory.link;
       item.appendChild(link);
       const s = memory.scores; // sent to staff only
-      if (s) {
-        let scores = " final " + s.final.toFixed(2) + " · vector " + s.vector.toFixed(2) +
+      if (s && memory.why && memory.ranked_by !== "score") {
+        // Pinned and profile memories are not ranked by a search: their scores would read 0.00.
+        item.appendChild(el("span", "scores", " " + memory.why));
+      } else if (s) {
+        const scores = " final " + s.final.toFixed(2) + " · vector " + s.vector.toFixed(2) +
           " · keyword " + s.keyword.toFixed(2) + " · recency " + s.recency.toFixed(2);
-        if (memory.reason === "pinned") scores += " · pinned";
         item.appendChild(el("span", "scores", scores));
       }
       list.appendChild(item);

@@ -42,6 +42,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(TEST_ENV) $(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(TEST_ENV) $(BIN)/mypy .

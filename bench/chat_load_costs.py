@@ -22,7 +22,7 @@ STREAMS = 20
 async def _frames(redis_url: str, count: int) -> dict[str, float]:
     from django.utils.module_loading import import_string
 
-    from config.settings import channel_layers
+    from core.channel_config import channel_layers
 
     # The product's layer and its configuration (see config/settings.py), on a prefix of its own.
     config = channel_layers(redis_url, "bench:costs")["default"]

@@ -14,6 +14,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_optional_seconds, env_str
+from core.channel_config import channel_layers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Everything the running product writes (Redis data, SQLite, logs) lives here; it is git-ignored.
@@ -207,26 +208,6 @@ REDIS_DATA_DIR = STATE_DIR / "redis"
 REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "engram")
 
 
-def channel_layers(redis_url: str, prefix: str) -> dict[str, dict[str, object]]:
-    host = {
-        "address": redis_url,
-        # redis-py 8's default 5 s socket timeout is short for a busy server: give reads room.
-        "socket_timeout": 30,
-        "socket_connect_timeout": 5,
-        # redis-py 8's async pool refuses a 101st connection; 100 streaming turns need more.
-        "max_connections": 1024,
-    }
-    # channels-redis' pub/sub layer: its core layer loses a frame when another socket's receive is
-    # cancelled at the wrong moment (NOTES.md, "Chat load flake"); core/channel_layer.py adds a
-    # publish for sync callers. It has no `capacity`: a socket's queue is in process memory.
-    return {
-        "default": {
-            "BACKEND": "core.channel_layer.PubSubChannelLayer",
-            "CONFIG": {"hosts": [host], "prefix": prefix},
-        }
-    }
-
-
 CHANNEL_LAYERS = channel_layers(REDIS_URL, f"{REDIS_KEY_PREFIX}:asgi")
 
 # --- Models ------------------------------------------------------------------------------------
@@ -252,7 +233,7 @@ EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", 1, minimum=1)
 # Only needed for OpenAI-compatible models whose size Engram does not know (see core/embeddings.py).
 EMBEDDING_DIMS = env_int("EMBEDDING_DIMS", 0, minimum=0)
 
-# --- Memory knobs (the memory engine reads these through memory/conf.py) --------------------------
+# --- Memory knobs (the memory engine reads them from django.conf.settings) ----------------------
 WORKING_MEMORY_TTL_SECONDS = env_optional_seconds("WORKING_MEMORY_TTL_SECONDS", 7 * 24 * 3600)
 EPISODIC_TTL_SECONDS = env_optional_seconds("EPISODIC_TTL_SECONDS", 90 * 24 * 3600)
 SEMANTIC_TTL_SECONDS = env_optional_seconds("SEMANTIC_TTL_SECONDS", None)

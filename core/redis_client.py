@@ -12,6 +12,8 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from core.channel_config import channel_layers
+
 _lock = threading.Lock()
 _sync_clients: dict[str, redis.Redis] = {}
 # Async clients are bound to the loop that created their connections, so keep one per loop.
@@ -74,8 +76,6 @@ def key(*parts: str) -> str:
 @contextmanager
 def pointed_at(url: str, *, channel_prefix: str) -> Iterator[None]:
     """Point the whole product (clients, channel layer) at another Redis, then back: tests, benches, eval."""
-    from config.settings import channel_layers
-
     saved = (settings.REDIS_URL, settings.REDIS_EMBEDDED, settings.CHANNEL_LAYERS)
     settings.REDIS_URL = url
     settings.REDIS_EMBEDDED = False

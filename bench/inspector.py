@@ -276,7 +276,7 @@ def _measure(cfg: InspectorConfig, progress: Progress) -> dict[str, Any]:
     wait_for_background_work(get_redis())
     get_embedder().embed(["warm the model up"])
 
-    base = reverse("memory:user", kwargs={"user_id": USER_ID})
+    base = reverse("inspector:user", kwargs={"user_id": USER_ID})
     n = cfg.warmup + cfg.requests
     pages = {
         "user_page": [base] * n,

@@ -50,7 +50,7 @@ def group_name(session_id: str) -> str:
 
 def memory_link(memory_id: str, *, staff: bool) -> str:
     if staff:
-        return reverse("memory:memory", args=[memory_id])
+        return reverse("inspector:memory", args=[memory_id])
     # The query names the memory so the page lists and marks it even when it is not among the
     # newest it shows; the fragment scrolls to it.
     return reverse("chat:my_memories") + f"?memory={memory_id}#memory-{memory_id}"

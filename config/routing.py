@@ -5,7 +5,7 @@ from django.urls import URLPattern, URLResolver, path, re_path
 from chat.consumers import ChatConsumer
 from chat.demo_consumer import DemoConsumer
 from core.websockets import refuse_unknown_path
-from memory.inspector.consumers import InspectorFeedConsumer
+from inspector.consumers import InspectorFeedConsumer
 
 websocket_urlpatterns: list[URLPattern | URLResolver] = [
     path("ws/chat/<str:session_id>/", ChatConsumer.as_asgi()),

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "core",
     "memory",
     "chat",
+    "inspector",
 ]
 
 MIDDLEWARE = [

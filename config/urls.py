@@ -8,7 +8,7 @@ urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("chat/", include("chat.urls")),
-    path("inspector/", include("memory.urls")),
+    path("inspector/", include("inspector.urls")),
     path("accounts/signup/", chat_views.signup, name="signup"),
     # Before django.contrib.auth's own logout view (same path and name): ours says "signed out".
     path("accounts/logout/", chat_views.log_out, name="logout"),

@@ -2,7 +2,7 @@
 
 `/healthz` is public (load balancers, `make run`, the benches), so it says only whether Redis
 answers: no versions, host names, pids or endpoints, and no writes. The details (Redis version and
-modules, workers, providers) are for the staff status page (memory/inspector/status.py), which
+modules, workers, providers) are for the staff status page (inspector/status.py), which
 adds the memory index and the extraction queue.
 """
 

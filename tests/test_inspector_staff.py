@@ -12,10 +12,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 
+from inspector.consumers import render_feed_entry
+from inspector.diff import reconstruct, tokens, word_diff
 from memory import keys, working
 from memory.extraction import queue
-from memory.inspector.consumers import render_feed_entry
-from memory.inspector.diff import reconstruct, tokens, word_diff
 from memory.query import MemoryFilter
 from memory.selectors import get_memory, list_memories, memory_history, search_memories
 from memory.services import add_memory, move_identity, set_ttl, update_memory

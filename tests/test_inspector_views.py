@@ -14,12 +14,12 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
+from inspector.consumers import render_feed_entry
+from inspector.converters import decode_key, encode_key
+from inspector.diff import reconstruct, word_diff
+from inspector.presenters import duration_text
 from memory import keys, working
 from memory.extraction import queue
-from memory.inspector.consumers import render_feed_entry
-from memory.inspector.converters import decode_key, encode_key
-from memory.inspector.diff import reconstruct, word_diff
-from memory.inspector.presenters import duration_text
 from memory.prompt import build_prompt
 from memory.query import MemoryFilter
 from memory.selectors import (
@@ -92,7 +92,7 @@ def memory() -> Any:
 
 
 def url(name: str, **kwargs: str) -> str:
-    return reverse(f"memory:{name}", kwargs=kwargs)
+    return reverse(f"inspector:{name}", kwargs=kwargs)
 
 
 def _messages(response: Any) -> list[str]:

@@ -15,12 +15,12 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
+from inspector import selectors as inspector_selectors
+from inspector.presenters import feed_entry
 from memory import keys, working
 from memory.extraction import queue
 from memory.extraction.queue import QueuedTurn
 from memory.extraction.types import TurnMessage
-from memory.inspector import selectors as inspector_selectors
-from memory.inspector.presenters import feed_entry
 from memory.prompt import build_prompt
 from memory.retention import run_retention
 from memory.selectors import get_memory, memory_history, recent_events
@@ -232,14 +232,14 @@ def test_the_inspector_shows_forgotten_memories_without_their_words(as_viewer, r
     build_prompt(user_id=OWNER, session_id="s-ins", message="What do you remember about me?", turn_id="t1")
     run_retention(now=time.time() + 200)
 
-    session_page = as_viewer.get(reverse("memory:session", kwargs={"session_id": "s-ins"}))
+    session_page = as_viewer.get(reverse("inspector:session", kwargs={"session_id": "s-ins"}))
     assert session_page.status_code == 200
     body = session_page.content.decode()
     assert EPISODE_V1 not in body and KEPT in body and "Forgotten: this memory expired" in body
-    user_page = as_viewer.get(reverse("memory:user", kwargs={"user_id": OWNER}))
+    user_page = as_viewer.get(reverse("inspector:user", kwargs={"user_id": OWNER}))
     assert user_page.status_code == 200 and "Expired (words removed)" in user_page.content.decode()
-    assert as_viewer.get(reverse("memory:memory", kwargs={"memory_id": kept.id})).status_code == 200
-    assert as_viewer.get(reverse("memory:memory", kwargs={"memory_id": episode.id})).status_code == 404
+    assert as_viewer.get(reverse("inspector:memory", kwargs={"memory_id": kept.id})).status_code == 200
+    assert as_viewer.get(reverse("inspector:memory", kwargs={"memory_id": episode.id})).status_code == 404
     [tombstone] = [e for e in recent_events(user_id=OWNER) if e["event"] == "expired"]
     entry = feed_entry(tombstone)
     assert entry.memory_id == episode.id and entry.text == "" and entry.memory_url == ""

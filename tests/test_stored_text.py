@@ -82,10 +82,10 @@ def test_a_lone_surrogate_stored_by_the_old_code_renders_on_every_page(redis_cli
     pages = [
         (owner, "/chat/s1/", True),
         (owner, "/chat/s1/messages", True),
-        (staff, reverse("memory:session", kwargs={"session_id": "s1"}), True),
-        (staff, reverse("memory:export", kwargs={"user_id": user_id}), True),
-        (staff, reverse("memory:memory", kwargs={"memory_id": memory.id}), True),
-        (staff, reverse("memory:inspector"), False),  # lists the dead letter, not its text
+        (staff, reverse("inspector:session", kwargs={"session_id": "s1"}), True),
+        (staff, reverse("inspector:export", kwargs={"user_id": user_id}), True),
+        (staff, reverse("inspector:memory", kwargs={"memory_id": memory.id}), True),
+        (staff, reverse("inspector:inspector"), False),  # lists the dead letter, not its text
     ]
     for client, url, shows_text in pages:
         response = client.get(url)
@@ -93,7 +93,7 @@ def test_a_lone_surrogate_stored_by_the_old_code_renders_on_every_page(redis_cli
         body = response.content.decode("utf-8")  # strict: the page is valid UTF-8
         if shows_text:
             assert "\ufffd" in body, f"{url} shows the replacement character where the bad one was"
-    export = json.loads(staff.get(reverse("memory:export", kwargs={"user_id": user_id})).content)
+    export = json.loads(staff.get(reverse("inspector:export", kwargs={"user_id": user_id})).content)
     assert export["sessions"][0]["messages"][0]["content"] == "I love \ufffd pizza"
     # The readers behind the pages, and the worker's view of the parked turn.
     assert working.get_messages(session_id="s1")[0].content == "I love \ufffd pizza"
@@ -129,7 +129,7 @@ def test_text_of_nothing_but_control_characters_is_refused_clearly(text: str, re
     # The inspector's edit form says so too, and nothing changes.
     staff = _staff_client()
     response = staff.post(
-        reverse("memory:edit", kwargs={"memory_id": memory.id}),
+        reverse("inspector:edit", kwargs={"memory_id": memory.id}),
         {"text": text, "type": "semantic", "topics": "", "reason": "", "expected_version": "1"},
     )
     assert response.status_code == 400
@@ -186,5 +186,5 @@ def test_a_json_filter_with_nan_is_refused_before_it_reaches_the_engine(redis_cl
 )
 def test_the_inspectors_filters_answer_bad_numbers_with_400(query: str, redis_client: Any) -> None:
     add_memory(text="User likes tea", scope=Scope(user_id="alice"), actor=USER)
-    response = _staff_client().get(reverse("memory:user", kwargs={"user_id": "alice"}) + "?" + query)
+    response = _staff_client().get(reverse("inspector:user", kwargs={"user_id": "alice"}) + "?" + query)
     assert response.status_code == 400, query

@@ -89,7 +89,7 @@ def _memory_page(memory_id: str) -> str:
     )
     client = Client()
     client.force_login(user)
-    response = client.get(reverse("memory:memory", kwargs={"memory_id": memory_id}))
+    response = client.get(reverse("inspector:memory", kwargs={"memory_id": memory_id}))
     assert response.status_code == 200
     return response.content.decode()
 

@@ -1,6 +1,6 @@
 // Memory inspector: TTL countdowns and the live feed. Everything works without this script (the
 // server renders a static "expires in 3 h 12 min" and full pages); it only adds liveliness.
-// The feed inserts HTML the server rendered and escaped (templates/memory/_feed_entry.html); this
+// The feed inserts HTML the server rendered and escaped (templates/inspector/_feed_entry.html); this
 // script never builds markup from memory text itself.
 (function () {
   "use strict";

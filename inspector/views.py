@@ -1,6 +1,6 @@
 """Inspector pages and actions.
 
-Reads go through memory.selectors / memory.working / memory.inspector.selectors, writes through
+Reads go through memory.selectors / memory.working / inspector.selectors, writes through
 memory.services (which record history with the staff actor and publish to the live feed).
 
 Every action is a plain form POST that works without JavaScript (Post/Redirect/Get, messages for
@@ -33,11 +33,9 @@ from ulid import ULID
 
 from core.accounts import account_by_login, account_for_memory_id, account_memory_id
 from core.workers import worker_heartbeats
-from memory import services, working
-from memory.extraction import queue
-from memory.inspector import selectors as inspector_selectors
-from memory.inspector.consumers import FEED_PATH
-from memory.inspector.forms import (
+from inspector import selectors as inspector_selectors
+from inspector.consumers import FEED_PATH
+from inspector.forms import (
     EditMemoryForm,
     EraseForm,
     FlagForm,
@@ -48,8 +46,8 @@ from memory.inspector.forms import (
     TtlForm,
     UserLookupForm,
 )
-from memory.inspector.permissions import can_change, change_required, is_htmx, staff_actor, view_required
-from memory.inspector.presenters import (
+from inspector.permissions import can_change, change_required, is_htmx, staff_actor, view_required
+from inspector.presenters import (
     MemoryView,
     SessionView,
     as_datetime,
@@ -58,6 +56,8 @@ from memory.inspector.presenters import (
     memory_url,
     trace_view,
 )
+from memory import services, working
+from memory.extraction import queue
 from memory.prompt import build_prompt
 from memory.query import MemoryFilter, validate_scope_id
 from memory.selectors import (
@@ -211,10 +211,10 @@ def overview(request: HttpRequest) -> HttpResponse:
         # The live feed makes the page fetch its totals and queue again (memories-changed).
         part = request.GET.get("part", "")
         if part == "totals":
-            return render(request, "memory/_totals.html", {"totals": inspector_selectors.totals()})
+            return render(request, "inspector/_totals.html", {"totals": inspector_selectors.totals()})
         if part == "queue":
-            return render(request, "memory/_queue.html", _queue_context(request))
-        return render(request, "memory/_users_table.html", _users_context(request))
+            return render(request, "inspector/_queue.html", _queue_context(request))
+        return render(request, "inspector/_users_table.html", _users_context(request))
     return _render_overview(request, lookup_form=UserLookupForm())
 
 
@@ -226,7 +226,7 @@ def _render_overview(request: HttpRequest, *, lookup_form: UserLookupForm, statu
         **_queue_context(request),
         **_feed_context(),
     }
-    return render(request, "memory/overview.html", context, status=status)
+    return render(request, "inspector/overview.html", context, status=status)
 
 
 @view_required
@@ -239,10 +239,10 @@ def user_lookup(request: HttpRequest) -> HttpResponse:
     typed = form.cleaned_data["user_id"]
     # An id Engram holds wins; otherwise the name of a signed-up account (username or email).
     if inspector_selectors.user_known(user_id=typed):
-        return redirect("memory:user", user_id=typed)
+        return redirect("inspector:user", user_id=typed)
     account = account_by_login(typed)
     if account is not None:
-        return redirect("memory:user", user_id=account_memory_id(account.pk))
+        return redirect("inspector:user", user_id=account_memory_id(account.pk))
     form.add_error(
         "user_id", "Engram has nothing stored under this exact id, and no account has this username or email."
     )
@@ -372,14 +372,14 @@ def user_page(request: HttpRequest, user_id: str) -> HttpResponse:
     part = request.GET.get("part") if _partial(request) else None
     if part == "counts":
         # The live feed makes the page fetch its header counts and type chips again.
-        return render(request, "memory/_user_counts.html", _counts_context(request, user_id))
+        return render(request, "inspector/_user_counts.html", _counts_context(request, user_id))
     if part == "deleted":
         # ... and its "Recently deleted" list (a memory the user forgot, one they undid).
-        return render(request, "memory/_deleted_items.html", _deleted_context(request, user_id))
+        return render(request, "inspector/_deleted_items.html", _deleted_context(request, user_id))
     results, status = _results_context(request, user_id)
     if _partial(request):
         # htmx does not swap error statuses; the fragment carries the message instead.
-        return render(request, "memory/_user_results.html", results)
+        return render(request, "inspector/_user_results.html", results)
     context = {
         **results,
         **_deleted_context(request, user_id),
@@ -390,7 +390,7 @@ def user_page(request: HttpRequest, user_id: str) -> HttpResponse:
         # The signed-up account these memories belong to (support knows people by username).
         "account": account_for_memory_id(user_id),
     }
-    return render(request, "memory/user.html", context, status=status)
+    return render(request, "inspector/user.html", context, status=status)
 
 
 def _counts_context(request: HttpRequest, user_id: str) -> dict[str, Any]:
@@ -435,7 +435,7 @@ def erase_user(request: HttpRequest, user_id: str) -> HttpResponse:
         receipts[receipt.receipt_id] = {**receipt.as_dict(), "erased_by": actor.id}
         # Keep the last few only: the durable record is the user_erased event in the audit stream.
         request.session[RECEIPTS_SESSION_KEY] = dict(list(receipts.items())[-10:])
-        return redirect("memory:receipt", receipt_id=receipt.receipt_id)
+        return redirect("inspector:receipt", receipt_id=receipt.receipt_id)
     counts = counts_by_type(user_id=user_id)
     context = {
         "user_id": user_id,
@@ -444,7 +444,7 @@ def erase_user(request: HttpRequest, user_id: str) -> HttpResponse:
         "deleted_count": len(deleted_memories(user_id=user_id)),
         "session_count": working.session_count(user_id=user_id),
     }
-    return render(request, "memory/erase_confirm.html", context, status=400 if form.is_bound else 200)
+    return render(request, "inspector/erase_confirm.html", context, status=400 if form.is_bound else 200)
 
 
 @view_required
@@ -458,7 +458,7 @@ def erase_receipt(request: HttpRequest, receipt_id: str) -> HttpResponse:
         "erased_at": as_datetime(receipt["erased_at"]),
         "count_rows": [(name.replace("_", " "), count) for name, count in receipt["counts"].items()],
     }
-    return render(request, "memory/erase_receipt.html", context)
+    return render(request, "inspector/erase_receipt.html", context)
 
 
 # --- Sandbox --------------------------------------------------------------------------------------
@@ -505,8 +505,8 @@ def sandbox(request: HttpRequest, user_id: str) -> HttpResponse:
                     context["trace"] = trace_view(built.trace)
                     context["fresh_session"] = not session_id
     if _partial(request):
-        return render(request, "memory/_sandbox_result.html", context)
-    return render(request, "memory/sandbox.html", context, status=status)
+        return render(request, "inspector/_sandbox_result.html", context)
+    return render(request, "inspector/sandbox.html", context, status=status)
 
 
 # --- Session page ---------------------------------------------------------------------------------
@@ -529,7 +529,7 @@ def session_page(request: HttpRequest, session_id: str) -> HttpResponse:
         "prompt_budget": settings.PROMPT_TOKEN_BUDGET,
         "traces": traces,
     }
-    return render(request, "memory/session.html", context)
+    return render(request, "inspector/session.html", context)
 
 
 # --- Memory page and its actions ------------------------------------------------------------------
@@ -572,9 +572,9 @@ def _memory_context(
 def memory_page(request: HttpRequest, memory_id: str) -> HttpResponse:
     memory = _memory_or_404(memory_id)
     if _partial(request):
-        return render(request, "memory/_memory_panel.html", _memory_context(request, memory))
+        return render(request, "inspector/_memory_panel.html", _memory_context(request, memory))
     context = {**_memory_context(request, memory), **_feed_context(memory_id=memory.id)}
-    return render(request, "memory/memory.html", context)
+    return render(request, "inspector/memory.html", context)
 
 
 def _answer(
@@ -590,20 +590,20 @@ def _answer(
         if panel == "deleted":
             memory = _memory_or_404(memory_id)
             response = render(
-                request, "memory/_deleted.html", _deleted_context(request, memory.scope.user_id)
+                request, "inspector/_deleted.html", _deleted_context(request, memory.scope.user_id)
             )
             # The user page's memory table listens for this and reloads itself.
             return trigger_client_event(response, "memories-changed")
         memory = _memory_or_404(memory_id)
         context = _memory_context(request, memory, edit_form=edit_form)
-        return render(request, "memory/_memory_panel.html", context)
+        return render(request, "inspector/_memory_panel.html", context)
     if status >= 400 and panel == "memory":
         memory = _memory_or_404(memory_id)
         context = {
             **_memory_context(request, memory, edit_form=edit_form),
             **_feed_context(memory_id=memory.id),
         }
-        return render(request, "memory/memory.html", context, status=status)
+        return render(request, "inspector/memory.html", context, status=status)
     return redirect(_next_url(request, default=memory_url(memory_id)))
 
 
@@ -635,7 +635,7 @@ def _act(
     return _answer(request, memory_id=memory.id)
 
 
-# The edit form's errors drawn beside their field (templates/memory/_memory_panel.html).
+# The edit form's errors drawn beside their field (templates/inspector/_memory_panel.html).
 EDIT_ERRORS_IN_FORM = frozenset({"text", "topics", "__all__"})
 
 
@@ -816,10 +816,10 @@ def lock_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
 
 def _letter_answer(request: HttpRequest, *, status: int = 200) -> HttpResponse:
     if is_htmx(request):
-        return render(request, "memory/_queue.html", _queue_context(request))
+        return render(request, "inspector/_queue.html", _queue_context(request))
     if status >= 400:
         return _render_overview(request, lookup_form=UserLookupForm(), status=status)
-    return redirect(reverse("memory:inspector") + "#queue")
+    return redirect(reverse("inspector:inspector") + "#queue")
 
 
 def _letter_id(letter_id: str) -> str:
@@ -866,7 +866,7 @@ def discard_dead_letter(request: HttpRequest, letter_id: str) -> HttpResponse:
 def status_page(request: HttpRequest) -> HttpResponse:
     """What the public /healthz no longer shows: Redis, its modules, the index, workers, queue, models."""
     report = inspector_selectors.status_report()
-    return render(request, "memory/status.html", {"report": report}, status=_status_code(report))
+    return render(request, "inspector/status.html", {"report": report}, status=_status_code(report))
 
 
 @view_required

@@ -10,10 +10,10 @@ from typing import Any
 
 from core.health import system_status
 from core.redis_client import get_redis
+from inspector.presenters import FeedEntry, as_datetime, feed_entry
 from memory import keys, working
 from memory.extraction.queue import queue_health
 from memory.index import index_state
-from memory.inspector.presenters import FeedEntry, as_datetime, feed_entry
 from memory.query import MemoryFilter
 from memory.redaction import Forgotten, redact_trace, trace_memory_ids
 from memory.selectors import (

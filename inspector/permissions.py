@@ -49,7 +49,7 @@ def is_htmx(request: HttpRequest) -> bool:
 def _denied(request: HttpRequest, *, change: bool) -> HttpResponse:
     return render(
         request,
-        "memory/forbidden.html",
+        "inspector/forbidden.html",
         {"needs": CHANGE_PERMISSION if change else VIEW_PERMISSION, "change": change},
         status=403,
     )

@@ -22,15 +22,15 @@ from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
 from core.websockets import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, ProductSocket
+from inspector.permissions import can_view
+from inspector.selectors import feed_entries
 from memory.events import FEED_GROUP
-from memory.inspector.permissions import can_view
-from memory.inspector.selectors import feed_entries
 
 logger = logging.getLogger(__name__)
 
 # The route is in config/routing.py (WebSocket routes cannot be reversed like Django URLs).
 FEED_PATH = "/ws/inspector/feed/"
-FEED_ENTRY_TEMPLATE = "memory/_feed_entry.html"
+FEED_ENTRY_TEMPLATE = "inspector/_feed_entry.html"
 
 
 def render_feed_entry(event: dict[str, Any]) -> str:

@@ -2,17 +2,17 @@
 route is in config/routing.py.
 
 User and session ids can hold any character, so they use the `key` converter
-(memory/inspector/converters.py); memory ids are ULIDs and dead-letter ids are stream ids.
+(inspector/converters.py); memory ids are ULIDs and dead-letter ids are stream ids.
 """
 
 from django.urls import path, register_converter
 
-from memory.inspector import views
-from memory.inspector.converters import KeyConverter
+from inspector import views
+from inspector.converters import KeyConverter
 
 register_converter(KeyConverter, "key")
 
-app_name = "memory"
+app_name = "inspector"
 urlpatterns = [
     path("", views.overview, name="inspector"),
     path("status/", views.status_page, name="status"),

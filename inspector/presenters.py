@@ -10,8 +10,8 @@ from typing import Any
 
 from django.urls import reverse
 
+from inspector.diff import Segment, word_diff
 from memory.events import FORGOTTEN
-from memory.inspector.diff import Segment, word_diff
 from memory.selectors import event_text, explain_score, score_legend
 from memory.topics import internal_topics, visible_topics
 from memory.types import Actor, HistoryEvent, Memory
@@ -66,11 +66,11 @@ def event_label(event: str) -> str:
 
 
 def user_url(user_id: str) -> str:
-    return reverse("memory:user", kwargs={"user_id": user_id})
+    return reverse("inspector:user", kwargs={"user_id": user_id})
 
 
 def memory_url(memory_id: str) -> str:
-    return reverse("memory:memory", kwargs={"memory_id": memory_id})
+    return reverse("inspector:memory", kwargs={"memory_id": memory_id})
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,14 @@ from chat.phrasing import GROUP_ORDER, group_of, memory_sentence
 from memory import working
 from memory.extraction.dates import spoken_epoch
 from memory.query import MemoryFilter
-from memory.selectors import deleted_memories, get_memory, last_deletion, list_memories, memories_from_turns
+from memory.selectors import (
+    deleted_memories,
+    get_memory,
+    last_deletion,
+    last_deletions,
+    list_memories,
+    memories_from_turns,
+)
 from memory.types import ActorKind, HistoryEvent, InvalidInput, Memory, MemoryNotFound, MemoryType
 
 FACT_TYPES = [t for t in MemoryType if t != MemoryType.MESSAGE]
@@ -120,12 +127,9 @@ class Forgotten:
     on: str = ""  # the day it was forgotten, in words
 
 
-def _forgotten_by(user_id: str, memory: Memory) -> HistoryEvent | None:
-    """The delete of this trashed memory if this user made it on their own pages, else None."""
-    deletion = last_deletion(memory_id=memory.id)
-    if deletion is None or deletion.actor.kind != ActorKind.USER or deletion.actor.id != user_id:
-        return None
-    return deletion
+def _made_by(user_id: str, deletion: HistoryEvent | None) -> bool:
+    """Whether this delete was made by this user on their own pages."""
+    return deletion is not None and deletion.actor.kind == ActorKind.USER and deletion.actor.id == user_id
 
 
 # How many of the newest deletions the "Recently forgotten" list looks at, and shows.
@@ -137,7 +141,8 @@ def recently_forgotten(*, user_id: str, limit: int = RECENTLY_FORGOTTEN) -> list
     """What the user forgot themselves and can still undo, newest first. The words a fact was
     learned from are not listed apart: its Undo brings them back with it."""
     trash = deleted_memories(user_id=user_id, limit=TRASH_SCAN)
-    mine = [(m, d) for m in trash if (d := _forgotten_by(user_id, m)) is not None]
+    deletions = last_deletions(memory_ids=[m.id for m in trash])
+    mine = [(m, d) for m in trash if (d := deletions[m.id]) is not None and _made_by(user_id, d)]
     said = {turn: m.id for m, _ in mine if m.type == MemoryType.MESSAGE for turn in m.source}
     listed: list[Forgotten] = []
     taken: set[str] = set()
@@ -178,7 +183,7 @@ def missing_link(*, user_id: str, memory_id: str) -> MissingLink:
     on = spoken_epoch(deletion.at) if deletion else ""
     if not on:
         return gone
-    if _forgotten_by(user_id, memory) is None:
+    if not _made_by(user_id, deletion):
         return MissingLink(forgotten_on=on, undo=None)
     undo = next((f for f in recently_forgotten(user_id=user_id) if f.memory.id == memory.id), None)
     return MissingLink(forgotten_on=on, undo=undo or Forgotten(memory, memory_sentence(memory), [], on=on))

@@ -108,6 +108,19 @@ def last_deletion(*, memory_id: str) -> HistoryEvent | None:
     return events.last_deletion(memory_history(memory_id=memory_id))
 
 
+def last_deletions(*, memory_ids: Sequence[str]) -> dict[str, HistoryEvent | None]:
+    """`last_deletion` of each memory, in one round trip."""
+    ids = [validate_id(memory_id, name="memory_id") for memory_id in memory_ids]
+    with get_redis().pipeline(transaction=False) as pipe:
+        for memory_id in ids:
+            pipe.lrange(keys.history(memory_id), 0, -1)
+        histories = pipe.execute()
+    return {
+        memory_id: events.last_deletion([HistoryEvent.from_dict(stored_json(item)) for item in raw])
+        for memory_id, raw in zip(ids, histories, strict=True)
+    }
+
+
 def recent_events(*, user_id: str = "", limit: int = 10, scan: int = 300) -> list[dict[str, Any]]:
     """The newest mutation events (optionally of one user) from the audit stream, newest first.
 

@@ -4,7 +4,7 @@ Its own process, because in the load generator's process its threads would fight
 clients for the GIL and stretch the chunk delays. It answers every chat completion with the same
 streamed reply (`chunks` pieces, `chunk_delay` seconds apart) and records, per request, when it
 arrived, when the first content chunk and when the last chunk had been written to the socket:
-`tests/llm_server.py` records only the arrival, so the end is taken by wrapping `chat_chunks`
+`devtools/llm_server.py` records only the arrival, so the end is taken by wrapping `chat_chunks`
 (the handler asks the generator for the next chunk right after writing the previous one).
 """
 
@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from tests import llm_server
-from tests.llm_server import LLMServer, Reply, ToolCallReply
+from devtools import llm_server
+from devtools.llm_server import LLMServer, Reply, ToolCallReply
 
 START_TIMEOUT = 30.0
 

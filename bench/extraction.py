@@ -1,6 +1,6 @@
 """Extraction bench: worker throughput (turns/s, jobs/s) and the lag from a turn to a searchable memory.
 
-On a private embedded Redis, with the scripted OpenAI-compatible server (tests/llm_server.py) on
+On a private embedded Redis, with the scripted OpenAI-compatible server (devtools/llm_server.py) on
 loopback as the model and the local embedder as in production:
 1. probe the scripted server's own round trip through the product's client (to subtract it);
 2. throughput: queue N turns over M sessions, then time in-process worker threads until every
@@ -42,7 +42,7 @@ from bench.extraction_script import (
 )
 from bench.redis_stats import versions
 from bench.stats import summarise_ms
-from tests.llm_server import LLMServer
+from devtools.llm_server import LLMServer
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def real_server_sockets() -> Iterator[None]:
     With Nagle on, the handler's body write waits for the ACK of its header write, which the
     client delays: ~40 ms per call measured here, twenty times the rest of the round trip.
     """
-    from tests import llm_server
+    from devtools import llm_server
 
     saved = llm_server._Handler.disable_nagle_algorithm
     llm_server._Handler.disable_nagle_algorithm = True

@@ -90,7 +90,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "How to read it:",
         "",
-        "- The model is the scripted OpenAI-compatible server (`tests/llm_server.py`) on loopback, in "
+        "- The model is the scripted OpenAI-compatible server (`devtools/llm_server.py`) on loopback, in "
         f"this process: its round trip through the product's client is {_pcts(probe)} "
         f"({probe['n']} calls, nothing else running); subtract it per model call. The bench turns on "
         "TCP_NODELAY for the scripted server, as real model servers do: with the helper's default (Nagle "

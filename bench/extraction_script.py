@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from bench.corpus import TEMPLATES, WORDS, Corpus, Draft, Template
+from devtools.llm_server import Reply
 from memory.extraction.prompts import DECISION_PROMPT, STRATEGY_PROMPTS
-from tests.llm_server import Reply
 
 # The system prompt of the latency probe: the scripted model answers it with no memories.
 PING_PROMPT = "bench: latency probe"

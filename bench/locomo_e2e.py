@@ -142,7 +142,7 @@ _LINE = re.compile(r"^#(\d+) \[[^\]]*\] (?:user|assistant): (.*)$", re.MULTILINE
 def observation_model(raws: Sequence[Mapping[str, Any]]) -> Callable[[dict[str, Any]], Any]:
     """A responder for the scripted server: extraction calls get the observations of the turns in the
     transcript (with their line numbers as the source); decision calls add every fact."""
-    from tests.llm_server import Reply
+    from devtools.llm_server import Reply
 
     by_text: dict[str, list[str]] = {}  # turn text -> observation facts said in it
     for raw in raws:
@@ -187,7 +187,7 @@ def observation_model(raws: Sequence[Mapping[str, Any]]) -> Callable[[dict[str, 
 @contextmanager
 def scripted_model(raws: Sequence[Mapping[str, Any]]) -> Iterator[None]:
     from core import llm as core_llm
-    from tests.llm_server import LLMServer
+    from devtools.llm_server import LLMServer
 
     with (
         LLMServer(default_reply=observation_model(raws)) as server,

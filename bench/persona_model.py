@@ -1,7 +1,7 @@
 """The scripted model for the persona suite's model run: a model that extracts perfectly.
 
 No local model runs here, so the model path is measured with the scripted OpenAI-compatible server
-(tests/llm_server.py) answering as a good model would, from the suite itself:
+(devtools/llm_server.py) answering as a good model would, from the suite itself:
 - extraction: for each user line of the transcript, the statements (bench/personas/statements.json)
   of the facts said in it, with that line as the source;
 - decisions: a fact that changes something (a `change` fact whose old value an existing memory
@@ -37,8 +37,8 @@ def _event_date(statement: str) -> str | None:
 
 
 def responder(suites: Sequence[Suite]) -> Callable[[dict[str, Any]], Any]:
+    from devtools.llm_server import Reply
     from memory.prompt import MEMORY_HEADER
-    from tests.llm_server import Reply
 
     statements = load_statements()
     said: dict[str, list[Fact]] = {}

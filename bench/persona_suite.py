@@ -36,7 +36,7 @@ def model_server(suites: Sequence[Any], *, enabled: bool) -> Iterator[str]:
         yield ""
         return
     from bench.persona_model import responder
-    from tests.llm_server import LLMServer
+    from devtools.llm_server import LLMServer
 
     with LLMServer(default_reply=responder(suites)) as server:
         yield server.base_url

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.llm_server import LLMServer
+from devtools.llm_server import LLMServer
 
 
 @pytest.fixture

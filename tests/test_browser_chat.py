@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from chat.identity import account_memory_id
+from devtools.llm_server import Reply
 from memory.services import add_memory
 from memory.types import Scope
 from tests.chat_helpers import make_user
 from tests.fixtures_browser import log_in, screenshot
-from tests.llm_server import Reply
 from tests.memory_helpers import USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -13,10 +13,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from chat.identity import account_memory_id
+from devtools.llm_server import Reply
 from memory.services import add_memory
 from memory.types import Scope
 from tests.fixtures_browser import log_in, screenshot
-from tests.llm_server import Reply
 from tests.memory_helpers import USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

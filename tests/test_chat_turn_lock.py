@@ -14,9 +14,9 @@ from asgiref.sync import sync_to_async
 
 import chat.consumers
 from core.embeddings import get_embedder
+from devtools.llm_server import Reply
 from memory import working
 from tests.chat_helpers import communicator, make_user, open_session, session_cookie_for_user
-from tests.llm_server import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat import tools
+from devtools.llm_server import ErrorReply, Reply, ToolCallReply
 from memory import keys, working
 from memory.query import MemoryFilter
 from memory.selectors import list_memories, memory_history
@@ -22,7 +23,6 @@ from tests.chat_helpers import (
     refusal_code,
     session_cookie_for_user,
 )
-from tests.llm_server import ErrorReply, Reply, ToolCallReply
 from tests.memory_helpers import USER
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from devtools.llm_server import DelayReply, Reply
 from memory import keys, working
 from memory.extraction import queue
 from memory.extraction.queue import QueuedTurn
@@ -23,7 +24,6 @@ from memory.services import add_memory, erase_user, move_identity
 from memory.types import Scope
 from memory.worker import Worker
 from tests.extraction_helpers import drain, facts, said, say
-from tests.llm_server import DelayReply, Reply
 from tests.memory_helpers import STAFF, USER, everything_in_redis
 
 ERASED = "erz-user-7k"

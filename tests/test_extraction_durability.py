@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from devtools.llm_server import DelayReply, Reply
 from memory.extraction import pipeline, queue
 from memory.extraction.types import Candidate
 from memory.selectors import memory_history
 from memory.worker import Worker
 from tests.extraction_helpers import drain, facts, said, say, texts
-from tests.llm_server import DelayReply, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from devtools.llm_server import ErrorReply, RawReply, Reply
 from memory import keys
 from memory.extraction import queue
 from memory.extraction.prompts import PROMPT_VERSION
@@ -13,7 +14,6 @@ from memory.services import set_locked
 from memory.types import ActorKind
 from memory.worker import Worker
 from tests.extraction_helpers import drain, say, texts
-from tests.llm_server import ErrorReply, RawReply, Reply
 from tests.memory_helpers import STAFF
 
 

@@ -16,12 +16,12 @@ import redis
 from core.embedded_redis import EmbeddedRedis, free_port
 from core.redis_client import get_redis, pointed_at
 from core.workers import last_outages, worker_heartbeats
+from devtools.llm_server import DelayReply, Reply
 from memory import keys
 from memory.extraction import queue
 from memory.types import LeaseLost
 from memory.worker import Worker, default_worker_id
 from tests.extraction_helpers import drain, said, say, texts
-from tests.llm_server import DelayReply, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ import pytest
 
 from core.embeddings import EmbeddingError, OpenAIEmbedder
 from core.llm import LLMError, OpenAICompatibleLLM, StreamEvent
-from tests.llm_server import (
+from devtools.llm_server import (
     DelayReply,
     EmbeddingReply,
     ErrorReply,

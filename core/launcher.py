@@ -28,7 +28,8 @@ from types import FrameType
 from django.conf import settings
 from django.core.management import call_command
 
-from core.embedded_redis import EmbeddedRedis, EmbeddedRedisError, check_query_engine
+from core.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from core.redis_check import check_redis
 from core.redis_client import get_redis
 
 RESTART_WINDOW_SECONDS = 60.0
@@ -222,7 +223,7 @@ def run(*, out: object = sys.stdout) -> int:
                 print(f"Redis      embedded on {server.url} (data: {server.data_dir})", flush=True)
             else:
                 print("Redis      REDIS_URL (external)", flush=True)
-            check_query_engine(get_redis(), settings.REDIS_URL)
+            check_redis(get_redis(), settings.REDIS_URL)
             call_command("migrate", interactive=False, verbosity=0)
             if not settings.DEBUG:
                 call_command("collectstatic", interactive=False, verbosity=0)

@@ -30,9 +30,10 @@ import numpy as np
 from django.conf import settings
 from django.test import override_settings
 
-from core.embedded_redis import EmbeddedRedis, free_port, loaded_modules
+from core.embedded_redis import EmbeddedRedis, free_port
 from core.embeddings import get_embedder
 from core.machine import cpu_model
+from core.redis_check import loaded_modules
 from core.redis_client import get_redis, pointed_at
 from memory import selectors, tokens
 from memory.prompt import MEMORY_HEADER, _memory_line

@@ -6,15 +6,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.embedded_redis import (
-    EmbeddedRedis,
-    EmbeddedRedisError,
-    QueryEngineMissing,
-    check_query_engine,
-    free_port,
-    loaded_modules,
-    redis_server_binary,
-)
+from core.embedded_redis import EmbeddedRedis, EmbeddedRedisError, free_port, redis_server_binary
+from core.health import system_status
+from core.redis_check import RedisUnsuitable, check_redis, loaded_modules, parse_module_list, redis_problems
+from core.redis_client import pointed_at
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,8 +93,8 @@ def plain_redis(tmp_path):
 
 
 def test_query_engine_check_names_the_missing_module(plain_redis):
-    with pytest.raises(QueryEngineMissing) as excinfo:
-        check_query_engine(redis.Redis.from_url(plain_redis), plain_redis)
+    with pytest.raises(RedisUnsuitable) as excinfo:
+        check_redis(redis.Redis.from_url(plain_redis), plain_redis)
     message = str(excinfo.value)
     assert "'search'" in message
     assert "Redis 8" in message and "Redis Stack" in message
@@ -117,3 +112,69 @@ def test_startup_fails_clearly_against_redis_without_search(plain_redis, tmp_pat
     )
     assert result.returncode != 0
     assert "has no 'search' module" in result.stderr
+
+
+def test_the_embedded_redis_has_everything_engram_needs(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    check_redis(client, redis_server.url)
+    version = client.info("server")["redis_version"]
+    assert redis_problems(modules=loaded_modules(client), redis_version=version) == []
+    client.close()
+
+
+# MODULE LIST as redis-py returns it: RESP2 (a list of flat name/value lists) or RESP3 (maps).
+RESP2_REPLY = [[b"name", b"ReJSON", b"ver", 20803, b"path", b"", b"args", []]]
+RESP3_REPLY = [{b"name": b"search", b"ver": 21005, b"path": b"", b"args": []}]
+
+
+def test_module_list_replies_parse_in_both_protocols():
+    assert parse_module_list(RESP2_REPLY) == {"ReJSON": 20803}
+    assert parse_module_list(RESP3_REPLY) == {"search": 21005}
+    assert parse_module_list([]) == {}
+
+
+def test_a_missing_query_engine_is_named():
+    [problem] = redis_problems(modules=parse_module_list(RESP2_REPLY), redis_version="8.2.3")
+    assert "no 'search' module" in problem and "RediSearch" in problem
+
+
+def test_an_old_query_engine_is_named_with_its_version():
+    [problem] = redis_problems(modules={"search": 20813}, redis_version="7.4.1")
+    assert "version 2.8" in problem and "2.10 or newer" in problem
+    assert redis_problems(modules={"search": 21000}, redis_version="7.4.0") == []
+
+
+def test_a_redis_without_hexpire_is_named():
+    [problem] = redis_problems(modules={"search": 21005}, redis_version="7.2.5")
+    assert "Redis 7.2.5" in problem and "HEXPIRE" in problem
+    both = redis_problems(modules={}, redis_version="6.2.14")
+    assert len(both) == 2
+
+
+def test_manage_py_check_names_the_missing_module(plain_redis):
+    result = _manage(["check"], plain_redis)
+    assert result.returncode != 0
+    assert "core.E001" in result.stderr and "has no 'search' module" in result.stderr
+
+
+def test_the_worker_refuses_to_start_against_redis_without_search(plain_redis):
+    result = _manage(["memory_worker"], plain_redis)
+    assert result.returncode != 0
+    assert "has no 'search' module" in result.stderr
+
+
+def test_the_status_page_report_names_what_redis_lacks(plain_redis):
+    with pointed_at(plain_redis, channel_prefix="engram:asgi"):
+        report = system_status()
+    assert report["status"] == "degraded"
+    [problem] = report["redis"]["problems"]
+    assert "no 'search' module" in problem
+
+
+def _manage(args: list[str], redis_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": redis_url, "DEBUG": "1"}
+    try:
+        command = [sys.executable, "manage.py", *args]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"manage.py {' '.join(args)} kept running against a Redis without search: {exc}")

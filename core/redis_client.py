@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import redis
 import redis.asyncio as aioredis
+from channels.layers import channel_layers as layer_registry
 from django.conf import settings
 
 from core.channel_config import channel_layers
@@ -92,9 +93,7 @@ def pointed_at(url: str, *, channel_prefix: str) -> Iterator[None]:
 
 def _forget_channel_layers() -> None:
     """Channels caches its layer per alias; the next use must read the new CHANNEL_LAYERS."""
-    from channels.layers import channel_layers as layers
-
-    layers.backends.clear()
+    layer_registry.backends.clear()
 
 
 def reset_clients() -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tiktoken
+
 ENCODING = "cl100k_base"
 _BPE_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
 _lock = threading.Lock()
@@ -42,8 +44,6 @@ def _get_encoder() -> Any:
         if not _encoder_checked:
             if _cache_file().is_file():
                 try:
-                    import tiktoken
-
                     _encoder = tiktoken.get_encoding(ENCODING)
                 except Exception:  # a corrupt cache file must not take the product down
                     _encoder = None

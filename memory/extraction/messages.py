@@ -14,7 +14,8 @@ from django.conf import settings
 from memory.extraction.queue import QueuedTurn
 from memory.extraction.rules.requests import FORGET
 from memory.extraction.rules.text import MARKERS, split_sentences, strip_end
-from memory.services import NewMemory, add_memories
+from memory.selectors import memories_from_turns
+from memory.services import NewMemory, add_memories, delete_memory
 from memory.types import (
     ROLE_TOPIC_PREFIX,
     Actor,
@@ -78,9 +79,6 @@ def forget_sources(
 ) -> list[str]:
     """Delete (soft, restorable by staff for the grace period) the `message` memories a fact was
     learned from; returns their ids."""
-    from memory.selectors import memories_from_turns
-    from memory.services import delete_memory
-
     gone = []
     for said in memories_from_turns(user_id=fact.scope.user_id, turn_ids=fact.source, types=["message"]):
         try:

@@ -17,15 +17,16 @@ from typing import Any
 from django.conf import settings
 
 from core.llm import LLM, LLMError, get_llm
-from core.redis_client import REDIS_UNREACHABLE
-from memory import working
+from core.redis_client import REDIS_UNREACHABLE, get_redis
+from memory import keys, working
 from memory.events import publish_decisions
 from memory.extraction import prompts, queue
-from memory.extraction.compaction import compact_session
+from memory.extraction.compaction import compact_session, extractive_summary
 from memory.extraction.decide import Op, decide
 from memory.extraction.llm_extractor import ExtractionError, extract_with_llm, summarise_with_llm
 from memory.extraction.messages import forget_sources, store_messages
 from memory.extraction.queue import QueuedTurn, StreamEntry
+from memory.extraction.rules import RULES_VERSION, extract_candidates
 from memory.extraction.types import Candidate, TurnMessage
 from memory.lease import fenced, kept_alive
 from memory.services import add_memory, delete_memory, record_refused_change, update_memory
@@ -66,8 +67,6 @@ def build_plan(turns: Sequence[QueuedTurn], *, llm: LLM | None) -> dict[str, Any
     messages = _messages(turns)
     source = [t.turn_id for t in turns]
     if llm is None:
-        from memory.extraction.rules import RULES_VERSION
-
         extractor = {"model": "rules", "prompt_version": RULES_VERSION}
     else:
         extractor = {"model": settings.EXTRACTION_MODEL, "prompt_version": prompts.PROMPT_VERSION}
@@ -85,8 +84,6 @@ def build_plan(turns: Sequence[QueuedTurn], *, llm: LLM | None) -> dict[str, Any
         current = working.get_session(session_id=turns[-1].session_id)
         previous = current.summary if current else ""
         if llm is None:
-            from memory.extraction.compaction import extractive_summary
-
             older = [working.WorkingMessage("", m.role, m.content, m.at, 0) for m in messages]
             plan["summary"] = extractive_summary(previous, older)
         else:
@@ -104,8 +101,6 @@ def _candidates(
 ) -> list[Candidate]:
     if llm is not None:
         return extract_with_llm(llm, messages, strategy=strategy, source_turn_ids=source)
-    from memory.extraction.rules import extract_candidates
-
     candidates = extract_candidates(messages)
     if strategy == "preferences":
         candidates = [c for c in candidates if "preferences" in c.topics]
@@ -229,9 +224,6 @@ def _record_refusal(op: Op, *, actor: Actor, key: str, action: str, reason: str)
 def _apply_summary(
     plan: dict[str, Any], *, scope: Scope, actor: Actor, session_id: str, key: str, lease: Lease | None
 ) -> None:
-    from core.redis_client import get_redis
-    from memory import keys
-
     client = get_redis()
     summary_id = client.get(keys.extraction(session_id, "summary_id"))
     text = plan["summary"]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from memory.extraction.dates import Tense
+from memory.extraction.dates import Tense, find_date_mentions
 from memory.extraction.rules.lexicon import ADVERBS, words
 
 CI = re.IGNORECASE
@@ -426,8 +426,6 @@ def object_after(
     s: Sentence, end: int, *, stops: str = "", max_words: int = 6, keep_lists: bool = False
 ) -> str:
     """The object starting at `end`, up to the end of its clause, without trailing dates and fillers."""
-    from memory.extraction.dates import find_date_mentions
-
     # Objects are a few words: looking further only costs time (and "no clause end in sight" means
     # the object is too long anyway).
     rest = s.text[end : end + _OBJECT_WINDOW]

@@ -1,6 +1,6 @@
 """`make eval` = `python -m bench.eval`: how well Engram remembers, measured on the product it ships.
 
-1. LoCoMo, raw-turn retrieval (memory/locomo.py): every dialog turn stored as a memory, each question
+1. LoCoMo, raw-turn retrieval (bench/locomo.py): every dialog turn stored as a memory, each question
    one search. A retrieval baseline, comparable with the LoCoMo paper's retrievers.
 2. LoCoMo end to end (bench/locomo_e2e.py): the turns go through the chat's queue and the worker
    (offline rules, then the scripted model), questions through `build_prompt`.
@@ -55,7 +55,7 @@ def _subset(data: Path, conversations: int, folder: Path) -> Path:
 
 
 def raw_turns(data: Path) -> dict[str, Any]:
-    from memory import locomo
+    from bench import locomo
 
     with locomo.private_redis():
         evaluation = locomo.evaluate(data, progress_factory=locomo.Progress)
@@ -75,9 +75,8 @@ def raw_turns(data: Path) -> dict[str, Any]:
 
 
 def end_to_end(data: Path, extractor: str, work: Path, *, sweeps: Sequence[str]) -> dict[str, Any]:
-    from bench import locomo_e2e
+    from bench import locomo, locomo_e2e
     from bench.env import private_redis
-    from memory import locomo
 
     with private_redis(work / f"redis-e2e-{extractor}"):
         return locomo_e2e.run(data, extractor=extractor, progress_factory=locomo.Progress, sweep_knobs=sweeps)
@@ -127,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["locomo", "personas"], help="run one half of the evaluation")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
+    if not args.data.is_file():
+        raise SystemExit(
+            f"LoCoMo data not found at {args.data}: expected ../shared/data/locomo/locomo10.json next to "
+            "the project (see ../shared/data/README.md), or pass --data PATH."
+        )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="engram-eval-") as tmp:
         work = Path(tmp)
@@ -134,11 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         from bench.eval_report import write_locomo, write_personas
         from bench.summary import write_benchmarks_md
 
-        if not args.data.is_file():
-            raise SystemExit(
-                f"LoCoMo data not found at {args.data}: expected ../shared/data/locomo/locomo10.json next to "
-                "the project (see ../shared/data/README.md), or pass --data PATH."
-            )
         data = _subset(args.data, 2, work) if args.quick else args.data.resolve()
         suffix = "-quick" if args.quick else ""
         if args.only in (None, "locomo"):

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from memory import locomo
-from memory.locomo import CATEGORIES
+from bench import locomo
+from bench.locomo import CATEGORIES
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -30,8 +30,9 @@ from typing import Any
 import time_machine
 from django.test import override_settings
 
-from memory import locomo, tokens
-from memory.locomo import CATEGORIES, K_VALUES, Conversation, Progress, Session, evidence_recall
+from bench import locomo
+from bench.locomo import CATEGORIES, K_VALUES, Conversation, Progress, Session, evidence_recall
+from memory import tokens
 
 QUESTION_TOP_K = max(K_VALUES)
 # The chat's default: recall@10 and the context tokens are read off the first ten memories.

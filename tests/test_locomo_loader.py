@@ -1,4 +1,4 @@
-"""The LoCoMo loader and metric (memory/locomo.py): evidence quirks, session times, recall@k."""
+"""The LoCoMo loader and metric (bench/locomo.py): evidence quirks, session times, recall@k."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import CommandError, call_command
 
-from memory import locomo
+import bench.eval
+from bench import locomo
 from memory.prompt import MEMORY_HEADER
 from memory.selectors import get_memory
 
@@ -189,9 +189,16 @@ def test_load_locomo_reads_a_file_and_explains_a_missing_one(tmp_path: Path) -> 
         locomo.load_locomo(tmp_path / "missing.json")
 
 
-def test_command_fails_clearly_without_data(tmp_path: Path) -> None:
-    with pytest.raises(CommandError, match="LoCoMo data not found"):
-        call_command("locomo_eval", data=tmp_path / "missing.json", out=tmp_path)
+def test_make_eval_fails_clearly_without_data(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="LoCoMo data not found"):
+        bench.eval.main(["--data", str(tmp_path / "missing.json"), "--results-dir", str(tmp_path)])
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_the_engine_package_holds_no_evaluation_code() -> None:
+    memory_package = Path(__file__).resolve().parents[1] / "memory"
+    assert not (memory_package / "locomo.py").exists()
+    assert not (memory_package / "management" / "commands" / "locomo_eval.py").exists()
 
 
 # --- Metric and context -------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""LoCoMo retrieval evaluation: how well does the memory engine find the turns that answer a question?
+"""LoCoMo retrieval evaluation (`make eval`, bench/eval.py): how well does the memory engine find the
+turns that answer a question?
 
 Each LoCoMo conversation becomes one user whose dialog turns are `message` memories; every question
 goes through `search_memories` and we measure evidence recall@k (the LoCoMo paper's retrieval
@@ -910,31 +911,3 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             "",
         ]
     )
-
-
-def render_summary(report: Mapping[str, Any]) -> str:
-    """A plain-text table for the terminal."""
-    headers = ["run", "R@5", "R@10", "R@25", *[name for name in CATEGORIES.values()], "p50/p95 ms"]
-    rows = [[*row[: 4 + len(CATEGORIES)], row[4 + len(CATEGORIES)]] for row in _run_rows(report)]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    counts = report["data"]["questions_by_category"]
-    lines.append("questions: " + ", ".join(f"{name} {counts[name]}" for name in CATEGORIES.values()))
-    lines.append(
-        f"context tokens per question (hybrid top-{CONTEXT_K}): "
-        f"mean {report['tokens_per_question_mean']:,.0f}, "
-        f"p50 {report['tokens_per_question_p50']:,.0f}, p95 {report['tokens_per_question_p95']:,.0f}; "
-        f"full history {report['full_history_tokens_mean']:,.0f} per conversation "
-        f"(saving {report['token_saving_percent']:.1f} %)"
-    )
-    lines.append(f"run time {report['run_time_seconds']:.0f} s")
-    return "\n".join(lines)
-
-
-def write_report(report: Mapping[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out_dir / "locomo.json", out_dir / "locomo.md"
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
-    md_path.write_text(render_markdown(report))
-    return json_path, md_path

@@ -199,6 +199,7 @@ def load_memories(cfg: InspectorConfig, pool: Pool, rng: random.Random, progress
 def add_context(cfg: InspectorConfig, rng: random.Random) -> None:
     """What a real user page also reads: sessions with messages, and recently deleted memories."""
     from memory import working
+    from memory.access import Owner
     from memory.query import MemoryFilter
     from memory.selectors import list_memories
     from memory.services import delete_memory
@@ -214,7 +215,12 @@ def add_context(cfg: InspectorConfig, rng: random.Random) -> None:
             )
     page = list_memories(filter=MemoryFilter.build(user_id=USER_ID), limit=cfg.deleted, offset=500)
     for memory in page.memories:
-        delete_memory(memory_id=memory.id, actor=Actor(ActorKind.USER, USER_ID), reason="bench")
+        delete_memory(
+            memory_id=memory.id,
+            owner=Owner.user(USER_ID),
+            actor=Actor(ActorKind.USER, USER_ID),
+            reason="bench",
+        )
 
 
 # --- Timing ---------------------------------------------------------------------------------------

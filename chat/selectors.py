@@ -10,6 +10,7 @@ from django.http import Http404
 
 from chat.phrasing import GROUP_ORDER, group_of, memory_sentence
 from memory import working
+from memory.access import Owner
 from memory.extraction.dates import spoken_epoch
 from memory.query import MemoryFilter
 from memory.selectors import (
@@ -110,11 +111,10 @@ NO_MEMORIES = OwnMemories(groups=[], said=[], total=0, shown=0)
 def own_memory(*, user_id: str, memory_id: str) -> Memory | None:
     """One live memory of this user; None for anything else (a bad id, another user's, deleted)."""
     try:
-        memory = get_memory(memory_id=memory_id, include_deleted=False)
+        return get_memory(memory_id=memory_id, owner=Owner.user(user_id), include_deleted=False)
     # An id no memory can have, or one naming another kind of key.
     except (MemoryNotFound, InvalidInput, redis.ResponseError):
         return None
-    return memory if memory.scope.user_id == user_id else None
 
 
 @dataclass(frozen=True)
@@ -174,10 +174,10 @@ def missing_link(*, user_id: str, memory_id: str) -> MissingLink:
     reads as one that does not exist."""
     gone = MissingLink(forgotten_on="", undo=None)
     try:
-        memory = get_memory(memory_id=memory_id, include_deleted=True)
+        memory = get_memory(memory_id=memory_id, owner=Owner.user(user_id), include_deleted=True)
     except (MemoryNotFound, InvalidInput, redis.ResponseError):
         return gone
-    if memory.scope.user_id != user_id or not memory.deleted:
+    if not memory.deleted:
         return gone
     deletion = last_deletion(memory_id=memory.id)
     on = spoken_epoch(deletion.at) if deletion else ""
@@ -192,10 +192,12 @@ def missing_link(*, user_id: str, memory_id: str) -> MissingLink:
 def forgotten_memory(*, user_id: str, undo: dict[str, Any]) -> Forgotten | None:
     """What the forget view noted (ids only), if that memory is this user's and still in the trash."""
     try:
-        memory = get_memory(memory_id=str(undo.get("id", "")), include_deleted=True)
+        memory = get_memory(
+            memory_id=str(undo.get("id", "")), owner=Owner.user(user_id), include_deleted=True
+        )
     except (MemoryNotFound, InvalidInput, redis.ResponseError):
         return None
-    if memory.scope.user_id != user_id or not memory.deleted:
+    if not memory.deleted:
         return None
     sources = [str(s) for s in undo.get("sources") or []]
     return Forgotten(memory=memory, sentence=memory_sentence(memory), sources=sources)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import suppress
 
 from django.conf import settings
 from ulid import ULID
 
 from chat.titles import DEFAULT_TITLE, MAX_TITLE_CHARS, clean_title, title_from_message
 from memory import working
+from memory.access import Owner
 from memory.extraction.messages import forget_sources
-from memory.selectors import get_memory
 from memory.services import delete_memory, restore_memory
 from memory.types import Actor, ActorKind, InvalidInput, Memory, MemoryLocked, MemoryNotFound, MemoryType
 
@@ -69,11 +70,10 @@ def delete_session(*, session: working.Session) -> None:
 def forget_own_memory(*, user_id: str, memory_id: str) -> tuple[Memory, list[str]]:
     """A user deletes one of their memories, with the words a fact was learned from (soft delete:
     restorable for the grace period). Returns the memory and the ids of those words."""
-    memory = get_memory(memory_id=memory_id, include_deleted=False)
-    if memory.scope.user_id != user_id:
-        raise MemoryNotFound(f"no memory {memory_id}")
     actor = Actor(ActorKind.USER, user_id)
-    deleted = delete_memory(memory_id=memory_id, actor=actor, reason="deleted by the user")
+    deleted = delete_memory(
+        memory_id=memory_id, owner=Owner.user(user_id), actor=actor, reason="deleted by the user"
+    )
     sources = []
     if deleted.type != MemoryType.MESSAGE:
         sources = forget_sources(deleted, actor=actor, reason="deleted by the user")
@@ -84,16 +84,12 @@ def restore_own_memory(*, user_id: str, memory_id: str, sources: Sequence[str] =
     """Undo a user's forget within the grace period: the memory and the words forgotten with it
     (`sources`, as forget_own_memory returned them; any that are not this user's, or no longer in
     the trash, are skipped)."""
-    memory = get_memory(memory_id=memory_id, include_deleted=True)
-    if memory.scope.user_id != user_id or not memory.deleted:
-        raise MemoryNotFound(f"no forgotten memory {memory_id}")
-    actor = Actor(ActorKind.USER, user_id)
-    restored = restore_memory(memory_id=memory_id, actor=actor, reason="restored by the user")
+    owner, actor = Owner.user(user_id), Actor(ActorKind.USER, user_id)
+    restored = restore_memory(memory_id=memory_id, owner=owner, actor=actor, reason="restored by the user")
     for source_id in sources:
-        try:
-            source = get_memory(memory_id=source_id, include_deleted=True)
-            if source.scope.user_id == user_id and source.deleted:
-                restore_memory(memory_id=source_id, actor=actor, reason="restored by the user (its words)")
-        except (MemoryNotFound, MemoryLocked, InvalidInput):
-            pass  # purged meanwhile, locked by support, or not an id: the memory itself is back
+        # Purged meanwhile, locked by support, not theirs or not an id: the memory itself is back.
+        with suppress(MemoryNotFound, MemoryLocked, InvalidInput):
+            restore_memory(
+                memory_id=source_id, owner=owner, actor=actor, reason="restored by the user (its words)"
+            )
     return restored

@@ -19,6 +19,7 @@ from django.conf import settings
 from core.embeddings import get_embedder
 from core.llm import LLMError, get_llm
 from memory import working
+from memory.access import Owner
 from memory.extraction.decide import decide
 from memory.extraction.llm_extractor import ExtractionError
 from memory.extraction.types import Candidate
@@ -28,7 +29,16 @@ from memory.records import content_hash
 from memory.search import search_memories
 from memory.selectors import find_similar, get_memory
 from memory.services import add_memory, delete_memory, record_refused_change
-from memory.types import Actor, ActorKind, EngineError, Memory, MemoryLocked, MemoryType, Scope
+from memory.types import (
+    Actor,
+    ActorKind,
+    EngineError,
+    Memory,
+    MemoryLocked,
+    MemoryNotFound,
+    MemoryType,
+    Scope,
+)
 
 TOOL_SPECS: list[dict[str, Any]] = [
     {
@@ -212,9 +222,10 @@ def _contradicts_protected(text: str, memory_type: str, *, scope: Scope, actor: 
         return None
     for op in ops:
         if op.refused:
-            target = get_memory(memory_id=op.target_id)
+            target = get_memory(memory_id=op.target_id, owner=Owner.user(scope.user_id))
             record_refused_change(
                 memory_id=target.id,
+                owner=Owner.user(scope.user_id),
                 actor=actor,
                 action=op.refused,
                 proposed_text=op.text or text,
@@ -226,12 +237,19 @@ def _contradicts_protected(text: str, memory_type: str, *, scope: Scope, actor: 
 
 def _forget(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
     memory_id = _string(args, "memory_id")
-    memory = get_memory(memory_id=memory_id, include_deleted=False)
     # Only the user's own memories: another user's id is "not found", never a hint that it exists.
-    if memory.scope.user_id != ctx.user_id:
+    owner = Owner.user(ctx.user_id)
+    try:
+        memory = get_memory(memory_id=memory_id, owner=owner, include_deleted=False)
+    except MemoryNotFound:
         return ToolOutcome({"error": "no such memory"})
     try:
-        delete_memory(memory_id=memory_id, actor=ctx.actor("forget"), reason="the user asked to forget this")
+        delete_memory(
+            memory_id=memory_id,
+            owner=owner,
+            actor=ctx.actor("forget"),
+            reason="the user asked to forget this",
+        )
     except MemoryLocked as exc:  # the policy's answer, asked on the memory as it is at the write
         return _not_changed(memory, str(exc))
     return ToolOutcome({"forgotten": {"id": memory_id, "text": memory.text}})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from core.embeddings import get_embedder
 from core.redis_client import get_redis
 from core.text import clean_text
 from memory import events, keys
+from memory.access import Owner
 from memory.lease import hold as hold_lease
 from memory.policy import Change, may_change
 from memory.query import validate_id, validate_scope_id
@@ -122,7 +123,8 @@ IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 
 
 def get_memory_any(memory_id: str) -> Memory:
-    return get_memory(memory_id=memory_id, include_deleted=True)
+    """The engine's own re-read of a memory it has just written (an idempotent replay)."""
+    return get_memory(memory_id=memory_id, owner=Owner.anyone(), include_deleted=True)
 
 
 @dataclass
@@ -146,7 +148,8 @@ def mutate(
     memory_id: str,
     build: Callable[[Memory, Pipeline], Mutation],
     *,
-    expected_version: int | None,
+    owner: Owner,
+    expected_version: int | None = None,
     idempotency_key: str = "",
     lease: Lease | None = None,
 ) -> Memory:
@@ -161,11 +164,11 @@ def mutate(
                 pipe.watch(key, *([idem_key] if idem_key else []))
                 if idem_key and pipe.exists(idem_key):
                     pipe.reset()
-                    return get_memory_any(memory_id)
+                    return get_memory(memory_id=memory_id, owner=owner, include_deleted=True)
                 raw = pipe.hgetall(key)
                 if not raw:
                     raise MemoryNotFound(f"no memory {memory_id}")
-                before = from_hash(raw, ttl_seconds=ttl_or_none(pipe.ttl(key)))
+                before = owner.require(from_hash(raw, ttl_seconds=ttl_or_none(pipe.ttl(key))))
                 if expected_version is not None and before.version != expected_version:
                     raise VersionConflict(
                         f"memory {memory_id} is at version {before.version}, not {expected_version}; reload"
@@ -210,3 +213,33 @@ def clear_event_date(after: Memory) -> Callable[[Pipeline], None] | None:
         return None
     key = keys.memory(after.id)
     return lambda pipe: pipe.hdel(key, "event_date")
+
+
+def change_ttl(
+    memory_id: str, *, owner: Owner, actor: Actor, reason: str, new_ttl: Callable[[Memory], int | None]
+) -> Memory:
+    """Set the TTL computed from the memory as read inside the WATCH, so concurrent changes compose."""
+
+    def build(before: Memory, pipe: Pipeline) -> Mutation:
+        check_actor_may_change(before, actor, Change.EXPIRY)
+        ttl_seconds = new_ttl(before)
+        after = replace(before, ttl_seconds=ttl_seconds, version=before.version + 1, updated_at=time.time())
+        key = keys.memory(memory_id)
+
+        def also(p: Pipeline) -> None:
+            if ttl_seconds is None:
+                p.persist(key)
+                p.hdel(key, "expires_at")
+            else:
+                p.expire(key, ttl_seconds)
+                p.hset(key, "expires_at", time.time() + ttl_seconds)
+
+        event = events.memory_ttl_changed(after, actor, ttl_seconds=ttl_seconds, reason=reason)
+        return Mutation(
+            after=after,
+            event=event,
+            fields={"version": after.version, "updated_at": after.updated_at},
+            also=also,
+        )
+
+    return mutate(memory_id, build, owner=owner)

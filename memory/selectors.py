@@ -18,6 +18,7 @@ from core.embeddings import get_embedder
 from core.redis_client import get_redis
 from core.text import loads as stored_json
 from memory import events, keys
+from memory.access import Owner
 from memory.index import ensure_index, index_name
 from memory.query import MAX_ID_LENGTH, MemoryFilter, tag_clause, validate_id, validate_scope_id
 from memory.raw_search import Row, ft_search_args, run_pipeline, run_search
@@ -25,7 +26,8 @@ from memory.records import RETURN_FIELDS, content_hash, from_hash, ttl_or_none, 
 from memory.types import HistoryEvent, InvalidInput, Memory, MemoryNotFound
 
 
-def get_memory(*, memory_id: str, include_deleted: bool = True) -> Memory:
+def get_memory(*, memory_id: str, owner: Owner, include_deleted: bool = True) -> Memory:
+    """One memory (live, or in the trash with `include_deleted`); MemoryNotFound when it is not `owner`'s."""
     memory_id = validate_id(memory_id, name="memory_id")
     client = get_redis()
     with client.pipeline(transaction=False) as pipe:
@@ -34,19 +36,19 @@ def get_memory(*, memory_id: str, include_deleted: bool = True) -> Memory:
         pipe.hgetall(keys.memory_stats(memory_id))
         raw, ttl, stats = pipe.execute()
     if raw:
-        return from_hash({**raw, **stats}, ttl_seconds=ttl_or_none(ttl))
+        return owner.require(from_hash({**raw, **stats}, ttl_seconds=ttl_or_none(ttl)))
     if include_deleted:
         trashed = client.hgetall(keys.trash(memory_id))
         if trashed:
-            return from_hash(
-                trashed, ttl_seconds=ttl_or_none(client.ttl(keys.trash(memory_id))), deleted=True
+            return owner.require(
+                from_hash(trashed, ttl_seconds=ttl_or_none(client.ttl(keys.trash(memory_id))), deleted=True)
             )
     raise MemoryNotFound(f"no memory {memory_id}")
 
 
-def memory_ttl(*, memory_id: str) -> int | None:
+def memory_ttl(*, memory_id: str, owner: Owner) -> int | None:
     """Seconds left, or None when the memory does not expire. Raises if it does not exist."""
-    return get_memory(memory_id=memory_id, include_deleted=False).ttl_seconds
+    return get_memory(memory_id=memory_id, owner=owner, include_deleted=False).ttl_seconds
 
 
 def memory_history(*, memory_id: str) -> list[HistoryEvent]:

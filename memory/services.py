@@ -5,7 +5,7 @@ a user's memory as a whole: memory/lifecycle.py)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -16,6 +16,7 @@ from ulid import ULID
 
 from core.redis_client import get_redis
 from memory import events, keys
+from memory.access import Owner
 from memory.entities import entities_after_edit
 from memory.index import ensure_index
 from memory.lease import hold as hold_lease
@@ -26,6 +27,7 @@ from memory.mutation import (
     TTL,
     Default,
     Mutation,
+    change_ttl,
     check_actor_may_change,
     clear_event_date,
     editable,
@@ -41,7 +43,7 @@ from memory.mutation import (
 from memory.policy import Change
 from memory.query import normalise_tags, validate_id
 from memory.records import content_hash, from_hash, to_hash
-from memory.selectors import memory_history
+from memory.selectors import get_memory, memory_history
 from memory.types import (
     Actor,
     HistoryEvent,
@@ -219,6 +221,7 @@ def add_memory(
 def update_memory(
     *,
     memory_id: str,
+    owner: Owner,
     actor: Actor,
     text: str | None = None,
     type: MemoryType | str | None = None,
@@ -262,14 +265,20 @@ def update_memory(
         return Mutation(after=after, event=event, fields=editable(fields), also=clear_event_date(after))
 
     return mutate(
-        memory_id, build, expected_version=expected_version, idempotency_key=idempotency_key, lease=lease
+        memory_id,
+        build,
+        owner=owner,
+        expected_version=expected_version,
+        idempotency_key=idempotency_key,
+        lease=lease,
     )
 
 
 def restore_version(
-    *, memory_id: str, version: int, actor: Actor, expected_version: int | None = None
+    *, memory_id: str, owner: Owner, version: int, actor: Actor, expected_version: int | None = None
 ) -> Memory:
     """Bring back the text/type/topics of an earlier version, as a new version."""
+    get_memory(memory_id=memory_id, owner=owner, include_deleted=False)  # before its history is read
     target = next(
         (e.new for e in memory_history(memory_id=memory_id) if e.version == version and e.new), None
     )
@@ -294,15 +303,15 @@ def restore_version(
         fields = editable(to_hash(after, embedding=vector, expires_at=None))
         return Mutation(after=after, event=event, fields=fields, also=clear_event_date(after))
 
-    return mutate(memory_id, build, expected_version=expected_version)
+    return mutate(memory_id, build, owner=owner, expected_version=expected_version)
 
 
-def set_pinned(*, memory_id: str, pinned: bool, actor: Actor, reason: str = "") -> Memory:
-    return _set_flag(memory_id=memory_id, flag="pinned", value=pinned, actor=actor, reason=reason)
+def set_pinned(*, memory_id: str, owner: Owner, pinned: bool, actor: Actor, reason: str = "") -> Memory:
+    return _set_flag(memory_id, owner, flag="pinned", value=pinned, actor=actor, reason=reason)
 
 
-def set_locked(*, memory_id: str, locked: bool, actor: Actor, reason: str = "") -> Memory:
-    return _set_flag(memory_id=memory_id, flag="locked", value=locked, actor=actor, reason=reason)
+def set_locked(*, memory_id: str, owner: Owner, locked: bool, actor: Actor, reason: str = "") -> Memory:
+    return _set_flag(memory_id, owner, flag="locked", value=locked, actor=actor, reason=reason)
 
 
 _FLAG_CHANGES = {
@@ -313,7 +322,7 @@ _FLAG_CHANGES = {
 }
 
 
-def _set_flag(*, memory_id: str, flag: str, value: bool, actor: Actor, reason: str) -> Memory:
+def _set_flag(memory_id: str, owner: Owner, *, flag: str, value: bool, actor: Actor, reason: str) -> Memory:
     def build(before: Memory, pipe: Pipeline) -> Mutation:
         check_actor_may_change(before, actor, _FLAG_CHANGES[(flag, value)])
         after = replace(before, version=before.version + 1, updated_at=time.time())
@@ -325,46 +334,18 @@ def _set_flag(*, memory_id: str, flag: str, value: bool, actor: Actor, reason: s
             fields={flag: "1" if value else "0", "version": after.version, "updated_at": after.updated_at},
         )
 
-    return mutate(memory_id, build, expected_version=None)
+    return mutate(memory_id, build, owner=owner)
 
 
-def _change_ttl(
-    memory_id: str, *, actor: Actor, reason: str, new_ttl: Callable[[Memory], int | None]
+def set_ttl(
+    *, memory_id: str, owner: Owner, ttl_seconds: int | None, actor: Actor, reason: str = ""
 ) -> Memory:
-    """Set the TTL computed from the memory as read inside the WATCH, so concurrent changes compose."""
-
-    def build(before: Memory, pipe: Pipeline) -> Mutation:
-        check_actor_may_change(before, actor, Change.EXPIRY)
-        ttl_seconds = new_ttl(before)
-        after = replace(before, ttl_seconds=ttl_seconds, version=before.version + 1, updated_at=time.time())
-        key = keys.memory(memory_id)
-
-        def also(p: Pipeline) -> None:
-            if ttl_seconds is None:
-                p.persist(key)
-                p.hdel(key, "expires_at")
-            else:
-                p.expire(key, ttl_seconds)
-                p.hset(key, "expires_at", time.time() + ttl_seconds)
-
-        event = events.memory_ttl_changed(after, actor, ttl_seconds=ttl_seconds, reason=reason)
-        return Mutation(
-            after=after,
-            event=event,
-            fields={"version": after.version, "updated_at": after.updated_at},
-            also=also,
-        )
-
-    return mutate(memory_id, build, expected_version=None)
-
-
-def set_ttl(*, memory_id: str, ttl_seconds: int | None, actor: Actor, reason: str = "") -> Memory:
     """Set a TTL in seconds from now, or None to keep the memory forever."""
     ttl = None if ttl_seconds is None else validate_seconds(ttl_seconds, name="ttl_seconds")
-    return _change_ttl(memory_id, actor=actor, reason=reason, new_ttl=lambda before: ttl)
+    return change_ttl(memory_id, owner=owner, actor=actor, reason=reason, new_ttl=lambda before: ttl)
 
 
-def extend_ttl(*, memory_id: str, seconds: int, actor: Actor, reason: str = "") -> Memory:
+def extend_ttl(*, memory_id: str, owner: Owner, seconds: int, actor: Actor, reason: str = "") -> Memory:
     """Add time to a memory that expires (a memory without TTL has nothing to extend)."""
     extra = validate_seconds(seconds, name="seconds")
 
@@ -373,12 +354,13 @@ def extend_ttl(*, memory_id: str, seconds: int, actor: Actor, reason: str = "") 
             raise InvalidInput("this memory does not expire; set a TTL instead of extending it")
         return before.ttl_seconds + extra
 
-    return _change_ttl(memory_id, actor=actor, reason=reason, new_ttl=extended)
+    return change_ttl(memory_id, owner=owner, actor=actor, reason=reason, new_ttl=extended)
 
 
 def record_refused_change(
     *,
     memory_id: str,
+    owner: Owner,
     actor: Actor,
     action: str,
     proposed_text: str = "",
@@ -394,7 +376,7 @@ def record_refused_change(
         )
         return Mutation(after=before, event=event)
 
-    return mutate(memory_id, build, expected_version=None, idempotency_key=idempotency_key)
+    return mutate(memory_id, build, owner=owner, idempotency_key=idempotency_key)
 
 
 # --- Delete and restore -------------------------------------------------------------------------
@@ -403,6 +385,7 @@ def record_refused_change(
 def delete_memory(
     *,
     memory_id: str,
+    owner: Owner,
     actor: Actor,
     reason: str = "",
     idempotency_key: str = "",
@@ -432,10 +415,10 @@ def delete_memory(
         event = events.memory_deleted(after, actor, reason, grace_seconds=grace)
         return Mutation(after=after, event=event, fields={"version": after.version}, also=also)
 
-    return mutate(memory_id, build, expected_version=None, idempotency_key=idempotency_key, lease=lease)
+    return mutate(memory_id, build, owner=owner, idempotency_key=idempotency_key, lease=lease)
 
 
-def restore_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
+def restore_memory(*, memory_id: str, owner: Owner, actor: Actor, reason: str = "") -> Memory:
     """Undo a soft delete within the grace period."""
     validate_id(memory_id, name="memory_id")
     client = get_redis()
@@ -445,9 +428,9 @@ def restore_memory(*, memory_id: str, actor: Actor, reason: str = "") -> Memory:
             try:
                 pipe.watch(trash_key, live_key)
                 raw = pipe.hgetall(trash_key)
-                if not raw:
+                before = from_hash(raw, deleted=True) if raw else None
+                if before is None or not owner.admits(before):
                     raise MemoryNotFound(f"memory {memory_id} is not in the trash (never deleted, or purged)")
-                before = from_hash(raw, deleted=True)
                 # Written with the delete, in its MULTI: the watched trash key guards it too.
                 deletion = events.last_deletion(memory_history(memory_id=memory_id))
                 deleted_by = deletion.actor if deletion else None

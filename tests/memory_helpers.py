@@ -2,11 +2,14 @@
 
 from typing import Any
 
+from memory.access import Owner
 from memory.types import Actor, ActorKind, Scope
 
 USER = Actor(ActorKind.USER, "tester")
 STAFF = Actor(ActorKind.STAFF, "support-1")
 EXTRACTOR = Actor(ActorKind.EXTRACTOR, "worker-1", model="gpt-test", prompt_version="v1")
+# By-id engine calls in tests that are not about whose memory it is: any owner, as staff.
+ANYONE = Owner.anyone()
 
 
 def scope(user_id: str = "alice", **kwargs: str) -> Scope:

@@ -28,7 +28,7 @@ from tests.fixtures_browser import (
     log_in,
     screenshots_at_sizes,
 )
-from tests.memory_helpers import EXTRACTOR, USER
+from tests.memory_helpers import ANYONE, EXTRACTOR, USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -134,8 +134,10 @@ def _seed_user_data(memory_id: str) -> Memory:
         topics=["home", "slot:location"],
         source=[TRIP_TURN],
     )
-    update_memory(memory_id=home.id, text="User lives in Porto", actor=EXTRACTOR, reason="moved")
-    update_memory(memory_id=home.id, text="User lives in Porto, near the river", actor=USER)
+    update_memory(
+        owner=ANYONE, memory_id=home.id, text="User lives in Porto", actor=EXTRACTOR, reason="moved"
+    )
+    update_memory(owner=ANYONE, memory_id=home.id, text="User lives in Porto, near the river", actor=USER)
     add_memory(
         text="User is allergic to peanuts",
         scope=Scope(user_id=memory_id),
@@ -160,7 +162,9 @@ def _seed_user_data(memory_id: str) -> Memory:
     )
     gone = add_memory(text="User has a cat named Biscuit", scope=Scope(user_id=memory_id), actor=EXTRACTOR)
     # Forgotten by the user themselves: the memories page lists it under "Recently forgotten".
-    delete_memory(memory_id=gone.id, actor=Actor(ActorKind.USER, memory_id), reason="wrong person")
+    delete_memory(
+        owner=ANYONE, memory_id=gone.id, actor=Actor(ActorKind.USER, memory_id), reason="wrong person"
+    )
 
     working.ensure_session(session_id=TRIP, user_id=memory_id, title="Planning a trip")
     working.ensure_session(session_id="s-empty", user_id=memory_id, title="")

@@ -15,7 +15,7 @@ from memory.selectors import get_memory
 from memory.services import add_memory, delete_memory, set_locked, set_pinned, set_ttl, update_memory
 from memory.types import Scope
 from tests.fixtures_browser import log_in, screenshot
-from tests.memory_helpers import EXTRACTOR, STAFF, USER
+from tests.memory_helpers import ANYONE, EXTRACTOR, STAFF, USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -79,7 +79,7 @@ def test_the_feed_names_the_memory_of_a_ttl_change(live_url: str, page: Any, sup
     memory = _memory("User <i>likes</i> green tea")
     page.goto(f"{live_url}/inspector/")
     page.wait_for_selector(".feed-status.is-live")
-    set_ttl(memory_id=memory.id, ttl_seconds=7200, actor=STAFF)
+    set_ttl(owner=ANYONE, memory_id=memory.id, ttl_seconds=7200, actor=STAFF)
     entry = page.wait_for_selector(".feed-list .feed-entry.feed-ttl_changed", timeout=15_000)
     text = entry.text_content()
     assert "User <i>likes</i> green tea" in text and "expires in 2 h" in text
@@ -100,7 +100,7 @@ def test_search_hits_show_the_legend_and_the_formula(live_url: str, page: Any, s
 
 def test_the_memory_page_edit_form_and_feed_panel(live_url: str, page: Any, support: Any) -> None:
     memory = _memory("User lives in Lisbon", topics=["location", "slot:location"], entities=["lisbon"])
-    update_memory(memory_id=memory.id, text="User lives in Lisbon, Portugal", actor=STAFF)
+    update_memory(owner=ANYONE, memory_id=memory.id, text="User lives in Lisbon, Portugal", actor=STAFF)
     page.goto(f"{live_url}/inspector/memories/{memory.id}/")
     assert page.input_value("#id_topics") == "location"
     assert page.locator("[data-feed-empty]").is_hidden()
@@ -109,7 +109,7 @@ def test_the_memory_page_edit_form_and_feed_panel(live_url: str, page: Any, supp
     page.fill("#id_topics", "location, home")
     page.click("text=Save new version")
     page.wait_for_selector(".flash-success >> text=Saved as version 3")
-    after = get_memory(memory_id=memory.id)
+    after = get_memory(owner=ANYONE, memory_id=memory.id)
     assert after.topics == ["location", "home", "slot:location"] and after.entities == ["porto"]
     assert "porto" in page.locator(".fields").text_content()
     screenshot(page, "staff-memory-page")
@@ -138,7 +138,7 @@ def test_recently_deleted_follows_the_live_feed(live_url: str, page: Any, suppor
     page.evaluate("window.__sameDocument = true")
     assert "Nothing deleted" in page.locator("#deleted-panel").text_content()
     # The user forgets a memory in their chat (the engine, from this test): the panel lists it.
-    delete_memory(memory_id=forgotten.id, actor=USER, reason="forget")
+    delete_memory(owner=ANYONE, memory_id=forgotten.id, actor=USER, reason="forget")
     page.wait_for_selector("#deleted-items >> text=User has a dog called Rex", timeout=15_000)
     assert "User lives in Lisbon" not in page.locator("#deleted-items").text_content()
     assert page.evaluate("window.__sameDocument") is True
@@ -153,9 +153,9 @@ def test_the_ttl_column_fits_at_laptop_width(live_url: str, page: Any, support: 
             topics=["hobbies", "events", "favouriteconcerthallsinlisbonandporto"],
             scope={"session_id": f"chat-01JD8X7QH{n}ZKM4PQRSTVWXYZ0123456789ABCDEFGH"},
         )
-        set_ttl(memory_id=memory.id, ttl_seconds=89 * 86400 + 3600, actor=STAFF)
-        set_pinned(memory_id=memory.id, pinned=True, actor=STAFF)
-        set_locked(memory_id=memory.id, locked=True, actor=STAFF)
+        set_ttl(owner=ANYONE, memory_id=memory.id, ttl_seconds=89 * 86400 + 3600, actor=STAFF)
+        set_pinned(owner=ANYONE, memory_id=memory.id, pinned=True, actor=STAFF)
+        set_locked(owner=ANYONE, memory_id=memory.id, locked=True, actor=STAFF)
     page.goto(f"{live_url}/inspector/users/{CUSTOMER}/")
     page.wait_for_selector("table.memories")
     screenshot(page, "staff-user-table-1280")

@@ -11,7 +11,7 @@ from memory.services import add_memory, set_pinned
 from memory.types import Scope
 from tests.chat_helpers import make_user
 from tests.fixtures_browser import log_in, new_chat, say, screenshot
-from tests.memory_helpers import STAFF, USER
+from tests.memory_helpers import ANYONE, STAFF, USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -136,7 +136,7 @@ def test_memories_page_speaks_to_the_user_and_forget_can_be_undone(live_url, pag
     _user, memory_user = make_user("alice")
     scope = Scope(user_id=memory_user)
     name = add_memory(text="User's name is Priya", scope=scope, actor=USER, topics=["identity"])
-    set_pinned(memory_id=name.id, pinned=True, actor=STAFF)
+    set_pinned(owner=ANYONE, memory_id=name.id, pinned=True, actor=STAFF)
     add_memory(text="The user likes jazz", scope=scope, actor=USER, topics=["preferences"])
     add_memory(text="User has a dog named Rex", scope=scope, actor=USER, topics=["pets"])
     log_in(page, live_url, "alice", "pw-alice-12345")

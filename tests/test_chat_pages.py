@@ -11,7 +11,7 @@ from memory.selectors import get_memory, list_memories
 from memory.services import add_memory
 from memory.types import Scope
 from tests.chat_helpers import make_user
-from tests.memory_helpers import USER
+from tests.memory_helpers import ANYONE, USER
 
 pytestmark = pytest.mark.django_db
 
@@ -96,9 +96,9 @@ def test_users_see_and_forget_only_their_own_memories(client: Client):
     assert "Alice likes &lt;b&gt;bold&lt;/b&gt; coffee" in body
     assert "Bob likes tea" not in body
     client.post(f"/chat/me/memories/{bobs.id}/forget")
-    assert not get_memory(memory_id=bobs.id).deleted
+    assert not get_memory(owner=ANYONE, memory_id=bobs.id).deleted
     client.post(f"/chat/me/memories/{mine.id}/forget")
-    assert get_memory(memory_id=mine.id).deleted
+    assert get_memory(owner=ANYONE, memory_id=mine.id).deleted
 
 
 def test_posts_need_csrf(client: Client):

@@ -23,7 +23,7 @@ from memory.selectors import get_memory
 from memory.services import add_memory, delete_memory, set_pinned
 from memory.types import Actor, ActorKind, MemoryLocked, Scope, ScoreBreakdown, SearchHit
 from tests.chat_helpers import make_user
-from tests.memory_helpers import STAFF, USER
+from tests.memory_helpers import ANYONE, STAFF, USER
 
 pytestmark = pytest.mark.django_db
 
@@ -188,7 +188,7 @@ def test_the_memories_page_speaks_to_the_user_without_scores_or_types(client: Cl
     fact = add_memory(
         text="User's name is Priya", scope=Scope(user_id=memory_user), actor=USER, topics=["identity"]
     )
-    set_pinned(memory_id=fact.id, pinned=True, actor=STAFF)
+    set_pinned(owner=ANYONE, memory_id=fact.id, pinned=True, actor=STAFF)
     add_memory(
         text="The user likes jazz", scope=Scope(user_id=memory_user), actor=USER, topics=["preferences"]
     )
@@ -219,7 +219,10 @@ def test_forget_explains_itself_and_undo_restores_the_memory_and_its_words(clien
     assert "Yes, forget it" in body
 
     response = client.post(f"/chat/me/memories/{fact.id}/forget", follow=True)
-    assert get_memory(memory_id=fact.id).deleted and get_memory(memory_id=said.id).deleted
+    assert (
+        get_memory(owner=ANYONE, memory_id=fact.id).deleted
+        and get_memory(owner=ANYONE, memory_id=said.id).deleted
+    )
     body = response.content.decode()
     assert "Forgotten: “You love jazz.”" in body and "removed for good after 7 days" in body
     assert f'action="/chat/me/memories/{fact.id}/restore"' in body
@@ -230,7 +233,10 @@ def test_forget_explains_itself_and_undo_restores_the_memory_and_its_words(clien
 
     response = client.post(f"/chat/me/memories/{fact.id}/restore", {"source": [said.id]})
     assert response["Location"] == f"/chat/me/memories/?memory={fact.id}#memory-{fact.id}"
-    assert not get_memory(memory_id=fact.id).deleted and not get_memory(memory_id=said.id).deleted
+    assert (
+        not get_memory(owner=ANYONE, memory_id=fact.id).deleted
+        and not get_memory(owner=ANYONE, memory_id=said.id).deleted
+    )
     assert "Restored: You love jazz." in client.get(response["Location"]).content.decode()
 
 
@@ -239,14 +245,17 @@ def test_undo_cannot_restore_what_is_not_yours_or_not_forgotten(client: Client):
     _, bob = make_user("bob")
     client.force_login(user)
     bobs = add_memory(text="Bob likes tea", scope=Scope(user_id=bob), actor=USER)
-    delete_memory(memory_id=bobs.id, actor=USER)
+    delete_memory(owner=ANYONE, memory_id=bobs.id, actor=USER)
     mine = add_memory(text="User likes coffee", scope=Scope(user_id=memory_user), actor=USER)
     client.post(f"/chat/me/memories/{mine.id}/forget")
     # Alice's undo form naming Bob's forgotten memory as one of its words restores only hers.
     client.post(f"/chat/me/memories/{mine.id}/restore", {"source": [bobs.id]})
-    assert not get_memory(memory_id=mine.id).deleted and get_memory(memory_id=bobs.id).deleted
+    assert (
+        not get_memory(owner=ANYONE, memory_id=mine.id).deleted
+        and get_memory(owner=ANYONE, memory_id=bobs.id).deleted
+    )
     client.post(f"/chat/me/memories/{bobs.id}/restore")
-    assert get_memory(memory_id=bobs.id).deleted
+    assert get_memory(owner=ANYONE, memory_id=bobs.id).deleted
     for bad in ("x" * 300, "nope"):
         assert client.post(f"/chat/me/memories/{bad}/restore").status_code in (302, 404)
 
@@ -302,7 +311,7 @@ def test_recently_forgotten_keeps_the_undo_after_a_reload(client: Client):
     said = add_memory(text="I love jazz", scope=scope, actor=USER, type="message", source=["t1"])
     fact = add_memory(text="User loves jazz", scope=scope, actor=USER, source=["t1"])
     by_staff = add_memory(text="User lives in Porto", scope=scope, actor=USER)
-    delete_memory(memory_id=by_staff.id, actor=STAFF)
+    delete_memory(owner=ANYONE, memory_id=by_staff.id, actor=STAFF)
     _forget(client, fact.id)
     client.get("/chat/me/memories/")  # the one-time box at the top is shown and gone
     body = client.get("/chat/me/memories/").content.decode()
@@ -314,7 +323,10 @@ def test_recently_forgotten_keeps_the_undo_after_a_reload(client: Client):
     assert f"/chat/me/memories/{said.id}/restore" not in section, "not listed apart from its fact"
     assert "Porto" not in section, "support's deletes are not the user's to undo"
     client.post(f"/chat/me/memories/{fact.id}/restore", {"source": [said.id]})
-    assert not get_memory(memory_id=fact.id).deleted and not get_memory(memory_id=said.id).deleted
+    assert (
+        not get_memory(owner=ANYONE, memory_id=fact.id).deleted
+        and not get_memory(owner=ANYONE, memory_id=said.id).deleted
+    )
     assert 'id="recently-forgotten"' not in client.get("/chat/me/memories/").content.decode()
 
 
@@ -325,7 +337,7 @@ def test_recently_forgotten_is_newest_first_and_capped():
     ids = []
     for n in range(selectors.RECENTLY_FORGOTTEN + 5):
         memory = add_memory(text=f"User visited city number {n}", scope=scope, actor=USER)
-        delete_memory(memory_id=memory.id, actor=me)
+        delete_memory(owner=ANYONE, memory_id=memory.id, actor=me)
         ids.append(memory.id)
     listed = [f.memory.id for f in selectors.recently_forgotten(user_id=memory_user)]
     assert listed == ids[::-1][: selectors.RECENTLY_FORGOTTEN]
@@ -335,15 +347,15 @@ def test_a_user_cannot_restore_what_staff_deleted(client: Client):
     user, memory_user = make_user("alice")
     client.force_login(user)
     memory = add_memory(text="User lives in Porto", scope=Scope(user_id=memory_user), actor=USER)
-    delete_memory(memory_id=memory.id, actor=STAFF)
+    delete_memory(owner=ANYONE, memory_id=memory.id, actor=STAFF)
     response = client.post(f"/chat/me/memories/{memory.id}/restore", follow=True)
     assert response.status_code == 200
     assert "You can only undo what you forgot yourself" in response.content.decode()
-    assert get_memory(memory_id=memory.id).deleted
+    assert get_memory(owner=ANYONE, memory_id=memory.id).deleted
     # The chat's service says the same (the rule is the memory policy's).
     with pytest.raises(MemoryLocked):
         restore_own_memory(user_id=memory_user, memory_id=memory.id)
-    assert get_memory(memory_id=memory.id).deleted
+    assert get_memory(owner=ANYONE, memory_id=memory.id).deleted
 
 
 def test_a_link_to_a_forgotten_memory_says_what_became_of_it(client: Client):
@@ -358,7 +370,7 @@ def test_a_link_to_a_forgotten_memory_says_what_became_of_it(client: Client):
     assert "That memory was forgotten on " in note
     assert f'action="/chat/me/memories/{mine.id}/restore"' in note
     by_staff = add_memory(text="User lives in Porto", scope=scope, actor=USER)
-    delete_memory(memory_id=by_staff.id, actor=STAFF)
+    delete_memory(owner=ANYONE, memory_id=by_staff.id, actor=STAFF)
     note = (
         client.get(f"/chat/me/memories/?memory={by_staff.id}")
         .content.decode()
@@ -368,7 +380,7 @@ def test_a_link_to_a_forgotten_memory_says_what_became_of_it(client: Client):
     assert "That memory was forgotten on " in note and "restore" not in note
     _, bob = make_user("bob")
     for other in (add_memory(text="Bob likes tea", scope=Scope(user_id=bob), actor=USER),):
-        delete_memory(memory_id=other.id, actor=Actor(ActorKind.USER, bob))
+        delete_memory(owner=ANYONE, memory_id=other.id, actor=Actor(ActorKind.USER, bob))
         body = client.get(f"/chat/me/memories/?memory={other.id}").content.decode()
         assert "That memory no longer exists." in body and "Bob likes tea" not in body
     for gone in ("01NOSUCHMEMORY", "%00bad"):
@@ -437,7 +449,7 @@ def test_the_header_links_to_your_memories_for_people_with_memories(client: Clie
 
 
 def _hit(memory_id: str, reason: str, score: ScoreBreakdown) -> SearchHit:
-    return SearchHit(memory=get_memory(memory_id=memory_id), score=score, reason=reason)  # type: ignore[arg-type]
+    return SearchHit(memory=get_memory(owner=ANYONE, memory_id=memory_id), score=score, reason=reason)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("profile", [False, True])

@@ -24,7 +24,7 @@ from tests.chat_helpers import (
     session_cookie_for_user,
     socket_to,
 )
-from tests.memory_helpers import STAFF, USER
+from tests.memory_helpers import ANYONE, STAFF, USER
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -123,17 +123,21 @@ async def test_each_turn_sends_its_recall_and_background_changes_of_the_owner_on
         change = await demo.receive_json_from(timeout=5)
         assert (change["type"], change["decision"], change["text"]) == ("change", "add", "User has a cat")
         assert change["actor"] == "user tester"
-        await sync_to_async(update_memory)(memory_id=mine.id, text="User has two cats", actor=USER)
+        await sync_to_async(update_memory)(
+            owner=ANYONE, memory_id=mine.id, text="User has two cats", actor=USER
+        )
         updated = await demo.receive_json_from(timeout=5)
         assert (updated["decision"], updated["text"]) == ("update", "User has two cats")
         # Events that carry no text name their memory by its text now, as the inspector feed does.
-        await sync_to_async(set_ttl)(memory_id=mine.id, ttl_seconds=3600, actor=USER)
+        await sync_to_async(set_ttl)(owner=ANYONE, memory_id=mine.id, ttl_seconds=3600, actor=USER)
         ttl = await demo.receive_json_from(timeout=5)
         assert (ttl["decision"], ttl["text"]) == ("ttl", "User has two cats"), ttl
-        await sync_to_async(set_pinned)(memory_id=mine.id, pinned=True, actor=STAFF)
+        await sync_to_async(set_pinned)(owner=ANYONE, memory_id=mine.id, pinned=True, actor=STAFF)
         pinned = await demo.receive_json_from(timeout=5)
         assert (pinned["decision"], pinned["text"]) == ("pin", "User has two cats"), pinned
-        await sync_to_async(update_memory)(memory_id=other.id, text="Someone else likes coffee", actor=USER)
+        await sync_to_async(update_memory)(
+            owner=ANYONE, memory_id=other.id, text="Someone else likes coffee", actor=USER
+        )
         assert await demo.receive_nothing(timeout=0.5), "another user's changes are not shown"
     finally:
         await chat.disconnect()
@@ -223,8 +227,8 @@ def test_the_story_so_far_names_ttl_and_lock_changes_by_the_memory_text(redis_cl
     from chat.demo import recent_changes
 
     memory = add_memory(text="User works at the bakery", scope=Scope(user_id="u-story"), actor=USER)
-    set_ttl(memory_id=memory.id, ttl_seconds=600, actor=USER)
-    set_locked(memory_id=memory.id, locked=True, actor=STAFF)
+    set_ttl(owner=ANYONE, memory_id=memory.id, ttl_seconds=600, actor=USER)
+    set_locked(owner=ANYONE, memory_id=memory.id, locked=True, actor=STAFF)
     changes = recent_changes(user_id="u-story")
     assert [(c["decision"], c["text"]) for c in changes] == [
         ("add", "User works at the bakery"),

@@ -25,7 +25,7 @@ from memory.services import add_memory
 from memory.types import Scope
 from memory.worker import Worker
 from tests.extraction_helpers import drain, facts, said, say
-from tests.memory_helpers import STAFF, USER, everything_in_redis
+from tests.memory_helpers import ANYONE, STAFF, USER, everything_in_redis
 
 ERASED = "erz-user-7k"
 OTHER = "other-user-3q"
@@ -109,7 +109,7 @@ def test_erase_leaves_no_trace_of_the_user_in_any_key(redis_client, settings):
     )
     assert audit["details"]["counts"] == counts
     # The other user is untouched, and the queue is not left with entries nobody can finish.
-    assert get_memory(memory_id=other.id).text == "Other user likes Plumbopolis too"
+    assert get_memory(owner=ANYONE, memory_id=other.id).text == "Other user likes Plumbopolis too"
     assert queue.pending_turns("s-other", after=0)[0].messages[0].content == "I collect old maps of Lisbon."
     drain(Worker(worker_id="w2"))
     assert said(OTHER) == ["I collect old maps of Lisbon."]

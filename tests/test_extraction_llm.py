@@ -14,7 +14,7 @@ from memory.services import set_locked
 from memory.types import ActorKind
 from memory.worker import Worker
 from tests.extraction_helpers import drain, say, texts
-from tests.memory_helpers import STAFF
+from tests.memory_helpers import ANYONE, STAFF
 
 
 @pytest.fixture
@@ -173,7 +173,7 @@ def test_locked_memories_are_never_changed_by_the_extractor(llm):
     say("alice", "s1", "My name is Alice.")
     drain(Worker(worker_id="w1"))
     memory = list_memories(filter=MemoryFilter.build(user_id="alice")).memories[0]
-    set_locked(memory_id=memory.id, locked=True, actor=STAFF, reason="corrected by support")
+    set_locked(owner=ANYONE, memory_id=memory.id, locked=True, actor=STAFF, reason="corrected by support")
     llm.enqueue(
         memories_reply(fact("User's name is Alicia")), decision_for("UPDATE", text="User's name is Alicia")
     )

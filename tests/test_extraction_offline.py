@@ -10,7 +10,7 @@ from memory.services import set_pinned
 from memory.types import ActorKind
 from memory.worker import Worker
 from tests.extraction_helpers import drain, facts, say, texts
-from tests.memory_helpers import STAFF
+from tests.memory_helpers import ANYONE, STAFF
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +94,7 @@ def test_pinned_memories_survive_a_forget_request():
     say("alice", "s1", "Remember that I am allergic to penicillin.")
     drain(Worker(worker_id="w1"))
     memory = facts("alice")[0]
-    set_pinned(memory_id=memory.id, pinned=True, actor=STAFF)
+    set_pinned(owner=ANYONE, memory_id=memory.id, pinned=True, actor=STAFF)
     say("alice", "s1", "Forget that I am allergic to penicillin.")
     drain(Worker(worker_id="w1"))
     assert texts("alice") == [memory.text]

@@ -23,7 +23,7 @@ from memory.selectors import get_memory
 from memory.services import add_memory
 from memory.types import Scope
 from tests.chat_helpers import anonymous_cookie, anonymous_memory_id, communicator, open_session
-from tests.memory_helpers import USER
+from tests.memory_helpers import ANYONE, USER
 
 BOUNDED = settings(
     max_examples=60,
@@ -144,7 +144,7 @@ def test_memory_text_is_stored_as_readable_text_or_refused(redis_client, text):
     except InvalidInput as exc:
         assert str(exc)
         return
-    stored = get_memory(memory_id=memory.id)
+    stored = get_memory(owner=ANYONE, memory_id=memory.id)
     assert stored is not None
     # Whatever was kept encodes as UTF-8 (renderable on every page) and is not empty.
     stored.text.encode("utf-8")

@@ -22,7 +22,7 @@ from memory.types import Scope
 from memory.worker import Worker
 from tests.extraction_helpers import say
 from tests.fixtures_browser import log_in, screenshot
-from tests.memory_helpers import EXTRACTOR, USER
+from tests.memory_helpers import ANYONE, EXTRACTOR, USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -64,16 +64,16 @@ def test_edit_a_memory_and_see_the_diff_in_the_history(live_url: str, page: Any,
     assert f"staff-{support.pk}:support" in newest.text_content()
     assert "customer moved" in newest.text_content()
     assert page.locator("#memory-title").text_content() == "User lives in Porto."
-    assert get_memory(memory_id=memory.id).text == "User lives in Porto."
+    assert get_memory(owner=ANYONE, memory_id=memory.id).text == "User lives in Porto."
     screenshot(page, "inspector-edit-diff")
 
     # A second tab saved meanwhile: this (stale) form is refused and keeps the typed text.
-    update_memory(memory_id=memory.id, text="User lives in Faro.", actor=USER)
+    update_memory(owner=ANYONE, memory_id=memory.id, text="User lives in Faro.", actor=USER)
     page.fill("#id_text", "User lives in Braga.")
     page.click("text=Save new version")
     page.wait_for_selector(".flash-error >> text=changed while you were editing")
     assert page.input_value("#id_text") == "User lives in Braga."
-    assert get_memory(memory_id=memory.id).text == "User lives in Faro."
+    assert get_memory(owner=ANYONE, memory_id=memory.id).text == "User lives in Faro."
 
 
 def test_delete_and_undo(live_url: str, page: Any, support: Any) -> None:
@@ -82,14 +82,14 @@ def test_delete_and_undo(live_url: str, page: Any, support: Any) -> None:
     page.fill("#delete-reason", "asked to forget")
     page.click("#delete-button")
     page.wait_for_selector(".notice-deleted")
-    assert get_memory(memory_id=memory.id).deleted
+    assert get_memory(owner=ANYONE, memory_id=memory.id).deleted
     page.click("#undelete-button")
     page.wait_for_selector(".flash-success >> text=Restored")
-    assert not get_memory(memory_id=memory.id).deleted
+    assert not get_memory(owner=ANYONE, memory_id=memory.id).deleted
     assert page.locator(".notice-deleted").count() == 0
 
     # The user page's "Recently deleted" list has its own Undo, and the table refreshes itself.
-    delete_memory(memory_id=memory.id, actor=USER)
+    delete_memory(owner=ANYONE, memory_id=memory.id, actor=USER)
     page.goto(f"{live_url}/inspector/users/{CUSTOMER}/")
     assert page.locator("#memory-results").text_content().count("User lives in Lisbon.") == 0
     page.click("#deleted-panel button >> text=Undo delete")
@@ -163,16 +163,16 @@ def test_a_memory_added_by_the_worker_appears_in_the_live_feed(
     page.wait_for_selector(".feed-list .feed-entry >> text=Another user likes tea")
     page.goto(f"{live_url}{link}")
     page.wait_for_selector(".feed-status.is-live")
-    update_memory(memory_id=other.id, text="Another user likes coffee", actor=USER)
+    update_memory(owner=ANYONE, memory_id=other.id, text="Another user likes coffee", actor=USER)
     memory_id = link.rstrip("/").split("/")[-1]
     page.click("button:text-is('Pin')")
     page.wait_for_selector(".feed-list .feed-entry >> text=Pinned")
     assert "coffee" not in page.locator(".feed-list").text_content()
-    assert get_memory(memory_id=memory_id).pinned
+    assert get_memory(owner=ANYONE, memory_id=memory_id).pinned
     # Our own change is not "changed elsewhere"; someone else's is.
     page.wait_for_timeout(2000)
     assert page.locator("[data-stale-notice]").is_hidden()
-    update_memory(memory_id=memory_id, text="User lives in Lisbon, Portugal.", actor=USER)
+    update_memory(owner=ANYONE, memory_id=memory_id, text="User lives in Lisbon, Portugal.", actor=USER)
     page.wait_for_selector("[data-stale-notice]", state="visible")
     assert queue.queue_health()["pending"] == 0
 
@@ -213,7 +213,9 @@ def test_view_only_staff_can_look_but_not_touch(live_url: str, page: Any) -> Non
 def _seed_everything() -> Any:
     """A realistic customer: memories of every type and state, a session with traces, a dead letter."""
     home = _memory()
-    update_memory(memory_id=home.id, text="User lives in Porto, near the river.", actor=EXTRACTOR)
+    update_memory(
+        owner=ANYONE, memory_id=home.id, text="User lives in Porto, near the river.", actor=EXTRACTOR
+    )
     add_memory(
         text="User is allergic to peanuts",
         scope=Scope(user_id=CUSTOMER),
@@ -237,7 +239,7 @@ def _seed_everything() -> Any:
         topics=["style"],
     )
     gone = add_memory(text="User has a cat named Biscuit", scope=Scope(user_id=CUSTOMER), actor=EXTRACTOR)
-    delete_memory(memory_id=gone.id, actor=USER, reason="wrong user")
+    delete_memory(owner=ANYONE, memory_id=gone.id, actor=USER, reason="wrong user")
     for i in range(3):
         add_memory(text=f"Visitor {i} prefers tea", scope=Scope(user_id=f"anon-{i:04x}beef"), actor=EXTRACTOR)
     working.ensure_session(session_id="s1", user_id=CUSTOMER, title="Planning a trip")
@@ -307,6 +309,6 @@ def test_keyboard_reaches_the_controls(live_url: str, page: Any, support: Any) -
     # The panel was swapped in, and the keyboard focus stayed on the (new) button.
     assert page.evaluate("document.activeElement.id") == "pin-button"
     deadline = time.monotonic() + 5
-    while not get_memory(memory_id=memory.id).pinned and time.monotonic() < deadline:
+    while not get_memory(owner=ANYONE, memory_id=memory.id).pinned and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert get_memory(memory_id=memory.id).pinned
+    assert get_memory(owner=ANYONE, memory_id=memory.id).pinned

@@ -15,7 +15,7 @@ from config.asgi import application
 from memory.services import add_memory, delete_memory, set_pinned, update_memory
 from memory.types import Scope
 from tests.chat_helpers import anonymous_cookie, refusal_code, session_cookie_for_user
-from tests.memory_helpers import EXTRACTOR, STAFF, USER
+from tests.memory_helpers import ANYONE, EXTRACTOR, STAFF, USER
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,7 +55,9 @@ async def test_a_mutation_arrives_as_an_escaped_html_fragment() -> None:
         assert 'href="/inspector/users/user-7/"' in html
         assert "model gpt-test" in html  # the extractor's model is shown with its id
 
-        await sync_to_async(set_pinned)(memory_id=memory.id, pinned=True, actor=STAFF, reason="<b>why</b>")
+        await sync_to_async(set_pinned)(
+            owner=ANYONE, memory_id=memory.id, pinned=True, actor=STAFF, reason="<b>why</b>"
+        )
         html = await comm.receive_from(timeout=10)
         assert "Pinned" in html and "support-1" in html
         assert "&lt;b&gt;why&lt;/b&gt;" in html and "<b>why</b>" not in html
@@ -71,9 +73,9 @@ async def test_the_feed_can_follow_one_user_or_one_memory() -> None:
     by_memory = _socket(cookie, f"memory_id={mine.id}")
     assert (await by_user.connect())[0] and (await by_memory.connect())[0]
     try:
-        await sync_to_async(update_memory)(memory_id=other.id, text="Other, edited", actor=USER)
+        await sync_to_async(update_memory)(owner=ANYONE, memory_id=other.id, text="Other, edited", actor=USER)
         await sync_to_async(add_memory)(text="Mine too", scope=Scope(user_id="a|b c"), actor=USER)
-        await sync_to_async(delete_memory)(memory_id=mine.id, actor=USER, reason="gone")
+        await sync_to_async(delete_memory)(owner=ANYONE, memory_id=mine.id, actor=USER, reason="gone")
         first = await by_user.receive_from(timeout=10)
         second = await by_user.receive_from(timeout=10)
         assert "Mine too" in first and "Deleted" in second

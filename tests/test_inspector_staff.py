@@ -24,7 +24,7 @@ from memory.services import add_memory, set_ttl, update_memory
 from memory.types import Scope
 from memory.worker import Worker
 from tests.extraction_helpers import drain, say
-from tests.memory_helpers import EXTRACTOR, STAFF
+from tests.memory_helpers import ANYONE, EXTRACTOR, STAFF
 
 pytestmark = pytest.mark.django_db
 
@@ -154,7 +154,7 @@ def test_the_overview_totals_and_queue_come_as_fragments(as_editor: Client) -> N
 
 def test_ttl_changes_and_moves_show_the_memory_text_or_say_it_is_gone(client: Client) -> None:
     memory = _add("User <b>lives</b> in Lisbon", user_id="anon-1")
-    set_ttl(memory_id=memory.id, ttl_seconds=3600, actor=STAFF)
+    set_ttl(owner=ANYONE, memory_id=memory.id, ttl_seconds=3600, actor=STAFF)
     ttl_event = memory_history(memory_id=memory.id)[-1].as_dict()
     html = render_feed_entry(ttl_event)
     assert "User &lt;b&gt;lives&lt;/b&gt; in Lisbon" in html  # the text, escaped
@@ -193,13 +193,13 @@ def test_the_edit_form_hides_the_slot_topic_and_saving_keeps_it(as_editor: Clien
         },
     )
     assert response.status_code == 302
-    after = get_memory(memory_id=memory.id)
+    after = get_memory(owner=ANYONE, memory_id=memory.id)
     # The memory's own marker is kept.
     assert after.topics == ["location", "travel", "slot:location"]
     # And the extractor still finds the memory by its slot.
     say(OWNER, "s1", "I live in Porto now.")
     drain(Worker(worker_id="w1"))
-    assert get_memory(memory_id=memory.id).text == "User lives in Porto"
+    assert get_memory(owner=ANYONE, memory_id=memory.id).text == "User lives in Porto"
 
 
 @pytest.mark.parametrize("typed", ["slot:name", "#slot:location", "Slot:Pets", "said-by:user", " #Said-By:x"])
@@ -219,7 +219,7 @@ def test_a_typed_internal_topic_is_refused_with_a_form_error(as_editor: Client, 
     html = _html(response)
     assert html.count("slot: and said-by: topics are set by Engram") == 1
     assert 'value="home, ' in html, "what was typed stays in the form"
-    after = get_memory(memory_id=memory.id)
+    after = get_memory(owner=ANYONE, memory_id=memory.id)
     assert (after.version, after.topics) == (memory.version, ["location", "slot:location"])
 
 
@@ -235,7 +235,7 @@ def test_a_leading_hash_and_case_make_no_new_topic(as_editor: Client) -> None:
             "expected_version": memory.version,
         },
     )
-    assert get_memory(memory_id=memory.id).topics == ["location", "travel"]
+    assert get_memory(owner=ANYONE, memory_id=memory.id).topics == ["location", "travel"]
 
 
 @pytest.mark.parametrize("hx", [True, False])
@@ -254,7 +254,7 @@ def test_a_topics_error_is_said_once(as_editor: Client, hx: bool) -> None:
     )
     assert response.status_code == (200 if hx else 400)  # htmx swaps only a 200
     assert _html(response).count("is too long or has control characters") == 1
-    assert get_memory(memory_id=memory.id).version == memory.version
+    assert get_memory(owner=ANYONE, memory_id=memory.id).version == memory.version
 
 
 def test_saving_an_unchanged_form_changes_nothing(as_editor: Client) -> None:
@@ -269,7 +269,7 @@ def test_saving_an_unchanged_form_changes_nothing(as_editor: Client) -> None:
             "expected_version": memory.version,
         },
     )
-    assert get_memory(memory_id=memory.id).version == memory.version
+    assert get_memory(owner=ANYONE, memory_id=memory.id).version == memory.version
 
 
 # --- 5. Entities follow the text ------------------------------------------------------------------
@@ -287,15 +287,20 @@ def test_a_staff_edit_recomputes_the_entities(as_editor: Client) -> None:
             "expected_version": memory.version,
         },
     )
-    assert get_memory(memory_id=memory.id).entities == ["porto"]
+    assert get_memory(owner=ANYONE, memory_id=memory.id).entities == ["porto"]
 
 
 def test_an_edit_keeps_the_entities_the_new_text_still_names() -> None:
     memory = _add("User's sister Ana lives in Lisbon", entities=["ana", "lisbon"])
-    updated = update_memory(memory_id=memory.id, text="User's sister Ana lives in New York", actor=STAFF)
+    updated = update_memory(
+        owner=ANYONE, memory_id=memory.id, text="User's sister Ana lives in New York", actor=STAFF
+    )
     assert updated.entities == ["ana", "new york"]
     # Without a new text the entities are left alone.
-    assert update_memory(memory_id=memory.id, topics=["family"], actor=STAFF).entities == ["ana", "new york"]
+    assert update_memory(owner=ANYONE, memory_id=memory.id, topics=["family"], actor=STAFF).entities == [
+        "ana",
+        "new york",
+    ]
 
 
 def test_the_extractor_s_slot_update_recomputes_the_entities(settings: Any) -> None:
@@ -319,7 +324,7 @@ def test_the_extractor_s_slot_update_recomputes_the_entities(settings: Any) -> N
 
 def test_the_memory_page_feed_starts_with_the_memory_s_changes(as_editor: Client) -> None:
     memory = _add("User lives in Lisbon")
-    update_memory(memory_id=memory.id, text="User lives in Porto", actor=STAFF)
+    update_memory(owner=ANYONE, memory_id=memory.id, text="User lives in Porto", actor=STAFF)
     html = _html(as_editor.get(f"/inspector/memories/{memory.id}/"))
     feed = html[html.index('class="panel feed"') :]
     assert feed.count('class="feed-entry') == 2
@@ -384,7 +389,7 @@ def test_recently_deleted_comes_as_a_fragment_the_feed_refreshes(as_editor: Clie
     items = re.search(r'<div id="deleted-items"[^>]*>', page)
     assert items is not None and 'hx-trigger="memories-changed from:body"' in items.group()
     assert "?part=deleted" in items.group()
-    delete_memory(memory_id=memory.id, actor=USER, reason="forget")
+    delete_memory(owner=ANYONE, memory_id=memory.id, actor=USER, reason="forget")
     fragment = _html(as_editor.get(f"/inspector/users/{OWNER}/", {"part": "deleted"}, headers=HX))
     assert fragment.lstrip().startswith('<div id="deleted-items"')
     assert "User has a dog called Rex" in fragment and "Undo delete" in fragment

@@ -27,7 +27,7 @@ from memory.selectors import deleted_memories, get_memory, list_memories, memory
 from memory.services import add_memory, delete_memory, set_ttl, update_memory
 from memory.types import ActorKind, MemoryLocked, MemoryNotFound, Scope
 from tests.extraction_helpers import say
-from tests.memory_helpers import EXTRACTOR, USER
+from tests.memory_helpers import ANYONE, EXTRACTOR, USER
 
 pytestmark = pytest.mark.django_db
 
@@ -197,7 +197,7 @@ def test_mutations_permission_matrix(who: Who, memory: Any) -> None:
             assert response.status_code in (200, 302), (action, response.status_code, _messages(response))
         else:
             assert response.status_code == 403, action
-    after = get_memory(memory_id=memory.id)
+    after = get_memory(owner=ANYONE, memory_id=memory.id)
     history = memory_history(memory_id=memory.id)
     if who.name in MAY_CHANGE:
         # Every action ran in order: edited, pinned, locked, TTL set/extended/removed, v1 restored,
@@ -260,7 +260,7 @@ def test_posts_need_a_csrf_token(editor: Any, memory: Any) -> None:
     strict.force_login(editor)
     for action, data in _mutations(memory.id, "1-0"):
         assert strict.post(action, data).status_code == 403, action
-    assert get_memory(memory_id=memory.id).version == 1
+    assert get_memory(owner=ANYONE, memory_id=memory.id).version == 1
     # With the token the same client may act.
     page = strict.get(url("memory", memory_id=memory.id))
     token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.content)
@@ -268,12 +268,12 @@ def test_posts_need_a_csrf_token(editor: Any, memory: Any) -> None:
     response = strict.post(
         url("pin", memory_id=memory.id), {"value": "1", "csrfmiddlewaretoken": token.group(1).decode()}
     )
-    assert response.status_code == 302 and get_memory(memory_id=memory.id).pinned
+    assert response.status_code == 302 and get_memory(owner=ANYONE, memory_id=memory.id).pinned
 
 
 def test_mutations_refuse_get(as_editor: Client, memory: Any) -> None:
     assert as_editor.get(url("delete", memory_id=memory.id)).status_code == 405
-    assert not get_memory(memory_id=memory.id).deleted
+    assert not get_memory(owner=ANYONE, memory_id=memory.id).deleted
 
 
 def test_htmx_request_of_a_logged_out_user_redirects_the_whole_page(client: Client, memory: Any) -> None:
@@ -297,7 +297,7 @@ def test_edit_changes_text_version_embedding_and_history(as_editor: Client, edit
         },
     )
     assert response.status_code == 302 and response["Location"] == url("memory", memory_id=memory.id)
-    after = get_memory(memory_id=memory.id)
+    after = get_memory(owner=ANYONE, memory_id=memory.id)
     assert after.text == "User lives in Porto, near the river."
     assert after.version == 2
     assert after.topics == ["home", "travel"]
@@ -323,12 +323,12 @@ def test_an_edit_that_changes_nothing_makes_no_version(as_editor: Client, memory
         url("edit", memory_id=memory.id),
         {"text": memory.text, "type": "semantic", "topics": "home", "expected_version": "1"},
     )
-    assert get_memory(memory_id=memory.id).version == 1
+    assert get_memory(owner=ANYONE, memory_id=memory.id).version == 1
     assert len(memory_history(memory_id=memory.id)) == 1
 
 
 def test_a_stale_edit_is_refused_and_keeps_the_typed_text(as_editor: Client, memory: Any) -> None:
-    update_memory(memory_id=memory.id, text="User lives in Madrid.", actor=EXTRACTOR)
+    update_memory(owner=ANYONE, memory_id=memory.id, text="User lives in Madrid.", actor=EXTRACTOR)
     response = as_editor.post(
         url("edit", memory_id=memory.id),
         {"text": "User lives in Porto.", "type": "semantic", "topics": "home", "expected_version": "1"},
@@ -338,7 +338,7 @@ def test_a_stale_edit_is_refused_and_keeps_the_typed_text(as_editor: Client, mem
     assert "changed while you were editing" in body and "version 2" in body
     assert "User lives in Porto.</textarea>" in body
     assert 'name="expected_version" value="2"' in body
-    assert get_memory(memory_id=memory.id).text == "User lives in Madrid."
+    assert get_memory(owner=ANYONE, memory_id=memory.id).text == "User lives in Madrid."
     # htmx gets the same refusal inside the swapped panel (htmx does not swap 4xx answers).
     partial = as_editor.post(
         url("edit", memory_id=memory.id),
@@ -358,15 +358,15 @@ def test_invalid_edit_shows_the_reason(as_editor: Client, memory: Any) -> None:
         url("edit", memory_id=memory.id), {"text": "x", "type": "bogus", "expected_version": "1"}
     )
     assert response.status_code == 400 and b"not one of the available choices" in response.content
-    assert get_memory(memory_id=memory.id).version == 1
+    assert get_memory(owner=ANYONE, memory_id=memory.id).version == 1
 
 
 def test_delete_then_undo(as_editor: Client, editor: Any, memory: Any) -> None:
     response = as_editor.post(url("delete", memory_id=memory.id), {"reason": "wrong person"}, follow=True)
     assert any("Deleted" in m for m in _messages(response))
-    assert get_memory(memory_id=memory.id).deleted
+    assert get_memory(owner=ANYONE, memory_id=memory.id).deleted
     with pytest.raises(MemoryNotFound):
-        memory_ttl(memory_id=memory.id)
+        memory_ttl(owner=ANYONE, memory_id=memory.id)
     assert [m.id for m in deleted_memories(user_id=OWNER)] == [memory.id]
     deleted = memory_history(memory_id=memory.id)[-1]
     assert (
@@ -384,7 +384,7 @@ def test_delete_then_undo(as_editor: Client, editor: Any, memory: Any) -> None:
         url("undelete", memory_id=memory.id), {"panel": "deleted", "next": url("user", user_id=OWNER)}
     )
     assert response.status_code == 302 and response["Location"] == url("user", user_id=OWNER)
-    restored = get_memory(memory_id=memory.id)
+    restored = get_memory(owner=ANYONE, memory_id=memory.id)
     assert not restored.deleted and restored.text == "User lives in Lisbon."
     assert deleted_memories(user_id=OWNER) == []
     assert memory_history(memory_id=memory.id)[-1].event == "restored"
@@ -392,7 +392,7 @@ def test_delete_then_undo(as_editor: Client, editor: Any, memory: Any) -> None:
 
 
 def test_undo_from_the_user_page_with_htmx_returns_the_deleted_panel(as_editor: Client, memory: Any) -> None:
-    delete_memory(memory_id=memory.id, actor=USER)
+    delete_memory(owner=ANYONE, memory_id=memory.id, actor=USER)
     response = as_editor.post(url("undelete", memory_id=memory.id), {"panel": "deleted"}, headers=HX)
     assert response.status_code == 200
     body = response.content.decode()
@@ -400,24 +400,24 @@ def test_undo_from_the_user_page_with_htmx_returns_the_deleted_panel(as_editor: 
         'id="deleted-panel"' in body and "Nothing deleted in the grace period" in body and "<html" not in body
     )
     assert "memories-changed" in json.loads(response["HX-Trigger"])
-    assert not get_memory(memory_id=memory.id).deleted
+    assert not get_memory(owner=ANYONE, memory_id=memory.id).deleted
 
 
 def test_a_deleted_memory_cannot_be_edited_until_undone(as_editor: Client, memory: Any) -> None:
-    delete_memory(memory_id=memory.id, actor=USER)
+    delete_memory(owner=ANYONE, memory_id=memory.id, actor=USER)
     response = as_editor.post(url("pin", memory_id=memory.id), {"value": "1"})
     assert response.status_code == 409 and b"undo the delete first" in response.content
 
 
 def test_restore_an_earlier_version(as_editor: Client, editor: Any, memory: Any) -> None:
-    update_memory(memory_id=memory.id, text="User lives in Porto.", actor=EXTRACTOR)
+    update_memory(owner=ANYONE, memory_id=memory.id, text="User lives in Porto.", actor=EXTRACTOR)
     page = as_editor.get(url("memory", memory_id=memory.id)).content.decode()
     assert page.count("Restore this version") == 1  # v1 only; v2 is the current text
     response = as_editor.post(
         url("restore_version", memory_id=memory.id), {"version": "1", "expected_version": "2"}
     )
     assert response.status_code == 302
-    after = get_memory(memory_id=memory.id)
+    after = get_memory(owner=ANYONE, memory_id=memory.id)
     assert after.text == "User lives in Lisbon." and after.version == 3
     last = memory_history(memory_id=memory.id)[-1]
     assert last.event == "version_restored" and last.details["from_version"] == 1
@@ -427,15 +427,15 @@ def test_restore_an_earlier_version(as_editor: Client, editor: Any, memory: Any)
         url("restore_version", memory_id=memory.id), {"version": "2", "expected_version": "2"}
     )
     assert response.status_code == 409
-    assert get_memory(memory_id=memory.id).version == 3
+    assert get_memory(owner=ANYONE, memory_id=memory.id).version == 3
 
 
 def test_ttl_set_extend_and_persist(as_editor: Client, editor: Any, memory: Any) -> None:
-    assert memory_ttl(memory_id=memory.id) is None
+    assert memory_ttl(owner=ANYONE, memory_id=memory.id) is None
     as_editor.post(
         url("set_ttl", memory_id=memory.id), {"amount": "2", "unit": "hours", "reason": "short-lived"}
     )
-    ttl = memory_ttl(memory_id=memory.id)
+    ttl = memory_ttl(owner=ANYONE, memory_id=memory.id)
     assert ttl is not None and 7190 <= ttl <= 7200
     event = memory_history(memory_id=memory.id)[-1]
     assert event.event == "ttl_changed" and event.details["ttl_seconds"] == 7200
@@ -445,11 +445,11 @@ def test_ttl_set_extend_and_persist(as_editor: Client, editor: Any, memory: Any)
     assert "expires in 1 h 59 min" in page or "expires in 2 h" in page
 
     as_editor.post(url("extend_ttl", memory_id=memory.id), {"amount": "1", "unit": "days"})
-    ttl = memory_ttl(memory_id=memory.id)
+    ttl = memory_ttl(owner=ANYONE, memory_id=memory.id)
     assert ttl is not None and 7190 + 86400 <= ttl <= 7200 + 86400
 
     as_editor.post(url("persist", memory_id=memory.id), {"reason": "keep"})
-    assert memory_ttl(memory_id=memory.id) is None
+    assert memory_ttl(owner=ANYONE, memory_id=memory.id) is None
     assert memory_history(memory_id=memory.id)[-1].details["ttl_seconds"] is None
     assert "never expires" in as_editor.get(url("memory", memory_id=memory.id)).content.decode()
 
@@ -464,21 +464,21 @@ def test_invalid_ttls_are_refused_with_a_message(as_editor: Client, memory: Any)
         assert response.status_code == 400, data
     response = as_editor.post(url("extend_ttl", memory_id=memory.id), {"amount": "1", "unit": "hours"})
     assert response.status_code == 400 and b"does not expire" in response.content
-    assert memory_ttl(memory_id=memory.id) is None
+    assert memory_ttl(owner=ANYONE, memory_id=memory.id) is None
 
 
 def test_pin_and_unpin(as_editor: Client, editor: Any, memory: Any) -> None:
     as_editor.post(url("pin", memory_id=memory.id), {"value": "1", "reason": "always relevant"})
-    assert get_memory(memory_id=memory.id).pinned
+    assert get_memory(owner=ANYONE, memory_id=memory.id).pinned
     event = memory_history(memory_id=memory.id)[-1]
     assert (event.event, event.actor.id, event.reason) == ("pinned", staff_id(editor), "always relevant")
     as_editor.post(url("pin", memory_id=memory.id), {"value": "0"})
-    assert not get_memory(memory_id=memory.id).pinned
+    assert not get_memory(owner=ANYONE, memory_id=memory.id).pinned
 
 
 def test_lock_stops_the_extractor(as_editor: Client, editor: Any, memory: Any) -> None:
     as_editor.post(url("lock", memory_id=memory.id), {"value": "1"})
-    assert get_memory(memory_id=memory.id).locked
+    assert get_memory(owner=ANYONE, memory_id=memory.id).locked
     event = memory_history(memory_id=memory.id)[-1]
     assert (
         event.event == "locked"
@@ -486,12 +486,12 @@ def test_lock_stops_the_extractor(as_editor: Client, editor: Any, memory: Any) -
         and event.reason == "corrected by support"
     )
     with pytest.raises(MemoryLocked):
-        update_memory(memory_id=memory.id, text="User lives in Faro.", actor=EXTRACTOR)
+        update_memory(owner=ANYONE, memory_id=memory.id, text="User lives in Faro.", actor=EXTRACTOR)
     with pytest.raises(MemoryLocked):
-        delete_memory(memory_id=memory.id, actor=EXTRACTOR)
-    assert get_memory(memory_id=memory.id).text == "User lives in Lisbon."
+        delete_memory(owner=ANYONE, memory_id=memory.id, actor=EXTRACTOR)
+    assert get_memory(owner=ANYONE, memory_id=memory.id).text == "User lives in Lisbon."
     as_editor.post(url("lock", memory_id=memory.id), {"value": "0"})
-    update_memory(memory_id=memory.id, text="User lives in Faro.", actor=EXTRACTOR)
+    update_memory(owner=ANYONE, memory_id=memory.id, text="User lives in Faro.", actor=EXTRACTOR)
 
 
 def test_unknown_memories_and_sessions_are_404(as_viewer: Client, as_editor: Client) -> None:
@@ -524,9 +524,9 @@ def test_dead_letter_retry_and_discard(as_editor: Client) -> None:
 
 
 def test_export_is_a_json_download_of_everything(as_viewer: Client, viewer: Any, memory: Any) -> None:
-    update_memory(memory_id=memory.id, text="User lives in Porto.", actor=EXTRACTOR)
+    update_memory(owner=ANYONE, memory_id=memory.id, text="User lives in Porto.", actor=EXTRACTOR)
     gone = _add("User once liked jazz")
-    delete_memory(memory_id=gone.id, actor=USER)
+    delete_memory(owner=ANYONE, memory_id=gone.id, actor=USER)
     working.ensure_session(session_id="s1", user_id=OWNER, title="Moving")
     working.append_message(session_id="s1", role="user", content="Where do I live?")
     build_prompt(user_id=OWNER, session_id="s1", message="Where do I live?", turn_id="t1")
@@ -555,7 +555,7 @@ def test_erase_asks_for_confirmation_then_shows_the_receipt(
 ) -> None:
     kept = [_add("User likes tea"), _add("User walks to work", type="episodic")]
     trashed = _add("User had a cat")
-    delete_memory(memory_id=trashed.id, actor=USER)
+    delete_memory(owner=ANYONE, memory_id=trashed.id, actor=USER)
     working.ensure_session(session_id="s1", user_id=OWNER)
     working.append_message(session_id="s1", role="user", content="hello")
     build_prompt(user_id=OWNER, session_id="s1", message="tea?", turn_id="t1")
@@ -596,7 +596,7 @@ def test_erase_asks_for_confirmation_then_shows_the_receipt(
     assert deleted_memories(user_id=OWNER) == []
     assert working.get_session(session_id="s1") is None
     assert memory_history(memory_id=kept[0].id) == []
-    assert get_memory(memory_id=other.id).text == "Another user's memory"
+    assert get_memory(owner=ANYONE, memory_id=other.id).text == "Another user's memory"
     lookup = as_editor.get(url("user_lookup") + f"?user_id={OWNER}")
     assert lookup.status_code == 404 and b"nothing stored under this exact id" in lookup.content
     # The receipt belongs to the browser session that erased.
@@ -732,7 +732,7 @@ def test_sandbox_shows_retrieval_and_saves_nothing(as_viewer: Client, redis_clie
     working.ensure_session(session_id="s1", user_id=OWNER)
     working.append_message(session_id="s1", role="user", content="I just moved house.")
     before_keys = {k: redis_client.type(k) for k in redis_client.keys("*")}
-    before_access = get_memory(memory_id=memory.id).access_count
+    before_access = get_memory(owner=ANYONE, memory_id=memory.id).access_count
     before_history = len(memory_history(memory_id=memory.id))
     before_stream = redis_client.xlen(keys.mutation_stream())
 
@@ -752,7 +752,7 @@ def test_sandbox_shows_retrieval_and_saves_nothing(as_viewer: Client, redis_clie
     after_keys = {k: redis_client.type(k) for k in redis_client.keys("*")}
     assert after_keys == before_keys
     assert working.list_traces(session_id="s1") == []
-    assert get_memory(memory_id=memory.id).access_count == before_access
+    assert get_memory(owner=ANYONE, memory_id=memory.id).access_count == before_access
     assert len(memory_history(memory_id=memory.id)) == before_history
     assert redis_client.xlen(keys.mutation_stream()) == before_stream
 
@@ -775,7 +775,9 @@ def test_sandbox_refuses_another_users_session(as_viewer: Client, memory: Any) -
 
 def test_memory_text_is_escaped_everywhere(as_editor: Client) -> None:
     hostile = _add(XSS, topics=["<b>x</b>"])
-    update_memory(memory_id=hostile.id, text=XSS + " <img src=x onerror=alert(2)>", actor=EXTRACTOR)
+    update_memory(
+        owner=ANYONE, memory_id=hostile.id, text=XSS + " <img src=x onerror=alert(2)>", actor=EXTRACTOR
+    )
     working.ensure_session(session_id="s1", user_id=OWNER, title="<i>title</i>")
     working.append_message(session_id="s1", role="user", content=XSS)
     build_prompt(user_id=OWNER, session_id="s1", message="alert script", turn_id="t1")
@@ -963,7 +965,7 @@ def test_duration_text() -> None:
 
 
 def test_ttl_expiry_in_redis_matches_the_page(as_viewer: Client, memory: Any) -> None:
-    set_ttl(memory_id=memory.id, ttl_seconds=90, actor=USER)
+    set_ttl(owner=ANYONE, memory_id=memory.id, ttl_seconds=90, actor=USER)
     body = as_viewer.get(url("memory", memory_id=memory.id)).content.decode()
     assert re.search(r'data-ttl-seconds="(89|90)"', body)
     assert "expires in 1 min 30 s" in body or "expires in 1 min 29 s" in body

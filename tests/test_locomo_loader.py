@@ -14,6 +14,7 @@ import bench.eval
 from bench import locomo
 from memory.prompt import MEMORY_HEADER
 from memory.selectors import get_memory
+from tests.memory_helpers import ANYONE
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo10.json"
 
@@ -240,7 +241,7 @@ def test_questions_run_through_the_engine() -> None:
     dia_ids = locomo.load_into_engine([conversation])
     assert sorted(dia_ids.values()) == ["D1:1", "D1:2", "D2:1", "D2:2"]
     # Each LoCoMo session is one chat session: the conversation context groups turns by it.
-    sessions = {dia: get_memory(memory_id=mid).scope.session_id for mid, dia in dia_ids.items()}
+    sessions = {dia: get_memory(owner=ANYONE, memory_id=mid).scope.session_id for mid, dia in dia_ids.items()}
     assert sessions == {"D1:1": "conv-t-s1", "D1:2": "conv-t-s1", "D2:1": "conv-t-s2", "D2:2": "conv-t-s2"}
 
     spec = locomo.DEFAULT_RUNS[0]

@@ -31,7 +31,7 @@ from memory.types import Actor, ActorKind, Memory, MemoryLocked, Scope
 from memory.worker import Worker
 from tests.chat_helpers import communicator, frames_until, make_user, open_session, session_cookie_for_user
 from tests.extraction_helpers import drain, facts, say
-from tests.memory_helpers import EXTRACTOR, STAFF, USER
+from tests.memory_helpers import ANYONE, EXTRACTOR, STAFF, USER
 
 TOOL = Actor(ActorKind.TOOL, "forget", model="chat-model")
 SYSTEM = Actor(ActorKind.SYSTEM, "retention")
@@ -117,13 +117,17 @@ def test_a_lock_wins_over_a_pin_in_the_reason() -> None:
 
 Write = Callable[[str, Actor], Any]
 WRITES: dict[str, Write] = {
-    "update": lambda mid, actor: update_memory(memory_id=mid, text="User lives in Faro", actor=actor),
-    "restore_version": lambda mid, actor: restore_version(memory_id=mid, version=1, actor=actor),
-    "delete": lambda mid, actor: delete_memory(memory_id=mid, actor=actor),
-    "pin": lambda mid, actor: set_pinned(memory_id=mid, pinned=True, actor=actor),
-    "lock": lambda mid, actor: set_locked(memory_id=mid, locked=True, actor=actor),
-    "set_ttl": lambda mid, actor: set_ttl(memory_id=mid, ttl_seconds=3600, actor=actor),
-    "extend_ttl": lambda mid, actor: extend_ttl(memory_id=mid, seconds=60, actor=actor),
+    "update": lambda mid, actor: update_memory(
+        owner=ANYONE, memory_id=mid, text="User lives in Faro", actor=actor
+    ),
+    "restore_version": lambda mid, actor: restore_version(
+        owner=ANYONE, memory_id=mid, version=1, actor=actor
+    ),
+    "delete": lambda mid, actor: delete_memory(owner=ANYONE, memory_id=mid, actor=actor),
+    "pin": lambda mid, actor: set_pinned(owner=ANYONE, memory_id=mid, pinned=True, actor=actor),
+    "lock": lambda mid, actor: set_locked(owner=ANYONE, memory_id=mid, locked=True, actor=actor),
+    "set_ttl": lambda mid, actor: set_ttl(owner=ANYONE, memory_id=mid, ttl_seconds=3600, actor=actor),
+    "extend_ttl": lambda mid, actor: extend_ttl(owner=ANYONE, memory_id=mid, seconds=60, actor=actor),
 }
 
 
@@ -133,11 +137,11 @@ def test_no_write_path_lets_the_model_or_the_extractor_change_a_locked_memory(
     write: str, actor: Actor
 ) -> None:
     memory = add_memory(text="User lives in Porto", scope=Scope(user_id="u"), actor=USER, ttl_seconds=7200)
-    set_locked(memory_id=memory.id, locked=True, actor=STAFF, reason="corrected by support")
-    before = get_memory(memory_id=memory.id)
+    set_locked(owner=ANYONE, memory_id=memory.id, locked=True, actor=STAFF, reason="corrected by support")
+    before = get_memory(owner=ANYONE, memory_id=memory.id)
     with pytest.raises(MemoryLocked):
         WRITES[write](memory.id, actor)
-    after = get_memory(memory_id=memory.id)
+    after = get_memory(owner=ANYONE, memory_id=memory.id)
     assert (after.text, after.version, after.pinned, after.deleted) == (
         before.text,
         before.version,
@@ -150,22 +154,22 @@ def test_no_write_path_lets_the_model_or_the_extractor_change_a_locked_memory(
 
 def test_restoring_a_deleted_memory_asks_the_policy_too() -> None:
     memory = add_memory(text="User lives in Porto", scope=Scope(user_id="u"), actor=USER)
-    delete_memory(memory_id=memory.id, actor=STAFF)
+    delete_memory(owner=ANYONE, memory_id=memory.id, actor=STAFF)
     for actor in (TOOL, EXTRACTOR):
         with pytest.raises(MemoryLocked, match="only staff can restore"):
-            restore_memory(memory_id=memory.id, actor=actor)
+            restore_memory(owner=ANYONE, memory_id=memory.id, actor=actor)
     # What support deleted stays deleted for the user (issue 14): only their own deletes come back.
     with pytest.raises(MemoryLocked, match=NOT_YOUR_DELETION):
-        restore_memory(memory_id=memory.id, actor=USER)
-    assert get_memory(memory_id=memory.id).deleted
-    assert restore_memory(memory_id=memory.id, actor=STAFF).deleted is False
-    delete_memory(memory_id=memory.id, actor=USER)
-    assert restore_memory(memory_id=memory.id, actor=USER).deleted is False
-    set_locked(memory_id=memory.id, locked=True, actor=STAFF)
-    delete_memory(memory_id=memory.id, actor=USER)
+        restore_memory(owner=ANYONE, memory_id=memory.id, actor=USER)
+    assert get_memory(owner=ANYONE, memory_id=memory.id).deleted
+    assert restore_memory(owner=ANYONE, memory_id=memory.id, actor=STAFF).deleted is False
+    delete_memory(owner=ANYONE, memory_id=memory.id, actor=USER)
+    assert restore_memory(owner=ANYONE, memory_id=memory.id, actor=USER).deleted is False
+    set_locked(owner=ANYONE, memory_id=memory.id, locked=True, actor=STAFF)
+    delete_memory(owner=ANYONE, memory_id=memory.id, actor=USER)
     with pytest.raises(MemoryLocked, match="locked by support"):
-        restore_memory(memory_id=memory.id, actor=USER)
-    assert restore_memory(memory_id=memory.id, actor=SYSTEM).deleted is False
+        restore_memory(owner=ANYONE, memory_id=memory.id, actor=USER)
+    assert restore_memory(owner=ANYONE, memory_id=memory.id, actor=SYSTEM).deleted is False
 
 
 # --- The model's tools --------------------------------------------------------------------------
@@ -183,9 +187,9 @@ def _call(name: str, **arguments: Any) -> dict[str, Any]:
 def protected() -> dict[str, Memory]:
     scope = Scope(user_id="user-1")
     locked = add_memory(text="User's name is Alice", scope=scope, actor=USER)
-    set_locked(memory_id=locked.id, locked=True, actor=STAFF, reason="corrected by support")
+    set_locked(owner=ANYONE, memory_id=locked.id, locked=True, actor=STAFF, reason="corrected by support")
     pinned = add_memory(text="User is allergic to penicillin", scope=scope, actor=USER)
-    set_pinned(memory_id=pinned.id, pinned=True, actor=STAFF, reason="medical")
+    set_pinned(owner=ANYONE, memory_id=pinned.id, pinned=True, actor=STAFF, reason="medical")
     plain = add_memory(text="User likes jazz", scope=scope, actor=USER)
     return {"locked": locked, "pinned": pinned, "plain": plain}
 
@@ -195,7 +199,7 @@ def test_forget_leaves_locked_and_pinned_memories_and_says_why(protected: dict[s
         memory = protected[name]
         result = _call("forget", memory_id=memory.id)
         assert result == {"not_changed": {"id": memory.id, "text": memory.text, "reason": reason}}
-        assert not get_memory(memory_id=memory.id).deleted
+        assert not get_memory(owner=ANYONE, memory_id=memory.id).deleted
     assert _call("forget", memory_id=protected["plain"].id) == {
         "forgotten": {"id": protected["plain"].id, "text": "User likes jazz"}
     }
@@ -228,7 +232,7 @@ async def test_through_the_socket_the_model_is_told_the_memory_is_locked(
         text="User lives in Porto", scope=Scope(user_id=memory_user), actor=USER
     )
     await sync_to_async(set_locked)(
-        memory_id=memory.id, locked=True, actor=STAFF, reason="corrected by support"
+        owner=ANYONE, memory_id=memory.id, locked=True, actor=STAFF, reason="corrected by support"
     )
     # Its own session id: the chat's per-process turn lock of a session is shared by every test.
     session_id = await sync_to_async(open_session)(memory_user, "s-policy")
@@ -248,7 +252,7 @@ async def test_through_the_socket_the_model_is_told_the_memory_is_locked(
     assert json.loads(tool_message["content"]) == {
         "not_changed": {"id": memory.id, "text": "User lives in Porto", "reason": LOCKED_REASON}
     }
-    kept = await sync_to_async(get_memory)(memory_id=memory.id)
+    kept = await sync_to_async(get_memory)(owner=ANYONE, memory_id=memory.id)
     assert not kept.deleted and kept.locked
 
 
@@ -259,10 +263,10 @@ def test_the_extractor_does_not_overwrite_a_pinned_memory() -> None:
     say("alice", "s1", "I live in Porto.")
     drain(Worker(worker_id="w1"))
     [home] = facts("alice")
-    set_pinned(memory_id=home.id, pinned=True, actor=STAFF, reason="always relevant")
+    set_pinned(owner=ANYONE, memory_id=home.id, pinned=True, actor=STAFF, reason="always relevant")
     say("alice", "s1", "I live in Lisbon now.")
     drain(Worker(worker_id="w1"))
-    assert get_memory(memory_id=home.id).text == "User lives in Porto"
+    assert get_memory(owner=ANYONE, memory_id=home.id).text == "User lives in Porto"
     # The wanted change is kept in the history as refused, so support sees it.
     assert [e.event for e in memory_history(memory_id=home.id)] == ["added", "pinned", "change_refused"]
 
@@ -272,8 +276,8 @@ def test_the_user_can_forget_their_own_locked_and_pinned_memories(client: Client
     user, memory_user = make_user("alice")
     client.force_login(user)
     memory = add_memory(text="User has diabetes", scope=Scope(user_id=memory_user), actor=USER)
-    set_pinned(memory_id=memory.id, pinned=True, actor=STAFF)
-    set_locked(memory_id=memory.id, locked=True, actor=STAFF)
+    set_pinned(owner=ANYONE, memory_id=memory.id, pinned=True, actor=STAFF)
+    set_locked(owner=ANYONE, memory_id=memory.id, locked=True, actor=STAFF)
     response = client.post(f"/chat/me/memories/{memory.id}/forget")
     assert response.status_code == 302
     assert [m.id for m in deleted_memories(user_id=memory_user)] == [memory.id]
@@ -288,21 +292,21 @@ def test_a_summary_staff_locked_stays_and_extraction_goes_on(settings: Any, redi
     say("alice", "s1", "We talked about the trip to Rome in May.")
     drain(Worker(worker_id="w1"))
     summary_id = redis_client.get(keys.extraction("s1", "summary_id")).decode()
-    set_locked(memory_id=summary_id, locked=True, actor=STAFF, reason="corrected by support")
-    locked_text = get_memory(memory_id=summary_id).text
+    set_locked(owner=ANYONE, memory_id=summary_id, locked=True, actor=STAFF, reason="corrected by support")
+    locked_text = get_memory(owner=ANYONE, memory_id=summary_id).text
     say("alice", "s1", "Then we planned the flights to Lisbon in June.")
     drain(Worker(worker_id="w1"))
-    assert get_memory(memory_id=summary_id).text == locked_text
+    assert get_memory(owner=ANYONE, memory_id=summary_id).text == locked_text
     assert queue.queue_health()["counters"].get("jobs_failed", 0) == 0
     newer = redis_client.get(keys.extraction("s1", "summary_id")).decode()
-    assert newer != summary_id and "Lisbon" in get_memory(memory_id=newer).text
+    assert newer != summary_id and "Lisbon" in get_memory(owner=ANYONE, memory_id=newer).text
 
 
 def test_remember_may_not_contradict_a_locked_memory_either(product_llm: Any) -> None:
     # With a model, the tool's fact is judged as the extractor judges one (decide): the model says
     # "lives in Berlin" updates the locked "lives in Porto", so the tool refuses and says why.
     home = add_memory(text="User lives in Porto", scope=Scope(user_id="user-1"), actor=USER)
-    set_locked(memory_id=home.id, locked=True, actor=STAFF, reason="corrected by support")
+    set_locked(owner=ANYONE, memory_id=home.id, locked=True, actor=STAFF, reason="corrected by support")
     product_llm.enqueue(
         Reply(
             json.dumps(

@@ -23,7 +23,7 @@ from memory.services import (
     update_memory,
 )
 from memory.types import InvalidInput, MemoryLocked, MemoryNotFound, MemoryType, VersionConflict
-from tests.memory_helpers import EXTRACTOR, STAFF, USER, scope
+from tests.memory_helpers import ANYONE, EXTRACTOR, STAFF, USER, scope
 
 
 def _texts(result):
@@ -48,7 +48,7 @@ def test_memory_is_one_hash_with_float32_vector_and_all_fields(redis_client):
     assert raw[b"topics"] == b"pets,cats"
     assert raw[b"user_id"] == b"alice" and raw[b"session_id"] == b"s1"
     assert raw[b"version"] == b"1"
-    stored = get_memory(memory_id=memory.id)
+    stored = get_memory(owner=ANYONE, memory_id=memory.id)
     assert stored.entities == ["miso"]
     assert stored.event_date == 1_700_000_000.0
     assert stored.source == ["turn-1"]
@@ -58,7 +58,9 @@ def test_memory_is_one_hash_with_float32_vector_and_all_fields(redis_client):
 
 def test_update_reembeds_bumps_version_and_records_history():
     memory = add_memory(text="I live in Lisbon", scope=scope(), actor=USER)
-    updated = update_memory(memory_id=memory.id, text="I live in Porto", actor=STAFF, reason="moved")
+    updated = update_memory(
+        owner=ANYONE, memory_id=memory.id, text="I live in Porto", actor=STAFF, reason="moved"
+    )
     assert updated.version == 2
     result = search_memories(filter=MemoryFilter.build(user_id="alice"), text="Porto", threshold=0)
     assert _texts(result) == ["I live in Porto"]
@@ -74,7 +76,7 @@ def test_update_reembeds_bumps_version_and_records_history():
 
 def test_mutations_land_in_the_global_stream(redis_client):
     memory = add_memory(text="Likes green tea", scope=scope(), actor=USER)
-    set_pinned(memory_id=memory.id, pinned=True, actor=STAFF)
+    set_pinned(owner=ANYONE, memory_id=memory.id, pinned=True, actor=STAFF)
     entries = redis_client.xrange(keys.mutation_stream())
     assert [e[1][b"event"] for e in entries] == [b"added", b"pinned"]
     assert all(e[1][b"user_id"] == b"alice" for e in entries)
@@ -87,7 +89,7 @@ def test_concurrent_updates_lose_nothing():
     def writer(name: str) -> None:
         try:
             for i in range(10):
-                update_memory(memory_id=memory.id, topics=[f"{name}-{i}"], actor=USER)
+                update_memory(owner=ANYONE, memory_id=memory.id, topics=[f"{name}-{i}"], actor=USER)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -97,61 +99,65 @@ def test_concurrent_updates_lose_nothing():
     for thread in threads:
         thread.join()
     assert not errors
-    assert get_memory(memory_id=memory.id).version == 21
+    assert get_memory(owner=ANYONE, memory_id=memory.id).version == 21
     versions = [e.version for e in memory_history(memory_id=memory.id)]
     assert versions == list(range(1, 22))
 
 
 def test_expected_version_refuses_a_stale_write():
     memory = add_memory(text="Prefers email", scope=scope(), actor=USER)
-    update_memory(memory_id=memory.id, text="Prefers phone calls", actor=USER)
+    update_memory(owner=ANYONE, memory_id=memory.id, text="Prefers phone calls", actor=USER)
     with pytest.raises(VersionConflict, match="version 2"):
-        update_memory(memory_id=memory.id, text="Prefers letters", actor=STAFF, expected_version=1)
-    assert get_memory(memory_id=memory.id).text == "Prefers phone calls"
+        update_memory(
+            owner=ANYONE, memory_id=memory.id, text="Prefers letters", actor=STAFF, expected_version=1
+        )
+    assert get_memory(owner=ANYONE, memory_id=memory.id).text == "Prefers phone calls"
 
 
 def test_soft_delete_hides_from_search_and_restore_brings_it_back(redis_client, settings):
     memory = add_memory(text="Allergic to peanuts", scope=scope(), actor=USER)
     filter_ = MemoryFilter.build(user_id="alice")
-    delete_memory(memory_id=memory.id, actor=STAFF, reason="wrong user")
+    delete_memory(owner=ANYONE, memory_id=memory.id, actor=STAFF, reason="wrong user")
     assert _texts(search_memories(filter=filter_, text="peanuts allergy", threshold=0)) == []
-    assert get_memory(memory_id=memory.id).deleted
+    assert get_memory(owner=ANYONE, memory_id=memory.id).deleted
     assert 0 < redis_client.ttl(keys.trash(memory.id)) <= settings.SOFT_DELETE_GRACE_SECONDS
-    restored = restore_memory(memory_id=memory.id, actor=STAFF)
+    restored = restore_memory(owner=ANYONE, memory_id=memory.id, actor=STAFF)
     assert not restored.deleted
     assert _texts(search_memories(filter=filter_, text="peanuts allergy", threshold=0)) == [
         "Allergic to peanuts"
     ]
     assert [e.event for e in memory_history(memory_id=memory.id)] == ["added", "deleted", "restored"]
     with pytest.raises(MemoryNotFound):
-        restore_memory(memory_id=memory.id, actor=STAFF)
+        restore_memory(owner=ANYONE, memory_id=memory.id, actor=STAFF)
 
 
 def test_restore_is_impossible_after_the_grace_period(settings):
     settings.SOFT_DELETE_GRACE_SECONDS = 1
     memory = add_memory(text="Temporary", scope=scope(), actor=USER)
-    delete_memory(memory_id=memory.id, actor=USER)
+    delete_memory(owner=ANYONE, memory_id=memory.id, actor=USER)
     time.sleep(1.3)
     with pytest.raises(MemoryNotFound):
-        restore_memory(memory_id=memory.id, actor=STAFF)
+        restore_memory(owner=ANYONE, memory_id=memory.id, actor=STAFF)
     with pytest.raises(MemoryNotFound):
-        get_memory(memory_id=memory.id)
+        get_memory(owner=ANYONE, memory_id=memory.id)
 
 
 def test_soft_delete_keeps_the_remaining_ttl_for_restore():
     memory = add_memory(
         text="Trip to Rome next week", scope=scope(), actor=USER, type="episodic", ttl_seconds=500
     )
-    delete_memory(memory_id=memory.id, actor=USER)
-    restored = restore_memory(memory_id=memory.id, actor=USER)
+    delete_memory(owner=ANYONE, memory_id=memory.id, actor=USER)
+    restored = restore_memory(owner=ANYONE, memory_id=memory.id, actor=USER)
     assert restored.ttl_seconds is not None and 490 <= restored.ttl_seconds <= 500
-    assert 490 <= (memory_ttl(memory_id=memory.id) or 0) <= 500
+    assert 490 <= (memory_ttl(owner=ANYONE, memory_id=memory.id) or 0) <= 500
 
 
 def test_restore_an_earlier_version():
     memory = add_memory(text="Favourite colour: blue", scope=scope(), actor=USER, topics=["colour"])
-    update_memory(memory_id=memory.id, text="Favourite colour: green", topics=["colours"], actor=USER)
-    restored = restore_version(memory_id=memory.id, version=1, actor=STAFF)
+    update_memory(
+        owner=ANYONE, memory_id=memory.id, text="Favourite colour: green", topics=["colours"], actor=USER
+    )
+    restored = restore_version(owner=ANYONE, memory_id=memory.id, version=1, actor=STAFF)
     assert restored.text == "Favourite colour: blue"
     assert restored.topics == ["colour"]
     assert restored.version == 3
@@ -163,7 +169,7 @@ def test_restore_an_earlier_version():
     )
     assert found.hits[0].memory.text == "Favourite colour: blue"
     with pytest.raises(InvalidInput, match="no version 9"):
-        restore_version(memory_id=memory.id, version=9, actor=STAFF)
+        restore_version(owner=ANYONE, memory_id=memory.id, version=9, actor=STAFF)
 
 
 def test_ttl_defaults_per_type(settings):
@@ -172,23 +178,23 @@ def test_ttl_defaults_per_type(settings):
     episodic = add_memory(text="Went to the dentist", scope=scope(), actor=USER, type=MemoryType.EPISODIC)
     semantic = add_memory(text="Is vegetarian", scope=scope(), actor=USER)
     procedural = add_memory(text="Reply in French", scope=scope(), actor=USER, type="procedural")
-    assert 990 <= (memory_ttl(memory_id=episodic.id) or 0) <= 1000
-    assert memory_ttl(memory_id=semantic.id) is None
-    assert memory_ttl(memory_id=procedural.id) is None
+    assert 990 <= (memory_ttl(owner=ANYONE, memory_id=episodic.id) or 0) <= 1000
+    assert memory_ttl(owner=ANYONE, memory_id=semantic.id) is None
+    assert memory_ttl(owner=ANYONE, memory_id=procedural.id) is None
 
 
 def test_set_extend_and_remove_ttl():
     memory = add_memory(text="Is vegetarian", scope=scope(), actor=USER)
-    set_ttl(memory_id=memory.id, ttl_seconds=100, actor=STAFF)
-    assert 95 <= (memory_ttl(memory_id=memory.id) or 0) <= 100
-    extend_ttl(memory_id=memory.id, seconds=50, actor=STAFF)
-    assert 145 <= (memory_ttl(memory_id=memory.id) or 0) <= 150
-    set_ttl(memory_id=memory.id, ttl_seconds=None, actor=STAFF)
-    assert memory_ttl(memory_id=memory.id) is None
+    set_ttl(owner=ANYONE, memory_id=memory.id, ttl_seconds=100, actor=STAFF)
+    assert 95 <= (memory_ttl(owner=ANYONE, memory_id=memory.id) or 0) <= 100
+    extend_ttl(owner=ANYONE, memory_id=memory.id, seconds=50, actor=STAFF)
+    assert 145 <= (memory_ttl(owner=ANYONE, memory_id=memory.id) or 0) <= 150
+    set_ttl(owner=ANYONE, memory_id=memory.id, ttl_seconds=None, actor=STAFF)
+    assert memory_ttl(owner=ANYONE, memory_id=memory.id) is None
     with pytest.raises(InvalidInput):
-        extend_ttl(memory_id=memory.id, seconds=10, actor=STAFF)
+        extend_ttl(owner=ANYONE, memory_id=memory.id, seconds=10, actor=STAFF)
     with pytest.raises(InvalidInput):
-        set_ttl(memory_id=memory.id, ttl_seconds=-5, actor=STAFF)
+        set_ttl(owner=ANYONE, memory_id=memory.id, ttl_seconds=-5, actor=STAFF)
     events = [e.event for e in memory_history(memory_id=memory.id)]
     assert events == ["added", "ttl_changed", "ttl_changed", "ttl_changed"]
 
@@ -208,24 +214,29 @@ def test_ttl_expiry_removes_a_memory_from_search():
 
 def test_staff_lock_and_pin_stop_the_extractor():
     locked = add_memory(text="Name is Alice", scope=scope(), actor=USER)
-    set_locked(memory_id=locked.id, locked=True, actor=STAFF, reason="corrected by support")
+    set_locked(owner=ANYONE, memory_id=locked.id, locked=True, actor=STAFF, reason="corrected by support")
     with pytest.raises(MemoryLocked):
-        update_memory(memory_id=locked.id, text="Name is Alicia", actor=EXTRACTOR)
+        update_memory(owner=ANYONE, memory_id=locked.id, text="Name is Alicia", actor=EXTRACTOR)
     with pytest.raises(MemoryLocked):
-        delete_memory(memory_id=locked.id, actor=EXTRACTOR)
-    assert update_memory(memory_id=locked.id, text="Name is Alice B.", actor=STAFF).text == "Name is Alice B."
+        delete_memory(owner=ANYONE, memory_id=locked.id, actor=EXTRACTOR)
+    assert (
+        update_memory(owner=ANYONE, memory_id=locked.id, text="Name is Alice B.", actor=STAFF).text
+        == "Name is Alice B."
+    )
 
     pinned = add_memory(text="Birthday is 3 May", scope=scope(), actor=USER)
     with pytest.raises(MemoryLocked, match="only staff can pin"):
-        set_pinned(memory_id=pinned.id, pinned=True, actor=USER)
-    set_pinned(memory_id=pinned.id, pinned=True, actor=STAFF)
+        set_pinned(owner=ANYONE, memory_id=pinned.id, pinned=True, actor=USER)
+    set_pinned(owner=ANYONE, memory_id=pinned.id, pinned=True, actor=STAFF)
     with pytest.raises(MemoryLocked, match="pinned by support"):
-        delete_memory(memory_id=pinned.id, actor=EXTRACTOR)
+        delete_memory(owner=ANYONE, memory_id=pinned.id, actor=EXTRACTOR)
     with pytest.raises(MemoryLocked, match="pinned by support"):
-        update_memory(memory_id=pinned.id, text="Birthday is 4 May", actor=EXTRACTOR)
-    assert update_memory(memory_id=pinned.id, text="Birthday is 4 May", actor=STAFF).version == 3
+        update_memory(owner=ANYONE, memory_id=pinned.id, text="Birthday is 4 May", actor=EXTRACTOR)
+    assert (
+        update_memory(owner=ANYONE, memory_id=pinned.id, text="Birthday is 4 May", actor=STAFF).version == 3
+    )
     with pytest.raises(MemoryLocked, match="only staff"):
-        set_locked(memory_id=pinned.id, locked=True, actor=USER)
+        set_locked(owner=ANYONE, memory_id=pinned.id, locked=True, actor=USER)
 
 
 def test_oversized_and_empty_text_are_refused_with_a_clear_error(settings):
@@ -239,7 +250,7 @@ def test_oversized_and_empty_text_are_refused_with_a_clear_error(settings):
     with pytest.raises(InvalidInput, match="user_id is required"):
         add_memory(text="fine", scope=scope(user_id=""), actor=USER)
     with pytest.raises(MemoryNotFound):
-        update_memory(memory_id="01NOTAREALID", text="x", actor=USER)
+        update_memory(owner=ANYONE, memory_id="01NOTAREALID", text="x", actor=USER)
 
 
 def test_float16_vectors_halve_the_bytes_and_still_search(redis_client, settings):
@@ -256,7 +267,7 @@ def test_access_stats_live_outside_the_indexed_hash(redis_client):
 
     memory = add_memory(text="Alice likes figs", scope=scope(), actor=USER)
     record_access(memory_ids=[memory.id, memory.id])
-    assert get_memory(memory_id=memory.id).access_count == 2
+    assert get_memory(owner=ANYONE, memory_id=memory.id).access_count == 2
     assert redis_client.hget(keys.memory(memory.id), "access_count") is None
 
 
@@ -274,11 +285,14 @@ def test_ids_with_the_key_separator_cannot_reach_other_keys(redis_client):
 def test_concurrent_ttl_extensions_both_count():
     memory = add_memory(text="Visiting Rome", scope=scope(), actor=USER, ttl_seconds=1000)
     threads = [
-        threading.Thread(target=extend_ttl, kwargs={"memory_id": memory.id, "seconds": 500, "actor": STAFF})
+        threading.Thread(
+            target=extend_ttl,
+            kwargs={"memory_id": memory.id, "owner": ANYONE, "seconds": 500, "actor": STAFF},
+        )
         for _ in range(2)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert 1990 <= (memory_ttl(memory_id=memory.id) or 0) <= 2000
+    assert 1990 <= (memory_ttl(owner=ANYONE, memory_id=memory.id) or 0) <= 2000

@@ -10,7 +10,7 @@ from memory.search import search_memories
 from memory.selectors import counts_by_type, get_memory, memory_history
 from memory.services import add_memory, delete_memory, set_pinned
 from memory.types import MemoryNotFound
-from tests.memory_helpers import STAFF, USER, scope
+from tests.memory_helpers import ANYONE, STAFF, USER, scope
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_build_prompt_saves_a_trace_and_bumps_access_stats(chat_session):
     }
     assert trace["threshold"] == built.trace["threshold"]
     assert "near_misses" in trace and trace["tokens"]["budget"] == built.budget
-    used = get_memory(memory_id=trace["memories"][0]["id"])
+    used = get_memory(owner=ANYONE, memory_id=trace["memories"][0]["id"])
     assert used.access_count == 1 and used.last_accessed_at > 0
 
 
@@ -74,12 +74,12 @@ def test_sandbox_build_writes_nothing(chat_session, redis_client):
     built = build_prompt(user_id="alice", session_id="s-1", message="my beagle Rex", save_trace=False)
     assert built.memories
     assert redis_client.hlen(keys.session_traces("s-1")) == before
-    assert get_memory(memory_id=built.memories[0].memory.id).access_count == 0
+    assert get_memory(owner=ANYONE, memory_id=built.memories[0].memory.id).access_count == 0
 
 
 def test_pinned_memories_are_always_included(chat_session):
     pinned = add_memory(text="Alice is allergic to penicillin", scope=scope(), actor=USER)
-    set_pinned(memory_id=pinned.id, pinned=True, actor=STAFF)
+    set_pinned(owner=ANYONE, memory_id=pinned.id, pinned=True, actor=STAFF)
     built = build_prompt(user_id="alice", session_id="s-1", message="What about my dog?")
     assert built.memories[0].memory.id == pinned.id
     assert built.memories[0].reason == "pinned"
@@ -97,7 +97,7 @@ def test_anonymous_memories_and_sessions_move_to_the_account():
     working.append_message(session_id="anon-s", role="user", content="I love sushi")
     memory = add_memory(text="Loves sushi", scope=scope(user_id="anon:123"), actor=USER)
     gone = add_memory(text="Old fact", scope=scope(user_id="anon:123"), actor=USER)
-    delete_memory(memory_id=gone.id, actor=USER)
+    delete_memory(owner=ANYONE, memory_id=gone.id, actor=USER)
     moved = move_identity(from_user_id="anon:123", to_user_id="alice", actor=USER)
     assert moved == {"memories": 2, "sessions": 1}
     hits = search_memories(filter=MemoryFilter.build(user_id="alice"), text="sushi", threshold=0).hits
@@ -108,7 +108,7 @@ def test_anonymous_memories_and_sessions_move_to_the_account():
     assert working.session_ids_for_user(user_id="alice") == ["anon-s"]
     assert working.get_session(session_id="anon-s").user_id == "alice"  # type: ignore[union-attr]
     assert memory_history(memory_id=memory.id)[-1].event == "moved"
-    assert get_memory(memory_id=gone.id).scope.user_id == "alice"
+    assert get_memory(owner=ANYONE, memory_id=gone.id).scope.user_id == "alice"
 
 
 def test_erase_removes_everything_and_the_receipt_says_what(redis_client):
@@ -116,7 +116,7 @@ def test_erase_removes_everything_and_the_receipt_says_what(redis_client):
     working.append_message(session_id="s-e", role="user", content="Hi, I'm Erin")
     kept = add_memory(text="Erin plays chess", scope=scope(user_id="erin"), actor=USER)
     gone = add_memory(text="Erin played go", scope=scope(user_id="erin"), actor=USER)
-    delete_memory(memory_id=gone.id, actor=USER)
+    delete_memory(owner=ANYONE, memory_id=gone.id, actor=USER)
     build_prompt(user_id="erin", session_id="s-e", message="chess", turn_id="t-e")
     redis_client.xadd(keys.turn_stream(), {"user_id": "erin", "session_id": "s-e"})
     redis_client.xadd(keys.turn_stream(), {"user_id": "frank", "session_id": "s-f"})
@@ -150,9 +150,9 @@ def test_erase_removes_everything_and_the_receipt_says_what(redis_client):
     assert not redis_client.exists(keys.history(kept.id), keys.trash(gone.id), keys.session("s-e"))
     for memory_id in (kept.id, gone.id):
         with pytest.raises(MemoryNotFound):
-            get_memory(memory_id=memory_id)
+            get_memory(owner=ANYONE, memory_id=memory_id)
     remaining_turns = redis_client.xrange(keys.turn_stream())
     assert [fields[b"user_id"] for _, fields in remaining_turns] == [b"frank"]
     stream_users = [fields[b"user_id"] for _, fields in redis_client.xrange(keys.mutation_stream())]
     assert stream_users.count(b"erin") == 1, "only the erase event itself stays, without content"
-    assert get_memory(memory_id=other.id).text == "Frank plays chess"
+    assert get_memory(owner=ANYONE, memory_id=other.id).text == "Frank plays chess"

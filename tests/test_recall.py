@@ -20,7 +20,7 @@ from memory.services import add_memory
 from memory.types import ROLE_TOPIC_PREFIX, MemoryType, Scope
 from memory.worker import Worker
 from tests.extraction_helpers import drain, facts, said, say
-from tests.memory_helpers import STAFF, USER, scope
+from tests.memory_helpers import ANYONE, STAFF, USER, scope
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_a_finished_turn_is_kept_as_a_message_memory_of_its_session(offline, set
     # Its own TTL setting: 90 days by default.
     assert settings.MESSAGE_TTL_SECONDS == 90 * 24 * 3600
     assert message.ttl_seconds is None or message.ttl_seconds > 89 * 24 * 3600
-    assert (get_memory(memory_id=message.id).ttl_seconds or 0) > 89 * 24 * 3600
+    assert (get_memory(owner=ANYONE, memory_id=message.id).ttl_seconds or 0) > 89 * 24 * 3600
 
 
 def test_assistant_turns_are_kept_only_by_setting_and_chit_chat_not_at_all(offline, settings):
@@ -121,7 +121,7 @@ def test_an_upcoming_event_outlives_the_default_ttl_and_its_date_is_said_once(se
     in_120_days = time.time() + 120 * 24 * 3600
     event = add_memory(text="User has a dentist appointment", scope=scope(), actor=USER, type="episodic",
                        event_date=in_120_days)  # fmt: skip
-    assert (get_memory(memory_id=event.id).ttl_seconds or 0) > 200 * 24 * 3600
+    assert (get_memory(owner=ANYONE, memory_id=event.id).ttl_seconds or 0) > 200 * 24 * 3600
     dated = add_memory(text="User ran a race on 3 March 2026", scope=scope(), actor=USER, type="episodic",
                        event_date=1772496000.0)  # fmt: skip
     assert _memory_line(dated).count("3 March 2026") == 1

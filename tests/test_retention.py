@@ -27,7 +27,7 @@ from memory.selectors import get_memory, memory_history, recent_events
 from memory.services import add_memory, delete_memory, update_memory
 from memory.types import MemoryNotFound, MemoryType, Scope
 from memory.worker import Worker
-from tests.memory_helpers import USER, everything_in_redis
+from tests.memory_helpers import ANYONE, USER, everything_in_redis
 
 OWNER = "keeper-9"
 KEPT = "User keeps a tortoise called Zorblax"
@@ -76,14 +76,14 @@ def test_expired_and_purged_memories_leave_no_words_in_any_key(redis_client, sho
     working.ensure_session(session_id="s-ret", user_id=OWNER)
     kept = _add(KEPT)
     episode = _add(EPISODE_V1, type=MemoryType.EPISODIC, ttl_seconds=100)
-    update_memory(memory_id=episode.id, text=EPISODE_V2, actor=USER)
+    update_memory(owner=ANYONE, memory_id=episode.id, text=EPISODE_V2, actor=USER)
     said = _add(SAID, type=MemoryType.MESSAGE)
     # Traces that show both memories, and a turn whose message was SAID.
     build_prompt(user_id=OWNER, session_id="s-ret", message="What do you remember about me?", turn_id="t1")
     build_prompt(user_id=OWNER, session_id="s-ret", message=SAID, turn_id="t2")
     first = working.get_trace(session_id="s-ret", turn_id="t1")
     assert first is not None and episode.id in {m["id"] for m in first["memories"]}
-    delete_memory(memory_id=said.id, actor=USER)  # purged once the (50 s) grace period ends
+    delete_memory(owner=ANYONE, memory_id=said.id, actor=USER)  # purged once the (50 s) grace period ends
     # Where else the words sit: a saved plan, a pending turn, a dead letter.
     queue.save_plan("s-plan", 1, {"from_seq": 1, "ops": [{"candidate": {"text": EPISODE_V2}}]})
     queue.save_plan("s-other", 1, {"from_seq": 1, "ops": [{"candidate": {"text": "Unrelated plan"}}]})
@@ -109,7 +109,7 @@ def test_expired_and_purged_memories_leave_no_words_in_any_key(redis_client, sho
         assert _places_with(text, redis_client) == [], f"{text!r} is still stored"
     for memory_id in (episode.id, said.id):
         with pytest.raises(MemoryNotFound):
-            get_memory(memory_id=memory_id)
+            get_memory(owner=ANYONE, memory_id=memory_id)
         assert memory_history(memory_id=memory_id) == []
     # The audit keeps that they went (ids, kind, time, actor), without a word of them.
     audit = [json.loads(f[b"data"]) for _, f in redis_client.xrange(keys.mutation_stream())]
@@ -120,7 +120,7 @@ def test_expired_and_purged_memories_leave_no_words_in_any_key(redis_client, sho
     )
     assert about[episode.id]["details"] == {"type": "episodic"}
     # What was not forgotten is untouched.
-    assert get_memory(memory_id=kept.id).text == KEPT
+    assert get_memory(owner=ANYONE, memory_id=kept.id).text == KEPT
     assert [e.event for e in memory_history(memory_id=kept.id)] == ["added"]
     ids = {m.decode() for m in redis_client.smembers(keys.user_memory_ids(OWNER))}
     assert ids == {kept.id}

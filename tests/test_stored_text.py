@@ -25,7 +25,7 @@ from memory.selectors import get_memory, memory_history
 from memory.services import add_memory, update_memory
 from memory.types import InvalidInput, Scope
 from tests.chat_helpers import make_user
-from tests.memory_helpers import STAFF, USER
+from tests.memory_helpers import ANYONE, STAFF, USER
 
 pytestmark = pytest.mark.django_db
 
@@ -112,7 +112,7 @@ def test_text_entering_storage_is_cleaned(redis_client: Any) -> None:
         working.append_message(session_id="s1", role="user", content="\ud83d\ude00").content == "\U0001f600"
     )
     memory = add_memory(text=f"User likes {LONE} tea", scope=Scope(user_id="alice"), actor=USER, reason=LONE)
-    assert get_memory(memory_id=memory.id).text == "User likes \ufffd tea"
+    assert get_memory(owner=ANYONE, memory_id=memory.id).text == "User likes \ufffd tea"
     assert memory_history(memory_id=memory.id)[0].reason == "\ufffd"
 
 
@@ -126,7 +126,7 @@ def test_text_of_nothing_but_control_characters_is_refused_clearly(text: str, re
         add_memory(text=text, scope=Scope(user_id="alice"), actor=USER)
     memory = add_memory(text="User likes tea", scope=Scope(user_id="alice"), actor=USER)
     with pytest.raises(InvalidInput, match="empty"):
-        update_memory(memory_id=memory.id, text=text, actor=STAFF)
+        update_memory(owner=ANYONE, memory_id=memory.id, text=text, actor=STAFF)
     # The inspector's edit form says so too, and nothing changes.
     staff = _staff_client()
     response = staff.post(
@@ -134,7 +134,7 @@ def test_text_of_nothing_but_control_characters_is_refused_clearly(text: str, re
         {"text": text, "type": "semantic", "topics": "", "reason": "", "expected_version": "1"},
     )
     assert response.status_code == 400
-    assert get_memory(memory_id=memory.id).text == "User likes tea"
+    assert get_memory(owner=ANYONE, memory_id=memory.id).text == "User likes tea"
 
 
 def test_a_tool_call_with_a_lone_surrogate_is_remembered_cleaned(redis_client: Any) -> None:

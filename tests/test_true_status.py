@@ -25,7 +25,7 @@ from memory.types import ActorKind, Scope
 from memory.worker import Worker
 from tests.chat_helpers import communicator, frames_until, make_user, open_session, session_cookie_for_user
 from tests.extraction_helpers import drain, say
-from tests.memory_helpers import STAFF
+from tests.memory_helpers import ANYONE, STAFF
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,7 +77,9 @@ def _locked_home(user_id: str) -> str:
     drain(Worker(worker_id="w1"))
     [home] = list_memories(filter=MemoryFilter.build(user_id=user_id, types=["semantic"])).memories
     assert home.text == "User lives in Lisbon"
-    set_locked(memory_id=home.id, locked=True, actor=STAFF, reason="confirmed with the customer")
+    set_locked(
+        owner=ANYONE, memory_id=home.id, locked=True, actor=STAFF, reason="confirmed with the customer"
+    )
     return home.id
 
 
@@ -112,7 +114,7 @@ async def test_a_change_support_locked_is_said_to_be_refused_and_recorded(settin
     assert "I can't save this, because support has locked what I know about it:\n• You live in Porto" in reply
 
     await sync_to_async(drain)(Worker(worker_id="w1"))
-    home = await sync_to_async(get_memory)(memory_id=home_id)
+    home = await sync_to_async(get_memory)(owner=ANYONE, memory_id=home_id)
     assert home.text == "User lives in Lisbon" and home.version == 2, "locked: unchanged"
     refused = (await sync_to_async(memory_history)(memory_id=home_id))[-1]
     assert refused.event == "change_refused" and refused.version == 2
@@ -136,10 +138,10 @@ def test_a_memory_locked_after_the_plan_was_made_records_the_refusal_once(redis_
         "source": ["t1"],
         "ops": [Op("update", candidate, target_id=memory.id, text="User lives in Porto").as_dict()],
     }
-    set_locked(memory_id=memory.id, locked=True, actor=STAFF)
+    set_locked(owner=ANYONE, memory_id=memory.id, locked=True, actor=STAFF)
     for _ in range(2):  # a worker that takes the job over applies the same plan again
         outcomes = apply_plan(plan, session_id="s1", worker_id="w1")
         assert outcomes["refused"] == 1 and outcomes["update"] == 0, outcomes
     events = [e.event for e in memory_history(memory_id=memory.id)]
     assert events == ["added", "locked", "change_refused"]
-    assert get_memory(memory_id=memory.id).text == "User lives in Lisbon"
+    assert get_memory(owner=ANYONE, memory_id=memory.id).text == "User lives in Lisbon"

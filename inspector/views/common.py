@@ -12,6 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from inspector import selectors as inspector_selectors
 from inspector.consumers import FEED_PATH
+from inspector.permissions import staff_owner
 from memory import working
 from memory.query import validate_scope_id
 from memory.selectors import get_memory, memory_history, recent_events
@@ -31,9 +32,9 @@ def valid_user_id(user_id: str) -> str:
         raise Http404("no such user") from exc
 
 
-def memory_or_404(memory_id: str) -> Memory:
+def memory_or_404(request: HttpRequest, memory_id: str) -> Memory:
     try:
-        return get_memory(memory_id=memory_id, include_deleted=True)
+        return get_memory(memory_id=memory_id, owner=staff_owner(request.user), include_deleted=True)
     # A hostile id can name a key of another type (WRONGTYPE): that is "not a memory" too.
     except (InvalidInput, MemoryNotFound, redis.ResponseError) as exc:
         raise Http404("no such memory") from exc

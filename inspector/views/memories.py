@@ -14,7 +14,14 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from inspector.forms import EditMemoryForm, FlagForm, ReasonForm, RestoreVersionForm, TtlForm
-from inspector.permissions import can_change, change_required, is_htmx, staff_actor, view_required
+from inspector.permissions import (
+    can_change,
+    change_required,
+    is_htmx,
+    staff_actor,
+    staff_owner,
+    view_required,
+)
 from inspector.presenters import MemoryView, duration_text, history_entries, memory_url
 from inspector.views.common import feed_context, form_error, is_partial, memory_or_404, next_url
 from inspector.views.users import deleted_context
@@ -67,7 +74,7 @@ def _memory_context(
 @view_required
 @require_GET
 def memory_page(request: HttpRequest, memory_id: str) -> HttpResponse:
-    memory = memory_or_404(memory_id)
+    memory = memory_or_404(request, memory_id)
     if is_partial(request):
         return render(request, "inspector/_memory_panel.html", _memory_context(request, memory))
     context = {**_memory_context(request, memory), **feed_context(memory_id=memory.id)}
@@ -85,17 +92,17 @@ def _answer(
     panel = request.POST.get("panel", "memory")
     if is_htmx(request):
         if panel == "deleted":
-            memory = memory_or_404(memory_id)
+            memory = memory_or_404(request, memory_id)
             response = render(
                 request, "inspector/_deleted.html", deleted_context(request, memory.scope.user_id)
             )
             # The user page's memory table listens for this and reloads itself.
             return trigger_client_event(response, "memories-changed")
-        memory = memory_or_404(memory_id)
+        memory = memory_or_404(request, memory_id)
         context = _memory_context(request, memory, edit_form=edit_form)
         return render(request, "inspector/_memory_panel.html", context)
     if status >= 400 and panel == "memory":
-        memory = memory_or_404(memory_id)
+        memory = memory_or_404(request, memory_id)
         context = {
             **_memory_context(request, memory, edit_form=edit_form),
             **feed_context(memory_id=memory.id),
@@ -111,7 +118,7 @@ def _act(
     apply: Callable[[dict[str, Any]], str],
 ) -> HttpResponse:
     """Validate the form, run the service call, and answer with its outcome (or why it was refused)."""
-    memory = memory_or_404(memory_id)
+    memory = memory_or_404(request, memory_id)
     if not form.is_valid():
         messages.error(request, form_error(form))
         return _answer(request, memory_id=memory.id, status=400)
@@ -139,7 +146,7 @@ EDIT_ERRORS_IN_FORM = frozenset({"text", "topics", "__all__"})
 @change_required
 @require_POST
 def edit_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
-    memory = memory_or_404(memory_id)
+    memory = memory_or_404(request, memory_id)
     form = EditMemoryForm(request.POST)
     if not form.is_valid():
         # The form shows text, topics and form-wide errors beside their fields: a flash message
@@ -164,13 +171,14 @@ def edit_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
     try:
         updated = services.update_memory(
             memory_id=memory.id,
+            owner=staff_owner(request.user),
             actor=staff_actor(request.user),
             reason=data["reason"],
             expected_version=data["expected_version"],
             **changes,
         )
     except VersionConflict:
-        current = memory_or_404(memory.id)
+        current = memory_or_404(request, memory.id)
         # Keep what the staff member typed, now based on the current version: saving again is a
         # deliberate overwrite after looking at what changed.
         resubmit = request.POST.copy()
@@ -195,10 +203,10 @@ def edit_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def delete_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor = staff_actor(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user)
 
     def apply(data: dict[str, Any]) -> str:
-        services.delete_memory(memory_id=memory_id, actor=actor, reason=data["reason"])
+        services.delete_memory(memory_id=memory_id, owner=owner, actor=actor, reason=data["reason"])
         grace = duration_text(settings.SOFT_DELETE_GRACE_SECONDS)
         return f"Deleted. You can undo this for {grace}."
 
@@ -208,15 +216,17 @@ def delete_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def undelete_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor = staff_actor(request.user)
-    memory = memory_or_404(memory_id)
+    actor, owner = staff_actor(request.user), staff_owner(request.user)
+    memory = memory_or_404(request, memory_id)
     if not memory.deleted:
         messages.info(request, "This memory is not deleted.")
         return _answer(request, memory_id=memory.id)
 
     def apply(data: dict[str, Any]) -> str:
         try:
-            services.restore_memory(memory_id=memory_id, actor=actor, reason=data["reason"] or "undo delete")
+            services.restore_memory(
+                memory_id=memory_id, owner=owner, actor=actor, reason=data["reason"] or "undo delete"
+            )
         except MemoryNotFound as exc:
             raise InvalidInput("This memory can no longer be restored: its grace period is over.") from exc
         return "Restored: the memory is back in search and prompts."
@@ -227,11 +237,12 @@ def undelete_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def restore_version(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor = staff_actor(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user)
 
     def apply(data: dict[str, Any]) -> str:
         restored = services.restore_version(
             memory_id=memory_id,
+            owner=owner,
             version=data["version"],
             actor=actor,
             expected_version=data.get("expected_version"),
@@ -244,10 +255,12 @@ def restore_version(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def set_ttl(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor = staff_actor(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user)
 
     def apply(data: dict[str, Any]) -> str:
-        services.set_ttl(memory_id=memory_id, ttl_seconds=data["seconds"], actor=actor, reason=data["reason"])
+        services.set_ttl(
+            memory_id=memory_id, owner=owner, ttl_seconds=data["seconds"], actor=actor, reason=data["reason"]
+        )
         return f"The memory now expires in {duration_text(data['seconds'])}."
 
     return _act(request, memory_id, TtlForm(request.POST), apply)
@@ -256,11 +269,11 @@ def set_ttl(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def extend_ttl(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor = staff_actor(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user)
 
     def apply(data: dict[str, Any]) -> str:
         updated = services.extend_ttl(
-            memory_id=memory_id, seconds=data["seconds"], actor=actor, reason=data["reason"]
+            memory_id=memory_id, owner=owner, seconds=data["seconds"], actor=actor, reason=data["reason"]
         )
         return (
             f"Extended by {duration_text(data['seconds'])}; expires in {duration_text(updated.ttl_seconds)}."
@@ -272,10 +285,12 @@ def extend_ttl(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def persist_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor = staff_actor(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user)
 
     def apply(data: dict[str, Any]) -> str:
-        services.set_ttl(memory_id=memory_id, ttl_seconds=None, actor=actor, reason=data["reason"])
+        services.set_ttl(
+            memory_id=memory_id, owner=owner, ttl_seconds=None, actor=actor, reason=data["reason"]
+        )
         return "The memory no longer expires."
 
     return _act(request, memory_id, ReasonForm(request.POST), apply)
@@ -284,10 +299,12 @@ def persist_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def pin_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor = staff_actor(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user)
 
     def apply(data: dict[str, Any]) -> str:
-        services.set_pinned(memory_id=memory_id, pinned=data["value"], actor=actor, reason=data["reason"])
+        services.set_pinned(
+            memory_id=memory_id, owner=owner, pinned=data["value"], actor=actor, reason=data["reason"]
+        )
         return "Pinned: it is always in the prompt." if data["value"] else "Unpinned."
 
     return _act(request, memory_id, FlagForm(request.POST), apply)
@@ -296,11 +313,13 @@ def pin_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def lock_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor = staff_actor(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user)
 
     def apply(data: dict[str, Any]) -> str:
         reason = data["reason"] or ("corrected by support" if data["value"] else "")
-        services.set_locked(memory_id=memory_id, locked=data["value"], actor=actor, reason=reason)
+        services.set_locked(
+            memory_id=memory_id, owner=owner, locked=data["value"], actor=actor, reason=reason
+        )
         if data["value"]:
             return "Locked: the assistant and the extractor may no longer change or delete it."
         return "Unlocked: the assistant and the extractor may update it again."

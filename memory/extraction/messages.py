@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from django.conf import settings
 
+from memory.access import Owner
 from memory.extraction.queue import QueuedTurn
 from memory.extraction.rules.requests import FORGET
 from memory.extraction.rules.text import MARKERS, split_sentences, strip_end
@@ -84,6 +85,7 @@ def forget_sources(
         try:
             delete_memory(
                 memory_id=said.id,
+                owner=Owner.user(fact.scope.user_id),
                 actor=actor,
                 reason=f"{reason} (the words it was learned from)",
                 idempotency_key=f"{key}:source:{said.id}" if key else "",

@@ -19,6 +19,7 @@ from django.conf import settings
 from core.llm import LLM, LLMError, get_llm
 from core.redis_client import REDIS_UNREACHABLE, get_redis
 from memory import keys, working
+from memory.access import Owner
 from memory.events import publish_decisions
 from memory.extraction import prompts, queue
 from memory.extraction.compaction import compact_session, extractive_summary
@@ -158,8 +159,10 @@ def _noop_decision(op: Op, *, actor: Actor, user_id: str) -> dict[str, Any]:
 
 def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str], lease: Lease | None) -> str:
     candidate = op.candidate
+    # A plan changes only memories of the turns' own user; any other id is "gone" (a no-op).
+    owner = Owner.user(scope.user_id)
     if op.refused:
-        return _record_refusal(op, actor=actor, key=key, action=op.refused, reason=op.reason)
+        return _record_refusal(op, owner=owner, actor=actor, key=key, action=op.refused, reason=op.reason)
     try:
         if op.action == "add":
             topics = [*candidate.topics, *([SLOT_TOPIC_PREFIX + candidate.slot] if candidate.slot else [])]
@@ -180,6 +183,7 @@ def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str]
         elif op.action == "update":
             update_memory(
                 memory_id=op.target_id,
+                owner=owner,
                 text=op.text,
                 # The entities are found again for the new text (memory.entities), these first.
                 entity_hints=candidate.entities,
@@ -190,25 +194,31 @@ def _apply_op(op: Op, *, scope: Scope, actor: Actor, key: str, source: list[str]
             )
         elif op.action == "delete":
             deleted = delete_memory(
-                memory_id=op.target_id, actor=actor, reason=op.reason, idempotency_key=key, lease=lease
+                memory_id=op.target_id,
+                owner=owner,
+                actor=actor,
+                reason=op.reason,
+                idempotency_key=key,
+                lease=lease,
             )
             if op.with_source:
                 forget_sources(deleted, actor=actor, reason=op.reason, key=key, lease=lease)
         return op.action
     except MemoryLocked as exc:
         # Staff locked it since the plan was made.
-        return _record_refusal(op, actor=actor, key=key, action=op.action, reason=str(exc))
+        return _record_refusal(op, owner=owner, actor=actor, key=key, action=op.action, reason=str(exc))
     except MemoryNotFound as exc:
         # It went away since the plan was made: the plan step becomes a no-op.
         logger.info("extraction %s on %s skipped: %s", op.action, op.target_id, exc)
         return "noop"
 
 
-def _record_refusal(op: Op, *, actor: Actor, key: str, action: str, reason: str) -> str:
+def _record_refusal(op: Op, *, owner: Owner, actor: Actor, key: str, action: str, reason: str) -> str:
     """The target's history says what the extractor wanted and why it may not (support sees it)."""
     try:
         record_refused_change(
             memory_id=op.target_id,
+            owner=owner,
             actor=actor,
             action=action,
             proposed_text=op.text or op.candidate.text,
@@ -229,8 +239,9 @@ def _apply_summary(
     text = plan["summary"]
     if summary_id:
         try:
-            update_memory(memory_id=summary_id.decode(), text=text, actor=actor, reason="rolling summary",
-                          idempotency_key=key, lease=lease)  # fmt: skip
+            update_memory(memory_id=summary_id.decode(), owner=Owner.user(scope.user_id), text=text,
+                          actor=actor, reason="rolling summary", idempotency_key=key,
+                          lease=lease)  # fmt: skip
             return
         # Gone, or staff pinned or locked it: their summary stays as it is, the new one is added.
         except (MemoryNotFound, MemoryLocked):

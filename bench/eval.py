@@ -27,19 +27,15 @@ from typing import Any
 from bench.env import RESULTS_DIR, prepare_environment
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "locomo" / "locomo10.json"
-LOCOMO_KNOBS = (
-    "RETRIEVAL_SESSION_WEIGHT",
-    "RETRIEVAL_RELATIVE_THRESHOLD",
-    "RETRIEVAL_THRESHOLD",
-    "RETRIEVAL_TOPIC_WEIGHT",
-)
+# SearchParams fields (and the offline reply's share, bench.tuning.OFFLINE_SHARE) checked split-half.
+LOCOMO_KNOBS = ("session_weight", "relative_threshold", "threshold", "topic_weight")
 PERSONA_KNOBS = (
-    "RETRIEVAL_THRESHOLD",
-    "RETRIEVAL_RELATIVE_THRESHOLD",
-    "offline.SHOWN_SHARE_OF_BEST",
-    "RETRIEVAL_SESSION_WEIGHT",
-    "HYBRID_VECTOR_WEIGHT",
-    "RETRIEVAL_TOPIC_WEIGHT",
+    "threshold",
+    "relative_threshold",
+    "offline.shown_share_of_best",
+    "session_weight",
+    "vector_weight",
+    "topic_weight",
 )
 
 

@@ -20,27 +20,26 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
-from unittest import mock
 
 import numpy as np
 from django.conf import settings
-from django.test import override_settings
 
 from core.embedded_redis import EmbeddedRedis, free_port
 from core.embeddings import get_embedder
 from core.machine import cpu_model
 from core.redis_check import loaded_modules
 from core.redis_client import get_redis, pointed_at
-from memory import scoring, search, tokens
+from memory import scoring, tokens
 from memory.prompt import MEMORY_HEADER, _memory_line
 from memory.query import MemoryFilter, validate_scope_id
 from memory.scoring import SearchMode
 from memory.search import search_memories
+from memory.search_params import SearchParams
 from memory.services import NewMemory, add_memories
 from memory.types import Actor, ActorKind, InvalidInput, Memory, MemoryType, Scope, SearchHit
 
@@ -404,20 +403,23 @@ def load_into_engine(
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One retrieval configuration. `settings` and `selectors_patches` are applied only while the
-    run searches, so experiments never change the engine's defaults."""
+    """One retrieval configuration: `params` are SearchParams fields that differ from the engine's
+    defaults, passed to this run's searches only (nothing global changes)."""
 
     name: str
     mode: SearchMode
     description: str
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    selectors_patches: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
     # How many results to ask for; recall@k takes the first k. More widens the candidate pool.
     top_k: int = max(K_VALUES)
 
+    def search_params(self) -> SearchParams:
+        """Today's defaults with this run's changes (an unknown field name is a TypeError)."""
+        return replace(SearchParams.from_settings(), **self.params)
+
 
 # Baselines switch recency and the conversation context off so they measure one signal each.
-_ONE_SIGNAL = {"RECENCY_WEIGHT": 0.0, "RETRIEVAL_SESSION_WEIGHT": 0.0, "RETRIEVAL_NEIGHBOUR_WEIGHT": 0.0}
+_ONE_SIGNAL = {"recency_weight": 0.0, "session_weight": 0.0, "neighbour_weight": 0.0}
 DEFAULT_RUNS: tuple[RunSpec, ...] = (
     RunSpec(
         "hybrid",
@@ -428,23 +430,11 @@ DEFAULT_RUNS: tuple[RunSpec, ...] = (
         "hybrid-no-context",
         "hybrid",
         "the default without the session/neighbour context: its effect as a delta",
-        settings={"RETRIEVAL_SESSION_WEIGHT": 0.0, "RETRIEVAL_NEIGHBOUR_WEIGHT": 0.0},
+        params={"session_weight": 0.0, "neighbour_weight": 0.0},
     ),
-    RunSpec("vector", "semantic", "semantic mode only, recency and context off", settings=_ONE_SIGNAL),
-    RunSpec("bm25", "keyword", "keyword (BM25) mode only, recency and context off", settings=_ONE_SIGNAL),
+    RunSpec("vector", "semantic", "semantic mode only, recency and context off", params=_ONE_SIGNAL),
+    RunSpec("bm25", "keyword", "keyword (BM25) mode only, recency and context off", params=_ONE_SIGNAL),
 )
-
-
-@contextmanager
-def applied(spec: RunSpec) -> Iterator[None]:
-    with ExitStack() as stack:
-        if spec.settings:
-            stack.enter_context(override_settings(**spec.settings))
-        for name, value in spec.selectors_patches.items():
-            if not hasattr(search, name):
-                raise AttributeError(f"memory.search has no {name!r} to override")
-            stack.enter_context(mock.patch.object(search, name, value))
-        yield
 
 
 @dataclass(frozen=True)
@@ -479,6 +469,7 @@ def _search(
     spec: RunSpec,
     *,
     query_vector: np.ndarray | None = None,
+    params: SearchParams | None = None,
 ) -> tuple[list[SearchHit], float]:
     filter_ = MemoryFilter.build(user_id=conversation.sample_id, agent_id=AGENT_ID, namespace=NAMESPACE)
     started = time.perf_counter()
@@ -493,6 +484,7 @@ def _search(
         near_misses=0,
         query_vector=query_vector,
         now=conversation.end_time,
+        params=spec.search_params() if params is None else params,
     )
     return result.hits, (time.perf_counter() - started) * 1000
 
@@ -504,26 +496,28 @@ def _ask(
     vector: np.ndarray | None,
     *,
     embed_inside: bool,
+    params: SearchParams,
 ) -> tuple[list[SearchHit], float | None, float | None]:
     """Hits, then the search time as the chat pays it (embedding included) and without embedding.
     A time that was not measured is None."""
     if spec.mode == "keyword":  # nothing to embed: one call measures both
-        hits, took = _search(conversation, question, spec)
+        hits, took = _search(conversation, question, spec, params=params)
         return hits, took, took
     if vector is None:
-        hits, took = _search(conversation, question, spec)
+        hits, took = _search(conversation, question, spec, params=params)
         return hits, took, None
     if not embed_inside:
-        hits, took = _search(conversation, question, spec, query_vector=vector)
+        hits, took = _search(conversation, question, spec, query_vector=vector, params=params)
         return hits, None, took
-    hits, took = _search(conversation, question, spec)
-    return hits, took, _search(conversation, question, spec, query_vector=vector)[1]
+    hits, took = _search(conversation, question, spec, params=params)
+    return hits, took, _search(conversation, question, spec, query_vector=vector, params=params)[1]
 
 
 def context_cost(hits: Sequence[SearchHit]) -> ContextCost:
     """Tokens of the memory block for the top k hits, and of the top-CONTEXT_K block once the chat's
     default threshold has dropped weak hits (the eval itself retrieves with threshold 0)."""
-    kept = [h for h in hits[:CONTEXT_K] if h.score.final >= settings.RETRIEVAL_THRESHOLD]
+    floor = SearchParams.from_settings().threshold
+    kept = [h for h in hits[:CONTEXT_K] if h.score.final >= floor]
     return ContextCost(
         tokens_by_k={k: tokens.count(memory_context([h.memory for h in hits[:k]])) for k in K_VALUES},
         tokens_at_threshold=tokens.count(memory_context([h.memory for h in kept])) if kept else 0,
@@ -546,27 +540,27 @@ def run_questions(
     `embed_inside` only the precomputed-vector search runs: the fast path for experiments.
     Recall comes from the first search."""
     results: list[QuestionResult] = []
-    with applied(spec):
-        for conversation in conversations:
-            for index, question in enumerate(conversation.questions):
-                vector = (question_vectors or {}).get((conversation.sample_id, index))
-                hits, search_ms, precomputed_ms = _ask(
-                    conversation, question, spec, vector, embed_inside=embed_inside
-                )
-                retrieved = [dia_ids[h.memory.id] for h in hits]
-                result = QuestionResult(
-                    sample_id=conversation.sample_id,
-                    category=question.category,
-                    retrieved=retrieved,
-                    recall={k: evidence_recall(retrieved, question.evidence.ids, k) for k in K_VALUES},
-                    search_ms=search_ms,
-                    search_ms_precomputed=precomputed_ms,
-                )
-                if measure_context:
-                    result.context = context_cost(hits)
-                results.append(result)
-                if progress:
-                    progress.advance()
+    params = spec.search_params()  # once per run, not once per question
+    for conversation in conversations:
+        for index, question in enumerate(conversation.questions):
+            vector = (question_vectors or {}).get((conversation.sample_id, index))
+            hits, search_ms, precomputed_ms = _ask(
+                conversation, question, spec, vector, embed_inside=embed_inside, params=params
+            )
+            retrieved = [dia_ids[h.memory.id] for h in hits]
+            result = QuestionResult(
+                sample_id=conversation.sample_id,
+                category=question.category,
+                retrieved=retrieved,
+                recall={k: evidence_recall(retrieved, question.evidence.ids, k) for k in K_VALUES},
+                search_ms=search_ms,
+                search_ms_precomputed=precomputed_ms,
+            )
+            if measure_context:
+                result.context = context_cost(hits)
+            results.append(result)
+            if progress:
+                progress.advance()
     return RunResult(spec=spec, questions=results)
 
 
@@ -620,7 +614,7 @@ def summarise_run(run: RunResult) -> dict[str, Any]:
     return {
         "mode": run.spec.mode,
         "description": run.spec.description,
-        "overrides": {**run.spec.settings, **run.spec.selectors_patches},
+        "overrides": dict(run.spec.params),
         **summarise_recall(run.questions),
         **summarise_latency(run.questions),
     }
@@ -652,7 +646,7 @@ def summarise_tokens(run: RunResult, conversations: Sequence[Conversation]) -> d
         },
         "token_saving_percent": round(100 * (1 - mean / full_mean), 1) if full_mean else 0.0,
         "at_default_threshold": {
-            "threshold": settings.RETRIEVAL_THRESHOLD,
+            "threshold": SearchParams.from_settings().threshold,
             "tokens_per_question_mean": round(float(np.mean(at_threshold)), 1) if at_threshold else 0.0,
             "memories_per_question_mean": round(float(np.mean(kept)), 2) if kept else 0.0,
         },
@@ -702,6 +696,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def setup_summary() -> dict[str, Any]:
+    defaults = SearchParams.from_settings()
     return {
         "memory_text": "'Speaker: text [shares <BLIP caption>]' per turn, type message",
         "users": "one per conversation (user_id = sample_id)",
@@ -710,16 +705,16 @@ def setup_summary() -> dict[str, Any]:
         "top_k": max(K_VALUES),
         "recall_at_k": "first k of one top-25 search per question",
         "threshold": 0.0,
-        "weights": scoring.scoring_weights(),
+        "weights": scoring.scoring_weights(params=defaults),
         "sessions": "each LoCoMo session is one chat session (session_id), for the conversation context",
         "bm25_saturation": scoring.BM25_SATURATION,
         # getattr: older engine settings had no such knobs (HNSW float32 then).
         "vector_index": f"{getattr(settings, 'VECTOR_INDEX_ALGORITHM', 'hnsw')} "
         f"{getattr(settings, 'VECTOR_DTYPE', 'float32')}",
         "candidates": {
-            "min": search.MIN_CANDIDATES,
-            "max": search.MAX_CANDIDATES,
-            "keyword": search.KEYWORD_CANDIDATES,
+            "min": defaults.min_candidates,
+            "max": defaults.max_candidates,
+            "keyword": defaults.keyword_candidates,
         },
         "baselines": "vector = semantic mode, bm25 = keyword mode, both with recency and context weights 0",
     }

@@ -226,7 +226,10 @@ def _dia_ids(memory: Any, sample_id: str) -> list[str]:
     return [s.removeprefix(prefix) for s in memory.source if s.startswith(prefix)]
 
 
-def ask(conversations: Sequence[Conversation], *, progress: Progress | None) -> list[E2EQuestion]:
+def ask(
+    conversations: Sequence[Conversation], *, progress: Progress | None, params: Any = None
+) -> list[E2EQuestion]:
+    """Every question through `build_prompt`, with `params` (a SearchParams; None: the shipped ones)."""
     from memory.prompt import build_prompt
 
     results: list[E2EQuestion] = []
@@ -241,6 +244,7 @@ def ask(conversations: Sequence[Conversation], *, progress: Progress | None) -> 
                     top_k=QUESTION_TOP_K,
                     turn_id=f"q{n}",
                     save_trace=False,
+                    params=params,
                 )
                 took = (time.perf_counter() - started) * 1000
                 ranked: list[list[str]] = [_dia_ids(h.memory, conversation.sample_id) for h in built.memories]

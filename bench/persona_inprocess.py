@@ -26,7 +26,8 @@ def _user_id(suite: Suite, persona: Persona) -> str:
     return f"persona-{suite.name}-{persona.id}"
 
 
-async def _say(user_id: str, session_id: str, text: str, n: int) -> dict[str, Any]:
+async def _say(user_id: str, session_id: str, text: str, n: int, **tuning: Any) -> dict[str, Any]:
+    """One turn; `tuning` (params=, shown_share_of_best=) goes to `run_turn` as it is."""
     from chat.turns import run_turn
 
     frames: list[dict[str, Any]] = []
@@ -35,7 +36,13 @@ async def _say(user_id: str, session_id: str, text: str, n: int) -> dict[str, An
         frames.append(frame)
 
     await run_turn(
-        user_id=user_id, session_id=session_id, text=text, client_id=f"c{n}", staff=False, send=collect
+        user_id=user_id,
+        session_id=session_id,
+        text=text,
+        client_id=f"c{n}",
+        staff=False,
+        send=collect,
+        **tuning,
     )
     done = next((f for f in frames if f.get("type") == "done"), None)
     error = next((f for f in frames if f.get("type") == "error"), None)
@@ -83,10 +90,11 @@ def learn(suite: Suite, persona: Persona) -> list[str]:
 
 
 def ask(
-    suite: Suite, persona: Persona, *, answer_text: Callable[[dict[str, Any]], str]
+    suite: Suite, persona: Persona, *, answer_text: Callable[[dict[str, Any]], str], **tuning: Any
 ) -> tuple[dict[str, str], dict[str, str], list[str]]:
     """The persona's questions in one new chat, a day after its last one: (answers, broad answers,
-    the user's fact memories)."""
+    the user's fact memories). `tuning`: the search params and offline share the turns use
+    (bench/tuning.py); none, the shipped ones."""
     from chat.services import start_session
 
     user_id = _user_id(suite, persona)
@@ -96,7 +104,7 @@ def ask(
         session = start_session(user_id=user_id)
         questions = [q.text for f in persona.facts for q in f.questions]
         for n, text in enumerate([*questions, *persona.broad_questions]):
-            done = _LOOP.run_until_complete(_say(user_id, session.id, text, n))
+            done = _LOOP.run_until_complete(_say(user_id, session.id, text, n, **tuning))
             target = broad if text in persona.broad_questions else answers
             target[text] = answer_text(done)
         return answers, broad, _fact_memories(user_id)

@@ -13,49 +13,54 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-# knob -> the values tried (the shipped one among them). "offline.X" is a constant of chat/offline.py,
-# anything else a setting.
+# knob -> the values tried (the shipped one among them). A SearchParams field, or OFFLINE_SHARE:
+# the share of the best score the offline reply shows (chat/offline.py).
+OFFLINE_SHARE = "offline.shown_share_of_best"
 SWEEPS: dict[str, tuple[float, ...]] = {
-    "RETRIEVAL_THRESHOLD": (0.05, 0.1, 0.15, 0.2),
-    "RETRIEVAL_RELATIVE_THRESHOLD": (0.3, 0.5, 0.7),
-    "offline.SHOWN_SHARE_OF_BEST": (0.3, 0.5, 0.6, 0.75),
-    "RETRIEVAL_SESSION_WEIGHT": (0.0, 0.5, 1.5),
-    "HYBRID_VECTOR_WEIGHT": (0.3, 0.4, 0.5, 0.6),
-    "RETRIEVAL_TOPIC_WEIGHT": (0.0, 0.1, 0.2, 0.3),
+    "threshold": (0.05, 0.1, 0.15, 0.2),
+    "relative_threshold": (0.3, 0.5, 0.7),
+    OFFLINE_SHARE: (0.3, 0.5, 0.6, 0.75),
+    "session_weight": (0.0, 0.5, 1.5),
+    "vector_weight": (0.3, 0.4, 0.5, 0.6),
+    "topic_weight": (0.0, 0.1, 0.2, 0.3),
 }
 
 
-@contextmanager
-def applied(knob: str, value: float) -> Iterator[None]:
-    from django.test import override_settings
+@dataclass(frozen=True)
+class Trial:
+    """One value of one knob, as the questions are asked with it (passed down, nothing patched)."""
 
+    params: Any  # memory.search_params.SearchParams (imported late: Django is not set up yet)
+    shown_share_of_best: float
+
+
+def trial(knob: str, value: float) -> Trial:
     import chat.offline
     from memory import term_stats
+    from memory.search_params import SearchParams
 
     term_stats.forget_term_counts()
-    if knob.startswith("offline."):
-        with mock.patch.object(chat.offline, knob.removeprefix("offline."), value):
-            yield
-    else:
-        extra = {"HYBRID_KEYWORD_WEIGHT": round(1.0 - value, 3)} if knob == "HYBRID_VECTOR_WEIGHT" else {}
-        with override_settings(**{knob: value, **extra}):
-            yield
+    params = SearchParams.from_settings()
+    if knob == OFFLINE_SHARE:
+        return Trial(params, value)
+    changes: dict[str, Any] = {knob: value}
+    if knob == "vector_weight":  # the two weights sum to 1
+        changes["keyword_weight"] = round(1.0 - value, 3)
+    return Trial(replace(params, **changes), chat.offline.SHOWN_SHARE_OF_BEST)
 
 
 def shipped(knob: str) -> float:
-    from django.conf import settings
-
     import chat.offline
+    from memory.search_params import SearchParams
 
-    if knob.startswith("offline."):
-        return float(getattr(chat.offline, knob.removeprefix("offline.")))
-    return float(getattr(settings, knob))
+    if knob == OFFLINE_SHARE:
+        return float(chat.offline.SHOWN_SHARE_OF_BEST)
+    return float(getattr(SearchParams.from_settings(), knob))
 
 
 def verdict(rows: Mapping[float, Mapping[str, float]], chosen: float, *, margin: float) -> str:
@@ -68,18 +73,18 @@ def verdict(rows: Mapping[float, Mapping[str, float]], chosen: float, *, margin:
     return "holds on both halves"
 
 
-def sweep(measure: Callable[[], dict[str, float]], knobs: Sequence[str], *, margin: float) -> dict[str, Any]:
+def sweep(
+    measure: Callable[[Trial], dict[str, float]], knobs: Sequence[str], *, margin: float
+) -> dict[str, Any]:
     """For each knob and value: the metric on each half (`measure` returns first_half/second_half)."""
     out: dict[str, Any] = {}
     for knob in knobs:
         rows: dict[float, dict[str, float]] = {}
         for value in SWEEPS[knob]:
-            with applied(knob, value):
-                rows[value] = measure()
+            rows[value] = measure(trial(knob, value))
         chosen = shipped(knob)
         if chosen not in rows:
-            with applied(knob, chosen):
-                rows[chosen] = measure()
+            rows[chosen] = measure(trial(knob, chosen))
         out[knob] = {"shipped": chosen, "values": {str(v): r for v, r in sorted(rows.items())},
                      "verdict": verdict(rows, chosen, margin=margin)}  # fmt: skip
     return out
@@ -88,7 +93,7 @@ def sweep(measure: Callable[[], dict[str, float]], knobs: Sequence[str], *, marg
 # --- persona suite --------------------------------------------------------------------------------
 
 
-def persona_measure(suite: Any) -> Callable[[], dict[str, float]]:
+def persona_measure(suite: Any) -> Callable[[Trial], dict[str, float]]:
     """Offline questions answered (%) on the first and second half of the suite's personas."""
     from bench import persona_inprocess as inprocess
     from bench.persona_data import Suite
@@ -97,12 +102,18 @@ def persona_measure(suite: Any) -> Callable[[], dict[str, float]]:
     half = len(suite.personas) // 2
     parts = {"first_half": suite.personas[:half], "second_half": suite.personas[half:]}
 
-    def measure() -> dict[str, float]:
+    def measure(trial: Trial) -> dict[str, float]:
         scores = {}
         for name, personas in parts.items():
             outcomes = []
             for persona in personas:
-                answers, broad, facts = inprocess.ask(suite, persona, answer_text=inprocess.offline_answer)
+                answers, broad, facts = inprocess.ask(
+                    suite,
+                    persona,
+                    answer_text=inprocess.offline_answer,
+                    params=trial.params,
+                    shown_share_of_best=trial.shown_share_of_best,
+                )
                 outcomes.append(PersonaOutcome(persona, facts, answers, broad, []))
             scores[name] = grade(Suite(suite.name, "", tuple(personas)), outcomes)["questions_answered"][
                 "percent"
@@ -125,11 +136,12 @@ def persona_sweeps(suite: Any, knobs: Sequence[str]) -> dict[str, Any]:
 # --- LoCoMo end to end ----------------------------------------------------------------------------
 
 
-def locomo_measure(conversations: Sequence[Any]) -> Callable[[], dict[str, float]]:
+def locomo_measure(conversations: Sequence[Any]) -> Callable[[Trial], dict[str, float]]:
     from bench import locomo_e2e
 
-    def measure() -> dict[str, float]:
-        return locomo_e2e.halves(locomo_e2e.ask(conversations, progress=None), conversations)
+    def measure(trial: Trial) -> dict[str, float]:
+        asked = locomo_e2e.ask(conversations, progress=None, params=trial.params)
+        return locomo_e2e.halves(asked, conversations)
 
     return measure
 

@@ -62,14 +62,14 @@ def _normalised(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s']", " ", second_person(text).casefold()).split())
 
 
-def _relevant(hits: list[SearchHit]) -> list[SearchHit]:
+def _relevant(hits: list[SearchHit], *, shown_share_of_best: float) -> list[SearchHit]:
     hits = _told(hits)
     pinned = [h for h in hits if h.reason == "pinned"]
     matched = [h for h in hits if h.reason == "match"]
     if not matched:
         return pinned[:MAX_RECALLED]
     best = matched[0].score.final
-    close = [h for h in matched if h.score.final >= SHOWN_SHARE_OF_BEST * best][:MAX_RECALLED]
+    close = [h for h in matched if h.score.final >= shown_share_of_best * best][:MAX_RECALLED]
     return close + [h for h in pinned if h not in close][: max(0, MAX_RECALLED - len(close))]
 
 
@@ -83,7 +83,9 @@ def _planned(message: str, scope: Scope) -> list[Op]:
     return decide(candidates, scope=scope, llm=None) if candidates else []
 
 
-def compose_reply(built: BuiltPrompt, message: str, *, scope: Scope) -> str:
+def compose_reply(
+    built: BuiltPrompt, message: str, *, scope: Scope, shown_share_of_best: float = SHOWN_SHARE_OF_BEST
+) -> str:
     parts: list[str] = []
     ops = _planned(message, scope)
     known = {h.memory.text.casefold() for h in built.memories}
@@ -105,7 +107,7 @@ def compose_reply(built: BuiltPrompt, message: str, *, scope: Scope) -> str:
         elif not learned:
             parts.append("I don't know anything about you yet. Tell me about yourself and I'll remember it.")
     else:
-        recalled = _relevant(built.memories)
+        recalled = _relevant(built.memories, shown_share_of_best=shown_share_of_best)
         if recalled:
             parts.append("From what I remember:\n" + _bullets(recalled))
         elif not learned and not forgotten and not refused:
@@ -124,10 +126,14 @@ def compose_reply(built: BuiltPrompt, message: str, *, scope: Scope) -> str:
     return "\n\n".join(parts)
 
 
-async def stream_reply(built: BuiltPrompt, message: str, *, scope: Scope) -> AsyncIterator[StreamEvent]:
+async def stream_reply(
+    built: BuiltPrompt, message: str, *, scope: Scope, shown_share_of_best: float = SHOWN_SHARE_OF_BEST
+) -> AsyncIterator[StreamEvent]:
     """The reply as the chat streams a model's: word by word, then the completion."""
     # The rules extractor reads the message: off the event loop, which serves every socket.
-    text = await sync_to_async(compose_reply, thread_sensitive=False)(built, message, scope=scope)
+    text = await sync_to_async(compose_reply, thread_sensitive=False)(
+        built, message, scope=scope, shown_share_of_best=shown_share_of_best
+    )
     words = text.split(" ")
     for n, word in enumerate(words):
         yield StreamEvent(kind="text", text=word if n == len(words) - 1 else word + " ")

@@ -27,6 +27,7 @@ from memory import working
 from memory.extraction.queue import enqueue_turn
 from memory.extraction.types import TurnMessage
 from memory.prompt import abuild_prompt, ranking
+from memory.search_params import SearchParams
 from memory.types import MemoryNotFound, Scope, SearchHit
 
 logger = logging.getLogger(__name__)
@@ -116,9 +117,18 @@ class DeltaBuffer:
 
 
 async def run_turn(
-    *, user_id: str, session_id: str, text: str, client_id: str, staff: bool, send: Send
+    *,
+    user_id: str,
+    session_id: str,
+    text: str,
+    client_id: str,
+    staff: bool,
+    send: Send,
+    params: SearchParams | None = None,
+    shown_share_of_best: float = offline.SHOWN_SHARE_OF_BEST,
 ) -> str | None:
-    """Run a turn to the end; returns the reply text (None when the model failed)."""
+    """Run a turn to the end; returns the reply text (None when the model failed). `params` and
+    `shown_share_of_best` are for experiments (bench/tuning.py); the chat uses the defaults."""
     started = time.time()
     try:
         turn_id, title = await sync_to_async(_save_user_message, thread_sensitive=False)(
@@ -128,7 +138,9 @@ async def run_turn(
         raise ChatGone(CHAT_DELETED) from exc
     started_frame = {"type": "turn_started", "turn_id": turn_id, "client_id": client_id, "text": text}
     await send({**started_frame, "title": title} if title else started_frame)
-    built = await abuild_prompt(user_id=user_id, session_id=session_id, message=text, turn_id=turn_id)
+    built = await abuild_prompt(
+        user_id=user_id, session_id=session_id, message=text, turn_id=turn_id, params=params
+    )
     used = memories_used(built.memories, staff=staff)
     llm = get_llm()
     messages: list[dict[str, Any]] = list(built.messages)
@@ -140,7 +152,9 @@ async def run_turn(
             completion = None
             # Offline, the chat answers from the memories it retrieved (chat/offline.py).
             stream = (
-                offline.stream_reply(built, text, scope=Scope(user_id=user_id))
+                offline.stream_reply(
+                    built, text, scope=Scope(user_id=user_id), shown_share_of_best=shown_share_of_best
+                )
                 if llm.mode == "offline"
                 else llm.stream(messages, tools=TOOL_SPECS)
             )

@@ -19,6 +19,7 @@ from memory.query import MemoryFilter
 from memory.recall import Arranged, arrange, is_profile_question, profile_hits
 from memory.scoring import scoring_weights
 from memory.search import search_memories
+from memory.search_params import SearchParams
 from memory.selectors import list_memories
 from memory.services import record_access
 from memory.types import (
@@ -137,13 +138,15 @@ def build_prompt(
     turn_id: str | None = None,
     save_trace: bool = True,
     system_instructions: str = SYSTEM_INSTRUCTIONS,
+    params: SearchParams | None = None,
 ) -> BuiltPrompt:
     """Assemble the messages for one turn. With save_trace=False (the inspector's sandbox) nothing
-    is written: no trace, no access stats."""
+    is written: no trace, no access stats. `params`: the search's knobs (default: settings)."""
     started = time.perf_counter()
     now = time.time()
     budget = budget or settings.PROMPT_TOKEN_BUDGET
-    top_k = settings.RETRIEVAL_TOP_K if top_k is None else top_k
+    params = SearchParams.from_settings() if params is None else params
+    top_k = params.top_k if top_k is None else top_k
     turn_id = turn_id or str(ULID())
     filter_ = MemoryFilter.build(user_id=user_id, agent_id=agent_id, namespace=namespace)
     session, session_messages = working.get_session_with_messages(session_id=session_id)
@@ -159,7 +162,7 @@ def build_prompt(
             user_id=user_id, agent_id=agent_id, namespace=namespace, without_messages_of_session=session_id
         )
         result = search_memories(
-            filter=searched, text=message, top_k=min(100, top_k + ARRANGE_SLACK), now=now
+            filter=searched, text=message, top_k=min(100, top_k + ARRANGE_SLACK), now=now, params=params
         )
         arranged = arrange(result.hits)
         chosen = arranged.hits[:top_k]
@@ -232,7 +235,7 @@ def build_prompt(
         "threshold": result.threshold,
         "relative_threshold": result.relative_threshold,
         "cut": result.cut,
-        "weights": scoring_weights(),
+        "weights": scoring_weights(params=params),
         "memories": [_hit_trace(h, admitted_by=admission_rule(h, result)) for h in used],
         "dropped_for_budget": [_hit_trace(h) for h in [*pinned, *chosen][len(used) :]],
         "near_misses": [_hit_trace(h) for h in near_misses],

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import numpy as np
-from django.conf import settings
 
+from memory.search_params import SearchParams
 from memory.types import ScoreBreakdown
 
 SearchMode = Literal["semantic", "keyword", "hybrid"]
@@ -20,7 +20,7 @@ BM25_SATURATION = 0.5
 
 @dataclass(frozen=True)
 class Weights:
-    """The scoring knobs, read from settings once per search (not once per candidate)."""
+    """The scoring knobs of one search (from its SearchParams once, not once per candidate)."""
 
     vector: float
     keyword: float
@@ -31,15 +31,17 @@ class Weights:
     topic: float
 
     @classmethod
-    def for_mode(cls, mode: SearchMode) -> Weights:
+    def for_mode(cls, mode: SearchMode, params: SearchParams | None = None) -> Weights:
+        """The weights a search of `mode` scores with (`params`, else today's settings)."""
+        p = SearchParams.from_settings() if params is None else params
         return cls(
-            vector=0.0 if mode == "keyword" else settings.HYBRID_VECTOR_WEIGHT,
-            keyword=0.0 if mode == "semantic" else settings.HYBRID_KEYWORD_WEIGHT,
-            recency=settings.RECENCY_WEIGHT,
-            half_life_days=settings.RECENCY_HALF_LIFE_DAYS,
-            session=settings.RETRIEVAL_SESSION_WEIGHT,
-            neighbour=settings.RETRIEVAL_NEIGHBOUR_WEIGHT,
-            topic=settings.RETRIEVAL_TOPIC_WEIGHT,
+            vector=0.0 if mode == "keyword" else p.vector_weight,
+            keyword=0.0 if mode == "semantic" else p.keyword_weight,
+            recency=p.recency_weight,
+            half_life_days=p.recency_half_life_days,
+            session=p.session_weight,
+            neighbour=p.neighbour_weight,
+            topic=p.topic_weight,
         )
 
     @classmethod
@@ -93,19 +95,21 @@ def score_cut(floor: float, relative: float, best: float) -> float:
     return max(floor, relative * best)
 
 
-def chat_cut(best: float) -> float:
+def chat_cut(best: float, *, params: SearchParams | None = None) -> float:
     """The score a memory needs to be recalled in a chat, given the best score of its search."""
-    return round(score_cut(settings.RETRIEVAL_THRESHOLD, settings.RETRIEVAL_RELATIVE_THRESHOLD, best), 4)
+    p = SearchParams.from_settings() if params is None else params
+    return round(score_cut(p.threshold, p.relative_threshold, best), 4)
 
 
-def scoring_weights() -> dict[str, float]:
+def scoring_weights(*, params: SearchParams | None = None) -> dict[str, float]:
     """The weights a hybrid search scores with, as traces and reports show them."""
-    return Weights.for_mode("hybrid").as_dict()
+    return Weights.for_mode("hybrid", params).as_dict()
 
 
 def score_legend(*, weights: dict[str, float] | None = None) -> dict[str, float]:
     """The constants the score legend names (a trace's own half-life when it saved one)."""
-    half_life = float((weights or {}).get("recency_half_life_days") or settings.RECENCY_HALF_LIFE_DAYS)
+    saved = (weights or {}).get("recency_half_life_days")
+    half_life = float(saved or SearchParams.from_settings().recency_half_life_days)
     return {"bm25_saturation": BM25_SATURATION, "half_life_days": half_life}
 
 

@@ -17,22 +17,10 @@ from memory.query import MemoryFilter, keyword_clause, keyword_terms, tag_clause
 from memory.raw_search import Row, ft_search_args, load_memories, parse_reply, run_pipeline
 from memory.records import vector_bytes, vector_from_bytes
 from memory.scoring import BM25_SATURATION, SEARCH_MODES, SearchMode, Weights, score_cut
+from memory.search_params import SearchParams
 from memory.term_stats import cached_word_counts, drop_common_terms, scope_word_counts
 from memory.topics import query_topics
 from memory.types import InvalidInput, ScoreBreakdown, SearchHit, SearchResult
-
-# Fewer candidates than this cost recall: the conversation context needs a session's other turns in
-# the pool (LoCoMo recall@10: 100 KNN + 50 BM25 candidates 70.5, 150 + 60 71.2, 150 + 75 71.2).
-MIN_CANDIDATES = 150
-MAX_CANDIDATES = 200
-# BM25 hits beyond this rank barely move a fused top-k; each may bring its 1.5 KB vector along.
-KEYWORD_CANDIDATES = 60
-# The topic bonus lifts extracted facts only: raw turns filed by a lexicon drowned the facts
-# (LoCoMo end to end R@10 71.0 -> 65.4 at weight 0.2 with raw turns, 70.7 with facts only; the
-# persona suites answer as many questions or more with facts only).
-TOPIC_TYPES: list[str] | None = ["semantic", "episodic", "procedural"]
-# Keys the topic query may return (NOCONTENT: ids only); it is not limited to the candidate pool.
-TOPIC_CANDIDATES = 1000
 
 
 @dataclass
@@ -149,6 +137,7 @@ def search_memories(
     query_vector: np.ndarray | None = None,
     now: float | None = None,
     relative_threshold: float | None = None,
+    params: SearchParams | None = None,
 ) -> SearchResult:
     """Top memories for `text` in scope, each with its score breakdown, plus the near misses.
 
@@ -156,6 +145,8 @@ def search_memories(
     counts of `informative_terms`), scores the union, then loads the returned memories:
     match = (w_v·vector + w_k·keyword + w_r·recency) / (w_v + w_k + w_r), and
     final = (match + w_s·session + w_n·neighbour) / (1 + w_s + w_n) (see `_conversation_context`).
+    The weights, cuts and pool sizes are `params` (default: today's settings); `top_k`, `threshold`,
+    `relative_threshold` and `near_misses`, when given, win over theirs.
     """
     started = time.perf_counter()
     if mode not in SEARCH_MODES:
@@ -165,16 +156,17 @@ def search_memories(
     text = clean_text(text)  # lone surrogates and NUL would fail the embedder and the Redis encoder
     if len(text) > settings.MESSAGE_MAX_CHARS:
         raise InvalidInput(f"search text is longer than {settings.MESSAGE_MAX_CHARS} characters")
-    top_k = settings.RETRIEVAL_TOP_K if top_k is None else top_k
+    params = SearchParams.from_settings() if params is None else params
+    top_k = params.top_k if top_k is None else top_k
     if not 1 <= top_k <= 100:
         raise InvalidInput("top_k must be between 1 and 100")
-    threshold = settings.RETRIEVAL_THRESHOLD if threshold is None else threshold
-    relative = settings.RETRIEVAL_RELATIVE_THRESHOLD if relative_threshold is None else relative_threshold
-    near_misses = settings.RETRIEVAL_NEAR_MISSES if near_misses is None else near_misses
+    threshold = params.threshold if threshold is None else threshold
+    relative = params.relative_threshold if relative_threshold is None else relative_threshold
+    near_misses = params.near_misses if near_misses is None else near_misses
     now = time.time() if now is None else now
     ensure_index()
 
-    candidates = min(MAX_CANDIDATES, max(MIN_CANDIDATES, 4 * top_k, top_k + near_misses + 10))
+    candidates = min(params.max_candidates, max(params.min_candidates, 4 * top_k, top_k + near_misses + 10))
     base = filter.query(now=now)
     terms = keyword_terms(text) if mode != "semantic" else []
     # One word needs no counts (nothing to drop): only use them when already cached.
@@ -184,7 +176,7 @@ def search_memories(
         else cached_word_counts(base, terms, cache_key=repr(filter))
     )
     if counts is not None:
-        terms = drop_common_terms(terms, counts)
+        terms = drop_common_terms(terms, counts, params=params)
     if mode != "keyword" and query_vector is None:
         query_vector = get_embedder().embed([text])[0]
     # When the KNN side already covers the whole scope, keyword hits need no vectors of their own.
@@ -208,17 +200,18 @@ def search_memories(
         commands.append(
             ft_search_args(
                 f"{base} {keyword_clause(terms)}",
-                limit=min(candidates, KEYWORD_CANDIDATES),
+                limit=min(candidates, params.keyword_candidates),
                 with_scores=True,
                 scorer="BM25",
                 return_fields=[*context_fields, *(["embedding"] if keyword_needs_vectors else [])],
             )
         )
-    weights = Weights.for_mode(mode)
+    weights = Weights.for_mode(mode, params)
     topics = query_topics(text) if weights.topic else []
     if topics:
         # Keys only: which candidates are filed under what the question is about.
-        topical_base = f"{base} {tag_clause('type', TOPIC_TYPES)}" if TOPIC_TYPES else base
+        types = params.topic_types
+        topical_base = f"{base} {tag_clause('type', list(types))}" if types else base
         commands.append(
             [
                 "FT.SEARCH",
@@ -227,7 +220,7 @@ def search_memories(
                 "NOCONTENT",
                 "LIMIT",
                 0,
-                TOPIC_CANDIDATES,
+                params.topic_candidates,
                 "DIALECT",
                 2,
             ]

@@ -12,12 +12,7 @@ from django.conf import settings
 from memory.index import index_name
 from memory.query import keyword_clause
 from memory.raw_search import run_pipeline
-
-# A query word found in more than this share of the user's memories (names of the people talking,
-# the user's own name) carries no signal for BM25; drop it. Only judged once a user has enough
-# memories for shares to mean something. LoCoMo recall@10 +8.0 points.
-COMMON_TERM_SHARE = 0.05
-COMMON_TERM_MIN_MEMORIES = 50
+from memory.search_params import SearchParams
 
 
 @dataclass
@@ -84,20 +79,25 @@ def scope_word_counts(base: str, terms: list[str], *, cache_key: str | None = No
     return counts
 
 
-def drop_common_terms(terms: list[str], counts: TermCounts) -> list[str]:
-    if len(terms) < 2 or counts.total < COMMON_TERM_MIN_MEMORIES:
+def drop_common_terms(terms: list[str], counts: TermCounts, *, params: SearchParams) -> list[str]:
+    """The words not in more than `common_term_share` of the scope (judged in large scopes only)."""
+    if len(terms) < 2 or counts.total < params.common_term_min_memories:
         return terms
     per_term = [counts.per_term[t] for t in terms]
-    kept = [t for t, n in zip(terms, per_term, strict=True) if n <= COMMON_TERM_SHARE * counts.total]
+    share = params.common_term_share
+    kept = [t for t, n in zip(terms, per_term, strict=True) if n <= share * counts.total]
     # All common: keep the rarest so the keyword signal is not simply gone.
     return kept or [min(zip(per_term, terms, strict=True))[1]]
 
 
-def informative_terms(base: str, terms: list[str], *, cache_key: str | None = None) -> list[str]:
+def informative_terms(
+    base: str, terms: list[str], *, cache_key: str | None = None, params: SearchParams | None = None
+) -> list[str]:
     """Drop words that occur in too many of this scope's memories."""
     if len(terms) < 2:
         return terms
-    return drop_common_terms(terms, scope_word_counts(base, terms, cache_key=cache_key))
+    counts = scope_word_counts(base, terms, cache_key=cache_key)
+    return drop_common_terms(terms, counts, params=params or SearchParams.from_settings())
 
 
 def forget_term_counts() -> None:

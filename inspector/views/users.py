@@ -7,7 +7,6 @@ import logging
 import re
 from typing import Any
 
-from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -22,6 +21,7 @@ from memory import lifecycle, working
 from memory.query import MemoryFilter
 from memory.scoring import chat_cut, explain_score, score_legend
 from memory.search import search_memories
+from memory.search_params import SearchParams
 from memory.selectors import counts_by_type, deleted_memories, list_memories
 from memory.types import InvalidInput, MemoryType
 
@@ -36,13 +36,14 @@ logger = logging.getLogger(__name__)
 def _results_context(request: HttpRequest, user_id: str) -> tuple[dict[str, Any], int]:
     """The memory table or the search hits for the filter form, or the reason they cannot be shown."""
     form = MemoryQueryForm(request.GET or None)
+    chat = SearchParams.from_settings()  # the chat's cut, which the hits table marks
     context: dict[str, Any] = {
         "form": form,
         "user_id": user_id,
         "results_url": request.get_full_path(),
-        "threshold": settings.RETRIEVAL_THRESHOLD,
-        "floor": settings.RETRIEVAL_THRESHOLD,
-        "relative": settings.RETRIEVAL_RELATIVE_THRESHOLD,
+        "threshold": chat.threshold,
+        "floor": chat.threshold,
+        "relative": chat.relative_threshold,
         "page": None,
         "search": None,
         "error": "",
@@ -72,7 +73,7 @@ def _results_context(request: HttpRequest, user_id: str) -> tuple[dict[str, Any]
                 near_misses=0,
             )
             context["search"] = result
-            context["threshold"] = chat_cut(result.hits[0].score.final if result.hits else 0.0)
+            context["threshold"] = chat_cut(result.hits[0].score.final if result.hits else 0.0, params=chat)
             context["hits"] = [
                 {
                     "hit": hit,

@@ -1,7 +1,8 @@
 """Does this Redis have what Engram needs? The Query Engine (RediSearch 2.10+) and HEXPIRE (Redis 7.4+).
 
 Run wherever the product meets a Redis: `make run` (core/launcher.py), `manage.py check` (a system check
-registered in core/apps.py), the worker's start (memory_worker) and the staff status page (core/health.py).
+registered in core/apps.py; `manage.py memory_worker` runs it before the worker starts) and the staff
+status page (core/health.py).
 The rules are pure functions over the MODULE LIST and INFO replies, so they are tested without a server.
 """
 

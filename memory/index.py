@@ -11,6 +11,7 @@ from redisvl.index import SearchIndex
 
 from core.embeddings import get_embedder
 from core.redis_client import get_redis, key
+from memory.schema import MEMORY
 
 _ensured: set[tuple[str, str]] = set()
 _lock = threading.Lock()
@@ -26,38 +27,17 @@ def memory_prefix() -> str:
 
 
 def schema(dims: int) -> dict[str, Any]:
+    """The RedisVL definition of the index, derived from the record's field table."""
     return {
         "index": {"name": index_name(), "prefix": memory_prefix(), "storage_type": "hash"},
-        "fields": [
-            {"name": "text", "type": "text"},
-            {"name": "type", "type": "tag"},
-            {"name": "topics", "type": "tag", "attrs": {"separator": ","}},
-            {"name": "entities", "type": "tag", "attrs": {"separator": ","}},
-            {"name": "user_id", "type": "tag", "attrs": {"case_sensitive": True}},
-            {"name": "agent_id", "type": "tag", "attrs": {"case_sensitive": True}},
-            # Sortable: search returns it for every candidate (conversation context), and RediSearch
-            # serves sortable fields without opening each hash (0.15 ms less per search at 100 rows).
-            {"name": "session_id", "type": "tag", "attrs": {"case_sensitive": True, "sortable": True}},
-            {"name": "namespace", "type": "tag", "attrs": {"case_sensitive": True}},
-            {"name": "content_hash", "type": "tag", "attrs": {"case_sensitive": True}},
-            {"name": "source_turns", "type": "tag", "attrs": {"separator": ",", "case_sensitive": True}},
-            {"name": "pinned", "type": "tag"},
-            {"name": "locked", "type": "tag"},
-            {"name": "event_date", "type": "numeric", "attrs": {"sortable": True}},
-            {"name": "created_at", "type": "numeric", "attrs": {"sortable": True}},
-            {"name": "updated_at", "type": "numeric", "attrs": {"sortable": True}},
-            {"name": "expires_at", "type": "numeric"},
-            {
-                "name": "embedding",
-                "type": "vector",
-                "attrs": {
-                    "dims": dims,
-                    "distance_metric": "cosine",
-                    "algorithm": settings.VECTOR_INDEX_ALGORITHM,
-                    "datatype": settings.VECTOR_DTYPE,
-                },
-            },
-        ],
+        "fields": MEMORY.index_fields(
+            vector_attrs={
+                "dims": dims,
+                "distance_metric": "cosine",
+                "algorithm": settings.VECTOR_INDEX_ALGORITHM,
+                "datatype": settings.VECTOR_DTYPE,
+            }
+        ),
     }
 
 

@@ -1,8 +1,21 @@
-"""The long-term memory index: one RediSearch index over memory hashes, defined through RedisVL."""
+"""The long-term memory index: a RediSearch index over memory hashes, defined through RedisVL.
+
+Its definition (memory.schema) has a version: the index is `<prefix>:idx:memories:v<N>` and every
+search reaches it through the alias `<prefix>:idx:memories` (index_name()). `manage.py memory_index
+rebuild` builds the next version beside the serving one, waits until it holds every memory, then
+moves the alias and drops the old index (documents stay), so searches never see a half-built index.
+A Redis from before versions holds one index named like the alias itself (version 0); it keeps
+serving until that rebuild.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -11,13 +24,29 @@ from redisvl.index import SearchIndex
 
 from core.embeddings import get_embedder
 from core.redis_client import get_redis, key
+from memory.schema import INDEX_VERSION, MEMORY
 
-_ensured: set[tuple[str, str]] = set()
+logger = logging.getLogger(__name__)
+
+# Version of an index made before versions existed: named index_name() itself, no alias.
+UNVERSIONED = 0
+# How often a process checks that the index still exists: a dropped index (FT.DROPINDEX) is
+# recreated by the first request after at most this long, for one FT.INFO per interval.
+RECHECK_SECONDS = 5.0
+
+_checked: dict[tuple[str, str], float] = {}
+_warned: set[tuple[str, str]] = set()
 _lock = threading.Lock()
 
 
 def index_name() -> str:
+    """The name searches use: an alias of the serving version (or an unversioned index)."""
     return key("idx", "memories")
+
+
+def versioned_name(version: int | None = None) -> str:
+    """The index of a schema version (default: the one this code defines)."""
+    return key("idx", "memories", f"v{INDEX_VERSION if version is None else version}")
 
 
 def memory_prefix() -> str:
@@ -25,102 +54,197 @@ def memory_prefix() -> str:
     return key("mem") + ":"
 
 
-def schema(dims: int) -> dict[str, Any]:
+def schema(dims: int, *, version: int | None = None) -> dict[str, Any]:
+    """The RedisVL definition of the index, derived from the record's field table."""
     return {
-        "index": {"name": index_name(), "prefix": memory_prefix(), "storage_type": "hash"},
-        "fields": [
-            {"name": "text", "type": "text"},
-            {"name": "type", "type": "tag"},
-            {"name": "topics", "type": "tag", "attrs": {"separator": ","}},
-            {"name": "entities", "type": "tag", "attrs": {"separator": ","}},
-            {"name": "user_id", "type": "tag", "attrs": {"case_sensitive": True}},
-            {"name": "agent_id", "type": "tag", "attrs": {"case_sensitive": True}},
-            # Sortable: search returns it for every candidate (conversation context), and RediSearch
-            # serves sortable fields without opening each hash (0.15 ms less per search at 100 rows).
-            {"name": "session_id", "type": "tag", "attrs": {"case_sensitive": True, "sortable": True}},
-            {"name": "namespace", "type": "tag", "attrs": {"case_sensitive": True}},
-            {"name": "content_hash", "type": "tag", "attrs": {"case_sensitive": True}},
-            {"name": "source_turns", "type": "tag", "attrs": {"separator": ",", "case_sensitive": True}},
-            {"name": "pinned", "type": "tag"},
-            {"name": "locked", "type": "tag"},
-            {"name": "event_date", "type": "numeric", "attrs": {"sortable": True}},
-            {"name": "created_at", "type": "numeric", "attrs": {"sortable": True}},
-            {"name": "updated_at", "type": "numeric", "attrs": {"sortable": True}},
-            {"name": "expires_at", "type": "numeric"},
-            {
-                "name": "embedding",
-                "type": "vector",
-                "attrs": {
-                    "dims": dims,
-                    "distance_metric": "cosine",
-                    "algorithm": settings.VECTOR_INDEX_ALGORITHM,
-                    "datatype": settings.VECTOR_DTYPE,
-                },
-            },
-        ],
+        "index": {"name": versioned_name(version), "prefix": memory_prefix(), "storage_type": "hash"},
+        "fields": MEMORY.index_fields(
+            vector_attrs={
+                "dims": dims,
+                "distance_metric": "cosine",
+                "algorithm": settings.VECTOR_INDEX_ALGORITHM,
+                "datatype": settings.VECTOR_DTYPE,
+            }
+        ),
     }
 
 
-def search_index() -> SearchIndex:
+def search_index(*, version: int | None = None) -> SearchIndex:
     return SearchIndex.from_dict(
-        schema(get_embedder().dims), redis_client=get_redis(), validate_on_load=False
+        schema(get_embedder().dims, version=version), redis_client=get_redis(), validate_on_load=False
     )
 
 
+@dataclass(frozen=True)
+class Serving:
+    name: str  # the index index_name() answers with
+    version: int  # UNVERSIONED for an index from before versions
+
+
+def _info(name: str) -> dict[bytes, Any] | None:
+    try:
+        reply = get_redis().execute_command("FT.INFO", name)
+    except redis.ResponseError as exc:
+        if "unknown index" in str(exc).lower() or "no such index" in str(exc).lower():
+            return None
+        raise
+    return dict(zip(reply[::2], reply[1::2], strict=False))
+
+
+def _version_of(name: str) -> int:
+    prefix = versioned_name(0)[: -len("0")]
+    suffix = name.removeprefix(prefix)
+    return int(suffix) if name != suffix and suffix.isdigit() else UNVERSIONED
+
+
+def serving_index() -> Serving | None:
+    """The index searches use now, or None when there is none."""
+    info = _info(index_name())
+    if info is None:
+        return None
+    name = info[b"index_name"].decode()
+    return Serving(name=name, version=_version_of(name))
+
+
+def _create(version: int | None = None) -> None:
+    index = search_index(version=version)
+    try:
+        index.create(overwrite=False)
+    except redis.ResponseError as exc:  # another process won the race
+        if "already exists" not in str(exc).lower():
+            raise
+
+
 def ensure_index() -> None:
-    """Create the index if it is missing (idempotent, cheap after the first call per process)."""
+    """Make sure index_name() answers: on a Redis without an index, create the current version and
+    point the alias at it. An older version keeps serving (logged once; see rebuild)."""
     marker = (settings.REDIS_URL, index_name())
-    if marker in _ensured:
+    if time.monotonic() - _checked.get(marker, -math.inf) < RECHECK_SECONDS:
         return
     with _lock:
-        if marker in _ensured:
+        if time.monotonic() - _checked.get(marker, -math.inf) < RECHECK_SECONDS:
             return
-        index = search_index()
-        if not index.exists():
-            try:
-                index.create(overwrite=False)
-            except redis.ResponseError as exc:  # another process won the race
-                if "already exists" not in str(exc).lower():
-                    raise
+        serving = serving_index()
+        if serving is None:
+            _create()
+            # ALIASUPDATE, not ADD: another process may have pointed it already.
+            get_redis().execute_command("FT.ALIASUPDATE", index_name(), versioned_name())
         else:
-            _add_missing_tag_fields()
-        _ensured.add(marker)
+            if serving.version == UNVERSIONED:
+                _add_missing_tag_fields(serving.name)
+            if serving.version < INDEX_VERSION and marker not in _warned:
+                _warned.add(marker)
+                logger.warning(
+                    "The memory index %s is version %s and this code defines version %s. Searches keep "
+                    "using it; run `python manage.py memory_index rebuild` to build the new version.",
+                    serving.name,
+                    serving.version,
+                    INDEX_VERSION,
+                )
+        _checked[marker] = time.monotonic()
 
 
-# TAG fields added after the first release; an older index gets them with FT.ALTER (RediSearch then
-# rescans the existing hashes in the background; those written before lack the field anyway).
+# An unversioned index (made before versions) may predate these TAG fields: they are added with
+# FT.ALTER so it keeps answering every query until it is rebuilt (RediSearch then rescans the
+# existing hashes in the background). Versioned indexes are never altered: a change is a new version.
 _ADDED_TAG_FIELDS = {"source_turns": ["SEPARATOR", ",", "CASESENSITIVE"]}
 
 
-def _add_missing_tag_fields() -> None:
+def _add_missing_tag_fields(name: str) -> None:
     client = get_redis()
-    info = client.execute_command("FT.INFO", index_name())
-    attributes = dict(zip(info[::2], info[1::2], strict=False)).get(b"attributes") or []
+    attributes = (_info(name) or {}).get(b"attributes") or []
     present = {bytes(a[a.index(b"attribute") + 1]).decode() for a in attributes if b"attribute" in a}
-    for name, options in _ADDED_TAG_FIELDS.items():
-        if name not in present:
+    for field, options in _ADDED_TAG_FIELDS.items():
+        if field not in present:
             try:
-                client.execute_command("FT.ALTER", index_name(), "SCHEMA", "ADD", name, "TAG", *options)
+                client.execute_command("FT.ALTER", name, "SCHEMA", "ADD", field, "TAG", *options)
             except redis.ResponseError as exc:  # another process added it first
                 if "duplicate" not in str(exc).lower():
                     raise
 
 
 def forget_index_cache() -> None:
-    _ensured.clear()
+    _checked.clear()
+    _warned.clear()
+
+
+def _progress(info: dict[bytes, Any]) -> tuple[float, bool]:
+    """(fraction indexed, still indexing) of an FT.INFO reply."""
+    return float(info.get(b"percent_indexed", 1)), bool(int(info.get(b"indexing", 0)))
+
+
+def rebuild(*, say: Callable[[str], None], poll_seconds: float = 0.5) -> bool:
+    """Build the current version beside the serving index, wait until it holds every memory, then
+    point index_name() at it and drop the old index without its documents. Searches use the old
+    index until the switch. False when the current version already serves (nothing done)."""
+    serving = serving_index()
+    target = versioned_name()
+    if serving is not None and serving.name == target:
+        say(f"The memory index is at version {INDEX_VERSION} already; nothing to do.")
+        return False
+    if _info(target) is None:
+        _create()
+        say(f"Building version {INDEX_VERSION} of the memory index ({target}).")
+    else:
+        say(f"Version {INDEX_VERSION} of the memory index ({target}) exists; waiting for it to finish.")
+    shown = -1
+    while True:
+        info = _info(target)
+        if info is None:
+            raise RuntimeError(f"the new index {target} disappeared while it was being built")
+        fraction, indexing = _progress(info)
+        if int(fraction * 100) != shown:
+            shown = int(fraction * 100)
+            say(f"Indexed {shown}% of {int(info.get(b'num_docs', 0))} memories so far.")
+        if fraction >= 1 and not indexing:
+            break
+        time.sleep(poll_seconds)
+    _switch(serving, target)
+    forget_index_cache()
+    if serving is None:
+        say(f"Searches now use version {INDEX_VERSION}.")
+    else:
+        say(
+            f"Searches now use version {INDEX_VERSION}. The old index {serving.name} was dropped; "
+            "no memory was deleted."
+        )
+    return True
+
+
+def _switch(serving: Serving | None, target: str) -> None:
+    """Point the alias at `target` and drop the old index (no DD: the hashes stay), in one MULTI so
+    no search finds no index in between."""
+    with get_redis().pipeline(transaction=True) as pipe:
+        if serving is not None and serving.version == UNVERSIONED:
+            # The old index holds the alias' name itself: drop it first.
+            pipe.execute_command("FT.DROPINDEX", serving.name)
+            pipe.execute_command("FT.ALIASUPDATE", index_name(), target)
+        else:
+            pipe.execute_command("FT.ALIASUPDATE", index_name(), target)
+            if serving is not None:
+                pipe.execute_command("FT.DROPINDEX", serving.name)
+        for reply in pipe.execute(raise_on_error=False):
+            # Another rebuild dropped the old index first: the switch is done all the same.
+            if isinstance(reply, redis.ResponseError) and "unknown index" not in str(reply).lower():
+                raise reply
 
 
 def index_state() -> dict[str, Any] | None:
-    """Name, document count and indexing progress, or None before the first memory is written."""
-    client = get_redis()
-    try:
-        info = client.ft(index_name()).info()
-    except redis.ResponseError:
+    """Name, version, document count and indexing progress, or None before the first memory is
+    written."""
+    serving = serving_index()
+    if serving is None:
         return None
+    info = _info(serving.name) or {}
+    fraction, indexing = _progress(info)
     return {
         "name": index_name(),
-        "documents": int(info.get("num_docs", 0)),
-        "indexing": bool(int(info.get("indexing", 0))),
-        "percent_indexed": float(info.get("percent_indexed", 1)) * 100,
+        "serving": serving.name,
+        "version": serving.version,
+        "current_version": INDEX_VERSION,
+        "rebuild_needed": serving.version < INDEX_VERSION,
+        "documents": int(info.get(b"num_docs", 0)),
+        "indexing": indexing,
+        "percent_indexed": fraction * 100,
         "dims": get_embedder().dims,
     }

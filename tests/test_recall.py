@@ -261,6 +261,7 @@ def test_an_index_made_before_source_turns_existed_gets_the_field(redis_client):
 
     schema = search_index().schema.to_dict()
     schema["fields"] = [f for f in schema["fields"] if f["name"] != "source_turns"]
+    schema["index"]["name"] = index_name()  # made before index versions, too
     from redisvl.index import SearchIndex
 
     SearchIndex.from_dict(schema, redis_client=redis_client, validate_on_load=False).create(overwrite=True)

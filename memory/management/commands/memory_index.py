@@ -1,0 +1,42 @@
+"""`python manage.py memory_index [status|rebuild]`: the memory index's schema version, and the
+build-and-switch to the version this code defines (see memory/index.py)."""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from memory import index
+
+
+class Command(BaseCommand):
+    help = (
+        "status: which version of the memory index serves searches and whether a rebuild is needed. "
+        "rebuild: build the current version beside it, wait until it holds every memory, switch "
+        "searches over and drop the old index (memories are kept). Running it again does nothing."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("action", nargs="?", choices=["status", "rebuild"], default="status")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "rebuild":
+            index.rebuild(say=self.stdout.write)
+            return
+        state = index.index_state()
+        if state is None:
+            self.stdout.write(
+                f"There is no memory index yet; the first memory written creates version "
+                f"{index.INDEX_VERSION}."
+            )
+            return
+        self.stdout.write(
+            f"The memory index {state['name']} is version {state['version']} ({state['serving']}), "
+            f"holding {state['documents']} memories, {state['percent_indexed']:.0f}% indexed."
+        )
+        if state["rebuild_needed"]:
+            self.stdout.write(
+                f"This code defines version {state['current_version']}: run "
+                "`python manage.py memory_index rebuild` to build it (searches keep working meanwhile)."
+            )
+        else:
+            self.stdout.write("It is the version this code defines; nothing to do.")

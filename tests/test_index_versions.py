@@ -1,0 +1,166 @@
+"""Index schema versions (issue 15 item 7): the index is `idx:memories:v<N>` behind the alias
+`idx:memories`; `manage.py memory_index rebuild` builds the next version and switches over without
+losing a memory, and a dropped index comes back by itself."""
+
+import io
+import time
+
+import pytest
+from django.core.management import call_command
+from redisvl.index import SearchIndex
+
+from memory import index
+from memory.index import (
+    ensure_index,
+    forget_index_cache,
+    index_name,
+    index_state,
+    search_index,
+    versioned_name,
+)
+from memory.query import MemoryFilter
+from memory.selectors import get_memory, search_memories
+from memory.services import add_memory
+from tests.memory_helpers import USER, scope
+
+
+def _indexes(redis_client) -> list[str]:
+    return sorted(name.decode() for name in redis_client.execute_command("FT._LIST"))
+
+
+def _found(question: str) -> list[str]:
+    result = search_memories(filter=MemoryFilter.build(user_id="alice"), text=question, threshold=0)
+    return [hit.memory.text for hit in result.hits]
+
+
+def _wait_indexed(redis_client, name: str) -> None:
+    for _ in range(100):
+        info = redis_client.ft(name).info()
+        if float(info["percent_indexed"]) >= 1 and not int(info["indexing"]):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{name} never finished indexing")
+
+
+def _command(*args: str) -> str:
+    out = io.StringIO()
+    call_command("memory_index", *args, stdout=out)
+    return out.getvalue()
+
+
+def _make_unversioned_index(redis_client) -> None:
+    """The index as every release before versions made it: named like today's alias."""
+    spec = search_index().schema.to_dict()
+    spec["index"]["name"] = index_name()
+    SearchIndex.from_dict(spec, redis_client=redis_client, validate_on_load=False).create()
+
+
+def test_a_fresh_redis_gets_the_current_version_behind_the_alias(redis_client):
+    memory = add_memory(text="User's cat is called Miso", scope=scope(), actor=USER)
+    assert _indexes(redis_client) == [versioned_name()]
+    assert versioned_name().endswith(f":idx:memories:v{index.INDEX_VERSION}")
+    state = index_state()
+    assert state is not None
+    assert (state["serving"], state["version"], state["rebuild_needed"]) == (
+        versioned_name(),
+        index.INDEX_VERSION,
+        False,
+    )
+    assert _found("what is my cat called?") == [memory.text]
+    assert "nothing to do" in _command("status")
+
+
+def test_an_unversioned_index_serves_before_during_and_after_the_rebuild(redis_client, caplog):
+    _make_unversioned_index(redis_client)
+    texts = ["User's cat is called Miso", "User lives in Porto", "User plays the cello"]
+    ids = [add_memory(text=text, scope=scope(), actor=USER).id for text in texts]
+    assert _indexes(redis_client) == [index_name()]  # kept serving, no second index built
+    assert "memory_index rebuild" in caplog.text
+    state = index_state()
+    assert state is not None and (state["version"], state["rebuild_needed"]) == (0, True)
+    assert "version 0" in _command("status") and "memory_index rebuild" in _command("status")
+    assert _found("where do I live?")[0] == "User lives in Porto"
+
+    during: list[tuple[list[str], str, str]] = []
+
+    def say(line: str) -> None:
+        if not during:  # the new version exists but searches still go to the old index
+            serving = index.serving_index()
+            assert serving is not None
+            during.append((_indexes(redis_client), serving.name, _found("what instrument do I play?")[0]))
+
+    assert index.rebuild(say=say, poll_seconds=0.01) is True
+    assert during == [(sorted([index_name(), versioned_name()]), index_name(), "User plays the cello")]
+    assert _indexes(redis_client) == [versioned_name()]
+    assert [get_memory(memory_id=i).text for i in ids] == texts  # no document was dropped
+    assert _found("what is my cat called?")[0] == "User's cat is called Miso"
+    state = index_state()
+    assert state is not None and (state["serving"], state["documents"]) == (versioned_name(), 3)
+
+
+def test_an_older_version_serves_until_the_rebuild_switches_to_the_new_one(redis_client, monkeypatch):
+    add_memory(text="User lives in Porto", scope=scope(), actor=USER)
+    old = versioned_name()
+    monkeypatch.setattr(index, "INDEX_VERSION", index.INDEX_VERSION + 1)
+    forget_index_cache()
+    ensure_index()
+    assert _indexes(redis_client) == [old]
+    assert "memory_index rebuild" in _command("status")
+
+    output = _command("rebuild")
+    assert _indexes(redis_client) == [versioned_name()] and versioned_name() != old
+    assert _found("where do I live?") == ["User lives in Porto"]
+    assert f"Searches now use version {index.INDEX_VERSION}." in output and "no memory was deleted" in output
+
+
+def test_a_second_rebuild_does_nothing_and_every_line_is_plain_words(redis_client):
+    _make_unversioned_index(redis_client)
+    add_memory(text="User lives in Porto", scope=scope(), actor=USER)
+    first = _command("rebuild")
+    second = _command("rebuild")
+    assert _indexes(redis_client) == [versioned_name()]
+    assert second.strip() == f"The memory index is at version {index.INDEX_VERSION} already; nothing to do."
+    for line in [*first.splitlines(), *second.splitlines()]:
+        assert line[0].isupper() and line.endswith(".") and not any(c in line for c in "{}[]<>'\""), line
+    assert "Indexed 100% of 1 memories so far." in first
+
+
+def test_a_dropped_index_is_recreated_by_a_request_soon_after(redis_client, monkeypatch):
+    memory = add_memory(text="User's cat is called Miso", scope=scope(), actor=USER)
+    redis_client.execute_command("FT.DROPINDEX", index_name())  # documents stay
+    assert _indexes(redis_client) == []
+    monkeypatch.setattr(index, "RECHECK_SECONDS", 0.05)
+    time.sleep(0.06)
+    ensure_index()
+    assert _indexes(redis_client) == [versioned_name()]
+    _wait_indexed(redis_client, index_name())
+    assert _found("what is my cat called?") == [memory.text]
+
+
+def test_the_recheck_costs_nothing_between_intervals(redis_client):
+    ensure_index()
+    redis_client.execute_command("FT.DROPINDEX", index_name())
+    ensure_index()  # within RECHECK_SECONDS: no Redis call, so nothing is recreated yet
+    assert _indexes(redis_client) == []
+
+
+@pytest.mark.parametrize("name", ["engram:idx:memories:v7", "engram:idx:memories"])
+def test_versions_are_read_from_index_names(name):
+    assert index._version_of(name) == (7 if name.endswith("v7") else index.UNVERSIONED)
+
+
+@pytest.mark.django_db
+def test_the_status_page_says_a_rebuild_is_needed(client, django_user_model, redis_client):
+    from tests.test_pages import _staff
+
+    _make_unversioned_index(redis_client)
+    add_memory(text="User lives in Porto", scope=scope(), actor=USER)
+    client.force_login(_staff(django_user_model))
+    assert client.get("/inspector/status.json").json()["index"]["rebuild_needed"] is True
+    assert (
+        "run <code>python manage.py memory_index rebuild</code>"
+        in client.get("/inspector/status/").content.decode()
+    )
+    call_command("memory_index", "rebuild", stdout=io.StringIO())
+    assert client.get("/inspector/status.json").json()["index"]["rebuild_needed"] is False
+    assert "memory_index rebuild" not in client.get("/inspector/status/").content.decode()

@@ -22,7 +22,7 @@ from memory.selectors import get_memory, list_memories
 from memory.services import add_memory, erase_user, move_identity
 from memory.types import Scope
 from memory.worker import Worker
-from tests.extraction_helpers import drain, facts, said, say
+from tests.extraction_helpers import adding_plan, drain, facts, said, say
 from tests.llm_server import DelayReply, Reply
 from tests.memory_helpers import STAFF, USER, everything_in_redis
 
@@ -71,14 +71,7 @@ def test_erase_leaves_no_trace_of_the_user_in_any_key(redis_client, settings):
         error="model down",
         entry_ids=[],
     )
-    scope = {"user_id": ERASED, "agent_id": "engram", "namespace": "default"}
-    plan = {
-        "from_seq": 1,
-        "to_seq": 1,
-        "scope": scope,
-        "ops": [{"action": "add", "candidate": {"text": PLANNED}}],
-    }
-    queue.save_plan("s-plan", 1, plan)
+    queue.save_plan("s-plan", 1, adding_plan(PLANNED, user_id=ERASED))
     other = add_memory(text="Other user likes Plumbopolis too", scope=Scope(user_id=OTHER), actor=USER)
     say(OTHER, "s-other", "I collect old maps of Lisbon.")
     assert _leftovers(redis_client, (ERASED, *ERASED_WORDS)), "the setup stored the user's data"

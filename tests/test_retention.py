@@ -27,6 +27,7 @@ from memory.selectors import get_memory, memory_history, recent_events
 from memory.services import add_memory, delete_memory, update_memory
 from memory.types import MemoryNotFound, MemoryType, Scope
 from memory.worker import Worker
+from tests.extraction_helpers import adding_plan
 from tests.memory_helpers import USER, everything_in_redis
 
 OWNER = "keeper-9"
@@ -85,8 +86,8 @@ def test_expired_and_purged_memories_leave_no_words_in_any_key(redis_client, sho
     assert first is not None and episode.id in {m["id"] for m in first["memories"]}
     delete_memory(memory_id=said.id, actor=USER)  # purged once the (50 s) grace period ends
     # Where else the words sit: a saved plan, a pending turn, a dead letter.
-    queue.save_plan("s-plan", 1, {"from_seq": 1, "ops": [{"candidate": {"text": EPISODE_V2}}]})
-    queue.save_plan("s-other", 1, {"from_seq": 1, "ops": [{"candidate": {"text": "Unrelated plan"}}]})
+    queue.save_plan("s-plan", 1, adding_plan(EPISODE_V2, user_id=OWNER))
+    queue.save_plan("s-other", 1, adding_plan("Unrelated plan", user_id=OWNER))
     queue.enqueue_turn(
         user_id=OWNER, session_id="s-pending", turn_id="p1", messages=[TurnMessage("user", SAID, time.time())]
     )

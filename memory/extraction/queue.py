@@ -23,7 +23,7 @@ from redis.client import Pipeline
 from core.redis_client import get_redis
 from core.text import loads as stored_json
 from memory import keys
-from memory.extraction.types import TurnMessage
+from memory.extraction.types import ExtractionPlan, PlanError, TurnMessage
 from memory.lease import fenced
 from memory.query import validate_scope_id
 from memory.types import SYSTEM, Actor, Lease, MemoryNotFound
@@ -350,15 +350,24 @@ def last_turn_at(session_id: str) -> float:
     return float(raw) if raw else 0.0
 
 
-def load_plan(session_id: str, from_seq: int) -> dict[str, Any] | None:
+def load_plan(session_id: str, from_seq: int) -> ExtractionPlan | None:
+    """The saved plan, or None; PlanError when what is saved is not a plan this worker reads."""
     raw = get_redis().get(keys.extraction(session_id, f"plan:{from_seq}"))
-    return stored_json(raw) if raw else None
+    if not raw:
+        return None
+    try:
+        data = stored_json(raw)
+    except ValueError as exc:
+        raise PlanError(f"plan: not JSON ({exc})") from exc
+    return ExtractionPlan.from_dict(data)
 
 
-def save_plan(session_id: str, from_seq: int, plan: dict[str, Any], *, lease: Lease | None = None) -> None:
+def save_plan(session_id: str, from_seq: int, plan: ExtractionPlan, *, lease: Lease | None = None) -> None:
     """Kept until the turns are committed, so a worker that takes over applies the same decisions."""
     with fenced(lease) as pipe:
-        pipe.set(keys.extraction(session_id, f"plan:{from_seq}"), json.dumps(plan), ex=STATE_TTL_SECONDS)
+        pipe.set(
+            keys.extraction(session_id, f"plan:{from_seq}"), json.dumps(plan.as_dict()), ex=STATE_TTL_SECONDS
+        )
 
 
 # --- Dead letters ---------------------------------------------------------------------------------

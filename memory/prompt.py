@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -15,13 +14,13 @@ from ulid import ULID
 
 from memory import tokens, working
 from memory.extraction.dates import spoken_epoch
+from memory.hits import ranking
 from memory.query import MemoryFilter
 from memory.recall import Arranged, arrange, is_profile_question, profile_hits
 from memory.selectors import list_memories, scoring_weights, search_memories
 from memory.services import record_access
 from memory.traces import RetrievalTrace, TraceHit, TraceTokens, store_trace
 from memory.types import (
-    SCORE_DIGITS,
     Memory,
     MemoryType,
     ScoreBreakdown,
@@ -70,22 +69,6 @@ def _memory_line(memory: Memory) -> str:
         if date_text not in memory.text and iso not in memory.text:
             when = f" (on {date_text})"
     return f"- [{memory.type}] {memory.text}{when}"
-
-
-def ranking(hit: SearchHit) -> dict[str, Any]:
-    """Which number ranks a memory among those used: its final score, its importance (a profile
-    question ranks facts by importance, not by a search) or none (staff pinned it)."""
-    if hit.reason == "pinned":
-        return {"ranked_by": "pinned", "rank": None, "why": "pinned by staff: always included"}
-    if hit.reason == "profile":
-        importance = hit.score.importance
-        return {
-            "ranked_by": "profile",
-            "rank": round(importance, SCORE_DIGITS),
-            "why": f"profile question: importance {score_text(importance)}",
-        }
-    final = hit.score.final
-    return {"ranked_by": "score", "rank": round(final, SCORE_DIGITS), "why": f"score {score_text(final)}"}
 
 
 def admission_rule(hit: SearchHit, result: SearchResult) -> str:

@@ -218,7 +218,7 @@ def time_search(queries: list[Query], *, mode: str, top_k: int, warmup: int) -> 
     """Client-side wall time of `search_memories` (filter built inside the timed call, vector given)."""
     from core.redis_client import get_redis
     from memory.query import MemoryFilter
-    from memory.selectors import search_memories
+    from memory.search import search_memories
 
     def one(query: Query) -> int:
         result = search_memories(

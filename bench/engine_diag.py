@@ -171,7 +171,7 @@ def profile_ingest(load: Callable[..., dict[str, Any]], count: int, batch: int) 
 
 def _search(query: Query, top_k: int) -> Any:
     from memory.query import MemoryFilter
-    from memory.selectors import search_memories
+    from memory.search import search_memories
 
     return search_memories(
         filter=MemoryFilter.build(user_id=query.user_id),
@@ -231,15 +231,15 @@ def profile_search(queries: list[Query], top_k: int) -> dict[str, Any]:
             profile,
             n,
             (
-                "selectors.py:search_memories",
+                "search.py:search_memories",
                 "client.py:execute",
                 "connection.py:read_response",
-                "selectors.py:_pipeline",
-                "selectors.py:_parse",
-                "selectors.py:_load",
+                "raw_search.py:run_pipeline",
+                "raw_search.py:parse_reply",
+                "raw_search.py:load_memories",
                 "records.py:from_return_fields",
                 "records.py:vector_from_bytes",
-                "selectors.py:_score",
+                "search.py:_score",
             ),
         ),
         "top_own_time": top_functions(profile, n),
@@ -308,7 +308,7 @@ def diagnose_prompt(corpus: Any, sessions: list[tuple[str, str]], calls: int) ->
             calls,
             (
                 "prompt.py:build_prompt",
-                "selectors.py:search_memories",
+                "search.py:search_memories",
                 "embeddings.py:embed",
                 "prompt.py:_pinned_hits",
                 "working.py:get_session",

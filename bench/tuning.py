@@ -36,9 +36,9 @@ def applied(knob: str, value: float) -> Iterator[None]:
     from django.test import override_settings
 
     import chat.offline
-    from memory import selectors
+    from memory import term_stats
 
-    selectors.forget_term_counts()
+    term_stats.forget_term_counts()
     if knob.startswith("offline."):
         with mock.patch.object(chat.offline, knob.removeprefix("offline."), value):
             yield

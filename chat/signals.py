@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from chat.identity import ANON_SESSION_KEY, account_memory_id, anonymous_memory_id
 from core.channel_layer import group_send_from_sync
 from core.websockets import SIGNED_OUT_MESSAGE, sign_in_group
-from memory.services import move_identity
+from memory.lifecycle import move_identity
 from memory.types import Actor, ActorKind
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,8 @@ from memory.hits import hit_as_dict
 from memory.policy import Change, may_change
 from memory.query import MemoryFilter
 from memory.records import content_hash
-from memory.selectors import find_similar, get_memory, search_memories
+from memory.search import search_memories
+from memory.selectors import find_similar, get_memory
 from memory.services import add_memory, delete_memory, record_refused_change
 from memory.types import Actor, ActorKind, EngineError, Memory, MemoryLocked, MemoryType, Scope
 

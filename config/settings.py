@@ -264,7 +264,7 @@ HYBRID_VECTOR_WEIGHT = env_float("HYBRID_VECTOR_WEIGHT", 0.4, minimum=0.0)
 HYBRID_KEYWORD_WEIGHT = env_float("HYBRID_KEYWORD_WEIGHT", 0.6, minimum=0.0)
 RECENCY_WEIGHT = env_float("RECENCY_WEIGHT", 0.05, minimum=0.0)
 RECENCY_HALF_LIFE_DAYS = env_float("RECENCY_HALF_LIFE_DAYS", 365.0, minimum=0.01)
-# Conversation context (memory.selectors._add_conversation_context), tuned on LoCoMo: 0/0 gives
+# Conversation context (memory.search._conversation_context), tuned on LoCoMo: 0/0 gives
 # recall@10 64.7, 1.5/0.2 about 71.
 RETRIEVAL_SESSION_WEIGHT = env_float("RETRIEVAL_SESSION_WEIGHT", 1.5, minimum=0.0)
 RETRIEVAL_NEIGHBOUR_WEIGHT = env_float("RETRIEVAL_NEIGHBOUR_WEIGHT", 0.2, minimum=0.0)

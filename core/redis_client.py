@@ -24,7 +24,7 @@ _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, a
 _CONNECT_TIMEOUT = 5
 _SOCKET_TIMEOUT = 30
 _HEALTH_CHECK_INTERVAL = 30
-# RESP2: raw FT.SEARCH replies are flat lists we parse in memory/selectors.py (redis-py 8 defaults to RESP3).
+# RESP2: raw FT.SEARCH replies are flat lists we parse in memory/raw_search.py (redis-py 8 defaults to RESP3).
 _PROTOCOL = 2
 # redis-py 8's async pool raises past 100 connections; a busy server process needs more.
 _MAX_ASYNC_CONNECTIONS = 1024

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.validators import MaxLengthValidator
 
 from memory.query import MAX_ID_LENGTH, MAX_TAG_LENGTH, normalise_tags, validate_scope_id
-from memory.selectors import SEARCH_MODES
+from memory.scoring import SEARCH_MODES
 from memory.topics import is_internal_topic, typed_topic
 from memory.types import InvalidInput, MemoryType
 

@@ -12,7 +12,8 @@ from django.urls import reverse
 
 from inspector.diff import Segment, word_diff
 from memory.events import FORGOTTEN
-from memory.selectors import event_text, explain_score, score_legend
+from memory.scoring import explain_score, score_legend
+from memory.selectors import event_text
 from memory.topics import internal_topics, visible_topics
 from memory.traces import RetrievalTrace, TraceHit
 from memory.types import Actor, HistoryEvent, Memory

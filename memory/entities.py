@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 from memory.query import normalise_tags
+from memory.types import Memory
 
 _WORD = re.compile(r"[^\W\d_][\w'\u2019-]*", re.UNICODE)
 # Capitalised for grammar, not because they name something.
@@ -112,3 +113,14 @@ def entities_for_text(text: str, *, known: Iterable[str] = ()) -> list[str]:
     Normalised the way the engine stores tags (lower case, de-duplicated)."""
     kept = [entity for entity in known if entity and _named_in(entity, text)]
     return normalise_tags([*kept, *_names(text)], name="entities")
+
+
+def entities_after_edit(
+    before: Memory, *, text: str | None, entities: list[str] | None, hints: list[str]
+) -> list[str]:
+    """The entities of `before` after an edit: explicit ones win; a new text gets its own."""
+    if entities is not None:
+        return entities
+    if text is None or text == before.text:
+        return before.entities
+    return entities_for_text(text, known=[*before.entities, *hints])

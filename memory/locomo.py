@@ -34,10 +34,11 @@ from core.embedded_redis import EmbeddedRedis, free_port, loaded_modules
 from core.embeddings import get_embedder
 from core.machine import cpu_model
 from core.redis_client import get_redis, pointed_at
-from memory import selectors, tokens
+from memory import scoring, search, tokens
 from memory.prompt import MEMORY_HEADER, _memory_line
 from memory.query import MemoryFilter, validate_scope_id
-from memory.selectors import SearchMode, search_memories
+from memory.scoring import SearchMode
+from memory.search import search_memories
 from memory.services import NewMemory, add_memories
 from memory.types import Actor, ActorKind, InvalidInput, Memory, MemoryType, Scope, SearchHit
 
@@ -438,9 +439,9 @@ def applied(spec: RunSpec) -> Iterator[None]:
         if spec.settings:
             stack.enter_context(override_settings(**spec.settings))
         for name, value in spec.selectors_patches.items():
-            if not hasattr(selectors, name):
-                raise AttributeError(f"memory.selectors has no {name!r} to override")
-            stack.enter_context(mock.patch.object(selectors, name, value))
+            if not hasattr(search, name):
+                raise AttributeError(f"memory.search has no {name!r} to override")
+            stack.enter_context(mock.patch.object(search, name, value))
         yield
 
 
@@ -707,16 +708,16 @@ def setup_summary() -> dict[str, Any]:
         "top_k": max(K_VALUES),
         "recall_at_k": "first k of one top-25 search per question",
         "threshold": 0.0,
-        "weights": selectors.scoring_weights(),
+        "weights": scoring.scoring_weights(),
         "sessions": "each LoCoMo session is one chat session (session_id), for the conversation context",
-        "bm25_saturation": selectors.BM25_SATURATION,
+        "bm25_saturation": scoring.BM25_SATURATION,
         # getattr: older engine settings had no such knobs (HNSW float32 then).
         "vector_index": f"{getattr(settings, 'VECTOR_INDEX_ALGORITHM', 'hnsw')} "
         f"{getattr(settings, 'VECTOR_DTYPE', 'float32')}",
         "candidates": {
-            "min": selectors.MIN_CANDIDATES,
-            "max": selectors.MAX_CANDIDATES,
-            "keyword": selectors.KEYWORD_CANDIDATES,
+            "min": search.MIN_CANDIDATES,
+            "max": search.MAX_CANDIDATES,
+            "keyword": search.KEYWORD_CANDIDATES,
         },
         "baselines": "vector = semantic mode, bm25 = keyword mode, both with recency and context weights 0",
     }

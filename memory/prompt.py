@@ -17,7 +17,9 @@ from memory.extraction.dates import spoken_epoch
 from memory.hits import ranking
 from memory.query import MemoryFilter
 from memory.recall import Arranged, arrange, is_profile_question, profile_hits
-from memory.selectors import list_memories, scoring_weights, search_memories
+from memory.scoring import scoring_weights
+from memory.search import search_memories
+from memory.selectors import list_memories
 from memory.services import record_access
 from memory.traces import RetrievalTrace, TraceHit, TraceTokens, store_trace
 from memory.types import (

@@ -38,7 +38,7 @@ def _use_test_redis(redis_server: EmbeddedRedis) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _empty_redis(_use_test_redis: None) -> Iterator[redis.Redis]:
     from memory.index import forget_index_cache
-    from memory.selectors import forget_term_counts
+    from memory.term_stats import forget_term_counts
 
     client = get_redis()
     client.flushall()

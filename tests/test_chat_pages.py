@@ -6,7 +6,8 @@ from django.test import Client
 from chat.identity import ANON_SESSION_KEY, account_memory_id, anonymous_memory_id
 from memory import working
 from memory.query import MemoryFilter
-from memory.selectors import get_memory, list_memories, search_memories
+from memory.search import search_memories
+from memory.selectors import get_memory, list_memories
 from memory.services import add_memory
 from memory.types import Scope
 from tests.chat_helpers import make_user

@@ -18,7 +18,8 @@ from chat.turns import _save_user_message, memories_used
 from memory import working
 from memory.prompt import build_prompt
 from memory.query import MemoryFilter
-from memory.selectors import get_memory, search_memories
+from memory.search import search_memories
+from memory.selectors import get_memory
 from memory.services import add_memory, delete_memory, set_pinned
 from memory.types import Actor, ActorKind, MemoryLocked, Scope, ScoreBreakdown, SearchHit
 from tests.chat_helpers import make_user

@@ -16,10 +16,11 @@ from memory import keys, working
 from memory.extraction import queue
 from memory.extraction.queue import QueuedTurn
 from memory.extraction.types import TurnMessage
+from memory.lifecycle import erase_user, move_identity
 from memory.prompt import build_prompt
 from memory.query import MemoryFilter
 from memory.selectors import get_memory, list_memories
-from memory.services import add_memory, erase_user, move_identity
+from memory.services import add_memory
 from memory.types import Scope
 from memory.worker import Worker
 from tests.extraction_helpers import adding_plan, drain, facts, said, say
@@ -208,9 +209,9 @@ def test_a_memory_added_while_the_move_reads_is_moved_too(redis_client, monkeypa
     """The move WATCHes what it read: an add between its read and its write makes it start over."""
     anonymous, account = "anon:visitor-6", "user:43"
     add_memory(text="User likes chess", scope=Scope(user_id=anonymous), actor=USER)
-    from memory import services
+    from memory import lifecycle
 
-    real = services.from_hash
+    real = lifecycle.from_hash
     added: list[str] = []
 
     def from_hash_then_add(*args: Any, **kwargs: Any) -> Any:
@@ -219,7 +220,7 @@ def test_a_memory_added_while_the_move_reads_is_moved_too(redis_client, monkeypa
             add_memory(text="User likes go", scope=Scope(user_id=anonymous), actor=USER)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "from_hash", from_hash_then_add)
+    monkeypatch.setattr(lifecycle, "from_hash", from_hash_then_add)
     moved = move_identity(from_user_id=anonymous, to_user_id=account, actor=USER)
 
     assert moved["memories"] == 2

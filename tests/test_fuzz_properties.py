@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memory.query import InvalidInput, MemoryFilter
-from memory.selectors import get_memory, search_memories
+from memory.search import search_memories
+from memory.selectors import get_memory
 from memory.services import add_memory
 from memory.types import Scope
 from tests.chat_helpers import anonymous_cookie, anonymous_memory_id, communicator, open_session

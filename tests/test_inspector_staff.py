@@ -16,9 +16,11 @@ from inspector.consumers import render_feed_entry
 from inspector.diff import reconstruct, tokens, word_diff
 from memory import keys, working
 from memory.extraction import queue
+from memory.lifecycle import move_identity
 from memory.query import MemoryFilter
-from memory.selectors import get_memory, list_memories, memory_history, search_memories
-from memory.services import add_memory, move_identity, set_ttl, update_memory
+from memory.search import search_memories
+from memory.selectors import get_memory, list_memories, memory_history
+from memory.services import add_memory, set_ttl, update_memory
 from memory.types import Scope
 from memory.worker import Worker
 from tests.extraction_helpers import drain, say
@@ -77,7 +79,7 @@ def test_each_hit_shows_the_sum_that_made_its_final_score(as_editor: Client, set
 
 
 def test_the_explanation_reproduces_the_engine_score_with_context_and_topic(settings: Any) -> None:
-    from memory.selectors import explain_score
+    from memory.scoring import explain_score
 
     # Two turns of one conversation: the second gets the first's match as session context.
     session = {"session_id": "s-ctx"}

@@ -22,14 +22,8 @@ from memory import keys, working
 from memory.extraction import queue
 from memory.prompt import build_prompt
 from memory.query import MemoryFilter
-from memory.selectors import (
-    deleted_memories,
-    get_memory,
-    list_memories,
-    memory_history,
-    memory_ttl,
-    search_memories,
-)
+from memory.search import search_memories
+from memory.selectors import deleted_memories, get_memory, list_memories, memory_history, memory_ttl
 from memory.services import add_memory, delete_memory, set_ttl, update_memory
 from memory.types import ActorKind, MemoryLocked, MemoryNotFound, Scope
 from tests.extraction_helpers import say

@@ -9,7 +9,8 @@ import pytest
 from core.embeddings import get_embedder
 from memory import keys
 from memory.query import MemoryFilter
-from memory.selectors import get_memory, memory_history, memory_ttl, search_memories
+from memory.search import search_memories
+from memory.selectors import get_memory, memory_history, memory_ttl
 from memory.services import (
     add_memory,
     delete_memory,

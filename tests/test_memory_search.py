@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 
 from memory.query import MemoryFilter, escape_tag, keyword_terms
-from memory.selectors import (
-    counts_by_type,
-    find_exact_duplicates,
-    find_similar,
-    list_memories,
-    search_memories,
-)
+from memory.search import search_memories
+from memory.selectors import counts_by_type, find_exact_duplicates, find_similar, list_memories
 from memory.services import NewMemory, add_memories, add_memory
 from memory.types import InvalidInput
 from tests.memory_helpers import USER, scope
@@ -365,7 +360,7 @@ def test_keyword_terms_and_escaping():
 
 
 def test_words_common_to_most_of_a_users_memories_are_left_out_of_bm25():
-    from memory.selectors import informative_terms
+    from memory.term_stats import informative_terms
 
     items = [NewMemory(text=f"Alice talked about topic {n}", scope=scope()) for n in range(59)]
     items.append(NewMemory(text="Alice bought a kayak", scope=scope()))

@@ -3,10 +3,12 @@
 import pytest
 
 from memory import keys, tokens, working
+from memory.lifecycle import erase_user, move_identity
 from memory.prompt import MEMORY_HEADER, SUMMARY_HEADER, build_prompt
 from memory.query import MemoryFilter
-from memory.selectors import counts_by_type, get_memory, memory_history, search_memories
-from memory.services import add_memory, delete_memory, erase_user, move_identity, set_pinned
+from memory.search import search_memories
+from memory.selectors import counts_by_type, get_memory, memory_history
+from memory.services import add_memory, delete_memory, set_pinned
 from memory.types import MemoryNotFound
 from tests.memory_helpers import STAFF, USER, scope
 

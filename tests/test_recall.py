@@ -10,11 +10,12 @@ from chat.offline import compose_reply
 from chat.phrasing import group_of, second_person
 from memory import working
 from memory.index import forget_index_cache
+from memory.lifecycle import erase_user
 from memory.prompt import _memory_line, build_prompt
 from memory.query import MemoryFilter
 from memory.recall import is_profile_question
 from memory.selectors import get_memory, list_memories, memories_from_turns
-from memory.services import add_memory, erase_user
+from memory.services import add_memory
 from memory.types import ROLE_TOPIC_PREFIX, MemoryType, Scope
 from memory.worker import Worker
 from tests.extraction_helpers import drain, facts, said, say

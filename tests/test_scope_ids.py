@@ -19,7 +19,8 @@ from memory import working
 from memory.extraction.queue import enqueue_turn
 from memory.extraction.types import TurnMessage
 from memory.query import MemoryFilter, validate_scope_id
-from memory.selectors import counts_by_type, list_memories, search_memories
+from memory.search import search_memories
+from memory.selectors import counts_by_type, list_memories
 from memory.services import NewMemory, add_memories, add_memory
 from memory.types import InvalidInput, Memory, Scope
 from tests.memory_helpers import USER

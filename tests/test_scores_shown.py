@@ -16,7 +16,8 @@ from chat.turns import memories_used
 from memory import working
 from memory.prompt import admission_rule, build_prompt
 from memory.query import MemoryFilter
-from memory.selectors import explain_score, search_memories
+from memory.scoring import explain_score
+from memory.search import search_memories
 from memory.services import add_memory
 from memory.types import Scope, ScoreBreakdown, SearchHit, SearchResult, score_text
 from tests.memory_helpers import EXTRACTOR

@@ -20,7 +20,8 @@ from memory.extraction import queue
 from memory.extraction.types import TurnMessage
 from memory.prompt import build_prompt
 from memory.query import MemoryFilter
-from memory.selectors import get_memory, memory_history, search_memories
+from memory.search import search_memories
+from memory.selectors import get_memory, memory_history
 from memory.services import add_memory, update_memory
 from memory.types import InvalidInput, Scope
 from tests.chat_helpers import make_user

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from memory import keys, working
-from memory.extraction import queue
+from memory.extraction import dead_letters, queue
 from memory.extraction.queue import QueuedTurn
 from memory.extraction.types import TurnMessage
 from memory.lifecycle import erase_user, move_identity
@@ -65,7 +65,7 @@ def test_erase_leaves_no_trace_of_the_user_in_any_key(redis_client, settings):
         redis_client.pexpire(redis_key, 1)
     time.sleep(0.05)
     assert working.session_ids_for_user(user_id=ERASED) == ["s-live"]
-    queue.dead_letter(
+    dead_letters.dead_letter(
         session_id="s-dead",
         user_id=ERASED,
         turns=[_turn("s-dead", SAID_DEAD)],

@@ -18,7 +18,7 @@ from django.urls import reverse
 from inspector import selectors as inspector_selectors
 from inspector.presenters import feed_entry
 from memory import keys, working
-from memory.extraction import queue
+from memory.extraction import dead_letters, queue
 from memory.extraction.queue import QueuedTurn
 from memory.extraction.types import TurnMessage
 from memory.prompt import build_prompt
@@ -53,7 +53,9 @@ def _letter(session_id: str, text: str) -> None:
         strategy="",
         messages=[TurnMessage("user", text, time.time(), f"{session_id}-t1")],
     )
-    queue.dead_letter(session_id=session_id, user_id=OWNER, turns=[turn], error="model down", entry_ids=[])
+    dead_letters.dead_letter(
+        session_id=session_id, user_id=OWNER, turns=[turn], error="model down", entry_ids=[]
+    )
 
 
 def _wait_until_gone(client: Any, redis_key: str) -> None:
@@ -126,7 +128,7 @@ def test_expired_and_purged_memories_leave_no_words_in_any_key(redis_client, sho
     ids = {m.decode() for m in redis_client.smembers(keys.user_memory_ids(OWNER))}
     assert ids == {kept.id}
     assert redis_client.exists(keys.extraction("s-other", "plan:1"))
-    assert [d.turns[0].messages[0].content for d in queue.dead_letters()] == [OTHER_LETTER]
+    assert [d.turns[0].messages[0].content for d in dead_letters.dead_letters()] == [OTHER_LETTER]
     # Traces keep their shape (ids, scores), with the words blanked.
     first = working.get_trace(session_id="s-ret", turn_id="t1")
     second = working.get_trace(session_id="s-ret", turn_id="t2")
@@ -208,9 +210,9 @@ def test_dead_letters_are_dropped_after_their_retention(redis_client, settings):
     settings.DEAD_LETTER_RETENTION_SECONDS = 3600
     _letter("s-dead", OTHER_LETTER)
     assert run_retention(now=time.time() + 60).dead_letters == 0
-    assert len(queue.dead_letters()) == 1
+    assert len(dead_letters.dead_letters()) == 1
     assert run_retention(now=time.time() + 3601).dead_letters == 1
-    assert queue.dead_letters() == []
+    assert dead_letters.dead_letters() == []
 
 
 # --- The inspector still shows what is left -----------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from memory import keys
-from memory.extraction import queue
+from memory.extraction import dead_letters, queue
 from memory.extraction.types import PLAN_VERSION, ExtractionPlan, PlanError
 from memory.types import MemoryType
 from memory.worker import Worker
@@ -150,7 +150,7 @@ def test_a_junk_saved_plan_is_retried_then_dead_lettered_with_the_turn_kept(
 
     drain(Worker(worker_id="w1"))
 
-    [letter] = queue.dead_letters()
+    [letter] = dead_letters.dead_letters()
     assert letter.error.startswith("plan: ")
     assert letter.turns[0].messages[0].content == "I live in Lisbon."
     assert texts("alice") == [], "nothing of the junk plan was applied"

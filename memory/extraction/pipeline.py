@@ -21,7 +21,7 @@ from core.llm import LLM, LLMError, get_llm
 from core.redis_client import REDIS_UNREACHABLE
 from memory import working
 from memory.events import publish_decisions
-from memory.extraction import prompts, queue
+from memory.extraction import dead_letters, prompts, queue
 from memory.extraction.compaction import compact_session
 from memory.extraction.decide import decide
 from memory.extraction.llm_extractor import ExtractionError, extract_with_llm, summarise_with_llm
@@ -324,7 +324,7 @@ def _run_job(
         return
     from_seq = applied_upto + 1
     if queue.failures(session_id, entry_ids) >= settings.EXTRACTION_MAX_DELIVERIES:
-        queue.dead_letter(
+        dead_letters.dead_letter(
             session_id=session_id,
             user_id=turns[-1].user_id,
             turns=turns,
@@ -365,7 +365,7 @@ def _run_job(
             exc_info=not expected,
         )
         if attempt >= settings.EXTRACTION_MAX_DELIVERIES:
-            queue.dead_letter(
+            dead_letters.dead_letter(
                 session_id=session_id,
                 user_id=turns[-1].user_id,
                 turns=turns,

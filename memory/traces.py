@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memory import working
+from memory.redaction import TRACE_HIT_LISTS
 from memory.types import SearchHit
 
 TRACE_VERSION = 1
-# The lists of hits a trace keeps (memory.redaction blanks forgotten texts in these).
-HIT_LISTS = ("memories", "dropped_for_budget", "near_misses", "left_out")
 
 
 class TraceError(ValueError):
@@ -224,7 +223,7 @@ class RetrievalTrace:
             "relative_threshold": self.relative_threshold,
             "cut": self.cut,
             "weights": dict(self.weights),
-            **{name: [h.as_dict() for h in getattr(self, name)] for name in HIT_LISTS},
+            **{name: [h.as_dict() for h in getattr(self, name)] for name in TRACE_HIT_LISTS},
             "tokens": self.tokens.as_dict(),
             "search_ms": self.search_ms,
             "took_ms": self.took_ms,

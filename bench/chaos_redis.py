@@ -388,7 +388,7 @@ def final_check(product: Product, turns: list[Turn], progress: Progress) -> dict
 
         drain_s = wait_for(drained, timeout=DRAIN_TIMEOUT, poll=0.5)
         from bench.chaos_workers import memory_rows
-        from memory.extraction.queue import dead_letters
+        from memory.extraction.dead_letters import dead_letters
 
         messages = {(m["session_id"], m["text"]) for m in memory_rows() if m["type"] == "message"}
         parked = {m.content for d in dead_letters(limit=100_000) for t in d.turns for m in t.messages}

@@ -175,7 +175,7 @@ def account(
     """
     from core.redis_client import get_redis
     from memory import keys
-    from memory.extraction.queue import dead_letters
+    from memory.extraction.dead_letters import dead_letters
 
     client = get_redis()
     sessions = sorted({session for _, session, _, _ in queued})

@@ -442,7 +442,7 @@ def time_build_prompt(
             started = time.perf_counter()
             built = build_prompt(user_id=user, session_id=session_id, message=message)
             samples.append((time.perf_counter() - started) * 1000)
-            search_ms.append(float(built.trace["search_ms"]))
+            search_ms.append(built.trace.search_ms)
             memories_used += len(built.memories)
             tokens_total += built.token_breakdown["total"]
     server = engine_diag.server_time_per_item(client, len(samples))

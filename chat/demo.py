@@ -12,8 +12,8 @@ from typing import Any
 
 from django.conf import settings
 
-from memory import working
 from memory.selectors import event_text, named_memory_texts, recent_events
+from memory.traces import RetrievalTrace, TraceHit, session_traces, turn_trace
 from memory.types import score_text
 
 # On connect the panel gets the story so far: the last few turns and background changes.
@@ -50,54 +50,41 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _hit(hit: Any, *, rule: str = "") -> dict[str, Any] | None:
-    if not isinstance(hit, dict):
-        return None
-    scores = _mapping(hit.get("scores"))
-    forgotten = bool(hit.get("forgotten"))
+def _hit(hit: TraceHit, *, rule: str = "") -> dict[str, Any]:
     return {
-        "id": str(hit.get("id", "")),
-        "text": "" if forgotten else str(hit.get("text", "")),
-        "type": str(hit.get("type", "")),
-        "score": float(scores.get("final") or 0.0),
-        "rule": rule or str(hit.get("admitted_by") or hit.get("why") or ""),
-        "forgotten": forgotten,
+        "id": hit.id,
+        "text": "" if hit.forgotten else hit.text,
+        "type": hit.type,
+        "score": hit.scores.get("final", 0.0),
+        "rule": rule or hit.admitted_by or hit.why,
+        "forgotten": hit.forgotten,
     }
 
 
-def recall_frame(trace: dict[str, Any]) -> dict[str, Any]:
+def recall_frame(trace: RetrievalTrace) -> dict[str, Any]:
     """One turn's recall from its saved trace: the memories injected (score, admitting rule) and
     the best few that scored below the cut."""
-    cut = float(trace.get("cut") or 0.0)
-    memories = [h for h in (_hit(m) for m in trace.get("memories") or []) if h]
-    near = [
-        h
-        for h in (
-            _hit(m, rule=f"below the cut {score_text(cut)}")
-            for m in (trace.get("near_misses") or [])[:NEAR_MISSES_SHOWN]
-        )
-        if h
-    ]
+    below = f"below the cut {score_text(trace.cut)}"
     return {
         "type": "recall",
-        "turn_id": str(trace.get("turn_id", "")),
-        "at": float(trace.get("at") or 0.0),
-        "query": "" if trace.get("query_forgotten") else str(trace.get("query", "")),
-        "mode": str(trace.get("mode", "")),
-        "cut": cut,
-        "memories": memories,
-        "near_misses": near,
+        "turn_id": trace.turn_id,
+        "at": trace.at,
+        "query": "" if trace.query_forgotten else trace.query,
+        "mode": trace.mode,
+        "cut": trace.cut,
+        "memories": [_hit(m) for m in trace.memories],
+        "near_misses": [_hit(m, rule=below) for m in trace.near_misses[:NEAR_MISSES_SHOWN]],
     }
 
 
 def turn_recall(*, session_id: str, turn_id: str) -> dict[str, Any] | None:
-    trace = working.get_trace(session_id=session_id, turn_id=turn_id)
+    trace = turn_trace(session_id=session_id, turn_id=turn_id)
     return recall_frame(trace) if trace else None
 
 
 def recent_recalls(*, session_id: str, limit: int = RECENT_TURNS) -> list[dict[str, Any]]:
     """The last `limit` turns' recalls, oldest first (traces are keyed by time-ordered turn ids)."""
-    return [recall_frame(t) for t in working.list_traces(session_id=session_id)[-limit:]]
+    return [recall_frame(t) for t in session_traces(session_id=session_id)[-limit:]]
 
 
 def _actor(data: Any) -> str:

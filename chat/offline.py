@@ -18,10 +18,10 @@ from asgiref.sync import sync_to_async
 
 from chat.phrasing import memory_sentence, second_person
 from core.llm import Completion, StreamEvent
-from memory.extraction.decide import Op, decide
+from memory.extraction.decide import decide
 from memory.extraction.rules import extract_candidates
 from memory.extraction.rules.text import is_question
-from memory.extraction.types import CandidateKind, TurnMessage
+from memory.extraction.types import CandidateKind, Op, TurnMessage
 from memory.prompt import BuiltPrompt
 from memory.recall import is_profile_question
 from memory.types import MemoryType, Scope, SearchHit

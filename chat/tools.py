@@ -23,6 +23,7 @@ from memory.access import Owner
 from memory.extraction.decide import decide
 from memory.extraction.llm_extractor import ExtractionError
 from memory.extraction.types import Candidate
+from memory.hits import hit_as_dict
 from memory.policy import Change, may_change
 from memory.query import MemoryFilter
 from memory.records import content_hash
@@ -146,19 +147,7 @@ def _search_memory(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
         text=_string(args, "query"),
         top_k=limit,
     )
-    return ToolOutcome(
-        {
-            "memories": [
-                {
-                    "id": h.memory.id,
-                    "text": h.memory.text,
-                    "type": str(h.memory.type),
-                    "score": round(h.score.final, 3),
-                }
-                for h in result.hits
-            ]
-        }
-    )
+    return ToolOutcome({"memories": [hit_as_dict(h, view="tool") for h in result.hits]})
 
 
 def _not_changed(memory: Memory, reason: str) -> ToolOutcome:

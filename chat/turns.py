@@ -26,7 +26,8 @@ from core.text import clean_text
 from memory import working
 from memory.extraction.queue import enqueue_turn
 from memory.extraction.types import TurnMessage
-from memory.prompt import abuild_prompt, ranking
+from memory.hits import hit_as_dict, ranking
+from memory.prompt import abuild_prompt
 from memory.search_params import SearchParams
 from memory.types import MemoryNotFound, Scope, SearchHit
 
@@ -71,23 +72,13 @@ def memories_used(hits: list[SearchHit], *, staff: bool) -> list[dict[str, Any]]
     if not staff:
         return [
             {
-                "id": hit.memory.id,
-                "text": memory_sentence(hit.memory),
+                **hit_as_dict(hit, view="user", text=memory_sentence(hit.memory)),
                 "link": memory_link(hit.memory.id, staff=False),
             }
             for hit in hits
         ]
     return [
-        {
-            "id": hit.memory.id,
-            "text": hit.memory.text,
-            "type": str(hit.memory.type),
-            "reason": hit.reason,
-            "scores": hit.score.as_dict(),
-            **ranking(hit),
-            "link": memory_link(hit.memory.id, staff=True),
-        }
-        for hit in hits
+        {**hit_as_dict(hit, view="staff"), "link": memory_link(hit.memory.id, staff=True)} for hit in hits
     ]
 
 

@@ -15,6 +15,7 @@ from memory.events import FORGOTTEN
 from memory.scoring import explain_score, score_legend
 from memory.selectors import event_text
 from memory.topics import internal_topics, visible_topics
+from memory.traces import RetrievalTrace, TraceHit
 from memory.types import Actor, HistoryEvent, Memory
 from memory.working import Session
 
@@ -276,45 +277,37 @@ def feed_entry(data: dict[str, Any], *, texts: dict[str, str | None] | None = No
     )
 
 
-def trace_view(trace: dict[str, Any]) -> dict[str, Any]:
-    """The saved trace dict plus a datetime and the budget share, for the trace template."""
-    tokens = trace.get("tokens") or {}
-    budget = int(tokens.get("budget") or 0)
-    total = int(tokens.get("total") or 0)
-    mode = str(trace.get("mode") or "hybrid")
-    weights = trace.get("weights") if isinstance(trace.get("weights"), dict) else None
+def trace_view(trace: RetrievalTrace) -> dict[str, Any]:
+    """The saved trace plus a datetime, the budget share and each hit's score explained, for the
+    trace template (which reads the stored keys)."""
+    tokens = trace.tokens
+    mode = trace.mode or "hybrid"
+    weights = trace.weights or None
 
-    def explained(hits: Any) -> list[dict[str, Any]]:
+    def explained(hits: list[TraceHit]) -> list[dict[str, Any]]:
         return [
             {
-                **hit,
-                "explained": explain_score(
-                    score=hit.get("scores") or {},
-                    mode=mode,
-                    weights=weights,
-                    reason=str(hit.get("reason") or "match"),
-                ),
+                **hit.as_dict(),
+                "explained": explain_score(score=hit.scores, mode=mode, weights=weights, reason=hit.reason),
             }
-            for hit in (hits or [])
-            if isinstance(hit, dict)
+            for hit in hits
         ]
 
     return {
-        **trace,
-        **{part: explained(trace.get(part)) for part in ("memories", "dropped_for_budget", "near_misses")},
+        **trace.as_dict(),
+        "memories": explained(trace.memories),
+        "dropped_for_budget": explained(trace.dropped_for_budget),
+        "near_misses": explained(trace.near_misses),
         "legend": score_legend(weights=weights),
-        "at_dt": as_datetime(trace.get("at")),
-        "budget": budget,
-        "total_tokens": total,
+        "at_dt": as_datetime(trace.at),
+        "budget": tokens.budget,
+        "total_tokens": tokens.total,
         "token_parts": [
-            (label, int(tokens.get(key) or 0))
-            for key, label in (
-                ("system_instructions", "System instructions"),
-                ("memories", "Memories"),
-                ("summary", "Summary"),
-                ("recent_messages", "Recent messages"),
-                ("user_message", "User message"),
-            )
+            ("System instructions", tokens.system_instructions),
+            ("Memories", tokens.memories),
+            ("Summary", tokens.summary),
+            ("Recent messages", tokens.recent_messages),
+            ("User message", tokens.user_message),
         ],
-        "exact": bool(tokens.get("exact")),
+        "exact": tokens.exact,
     }

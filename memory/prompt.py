@@ -5,9 +5,8 @@ explains what was used and why."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -15,6 +14,7 @@ from ulid import ULID
 
 from memory import tokens, working
 from memory.extraction.dates import spoken_epoch
+from memory.hits import ranking
 from memory.query import MemoryFilter
 from memory.recall import Arranged, arrange, is_profile_question, profile_hits
 from memory.scoring import scoring_weights
@@ -22,8 +22,8 @@ from memory.search import search_memories
 from memory.search_params import SearchParams
 from memory.selectors import list_memories
 from memory.services import record_access
+from memory.traces import RetrievalTrace, TraceHit, TraceTokens, store_trace
 from memory.types import (
-    SCORE_DIGITS,
     Memory,
     MemoryType,
     ScoreBreakdown,
@@ -57,7 +57,7 @@ class BuiltPrompt:
     token_breakdown: dict[str, int]
     budget: int
     exact_tokens: bool
-    trace: dict[str, Any] = field(default_factory=dict)
+    trace: RetrievalTrace
 
 
 def _memory_line(memory: Memory) -> str:
@@ -72,38 +72,6 @@ def _memory_line(memory: Memory) -> str:
         if date_text not in memory.text and iso not in memory.text:
             when = f" (on {date_text})"
     return f"- [{memory.type}] {memory.text}{when}"
-
-
-def _hit_trace(hit: SearchHit, *, admitted_by: str = "") -> dict[str, Any]:
-    memory = hit.memory
-    trace = {
-        "id": memory.id,
-        "text": memory.text,
-        "type": str(memory.type),
-        "reason": hit.reason,
-        "pinned": memory.pinned,
-        "scores": hit.score.as_dict(),
-        "source": list(memory.source),
-    }
-    if admitted_by:
-        trace["admitted_by"] = admitted_by
-    return trace
-
-
-def ranking(hit: SearchHit) -> dict[str, Any]:
-    """Which number ranks a memory among those used: its final score, its importance (a profile
-    question ranks facts by importance, not by a search) or none (staff pinned it)."""
-    if hit.reason == "pinned":
-        return {"ranked_by": "pinned", "rank": None, "why": "pinned by staff: always included"}
-    if hit.reason == "profile":
-        importance = hit.score.importance
-        return {
-            "ranked_by": "profile",
-            "rank": round(importance, SCORE_DIGITS),
-            "why": f"profile question: importance {score_text(importance)}",
-        }
-    final = hit.score.final
-    return {"ranked_by": "score", "rank": round(final, SCORE_DIGITS), "why": f"score {score_text(final)}"}
 
 
 def admission_rule(hit: SearchHit, result: SearchResult) -> str:
@@ -225,28 +193,28 @@ def build_prompt(
     }
     breakdown["total"] = sum(breakdown.values())
     exact = tokens.exact_counts_available()
-    trace = {
-        "turn_id": turn_id,
-        "session_id": session_id,
-        "user_id": user_id,
-        "at": now,
-        "query": message,
-        "mode": "profile" if profile else result.mode,
-        "threshold": result.threshold,
-        "relative_threshold": result.relative_threshold,
-        "cut": result.cut,
-        "weights": scoring_weights(params=params),
-        "memories": [_hit_trace(h, admitted_by=admission_rule(h, result)) for h in used],
-        "dropped_for_budget": [_hit_trace(h) for h in [*pinned, *chosen][len(used) :]],
-        "near_misses": [_hit_trace(h) for h in near_misses],
-        "left_out": [{**_hit_trace(h), "why": why} for h, why in arranged.left_out],
-        "tokens": {**breakdown, "budget": budget, "exact": exact, "recent_message_count": len(recent)},
-        "search_ms": round(result.took_ms, 2),
-        "took_ms": round((time.perf_counter() - started) * 1000, 2),
-    }
+    trace = RetrievalTrace(
+        turn_id=turn_id,
+        session_id=session_id,
+        user_id=user_id,
+        at=now,
+        query=message,
+        mode="profile" if profile else result.mode,
+        threshold=result.threshold,
+        relative_threshold=result.relative_threshold,
+        cut=result.cut,
+        weights=scoring_weights(params=params),
+        memories=[TraceHit.from_hit(h, admitted_by=admission_rule(h, result)) for h in used],
+        dropped_for_budget=[TraceHit.from_hit(h) for h in [*pinned, *chosen][len(used) :]],
+        near_misses=[TraceHit.from_hit(h) for h in near_misses],
+        left_out=[TraceHit.from_hit(h, why=why) for h, why in arranged.left_out],
+        tokens=TraceTokens(**breakdown, budget=budget, exact=exact, recent_message_count=len(recent)),
+        search_ms=round(result.took_ms, 2),
+        took_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
     if save_trace:
         if session:
-            working.save_trace(session_id=session_id, turn_id=turn_id, trace=trace)
+            store_trace(trace)
         record_access(memory_ids=[h.memory.id for h in used], now=now)
     return BuiltPrompt(
         turn_id=turn_id,

@@ -353,7 +353,7 @@ def get_trace(*, session_id: str, turn_id: str) -> dict[str, Any] | None:
 def list_traces(*, session_id: str) -> list[dict[str, Any]]:
     raw = get_redis().hgetall(keys.session_traces(session_id))
     traces = [stored_json(v) for v in raw.values()]
-    return sorted(traces, key=lambda t: t.get("turn_id", ""))
+    return sorted(traces, key=lambda t: str(t.get("turn_id", "")) if isinstance(t, dict) else "")
 
 
 # --- Per-user views -----------------------------------------------------------------------------

@@ -4,10 +4,10 @@ import time
 
 from memory import working
 from memory.extraction import queue
-from memory.extraction.types import TurnMessage
+from memory.extraction.types import Candidate, ExtractionPlan, Op, PlanExtractor, TurnMessage
 from memory.query import MemoryFilter
 from memory.selectors import list_memories
-from memory.types import Memory, MemoryType
+from memory.types import Memory, MemoryType, Scope
 from memory.worker import Worker
 
 
@@ -27,6 +27,17 @@ def say(user_id: str, session_id: str, text: str, *, reply: str = "Noted.", at: 
         messages=[TurnMessage("user", text, at, turn_id), TurnMessage("assistant", reply, at, turn_id)],
     )
     return seq
+
+
+def adding_plan(*texts: str, user_id: str, from_seq: int = 1) -> ExtractionPlan:
+    """A saved plan (as a worker makes it) that adds `texts` for `user_id`."""
+    return ExtractionPlan(
+        from_seq=from_seq,
+        to_seq=from_seq,
+        scope=Scope(user_id=user_id),
+        extractor=PlanExtractor(model="rules", prompt_version="rules-test"),
+        ops=[Op("add", Candidate(text=text)) for text in texts],
+    )
 
 
 def drain(*workers: Worker, timeout: float = 30.0) -> None:

@@ -9,7 +9,7 @@ from bench.chaos_workers import account
 from bench.extraction import enqueue
 from bench.extraction_script import PlannedTurn, Workload
 from memory import keys, working
-from memory.extraction import queue
+from memory.extraction import dead_letters, queue
 
 
 def _memory_hash(client, memory_id: str, *, user: str, session: str, type_: str, text: str) -> None:
@@ -32,7 +32,7 @@ def test_account_tells_applied_parked_lost_and_duplicate(redis_client):
     _memory_hash(redis_client, "m1", user=user, session=session, type_="message", text=texts[0])
     parked = queue.pending_turns(session, after=1)[:1]
     error = "failed too many times"
-    queue.dead_letter(session_id=session, user_id=user, turns=parked, error=error, entry_ids=[])
+    dead_letters.dead_letter(session_id=session, user_id=user, turns=parked, error=error, entry_ids=[])
     # The same fact written twice (a job re-run without its idempotency key would do this).
     for memory_id in ("f1", "f2"):
         _memory_hash(redis_client, memory_id, user=user, session="", type_="fact", text="Likes green tea")

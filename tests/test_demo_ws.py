@@ -11,6 +11,7 @@ from django.test import Client
 
 from chat.identity import account_memory_id
 from memory.extraction.pipeline import apply_plan
+from memory.extraction.types import ExtractionPlan
 from memory.services import add_memory, set_locked, set_pinned, set_ttl, update_memory
 from memory.types import Scope, score_text
 from tests.chat_helpers import (
@@ -169,7 +170,9 @@ async def test_an_extractor_step_that_changes_nothing_is_shown_as_a_no_op(offlin
     try:
         assert (await demo.connect())[0]
         await demo.receive_json_from(timeout=5)  # the snapshot
-        await sync_to_async(apply_plan)(plan, session_id=session_id, worker_id="w-test")
+        await sync_to_async(apply_plan)(
+            ExtractionPlan.from_dict(plan), session_id=session_id, worker_id="w-test"
+        )
         frame = await demo.receive_json_from(timeout=5)
         assert frame["type"] == "change"
         assert (frame["decision"], frame["text"], frame["reason"]) == (

@@ -14,7 +14,7 @@ import pytest
 
 from devtools.llm_server import DelayReply, Reply
 from memory import keys, working
-from memory.extraction import queue
+from memory.extraction import dead_letters, queue
 from memory.extraction.queue import QueuedTurn
 from memory.extraction.types import TurnMessage
 from memory.lifecycle import erase_user, move_identity
@@ -24,7 +24,7 @@ from memory.selectors import get_memory, list_memories
 from memory.services import add_memory
 from memory.types import Scope
 from memory.worker import Worker
-from tests.extraction_helpers import drain, facts, said, say
+from tests.extraction_helpers import adding_plan, drain, facts, said, say
 from tests.memory_helpers import ANYONE, STAFF, USER, everything_in_redis
 
 ERASED = "erz-user-7k"
@@ -65,21 +65,14 @@ def test_erase_leaves_no_trace_of_the_user_in_any_key(redis_client, settings):
         redis_client.pexpire(redis_key, 1)
     time.sleep(0.05)
     assert working.session_ids_for_user(user_id=ERASED) == ["s-live"]
-    queue.dead_letter(
+    dead_letters.dead_letter(
         session_id="s-dead",
         user_id=ERASED,
         turns=[_turn("s-dead", SAID_DEAD)],
         error="model down",
         entry_ids=[],
     )
-    scope = {"user_id": ERASED, "agent_id": "engram", "namespace": "default"}
-    plan = {
-        "from_seq": 1,
-        "to_seq": 1,
-        "scope": scope,
-        "ops": [{"action": "add", "candidate": {"text": PLANNED}}],
-    }
-    queue.save_plan("s-plan", 1, plan)
+    queue.save_plan("s-plan", 1, adding_plan(PLANNED, user_id=ERASED))
     other = add_memory(text="Other user likes Plumbopolis too", scope=Scope(user_id=OTHER), actor=USER)
     say(OTHER, "s-other", "I collect old maps of Lisbon.")
     assert _leftovers(redis_client, (ERASED, *ERASED_WORDS)), "the setup stored the user's data"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_a_plan_half_applied_before_a_crash_is_finished_exactly_once(llm):
     plan = pipeline.build_plan(turns, llm=pipeline.extraction_llm())
     queue.save_plan("s1", 1, plan)
     # The crash: only the first operation of the plan made it before the process died.
-    first_only = {**plan, "ops": plan["ops"][:1]}
+    first_only = replace(plan, ops=plan.ops[:1])
     pipeline.apply_plan(first_only, session_id="s1", worker_id="crashed")
     assert texts("alice") == ["User likes chess"]
 

@@ -6,7 +6,7 @@ import pytest
 
 from devtools.llm_server import ErrorReply, RawReply, Reply
 from memory import keys
-from memory.extraction import queue
+from memory.extraction import dead_letters, queue
 from memory.extraction.prompts import PROMPT_VERSION
 from memory.query import MemoryFilter
 from memory.selectors import list_memories, memory_history
@@ -119,7 +119,7 @@ def test_an_invented_memory_id_is_rejected_as_junk(llm, settings):
     say("alice", "s1", "I live in Porto now.")
     drain(Worker(worker_id="w1"))
     assert texts("alice") == ["User lives in Lisbon"], "nothing half-applied"
-    assert "not shown" in queue.dead_letters()[0].error
+    assert "not shown" in dead_letters.dead_letters()[0].error
 
 
 def test_malformed_json_is_retried_then_dead_lettered_with_the_turn_kept(llm, settings, redis_client):
@@ -131,7 +131,7 @@ def test_malformed_json_is_retried_then_dead_lettered_with_the_turn_kept(llm, se
 
     assert len(llm.chat_requests()) == 3
     assert texts("alice") == []
-    letters = queue.dead_letters()
+    letters = dead_letters.dead_letters()
     assert len(letters) == 1
     assert letters[0].turns[0].messages[0].content == "I live in Lisbon."
     assert letters[0].session_id == "s1" and letters[0].user_id == "alice"
@@ -143,13 +143,13 @@ def test_malformed_json_is_retried_then_dead_lettered_with_the_turn_kept(llm, se
     drain(Worker(worker_id="w1"))
     assert texts("alice") == ["User has a cat"]
     llm.enqueue(memories_reply(fact("User lives in Lisbon")))
-    assert queue.retry_dead_letter(letters[0].id, actor=STAFF) == 1
+    assert dead_letters.retry_dead_letter(letters[0].id, actor=STAFF) == 1
     audit = [json.loads(f[b"data"]) for _, f in redis_client.xrange(keys.mutation_stream())]
     retried = [e for e in audit if e["event"] == "dead_letter_retried"]
     assert retried and retried[0]["actor"]["id"] == STAFF.id and retried[0]["details"]["turns"] == 1
     drain(Worker(worker_id="w1"))
     assert texts("alice") == ["User has a cat", "User lives in Lisbon"]
-    assert queue.dead_letters() == []
+    assert dead_letters.dead_letters() == []
 
 
 def test_server_errors_and_timeouts_are_retried_with_backoff(llm, settings):

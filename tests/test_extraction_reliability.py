@@ -18,7 +18,7 @@ from core.redis_client import get_redis, pointed_at
 from core.workers import last_outages, worker_heartbeats
 from devtools.llm_server import DelayReply, Reply
 from memory import keys
-from memory.extraction import queue
+from memory.extraction import dead_letters, queue
 from memory.types import LeaseLost
 from memory.worker import Worker, default_worker_id
 from tests.extraction_helpers import drain, said, say, texts
@@ -84,7 +84,7 @@ def test_attempts_that_ran_and_failed_still_end_in_a_dead_letter(product_llm, se
     say("alice", "s1", "I have two cats.")
     drain(Worker(worker_id="w1"))
     assert len(product_llm.chat_requests()) == 2
-    [letter] = queue.dead_letters()
+    [letter] = dead_letters.dead_letters()
     assert letter.turns[0].messages[0].content == "I have two cats."
     assert queue.queue_health()["counters"]["dead_letters"] == 1
 
@@ -139,7 +139,7 @@ def test_a_dead_letter_is_one_transaction_so_a_kill_cannot_leave_half_of_it():
     entry, turns, lease = _claimed_turn()
 
     commands = _monitored(
-        lambda: queue.dead_letter(
+        lambda: dead_letters.dead_letter(
             session_id="s1", user_id="alice", turns=turns, error="boom", entry_ids=[entry.id], lease=lease
         )
     )
@@ -164,7 +164,7 @@ def test_a_dead_letter_whose_job_lost_its_lock_writes_nothing_at_all():
     entry, turns, lease = _claimed_turn()
     get_redis().set(keys.extraction_lock("s1"), "someone-else")
     with pytest.raises(LeaseLost):
-        queue.dead_letter(
+        dead_letters.dead_letter(
             session_id="s1", user_id="alice", turns=turns, error="x", entry_ids=[entry.id], lease=lease
         )
     health = queue.queue_health()

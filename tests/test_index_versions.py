@@ -19,9 +19,10 @@ from memory.index import (
     versioned_name,
 )
 from memory.query import MemoryFilter
-from memory.selectors import get_memory, search_memories
+from memory.search import search_memories
+from memory.selectors import get_memory
 from memory.services import add_memory
-from tests.memory_helpers import USER, scope
+from tests.memory_helpers import ANYONE, USER, scope
 
 
 def _indexes(redis_client) -> list[str]:
@@ -92,7 +93,7 @@ def test_an_unversioned_index_serves_before_during_and_after_the_rebuild(redis_c
     assert index.rebuild(say=say, poll_seconds=0.01) is True
     assert during == [(sorted([index_name(), versioned_name()]), index_name(), "User plays the cello")]
     assert _indexes(redis_client) == [versioned_name()]
-    assert [get_memory(memory_id=i).text for i in ids] == texts  # no document was dropped
+    assert [get_memory(owner=ANYONE, memory_id=i).text for i in ids] == texts  # no document was dropped
     assert _found("what is my cat called?")[0] == "User's cat is called Miso"
     state = index_state()
     assert state is not None and (state["serving"], state["documents"]) == (versioned_name(), 3)

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from memory import working
-from memory.extraction import queue
+from memory.extraction import dead_letters, queue
 from memory.prompt import build_prompt
 from memory.selectors import get_memory, memory_history
 from memory.services import add_memory, delete_memory, update_memory
@@ -249,7 +249,7 @@ def _seed_everything() -> Any:
     build_prompt(user_id=CUSTOMER, session_id="s1", message="What is the user allergic to?", turn_id="01T2")
     say(CUSTOMER, "s-dead", "I moved to Faro.")
     turns = queue.pending_turns("s-dead", after=0)
-    queue.dead_letter(
+    dead_letters.dead_letter(
         session_id="s-dead", user_id=CUSTOMER, turns=turns, error="LLM timed out after 60 s", entry_ids=[]
     )
     return home

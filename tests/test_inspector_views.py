@@ -19,7 +19,7 @@ from inspector.converters import decode_key, encode_key
 from inspector.diff import reconstruct, word_diff
 from inspector.presenters import duration_text
 from memory import keys, working
-from memory.extraction import queue
+from memory.extraction import dead_letters, queue
 from memory.prompt import build_prompt
 from memory.query import MemoryFilter
 from memory.search import search_memories
@@ -96,10 +96,10 @@ def _messages(response: Any) -> list[str]:
 def _dead_letter(user_id: str = OWNER, session_id: str = "s-dead") -> str:
     say(user_id, session_id, "I live in Lisbon.")
     turns = queue.pending_turns(session_id, after=0)
-    queue.dead_letter(
+    dead_letters.dead_letter(
         session_id=session_id, user_id=user_id, turns=turns, error="model exploded", entry_ids=[]
     )
-    return queue.dead_letters()[0].id
+    return dead_letters.dead_letters()[0].id
 
 
 # --- Permissions ----------------------------------------------------------------------------------
@@ -216,11 +216,11 @@ def test_mutations_permission_matrix(who: Who, memory: Any) -> None:
         ]
         assert all(e.actor.kind == ActorKind.STAFF for e in history[1:])
         assert after.text == "User lives in Lisbon." and after.pinned and after.locked
-        assert queue.dead_letters() == []
+        assert dead_letters.dead_letters() == []
         assert list_memories(filter=MemoryFilter.build(user_id="someone-else")).total == 0
     else:
         assert len(history) == 1 and after.version == 1 and not after.pinned
-        assert len(queue.dead_letters()) == 1
+        assert len(dead_letters.dead_letters()) == 1
         assert list_memories(filter=MemoryFilter.build(user_id="someone-else")).total == 1
 
 
@@ -228,10 +228,10 @@ def test_dead_letter_discard_permission(client: Client, viewer: Any, editor: Any
     letter_id = _dead_letter()
     client.force_login(viewer)
     assert client.post(url("discard_dead_letter", letter_id=letter_id)).status_code == 403
-    assert len(queue.dead_letters()) == 1
+    assert len(dead_letters.dead_letters()) == 1
     client.force_login(editor)
     assert client.post(url("discard_dead_letter", letter_id=letter_id)).status_code == 302
-    assert queue.dead_letters() == []
+    assert dead_letters.dead_letters() == []
 
 
 def test_view_only_staff_see_no_edit_controls(as_viewer: Client, memory: Any) -> None:
@@ -508,7 +508,7 @@ def test_dead_letter_retry_and_discard(as_editor: Client) -> None:
     before = queue.queue_health()["stream_length"]
     response = as_editor.post(url("retry_dead_letter", letter_id=letter_id), follow=True)
     assert any("Queued 1 turn" in m for m in _messages(response))
-    assert queue.dead_letters() == []
+    assert dead_letters.dead_letters() == []
     assert queue.queue_health()["stream_length"] == before + 1
     assert len(queue.pending_turns("s-dead", after=queue.cursor("s-dead"))) == 1
     # Retrying again: it is gone, with a message, not a 500.
@@ -520,7 +520,7 @@ def test_dead_letter_retry_and_discard(as_editor: Client) -> None:
         response.status_code == 200 and b'id="queue"' in response.content and b"<html" not in response.content
     )
     assert b"Discarded" in response.content
-    assert queue.dead_letters() == []
+    assert dead_letters.dead_letters() == []
 
 
 def test_export_is_a_json_download_of_everything(as_viewer: Client, viewer: Any, memory: Any) -> None:

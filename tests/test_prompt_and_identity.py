@@ -63,7 +63,7 @@ def test_build_prompt_saves_a_trace_and_bumps_access_stats(chat_session):
         "topic",
         "importance",
     }
-    assert trace["threshold"] == built.trace["threshold"]
+    assert trace["threshold"] == built.trace.threshold
     assert "near_misses" in trace and trace["tokens"]["budget"] == built.budget
     used = get_memory(owner=ANYONE, memory_id=trace["memories"][0]["id"])
     assert used.access_count == 1 and used.last_accessed_at > 0

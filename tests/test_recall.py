@@ -174,8 +174,8 @@ def test_a_profile_question_gets_the_most_important_facts_not_a_threshold(settin
                           "User went to a concert on 3 May 2025"}  # fmt: skip
     assert texts[-1].startswith("User went to a concert"), "a past event matters least"
     assert {h.reason for h in built.memories} == {"profile"}
-    assert built.trace["mode"] == "profile"
-    assert all(m["admitted_by"].startswith("profile question") for m in built.trace["memories"])
+    assert built.trace.mode == "profile"
+    assert all(m.admitted_by.startswith("profile question") for m in built.trace.memories)
     reply = compose_reply(built, "What do you remember about me?", scope=Scope(user_id="alice"))
     assert (
         "I don't remember" not in reply and "Your name is Priya." in reply and "You are vegetarian." in reply
@@ -187,7 +187,7 @@ def test_where_do_i_work_finds_the_work_fact_and_the_trace_says_why(settings):
     built = build_prompt(user_id="alice", session_id="s-new", message="Where do I work?")
     texts = [h.memory.text for h in built.memories]
     assert "User works at St. Mary's" in texts[:2]
-    rule = built.trace["memories"][0]["admitted_by"]
+    rule = built.trace.memories[0].admitted_by
     assert rule.startswith("score ") and "cut" in rule and "best" in rule
     assert "St. Mary's" in compose_reply(built, "Where do I work?", scope=Scope(user_id="alice"))
 
@@ -200,8 +200,8 @@ def test_a_fact_and_the_turn_it_came_from_are_shown_once(offline):
     texts = [h.memory.text for h in built.memories]
     assert "User works as a nurse at St. Mary's hospital" in texts
     assert "I work as a nurse at St. Mary's hospital." not in texts
-    [left_out] = [m for m in built.trace["left_out"] if m["type"] == "message"]
-    assert left_out["why"].startswith(("said as a fact", "its fact is shown"))
+    [left_out] = [m for m in built.trace.left_out if m.type == "message"]
+    assert left_out.why.startswith(("said as a fact", "its fact is shown"))
 
 
 def test_turns_of_the_conversation_itself_are_not_recalled_again(offline):

@@ -18,7 +18,7 @@ from django.urls import reverse
 from inspector import selectors as inspector_selectors
 from inspector.presenters import feed_entry
 from memory import keys, working
-from memory.extraction import queue
+from memory.extraction import dead_letters, queue
 from memory.extraction.queue import QueuedTurn
 from memory.extraction.types import TurnMessage
 from memory.prompt import build_prompt
@@ -27,6 +27,7 @@ from memory.selectors import get_memory, memory_history, recent_events
 from memory.services import add_memory, delete_memory, update_memory
 from memory.types import MemoryNotFound, MemoryType, Scope
 from memory.worker import Worker
+from tests.extraction_helpers import adding_plan
 from tests.memory_helpers import ANYONE, USER, everything_in_redis
 
 OWNER = "keeper-9"
@@ -52,7 +53,9 @@ def _letter(session_id: str, text: str) -> None:
         strategy="",
         messages=[TurnMessage("user", text, time.time(), f"{session_id}-t1")],
     )
-    queue.dead_letter(session_id=session_id, user_id=OWNER, turns=[turn], error="model down", entry_ids=[])
+    dead_letters.dead_letter(
+        session_id=session_id, user_id=OWNER, turns=[turn], error="model down", entry_ids=[]
+    )
 
 
 def _wait_until_gone(client: Any, redis_key: str) -> None:
@@ -85,8 +88,8 @@ def test_expired_and_purged_memories_leave_no_words_in_any_key(redis_client, sho
     assert first is not None and episode.id in {m["id"] for m in first["memories"]}
     delete_memory(owner=ANYONE, memory_id=said.id, actor=USER)  # purged once the (50 s) grace period ends
     # Where else the words sit: a saved plan, a pending turn, a dead letter.
-    queue.save_plan("s-plan", 1, {"from_seq": 1, "ops": [{"candidate": {"text": EPISODE_V2}}]})
-    queue.save_plan("s-other", 1, {"from_seq": 1, "ops": [{"candidate": {"text": "Unrelated plan"}}]})
+    queue.save_plan("s-plan", 1, adding_plan(EPISODE_V2, user_id=OWNER))
+    queue.save_plan("s-other", 1, adding_plan("Unrelated plan", user_id=OWNER))
     queue.enqueue_turn(
         user_id=OWNER, session_id="s-pending", turn_id="p1", messages=[TurnMessage("user", SAID, time.time())]
     )
@@ -125,7 +128,7 @@ def test_expired_and_purged_memories_leave_no_words_in_any_key(redis_client, sho
     ids = {m.decode() for m in redis_client.smembers(keys.user_memory_ids(OWNER))}
     assert ids == {kept.id}
     assert redis_client.exists(keys.extraction("s-other", "plan:1"))
-    assert [d.turns[0].messages[0].content for d in queue.dead_letters()] == [OTHER_LETTER]
+    assert [d.turns[0].messages[0].content for d in dead_letters.dead_letters()] == [OTHER_LETTER]
     # Traces keep their shape (ids, scores), with the words blanked.
     first = working.get_trace(session_id="s-ret", turn_id="t1")
     second = working.get_trace(session_id="s-ret", turn_id="t2")
@@ -207,9 +210,9 @@ def test_dead_letters_are_dropped_after_their_retention(redis_client, settings):
     settings.DEAD_LETTER_RETENTION_SECONDS = 3600
     _letter("s-dead", OTHER_LETTER)
     assert run_retention(now=time.time() + 60).dead_letters == 0
-    assert len(queue.dead_letters()) == 1
+    assert len(dead_letters.dead_letters()) == 1
     assert run_retention(now=time.time() + 3601).dead_letters == 1
-    assert queue.dead_letters() == []
+    assert dead_letters.dead_letters() == []
 
 
 # --- The inspector still shows what is left -----------------------------------------------------

@@ -15,7 +15,7 @@ from inspector.permissions import staff_owner
 from memory.access import Owner
 from memory.extraction.decide import Op
 from memory.extraction.pipeline import apply_plan
-from memory.extraction.types import Candidate, CandidateKind
+from memory.extraction.types import Candidate, CandidateKind, ExtractionPlan
 from memory.selectors import get_memory, memory_history, memory_ttl
 from memory.services import (
     add_memory,
@@ -108,17 +108,20 @@ def test_an_extraction_plan_changes_only_its_own_users_memories(redis_client: An
     bobs = _bobs_memory()
     before = _state(bobs.id)
     candidate = Candidate(kind=CandidateKind.REMEMBER, text="User lives in Porto")
-    plan = {
-        "from_seq": 1,
-        "scope": {"user_id": "alice", "agent_id": "engram", "namespace": "default"},
-        "extractor": {"model": "rules", "prompt_version": "rules-v2"},
-        "source": ["t1"],
-        "ops": [
-            Op("update", candidate, target_id=bobs.id, text="User lives in Porto").as_dict(),
-            Op("delete", candidate, target_id=bobs.id).as_dict(),
-            Op("update", candidate, target_id=bobs.id, text="x", refused="update").as_dict(),
-        ],
-    }
+    plan = ExtractionPlan.from_dict(
+        {
+            "from_seq": 1,
+            "to_seq": 1,
+            "scope": {"user_id": "alice", "agent_id": "engram", "namespace": "default"},
+            "extractor": {"model": "rules", "prompt_version": "rules-v2"},
+            "source": ["t1"],
+            "ops": [
+                Op("update", candidate, target_id=bobs.id, text="User lives in Porto").as_dict(),
+                Op("delete", candidate, target_id=bobs.id).as_dict(),
+                Op("update", candidate, target_id=bobs.id, text="x", refused="update").as_dict(),
+            ],
+        }
+    )
     outcomes = apply_plan(plan, session_id="s-alice", worker_id="w1")
     assert outcomes["update"] == outcomes["delete"] == 0, outcomes
     assert _state(bobs.id) == before

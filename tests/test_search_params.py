@@ -116,12 +116,11 @@ def test_the_prompt_searches_with_its_params_and_its_trace_saves_their_weights(a
     built = build_prompt(
         user_id="alice", session_id="s-1", message="my dog Rex", save_trace=False, params=params
     )
-    assert built.memories == [] and built.trace["threshold"] == 0.99
-    assert built.trace["weights"]["session"] == 0.25
+    assert built.memories == [] and built.trace.threshold == 0.99
+    assert built.trace.weights["session"] == 0.25
     shipped = build_prompt(user_id="alice", session_id="s-1", message="my dog Rex", save_trace=False)
     assert (
-        shipped.memories
-        and shipped.trace["weights"]["session"] == SearchParams.from_settings().session_weight
+        shipped.memories and shipped.trace.weights["session"] == SearchParams.from_settings().session_weight
     )
 
 

@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from chat.tools import ToolContext, run_tool
 from memory import keys, working
-from memory.extraction import queue
+from memory.extraction import dead_letters, queue
 from memory.extraction.types import TurnMessage
 from memory.prompt import build_prompt
 from memory.query import MemoryFilter
@@ -67,7 +67,7 @@ def _as_old_code_stored_it(redis_client: Any, *, session_id: str, user_id: str, 
     turn = queue.QueuedTurn(1, "t-old", user_id, session_id, "engram", "default", "", [
         TurnMessage("user", content, time.time(), "t-old"),
     ])  # fmt: skip
-    queue.dead_letter(session_id=session_id, user_id=user_id, turns=[turn], error="boom", entry_ids=[])
+    dead_letters.dead_letter(session_id=session_id, user_id=user_id, turns=[turn], error="boom", entry_ids=[])
 
 
 def test_a_lone_surrogate_stored_by_the_old_code_renders_on_every_page(redis_client: Any) -> None:
@@ -99,7 +99,7 @@ def test_a_lone_surrogate_stored_by_the_old_code_renders_on_every_page(redis_cli
     # The readers behind the pages, and the worker's view of the parked turn.
     assert working.get_messages(session_id="s1")[0].content == "I love \ufffd pizza"
     assert memory_history(memory_id=memory.id)[-1].reason == "user asked to forget: \ufffd"
-    assert queue.dead_letters()[0].turns[0].messages[0].content == "I love \ufffd pizza"
+    assert dead_letters.dead_letters()[0].turns[0].messages[0].content == "I love \ufffd pizza"
 
 
 def test_text_entering_storage_is_cleaned(redis_client: Any) -> None:

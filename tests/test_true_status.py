@@ -15,9 +15,8 @@ from django.urls import reverse
 
 from devtools.llm_server import Reply
 from memory import working
-from memory.extraction.decide import Op
 from memory.extraction.pipeline import apply_plan
-from memory.extraction.types import Candidate, CandidateKind
+from memory.extraction.types import Candidate, CandidateKind, ExtractionPlan, Op
 from memory.query import MemoryFilter
 from memory.selectors import get_memory, list_memories, memory_history
 from memory.services import add_memory, set_locked
@@ -131,13 +130,16 @@ async def test_a_change_support_locked_is_said_to_be_refused_and_recorded(settin
 def test_a_memory_locked_after_the_plan_was_made_records_the_refusal_once(redis_client: Any) -> None:
     memory = add_memory(text="User lives in Lisbon", scope=Scope(user_id="alice"), actor=STAFF)
     candidate = Candidate(kind=CandidateKind.REMEMBER, text="User lives in Porto")
-    plan = {
-        "from_seq": 1,
-        "scope": {"user_id": "alice", "agent_id": "engram", "namespace": "default"},
-        "extractor": {"model": "rules", "prompt_version": "rules-v2"},
-        "source": ["t1"],
-        "ops": [Op("update", candidate, target_id=memory.id, text="User lives in Porto").as_dict()],
-    }
+    plan = ExtractionPlan.from_dict(
+        {
+            "from_seq": 1,
+            "to_seq": 1,
+            "scope": {"user_id": "alice", "agent_id": "engram", "namespace": "default"},
+            "extractor": {"model": "rules", "prompt_version": "rules-v2"},
+            "source": ["t1"],
+            "ops": [Op("update", candidate, target_id=memory.id, text="User lives in Porto").as_dict()],
+        }
+    )
     set_locked(owner=ANYONE, memory_id=memory.id, locked=True, actor=STAFF)
     for _ in range(2):  # a worker that takes the job over applies the same plan again
         outcomes = apply_plan(plan, session_id="s1", worker_id="w1")

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from inspector.forms import UserLookupForm
 from inspector.permissions import change_required, is_htmx, staff_actor
 from inspector.views.overview import queue_context, render_overview
-from memory.extraction import queue
+from memory.extraction import dead_letters
 from memory.types import MemoryNotFound
 
 _LETTER_ID = re.compile(r"\d{1,20}-\d{1,20}")
@@ -42,7 +42,7 @@ def _letter_id(letter_id: str) -> str:
 def retry_dead_letter(request: HttpRequest, letter_id: str) -> HttpResponse:
     letter_id = _letter_id(letter_id)
     try:
-        turns = queue.retry_dead_letter(letter_id, actor=staff_actor(request.user))
+        turns = dead_letters.retry_dead_letter(letter_id, actor=staff_actor(request.user))
     except MemoryNotFound:
         messages.error(request, "That dead letter is gone (retried or discarded meanwhile).")
         return _letter_answer(request, status=404)
@@ -59,7 +59,7 @@ def retry_dead_letter(request: HttpRequest, letter_id: str) -> HttpResponse:
 @require_POST
 def discard_dead_letter(request: HttpRequest, letter_id: str) -> HttpResponse:
     letter_id = _letter_id(letter_id)
-    if not queue.discard_dead_letter(letter_id, actor=staff_actor(request.user)):
+    if not dead_letters.discard_dead_letter(letter_id, actor=staff_actor(request.user)):
         messages.error(request, "That dead letter is gone (retried or discarded meanwhile).")
         return _letter_answer(request, status=404)
     logger.info("inspector: %s discarded dead letter %s", staff_actor(request.user).id, letter_id)

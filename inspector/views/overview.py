@@ -15,7 +15,7 @@ from inspector.forms import UserLookupForm
 from inspector.permissions import can_change, view_required
 from inspector.presenters import as_datetime, duration_text
 from inspector.views.common import feed_context, is_partial, page_number
-from memory.extraction import queue
+from memory.extraction import dead_letters, queue
 from memory.selectors import known_users
 from memory.types import MemoryType
 
@@ -37,7 +37,7 @@ def _users_context(request: HttpRequest) -> dict[str, Any]:
 
 def queue_context(request: HttpRequest) -> dict[str, Any]:
     health = queue.queue_health()
-    letters = queue.dead_letters(limit=DEAD_LETTERS_SHOWN)
+    letters = dead_letters.dead_letters(limit=DEAD_LETTERS_SHOWN)
     return {
         "queue": health,
         "oldest_pending": duration_text(health["oldest_pending_age_s"]) if health["pending"] else "",

@@ -17,6 +17,7 @@ from inspector.presenters import as_datetime, duration_text, trace_view
 from inspector.views.common import is_partial, session_or_404, valid_user_id
 from memory import working
 from memory.prompt import build_prompt
+from memory.traces import session_traces
 from memory.types import InvalidInput
 
 
@@ -69,7 +70,7 @@ def sandbox(request: HttpRequest, user_id: str) -> HttpResponse:
 @require_GET
 def session_page(request: HttpRequest, session_id: str) -> HttpResponse:
     session = session_or_404(session_id)
-    traces = [trace_view(t) for t in reversed(working.list_traces(session_id=session.id))]
+    traces = [trace_view(t) for t in reversed(session_traces(session_id=session.id))]
     context = {
         "session": session,
         "created": as_datetime(session.created_at),

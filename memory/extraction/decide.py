@@ -8,15 +8,13 @@ candidates with related memories go to the LLM, which sees those memories under 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 
 from core.llm import LLM
 from memory.extraction import prompts
 from memory.extraction.llm_extractor import ExtractionError, call_json
-from memory.extraction.types import Candidate, CandidateKind
+from memory.extraction.types import ACTIONS, Candidate, CandidateKind, Op
 from memory.policy import Change, may_change
 from memory.query import MemoryFilter
 from memory.records import content_hash
@@ -24,50 +22,11 @@ from memory.selectors import find_exact_duplicates, find_similar, list_memories
 from memory.topics import SLOT_TOPIC_PREFIX
 from memory.types import Actor, ActorKind, Memory, MemoryType, Scope
 
-ACTIONS = ("add", "update", "delete", "noop")
 FACT_TYPES = [t for t in MemoryType if t != MemoryType.MESSAGE]
 # How close a memory must be to what the user asked to forget.
 FORGET_DISTANCE = 0.6
 # How close an earlier preference must be for "I now prefer X" to replace it.
 PREFERENCE_DISTANCE = 0.6
-
-
-@dataclass(frozen=True)
-class Op:
-    action: str
-    candidate: Candidate
-    target_id: str = ""
-    text: str = ""
-    reason: str = ""
-    # A delete that also deletes the `message` memories the target was learned from: a user who
-    # asks to forget a fact means the words too.
-    with_source: bool = False
-    # A no-op because the change it would be (`refused` = "update" or "delete") is not allowed on
-    # the target (locked by staff, pinned): recorded in the target's history, never reported as done.
-    refused: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "candidate": self.candidate.as_dict(),
-            "target_id": self.target_id,
-            "text": self.text,
-            "reason": self.reason,
-            "with_source": self.with_source,
-            "refused": self.refused,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Op:
-        return cls(
-            action=data["action"],
-            candidate=Candidate.from_dict(data["candidate"]),
-            target_id=data.get("target_id", ""),
-            text=data.get("text", ""),
-            reason=data.get("reason", ""),
-            with_source=bool(data.get("with_source", False)),
-            refused=str(data.get("refused") or ""),
-        )
 
 
 # The plan is made before it is applied; the policy only looks at the actor's kind, and applying

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import suppress
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
@@ -21,14 +22,14 @@ from core.redis_client import REDIS_UNREACHABLE, get_redis
 from memory import keys, working
 from memory.access import Owner
 from memory.events import publish_decisions
-from memory.extraction import prompts, queue
+from memory.extraction import dead_letters, prompts, queue
 from memory.extraction.compaction import compact_session, extractive_summary
-from memory.extraction.decide import Op, decide
+from memory.extraction.decide import decide
 from memory.extraction.llm_extractor import ExtractionError, extract_with_llm, summarise_with_llm
 from memory.extraction.messages import forget_sources, store_messages
 from memory.extraction.queue import QueuedTurn, StreamEntry
 from memory.extraction.rules import RULES_VERSION, extract_candidates
-from memory.extraction.types import Candidate, TurnMessage
+from memory.extraction.types import Candidate, ExtractionPlan, Op, PlanError, PlanExtractor, TurnMessage
 from memory.lease import fenced, kept_alive
 from memory.services import add_memory, delete_memory, record_refused_change, update_memory
 from memory.topics import SLOT_TOPIC_PREFIX
@@ -62,39 +63,36 @@ def _messages(turns: Sequence[QueuedTurn]) -> list[TurnMessage]:
     return [TurnMessage(m.role, m.content, m.at, m.turn_id or t.turn_id) for t in turns for m in t.messages]
 
 
-def build_plan(turns: Sequence[QueuedTurn], *, llm: LLM | None) -> dict[str, Any]:
+def build_plan(turns: Sequence[QueuedTurn], *, llm: LLM | None) -> ExtractionPlan:
     strategy = turns[-1].strategy or settings.EXTRACTION_STRATEGY
     scope = _scope(turns)
     messages = _messages(turns)
     source = [t.turn_id for t in turns]
     if llm is None:
-        extractor = {"model": "rules", "prompt_version": RULES_VERSION}
+        extractor = PlanExtractor(model="rules", prompt_version=RULES_VERSION)
     else:
-        extractor = {"model": settings.EXTRACTION_MODEL, "prompt_version": prompts.PROMPT_VERSION}
-    plan: dict[str, Any] = {
-        "from_seq": turns[0].seq,
-        "to_seq": turns[-1].seq,
-        "strategy": strategy,
-        "scope": {"user_id": scope.user_id, "agent_id": scope.agent_id, "namespace": scope.namespace},
-        "extractor": extractor,
-        "source": source,
-        "ops": [],
-        "summary": None,
-    }
+        extractor = PlanExtractor(model=settings.EXTRACTION_MODEL, prompt_version=prompts.PROMPT_VERSION)
+    plan = ExtractionPlan(
+        from_seq=turns[0].seq,
+        to_seq=turns[-1].seq,
+        strategy=strategy,
+        scope=scope,
+        extractor=extractor,
+        source=source,
+    )
     if strategy == "summary":
         current = working.get_session(session_id=turns[-1].session_id)
         previous = current.summary if current else ""
         if llm is None:
             older = [working.WorkingMessage("", m.role, m.content, m.at, 0) for m in messages]
-            plan["summary"] = extractive_summary(previous, older)
+            summary = extractive_summary(previous, older)
         else:
-            plan["summary"] = summarise_with_llm(
+            summary = summarise_with_llm(
                 llm, current=previous, messages=messages, prompt=prompts.SUMMARY_PROMPT
             )
-        return plan
+        return replace(plan, summary=summary)
     candidates = _candidates(messages, strategy=strategy, llm=llm, source=source)
-    plan["ops"] = [op.as_dict() for op in decide(candidates, scope=scope, llm=llm)]
-    return plan
+    return replace(plan, ops=decide(candidates, scope=scope, llm=llm))
 
 
 def _candidates(
@@ -109,34 +107,33 @@ def _candidates(
 
 
 def apply_plan(
-    plan: dict[str, Any], *, session_id: str, worker_id: str, lease: Lease | None = None
+    plan: ExtractionPlan, *, session_id: str, worker_id: str, lease: Lease | None = None
 ) -> Counter[str]:
     actor = Actor(
         ActorKind.EXTRACTOR,
         worker_id,
-        model=plan["extractor"]["model"],
-        prompt_version=plan["extractor"]["prompt_version"],
+        model=plan.extractor.model,
+        prompt_version=plan.extractor.prompt_version,
     )
-    planned = Scope(**plan["scope"])
+    planned = plan.scope
     # The plan may have been made (and saved) before the visitor logged in: write for the owner now.
     scope = Scope(
         user_id=_owner(session_id, fallback=planned.user_id),
         agent_id=planned.agent_id,
         namespace=planned.namespace,
     )
-    key_prefix = f"extract:{session_id}:{plan['from_seq']}"
+    key_prefix = f"extract:{session_id}:{plan.from_seq}"
     outcomes: Counter[str] = Counter()
-    if plan.get("summary") is not None:
+    if plan.summary is not None:
         _apply_summary(
             plan, scope=scope, actor=actor, session_id=session_id, key=f"{key_prefix}:summary", lease=lease
         )
         outcomes["summary"] += 1
         return outcomes
     unchanged: list[dict[str, Any]] = []
-    for n, raw in enumerate(plan["ops"]):
-        op = Op.from_dict(raw)
+    for n, op in enumerate(plan.ops):
         outcome = _apply_op(
-            op, scope=scope, actor=actor, key=f"{key_prefix}:{n}", source=plan["source"], lease=lease
+            op, scope=scope, actor=actor, key=f"{key_prefix}:{n}", source=plan.source, lease=lease
         )
         outcomes[outcome] += 1
         if outcome == "noop":
@@ -232,11 +229,11 @@ def _record_refusal(op: Op, *, owner: Owner, actor: Actor, key: str, action: str
 
 
 def _apply_summary(
-    plan: dict[str, Any], *, scope: Scope, actor: Actor, session_id: str, key: str, lease: Lease | None
+    plan: ExtractionPlan, *, scope: Scope, actor: Actor, session_id: str, key: str, lease: Lease | None
 ) -> None:
     client = get_redis()
     summary_id = client.get(keys.extraction(session_id, "summary_id"))
-    text = plan["summary"]
+    text = plan.summary or ""
     if summary_id:
         try:
             update_memory(memory_id=summary_id.decode(), owner=Owner.user(scope.user_id), text=text,
@@ -254,7 +251,7 @@ def _apply_summary(
         actor=actor,
         type=MemoryType.EPISODIC,
         topics=[SUMMARY_TOPIC],
-        source=plan["source"],
+        source=plan.source,
         reason="rolling summary",
         idempotency_key=key,
         lease=lease,
@@ -330,7 +327,7 @@ def _run_job(
         return
     from_seq = applied_upto + 1
     if queue.failures(session_id, entry_ids) >= settings.EXTRACTION_MAX_DELIVERIES:
-        queue.dead_letter(
+        dead_letters.dead_letter(
             session_id=session_id,
             user_id=turns[-1].user_id,
             turns=turns,
@@ -350,7 +347,7 @@ def _run_job(
             queue.save_plan(session_id, from_seq, plan, lease=lease)
         outcomes.update(apply_plan(plan, session_id=session_id, worker_id=worker_id, lease=lease))
         queue.commit(
-            session_id=session_id, to_seq=plan["to_seq"], from_seq=from_seq, entry_ids=entry_ids, lease=lease
+            session_id=session_id, to_seq=plan.to_seq, from_seq=from_seq, entry_ids=entry_ids, lease=lease
         )
     except LeaseLost:
         raise
@@ -362,7 +359,7 @@ def _run_job(
         attempt = queue.record_failure(session_id, entry_ids, lease=lease)
         outcomes["failed"] += 1
         queue.bump("jobs_failed")
-        expected = isinstance(exc, ExtractionError | LLMError)
+        expected = isinstance(exc, ExtractionError | LLMError | PlanError)
         logger.warning(
             "extraction of session %s failed (attempt %d): %s",
             session_id,
@@ -371,7 +368,7 @@ def _run_job(
             exc_info=not expected,
         )
         if attempt >= settings.EXTRACTION_MAX_DELIVERIES:
-            queue.dead_letter(
+            dead_letters.dead_letter(
                 session_id=session_id,
                 user_id=turns[-1].user_id,
                 turns=turns,

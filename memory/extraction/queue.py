@@ -23,10 +23,10 @@ from redis.client import Pipeline
 from core.redis_client import get_redis
 from core.text import loads as stored_json
 from memory import keys
-from memory.extraction.types import TurnMessage
+from memory.extraction.types import ExtractionPlan, PlanError, TurnMessage
 from memory.lease import fenced
 from memory.query import validate_scope_id
-from memory.types import SYSTEM, Actor, Lease, MemoryNotFound
+from memory.types import Lease
 
 GROUP = keys.TURN_GROUP
 STATE_TTL_SECONDS = 30 * 24 * 3600
@@ -296,10 +296,10 @@ def commit(
 ) -> None:
     """The turns up to `to_seq` are applied: move the cursor, drop them, acknowledge our entries."""
     with fenced(lease) as pipe:
-        _queue_commit(pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids)
+        commit_on(pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids)
 
 
-def _queue_commit(
+def commit_on(
     pipe: Pipeline, *, session_id: str, to_seq: int, from_seq: int, entry_ids: Sequence[str]
 ) -> None:
     pipe.set(keys.extraction(session_id, "cursor"), to_seq, ex=STATE_TTL_SECONDS)
@@ -307,17 +307,17 @@ def _queue_commit(
     pipe.delete(keys.extraction(session_id, f"plan:{from_seq}"))
     pipe.delete(keys.extraction(session_id, "retry_at"))
     if entry_ids:
-        _queue_ack(pipe, session_id=session_id, entry_ids=entry_ids)
+        ack_on(pipe, session_id=session_id, entry_ids=entry_ids)
 
 
 def ack(entry_ids: Sequence[str], *, session_id: str) -> None:
     if entry_ids:
         with get_redis().pipeline(transaction=True) as pipe:
-            _queue_ack(pipe, session_id=session_id, entry_ids=entry_ids)
+            ack_on(pipe, session_id=session_id, entry_ids=entry_ids)
             pipe.execute()
 
 
-def _queue_ack(pipe: Pipeline, *, session_id: str, entry_ids: Sequence[str]) -> None:
+def ack_on(pipe: Pipeline, *, session_id: str, entry_ids: Sequence[str]) -> None:
     pipe.xack(keys.turn_stream(), GROUP, *entry_ids)
     pipe.hdel(keys.extraction(session_id, "failures"), *entry_ids)
 
@@ -350,135 +350,24 @@ def last_turn_at(session_id: str) -> float:
     return float(raw) if raw else 0.0
 
 
-def load_plan(session_id: str, from_seq: int) -> dict[str, Any] | None:
+def load_plan(session_id: str, from_seq: int) -> ExtractionPlan | None:
+    """The saved plan, or None; PlanError when what is saved is not a plan this worker reads."""
     raw = get_redis().get(keys.extraction(session_id, f"plan:{from_seq}"))
-    return stored_json(raw) if raw else None
+    if not raw:
+        return None
+    try:
+        data = stored_json(raw)
+    except ValueError as exc:
+        raise PlanError(f"plan: not JSON ({exc})") from exc
+    return ExtractionPlan.from_dict(data)
 
 
-def save_plan(session_id: str, from_seq: int, plan: dict[str, Any], *, lease: Lease | None = None) -> None:
+def save_plan(session_id: str, from_seq: int, plan: ExtractionPlan, *, lease: Lease | None = None) -> None:
     """Kept until the turns are committed, so a worker that takes over applies the same decisions."""
     with fenced(lease) as pipe:
-        pipe.set(keys.extraction(session_id, f"plan:{from_seq}"), json.dumps(plan), ex=STATE_TTL_SECONDS)
-
-
-# --- Dead letters ---------------------------------------------------------------------------------
-
-
-def dead_letter(
-    *,
-    session_id: str,
-    user_id: str,
-    turns: Sequence[QueuedTurn],
-    error: str,
-    entry_ids: Sequence[str],
-    lease: Lease | None = None,
-) -> str:
-    """Park the turns with the error, move past them, acknowledge: the session is not stuck.
-
-    One MULTI (letter, cursor, acknowledgement, counter): a worker killed here leaves either all
-    of it or none, so a retry cannot park the same turns twice and the counter matches the stream."""
-    from_seq = min((t.seq for t in turns), default=cursor(session_id) + 1)
-    to_seq = max((t.seq for t in turns), default=from_seq - 1)
-    with fenced(lease) as pipe:
-        pipe.xadd(
-            keys.dead_letter_stream(),
-            {
-                "session_id": session_id,
-                "user_id": user_id,
-                "error": error[:2000],
-                "failed_at": repr(time.time()),
-                "turns": json.dumps([json.loads(t.as_json()) for t in turns]),
-            },
+        pipe.set(
+            keys.extraction(session_id, f"plan:{from_seq}"), json.dumps(plan.as_dict()), ex=STATE_TTL_SECONDS
         )
-        if to_seq >= from_seq:
-            _queue_commit(pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids)
-        elif entry_ids:
-            _queue_ack(pipe, session_id=session_id, entry_ids=entry_ids)
-        pipe.hincrby(keys.extraction_stats(), "dead_letters", 1)
-    return f"{from_seq}-{to_seq}"
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    id: str
-    session_id: str
-    user_id: str
-    error: str
-    failed_at: float
-    turns: list[QueuedTurn]
-
-
-def dead_letters(*, limit: int = 100) -> list[DeadLetter]:
-    letters = []
-    for entry_id, fields in get_redis().xrevrange(keys.dead_letter_stream(), count=limit):
-        letters.append(
-            DeadLetter(
-                id=entry_id.decode(),
-                session_id=fields[b"session_id"].decode(),
-                user_id=fields[b"user_id"].decode(),
-                error=fields[b"error"].decode(),
-                failed_at=float(fields[b"failed_at"]),
-                turns=[QueuedTurn.from_json(json.dumps(t)) for t in json.loads(fields[b"turns"])],
-            )
-        )
-    return letters
-
-
-def _audit(event: str, letter: DeadLetter, actor: Actor) -> None:
-    """Retrying or discarding parked turns is a staff decision: keep it in the audit stream."""
-    from memory.events import append_to_stream
-
-    payload = {
-        "event": event,
-        "memory_id": "",
-        "user_id": letter.user_id,
-        "version": 0,
-        "actor": actor.as_dict(),
-        "at": time.time(),
-        "old": None,
-        "new": None,
-        "reason": "",
-        "details": {"dead_letter": letter.id, "session_id": letter.session_id, "turns": len(letter.turns)},
-    }
-    with get_redis().pipeline(transaction=True) as pipe:
-        append_to_stream(pipe, payload=json.dumps(payload), user_id=letter.user_id, event=event)
-        pipe.execute()
-
-
-def _letter(letter_id: str) -> DeadLetter:
-    letter = next((d for d in dead_letters(limit=10_000) if d.id == letter_id), None)
-    if letter is None:
-        raise MemoryNotFound(f"no dead letter {letter_id}")
-    return letter
-
-
-def retry_dead_letter(letter_id: str, *, actor: Actor = SYSTEM) -> int:
-    """Queue the letter's turns again (as new turns of the session) and remove the letter."""
-    letter = _letter(letter_id)
-    for turn in letter.turns:
-        enqueue_turn(
-            user_id=turn.user_id,
-            session_id=turn.session_id,
-            turn_id=turn.turn_id,
-            messages=turn.messages,
-            agent_id=turn.agent_id,
-            namespace=turn.namespace,
-            strategy=turn.strategy,
-        )
-    get_redis().xdel(keys.dead_letter_stream(), letter_id)
-    _audit("dead_letter_retried", letter, actor)
-    return len(letter.turns)
-
-
-def discard_dead_letter(letter_id: str, *, actor: Actor = SYSTEM) -> bool:
-    try:
-        letter = _letter(letter_id)
-    except MemoryNotFound:
-        return False
-    removed = bool(get_redis().xdel(keys.dead_letter_stream(), letter_id))
-    if removed:
-        _audit("dead_letter_discarded", letter, actor)
-    return removed
 
 
 # --- Operations view ------------------------------------------------------------------------------

@@ -157,7 +157,7 @@ class ScoreBreakdown:
     final: float
     bm25_raw: float = 0.0
     # Conversation context: the best match in the memory's session, and in the candidates said right
-    # before/after it in that session (see memory.selectors.search_memories).
+    # before/after it in that session (see memory.search.search_memories).
     session: float = 0.0
     neighbour: float = 0.0
     # 1 when the memory is filed under a topic the question is about (memory.topics).

@@ -230,12 +230,18 @@ def _switch(serving: Serving | None, target: str) -> None:
 
 
 def index_state() -> dict[str, Any] | None:
-    """Name, version, document count and indexing progress, or None before the first memory is
-    written."""
-    serving = serving_index()
+    """Name, version, document count and indexing progress, or None when there is no index: before
+    the first memory is written, or on a Redis that cannot hold one (no search module: FT.INFO is an
+    unknown command there). The staff status page shows this exactly when Redis is degraded, so it
+    must not raise on a reply it did not expect."""
+    try:
+        serving = serving_index()
+        info = (_info(serving.name) if serving is not None else None) or {}
+    except redis.ResponseError as exc:
+        logger.warning("The memory index could not be read: %s", exc)
+        return None
     if serving is None:
         return None
-    info = _info(serving.name) or {}
     fraction, indexing = _progress(info)
     return {
         "name": index_name(),

@@ -130,3 +130,29 @@ def test_an_extraction_plan_changes_only_its_own_users_memories(redis_client: An
 def test_only_staff_get_every_owner() -> None:
     with pytest.raises(PermissionDenied):
         staff_owner(AnonymousUser())
+
+
+@pytest.mark.django_db
+def test_a_view_only_staff_member_gets_no_owner_for_changes_even_without_the_decorator(
+    django_user_model, redis_client
+) -> None:
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.test import RequestFactory
+
+    from inspector.views import memories as views
+    from tests.test_pages import _staff
+
+    viewer = _staff(django_user_model)
+    assert staff_owner(viewer) == Owner.anyone()
+    with pytest.raises(PermissionDenied):
+        staff_owner(viewer, change=True)
+
+    memory = add_memory(text="User lives in Porto", scope=Scope(user_id="alice"), actor=BOB)
+    request = RequestFactory().post("/", {"reason": "test"})
+    request.user = viewer
+    request.session = {}  # type: ignore[assignment]
+    request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
+    undecorated = views.delete_memory.__wrapped__  # as if the view lost @change_required
+    with pytest.raises(PermissionDenied):
+        undecorated(request, memory.id)
+    assert not get_memory(owner=ALICE, memory_id=memory.id).deleted

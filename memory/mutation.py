@@ -122,11 +122,6 @@ def embed(texts: Sequence[str]) -> np.ndarray:
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 
 
-def get_memory_any(memory_id: str) -> Memory:
-    """The engine's own re-read of a memory it has just written (an idempotent replay)."""
-    return get_memory(memory_id=memory_id, owner=Owner.anyone(), include_deleted=True)
-
-
 @dataclass
 class Mutation:
     """What a mutation does to a memory it has just read (inside WATCH)."""

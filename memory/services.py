@@ -32,7 +32,6 @@ from memory.mutation import (
     clear_event_date,
     editable,
     embed,
-    get_memory_any,
     memory_type_of,
     mutate,
     ttl_value,
@@ -178,7 +177,10 @@ def add_memories(
     memories = []
     for i, (memory, ttl) in enumerate(prepared):
         if i in done:
-            memories.append(get_memory_any(done[i]))
+            # Read as the item's user: a key once used for another user's memory must not hand
+            # that memory out (it is "not found", as for any by-id call outside the owner).
+            owner = Owner.user(items[i].scope.user_id)
+            memories.append(get_memory(memory_id=done[i], owner=owner, include_deleted=True))
             continue
         memory.ttl_seconds = ttl
         memories.append(memory)

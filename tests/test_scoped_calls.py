@@ -156,3 +156,18 @@ def test_a_view_only_staff_member_gets_no_owner_for_changes_even_without_the_dec
     with pytest.raises(PermissionDenied):
         undecorated(request, memory.id)
     assert not get_memory(owner=ALICE, memory_id=memory.id).deleted
+
+
+def test_an_idempotent_replay_reads_as_the_items_user_not_as_anyone(redis_client) -> None:
+    from memory.services import NewMemory, add_memories
+
+    def add(user_id: str) -> list[Memory]:
+        item = NewMemory(text=f"{user_id} lives in Porto", scope=Scope(user_id=user_id), idempotency_key="k1")
+        return add_memories(items=[item], actor=BOB)
+
+    [first] = add("alice")
+    [replayed] = add("alice")
+    assert replayed.id == first.id and replayed.text == "alice lives in Porto"
+    with pytest.raises(MemoryNotFound):  # the key names alice's memory: bob is not handed it
+        add("bob")
+    assert get_memory(owner=ALICE, memory_id=first.id).text == "alice lives in Porto"

@@ -35,6 +35,9 @@ TOPIC_TYPES: tuple[str, ...] | None = ("semantic", "episodic", "procedural")
 # Keys the topic query may return (NOCONTENT: ids only); it is not limited to the candidate pool.
 TOPIC_CANDIDATES = 1000
 
+# Hits a search may return; config/settings.py bounds RETRIEVAL_TOP_K by the same number.
+MAX_TOP_K = 100
+
 _POSITIVE = ("recency_half_life_days", "min_candidates", "max_candidates", "keyword_candidates")
 
 
@@ -70,8 +73,8 @@ class SearchParams:
                 raise InvalidInput(f"search parameter {name} must be a number >= 0, not {value!r}")
             if name in _POSITIVE and value <= 0:
                 raise InvalidInput(f"search parameter {name} must be above 0")
-        if not 1 <= self.top_k <= 100:
-            raise InvalidInput("top_k must be between 1 and 100")
+        if not 1 <= self.top_k <= MAX_TOP_K:
+            raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}")
 
     @classmethod
     def from_settings(cls) -> SearchParams:

@@ -27,6 +27,7 @@ from memory.lease import hold as hold_lease
 from memory.policy import Change, may_change
 from memory.query import validate_id, validate_scope_id
 from memory.records import from_hash, ttl_or_none
+from memory.schema import MEMORY
 from memory.selectors import get_memory
 from memory.types import (
     Actor,
@@ -185,21 +186,9 @@ def mutate(
     raise VersionConflict(f"memory {memory_id} is changing too fast; try again")
 
 
-EDITABLE = (
-    "text",
-    "type",
-    "topics",
-    "entities",
-    "event_date",
-    "content_hash",
-    "version",
-    "updated_at",
-    "embedding",
-)
-
-
 def editable(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if k in EDITABLE}
+    """The hash fields an edit rewrites (memory.schema's `editable=True`)."""
+    return {k: v for k, v in fields.items() if k in MEMORY.editable}
 
 
 def clear_event_date(after: Memory) -> Callable[[Pipeline], None] | None:

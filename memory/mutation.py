@@ -52,6 +52,13 @@ DEFAULT_TTL = Default()
 TTL = int | None | Default
 
 
+class Unchanged:
+    """Marker for "keep the stored value", where None means "remove it" (an edit's event date)."""
+
+
+UNCHANGED = Unchanged()
+
+
 def default_ttl(memory_type: MemoryType) -> int | None:
     return {
         MemoryType.SEMANTIC: settings.SEMANTIC_TTL_SECONDS,

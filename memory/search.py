@@ -142,7 +142,8 @@ def search_memories(
     """Top memories for `text` in scope, each with its score breakdown, plus the near misses.
 
     Hybrid runs a filtered KNN and a filtered BM25 query in one round trip (after the per-scope word
-    counts of `informative_terms`), scores the union, then loads the returned memories:
+    counts of `term_stats.scope_word_counts`, which `drop_common_terms` uses to leave out words most
+    of the scope's memories contain), scores the union, then loads the returned memories:
     match = (w_v·vector + w_k·keyword + w_r·recency) / (w_v + w_k + w_r), and
     final = (match + w_s·session + w_n·neighbour) / (1 + w_s + w_n) (see `_conversation_context`).
     The weights, cuts and pool sizes are `params` (default: today's settings); `top_k`, `threshold`,

@@ -152,7 +152,7 @@ def test_a_view_only_staff_member_gets_no_owner_for_changes_even_without_the_dec
     request.user = viewer
     request.session = {}  # type: ignore[assignment]
     request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
-    undecorated = views.delete_memory.__wrapped__  # as if the view lost @change_required
+    undecorated = views.delete_memory.__wrapped__  # type: ignore[attr-defined]  # lost @change_required
     with pytest.raises(PermissionDenied):
         undecorated(request, memory.id)
     assert not get_memory(owner=ALICE, memory_id=memory.id).deleted

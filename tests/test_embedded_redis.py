@@ -192,4 +192,5 @@ def test_the_status_page_says_degraded_and_no_index_without_search(plain_redis, 
         data = client.get("/inspector/status.json")
     assert (report["status"], report["index"]) == ("degraded", None)
     assert page.status_code == 200 and "no &#x27;search&#x27; module" in page.content.decode()
+    assert "this Redis cannot hold one" in page.content.decode()
     assert data.status_code == 200 and data.json()["index"] is None

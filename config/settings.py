@@ -254,7 +254,8 @@ DEAD_LETTER_RETENTION_SECONDS = env_optional_seconds("DEAD_LETTER_RETENTION_SECO
 TOOL_CACHE_TTL_SECONDS = env_int("TOOL_CACHE_TTL_SECONDS", 3600, minimum=1)
 MEMORY_MAX_TEXT_CHARS = env_int("MEMORY_MAX_TEXT_CHARS", 2000, minimum=16)
 MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 8000, minimum=16)
-RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 10, minimum=1)
+# At most memory.search_params.MAX_TOP_K (a search refuses more): said at start-up, not per chat turn.
+RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 10, minimum=1, maximum=100)
 # A memory is injected when final >= max(RETRIEVAL_THRESHOLD, RETRIEVAL_RELATIVE_THRESHOLD x best).
 RETRIEVAL_THRESHOLD = env_float("RETRIEVAL_THRESHOLD", 0.05, minimum=0.0)
 RETRIEVAL_RELATIVE_THRESHOLD = env_float("RETRIEVAL_RELATIVE_THRESHOLD", 0.5, minimum=0.0)

@@ -44,11 +44,12 @@ def staff_actor(user: Any) -> Actor:
     return Actor(ActorKind.STAFF, f"staff-{user.pk}:{user.get_username()}")
 
 
-def staff_owner(user: Any) -> Owner:
+def staff_owner(user: Any, *, change: bool = False) -> Owner:
     """Every user's memories, for by-id engine calls: the inspector's views are behind
-    `inspector_access`; asked again here so a view that lost its decorator still reaches none."""
-    if not can_view(user):
-        raise PermissionDenied(VIEW_PERMISSION)
+    `inspector_access`; asked again here (with `change=True` on write paths) so a view that lost its
+    decorator still reaches none, and a view-only member still changes none."""
+    if not (can_change(user) if change else can_view(user)):
+        raise PermissionDenied(CHANGE_PERMISSION if change else VIEW_PERMISSION)
     return Owner.anyone()
 
 

@@ -117,7 +117,12 @@ def _create(version: int | None = None) -> None:
 
 def ensure_index() -> None:
     """Make sure index_name() answers: on a Redis without an index, create the current version and
-    point the alias at it. An older version keeps serving (logged once; see rebuild)."""
+    point the alias at it. An older version keeps serving (logged once; see rebuild).
+
+    Whether an index exists is read with FT.INFO on the alias name (it resolves aliases), never with
+    redisvl's exists(): that reads FT._LIST, real names only, so behind an alias it says "missing"
+    and creating one would put a real index under the alias' name. Only versioned names are created
+    here."""
     marker = (settings.REDIS_URL, index_name())
     if time.monotonic() - _checked.get(marker, -math.inf) < RECHECK_SECONDS:
         return
@@ -127,21 +132,47 @@ def ensure_index() -> None:
         serving = serving_index()
         if serving is None:
             _create()
-            # ALIASUPDATE, not ADD: another process may have pointed it already.
-            get_redis().execute_command("FT.ALIASUPDATE", index_name(), versioned_name())
-        else:
-            if serving.version == UNVERSIONED:
-                _add_missing_tag_fields(serving.name)
-            if serving.version < INDEX_VERSION and marker not in _warned:
-                _warned.add(marker)
-                logger.warning(
-                    "The memory index %s is version %s and this code defines version %s. Searches keep "
-                    "using it; run `python manage.py memory_index rebuild` to build the new version.",
-                    serving.name,
-                    serving.version,
-                    INDEX_VERSION,
-                )
+            try:
+                # ALIASUPDATE, not ADD: another process may have pointed it already.
+                get_redis().execute_command("FT.ALIASUPDATE", index_name(), versioned_name())
+            except redis.ResponseError as exc:
+                # A real index named like the alias appeared since the check (an older release).
+                if "does not belong" not in str(exc).lower():
+                    raise
+                serving = serving_index()
+        if serving is not None:
+            _check_serving(serving, marker=marker)
         _checked[marker] = time.monotonic()
+
+
+def _check_serving(serving: Serving, *, marker: tuple[str, str]) -> None:
+    if serving.version == UNVERSIONED:
+        _add_missing_tag_fields(serving.name)
+    if serving.version >= INDEX_VERSION or marker in _warned:
+        return
+    _warned.add(marker)
+    if serving.version == UNVERSIONED and _info(versioned_name()) is not None:
+        # Searches keep working (the unversioned index covers the same hashes); ALIASUPDATE cannot
+        # fix it, since Redis refuses an alias named like a real index.
+        logger.warning(
+            "A real index named %s exists beside version %s (%s) and hides the alias of that name, "
+            "so searches use the older index. Unless `memory_index rebuild` is running right now, a "
+            "process of a release before index versions created it: stop those processes, then run "
+            "`FT.DROPINDEX %s` (without DD: no memory is deleted) and `python manage.py memory_index "
+            "rebuild`.",
+            serving.name,
+            INDEX_VERSION,
+            versioned_name(),
+            serving.name,
+        )
+        return
+    logger.warning(
+        "The memory index %s is version %s and this code defines version %s. Searches keep "
+        "using it; run `python manage.py memory_index rebuild` to build the new version.",
+        serving.name,
+        serving.version,
+        INDEX_VERSION,
+    )
 
 
 # An unversioned index (made before versions) may predate these TAG fields: they are added with
@@ -230,12 +261,18 @@ def _switch(serving: Serving | None, target: str) -> None:
 
 
 def index_state() -> dict[str, Any] | None:
-    """Name, version, document count and indexing progress, or None before the first memory is
-    written."""
-    serving = serving_index()
+    """Name, version, document count and indexing progress, or None when there is no index: before
+    the first memory is written, or on a Redis that cannot hold one (no search module: FT.INFO is an
+    unknown command there). The staff status page shows this exactly when Redis is degraded, so it
+    must not raise on a reply it did not expect."""
+    try:
+        serving = serving_index()
+        info = (_info(serving.name) if serving is not None else None) or {}
+    except redis.ResponseError as exc:
+        logger.warning("The memory index could not be read: %s", exc)
+        return None
     if serving is None:
         return None
-    info = _info(serving.name) or {}
     fraction, indexing = _progress(info)
     return {
         "name": index_name(),

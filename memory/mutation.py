@@ -27,6 +27,7 @@ from memory.lease import hold as hold_lease
 from memory.policy import Change, may_change
 from memory.query import validate_id, validate_scope_id
 from memory.records import from_hash, ttl_or_none
+from memory.schema import MEMORY
 from memory.selectors import get_memory
 from memory.types import (
     Actor,
@@ -49,6 +50,13 @@ class Default:
 
 DEFAULT_TTL = Default()
 TTL = int | None | Default
+
+
+class Unchanged:
+    """Marker for "keep the stored value", where None means "remove it" (an edit's event date)."""
+
+
+UNCHANGED = Unchanged()
 
 
 def default_ttl(memory_type: MemoryType) -> int | None:
@@ -122,11 +130,6 @@ def embed(texts: Sequence[str]) -> np.ndarray:
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 
 
-def get_memory_any(memory_id: str) -> Memory:
-    """The engine's own re-read of a memory it has just written (an idempotent replay)."""
-    return get_memory(memory_id=memory_id, owner=Owner.anyone(), include_deleted=True)
-
-
 @dataclass
 class Mutation:
     """What a mutation does to a memory it has just read (inside WATCH)."""
@@ -190,21 +193,9 @@ def mutate(
     raise VersionConflict(f"memory {memory_id} is changing too fast; try again")
 
 
-EDITABLE = (
-    "text",
-    "type",
-    "topics",
-    "entities",
-    "event_date",
-    "content_hash",
-    "version",
-    "updated_at",
-    "embedding",
-)
-
-
 def editable(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if k in EDITABLE}
+    """The hash fields an edit rewrites (memory.schema's `editable=True`)."""
+    return {k: v for k, v in fields.items() if k in MEMORY.editable}
 
 
 def clear_event_date(after: Memory) -> Callable[[Pipeline], None] | None:

@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 
-from memory.schema import MEMORY, vector_bytes
+from memory.schema import MEMORY
+from memory.schema import vector_bytes as vector_bytes  # re-exported: callers encode vectors here
 from memory.types import Memory
-
-__all__ = ["RETURN_FIELDS", "vector_bytes"]
 
 # Fields the search queries return (everything but the vector and the derived source_turns).
 RETURN_FIELDS = MEMORY.return_fields

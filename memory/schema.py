@@ -1,6 +1,6 @@
 """The memory record, defined once: each field's hash name, codec, whether searches return it and
-how the index holds it. The hash codec (memory.records), RETURN_FIELDS and the RediSearch schema
-(memory.index) are all derived from FIELDS.
+how the index holds it. The hash codec (memory.records), RETURN_FIELDS, the RediSearch schema
+(memory.index) and the fields an edit rewrites (memory.mutation.editable) are all derived from FIELDS.
 
 Adding a field to the record: one `Field(...)` line in FIELDS (and the attribute on
 memory.types.Memory it fills); when it carries an `index=` spec, bump INDEX_VERSION too
@@ -55,6 +55,9 @@ class Field:
     index: Index | None = None
     stored: bool = True  # False: kept elsewhere (access stats) but decoded when merged in
     decoded: bool = True  # False: derived on write only (source_turns repeats `source`)
+    # Rewritten by an edit (update, restore a version): the rest (scope, flags, TTL, provenance)
+    # is changed only by its own call, so an edit never resets what it did not ask to change.
+    editable: bool = False
 
 
 def _text(value: str) -> str:
@@ -123,10 +126,10 @@ _LIST_TAG = Index("tag", {"separator": ","})
 
 FIELDS: tuple[Field, ...] = (
     Field("id", ID, "id"),
-    Field("text", TEXT, "text", index=Index("text")),
-    Field("type", MEMORY_TYPE, "type", index=Index("tag")),
-    Field("topics", COMMA_LIST, "topics", index=_LIST_TAG),
-    Field("entities", COMMA_LIST, "entities", index=_LIST_TAG),
+    Field("text", TEXT, "text", index=Index("text"), editable=True),
+    Field("type", MEMORY_TYPE, "type", index=Index("tag"), editable=True),
+    Field("topics", COMMA_LIST, "topics", index=_LIST_TAG, editable=True),
+    Field("entities", COMMA_LIST, "entities", index=_LIST_TAG, editable=True),
     Field("user_id", TEXT, "scope.user_id", index=_CASED_TAG),
     Field("agent_id", TEXT, "scope.agent_id", index=_CASED_TAG),
     Field("namespace", TEXT, "scope.namespace", index=_CASED_TAG),
@@ -136,9 +139,9 @@ FIELDS: tuple[Field, ...] = (
         "session_id", TEXT, "scope.session_id", index=Index("tag", {"case_sensitive": True, "sortable": True})
     ),
     Field("created_at", TIME, "created_at", index=Index("numeric", {"sortable": True})),
-    Field("updated_at", TIME, "updated_at", index=Index("numeric", {"sortable": True})),
-    Field("content_hash", TEXT, "content_hash", index=_CASED_TAG),
-    Field("version", VERSION, "version"),
+    Field("updated_at", TIME, "updated_at", index=Index("numeric", {"sortable": True}), editable=True),
+    Field("content_hash", TEXT, "content_hash", index=_CASED_TAG, editable=True),
+    Field("version", VERSION, "version", editable=True),
     Field("pinned", FLAG, "pinned", index=Index("tag")),
     Field("locked", FLAG, "locked", index=Index("tag")),
     Field("source", JSON_LIST, "source"),
@@ -152,9 +155,11 @@ FIELDS: tuple[Field, ...] = (
         index=Index("tag", {"separator": ",", "case_sensitive": True}),
     ),
     Field("created_by", ACTOR, "created_by"),
-    Field("event_date", OPTIONAL_TIME, "event_date", index=Index("numeric", {"sortable": True})),
+    Field(
+        "event_date", OPTIONAL_TIME, "event_date", index=Index("numeric", {"sortable": True}), editable=True
+    ),
     Field("expires_at", OPTIONAL_TIME, None, index=Index("numeric")),
-    Field("embedding", VECTOR, None, returned=False, index=Index("vector")),
+    Field("embedding", VECTOR, None, returned=False, index=Index("vector"), editable=True),
     # Kept in memstats:<id> (writing an indexed hash re-indexes it); selectors merge them in.
     Field("last_accessed_at", TIME, "last_accessed_at", returned=False, stored=False),
     Field("access_count", COUNT, "access_count", returned=False, stored=False),
@@ -174,6 +179,7 @@ class RecordSchema:
         self.record = record
         self.fields = fields
         self.return_fields: list[str] = [f.name for f in fields if f.returned]
+        self.editable: frozenset[str] = frozenset(f.name for f in fields if f.editable)
         self.encode: Callable[..., dict[str, Any]] = self._compile_encoder()
         self.decode: Callable[..., Memory] = self._compile_decoder()
         # From an HMGET of return_fields, in that order (search's hot path: no dict in between).

@@ -17,7 +17,7 @@ from memory.query import MemoryFilter, keyword_clause, keyword_terms, tag_clause
 from memory.raw_search import Row, ft_search_args, load_memories, parse_reply, run_pipeline
 from memory.records import vector_bytes, vector_from_bytes
 from memory.scoring import BM25_SATURATION, SEARCH_MODES, SearchMode, Weights, score_cut
-from memory.search_params import SearchParams
+from memory.search_params import MAX_TOP_K, SearchParams
 from memory.term_stats import cached_word_counts, drop_common_terms, scope_word_counts
 from memory.topics import query_topics
 from memory.types import InvalidInput, ScoreBreakdown, SearchHit, SearchResult
@@ -142,7 +142,8 @@ def search_memories(
     """Top memories for `text` in scope, each with its score breakdown, plus the near misses.
 
     Hybrid runs a filtered KNN and a filtered BM25 query in one round trip (after the per-scope word
-    counts of `informative_terms`), scores the union, then loads the returned memories:
+    counts of `term_stats.scope_word_counts`, which `drop_common_terms` uses to leave out words most
+    of the scope's memories contain), scores the union, then loads the returned memories:
     match = (w_v·vector + w_k·keyword + w_r·recency) / (w_v + w_k + w_r), and
     final = (match + w_s·session + w_n·neighbour) / (1 + w_s + w_n) (see `_conversation_context`).
     The weights, cuts and pool sizes are `params` (default: today's settings); `top_k`, `threshold`,
@@ -158,8 +159,8 @@ def search_memories(
         raise InvalidInput(f"search text is longer than {settings.MESSAGE_MAX_CHARS} characters")
     params = SearchParams.from_settings() if params is None else params
     top_k = params.top_k if top_k is None else top_k
-    if not 1 <= top_k <= 100:
-        raise InvalidInput("top_k must be between 1 and 100")
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}")
     threshold = params.threshold if threshold is None else threshold
     relative = params.relative_threshold if relative_threshold is None else relative_threshold
     near_misses = params.near_misses if near_misses is None else near_misses

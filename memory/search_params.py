@@ -8,6 +8,7 @@ globals or overriding settings.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -34,6 +35,9 @@ COMMON_TERM_MIN_MEMORIES = 50
 TOPIC_TYPES: tuple[str, ...] | None = ("semantic", "episodic", "procedural")
 # Keys the topic query may return (NOCONTENT: ids only); it is not limited to the candidate pool.
 TOPIC_CANDIDATES = 1000
+
+# Hits a search may return; config/settings.py bounds RETRIEVAL_TOP_K by the same number.
+MAX_TOP_K = 100
 
 _POSITIVE = ("recency_half_life_days", "min_candidates", "max_candidates", "keyword_candidates")
 
@@ -70,8 +74,8 @@ class SearchParams:
                 raise InvalidInput(f"search parameter {name} must be a number >= 0, not {value!r}")
             if name in _POSITIVE and value <= 0:
                 raise InvalidInput(f"search parameter {name} must be above 0")
-        if not 1 <= self.top_k <= 100:
-            raise InvalidInput("top_k must be between 1 and 100")
+        if not 1 <= self.top_k <= MAX_TOP_K:
+            raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}")
 
     @classmethod
     def from_settings(cls) -> SearchParams:
@@ -79,10 +83,16 @@ class SearchParams:
 
         Built once and kept until a setting changes (Django's `setting_changed`, which
         override_settings sends): every search asks for it, and building it costs ~25 µs."""
-        cached = _FROM_SETTINGS.get("params")
-        if cached is None:
-            cached = _FROM_SETTINGS["params"] = cls._read_settings()
-        return cached
+        cached = _CACHE.params
+        if cached is not None:
+            return cached
+        generation = _CACHE.generation
+        params = cls._read_settings()
+        with _CACHE_LOCK:
+            # A setting changed while they were read: they may be stale, so they are not kept.
+            if _CACHE.generation == generation:
+                _CACHE.params = params
+        return params
 
     @classmethod
     def _read_settings(cls) -> SearchParams:
@@ -103,9 +113,22 @@ class SearchParams:
 
 # Checked on every construction (once per search): the names, not `fields()` each time.
 _NUMBERS = tuple(f.name for f in fields(SearchParams) if f.name != "topic_types")
-_FROM_SETTINGS: dict[str, SearchParams] = {}
+
+
+class _Cache:
+    """from_settings()'s value, and how many times a setting changed: params read while one changed
+    are not stored, or they would be served until the next change."""
+
+    params: SearchParams | None = None
+    generation = 0
+
+
+_CACHE = _Cache()
+_CACHE_LOCK = threading.Lock()
 
 
 @receiver(setting_changed)
 def _forget_params_from_settings(**kwargs: Any) -> None:
-    _FROM_SETTINGS.clear()
+    with _CACHE_LOCK:
+        _CACHE.generation += 1
+        _CACHE.params = None

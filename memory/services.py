@@ -25,14 +25,14 @@ from memory.mutation import (
     IDEMPOTENCY_TTL_SECONDS,
     MAX_ATTEMPTS,
     TTL,
-    Default,
+    UNCHANGED,
     Mutation,
+    Unchanged,
     change_ttl,
     check_actor_may_change,
     clear_event_date,
     editable,
     embed,
-    get_memory_any,
     memory_type_of,
     mutate,
     ttl_value,
@@ -178,7 +178,10 @@ def add_memories(
     memories = []
     for i, (memory, ttl) in enumerate(prepared):
         if i in done:
-            memories.append(get_memory_any(done[i]))
+            # Read as the item's user: a key once used for another user's memory must not hand
+            # that memory out (it is "not found", as for any by-id call outside the owner).
+            owner = Owner.user(items[i].scope.user_id)
+            memories.append(get_memory(memory_id=done[i], owner=owner, include_deleted=True))
             continue
         memory.ttl_seconds = ttl
         memories.append(memory)
@@ -228,7 +231,7 @@ def update_memory(
     topics: Sequence[str] | None = None,
     entities: Sequence[str] | None = None,
     entity_hints: Sequence[str] = (),
-    event_date: float | Default | None = DEFAULT_TTL,
+    event_date: float | Unchanged | None = UNCHANGED,
     reason: str = "",
     expected_version: int | None = None,
     idempotency_key: str = "",
@@ -255,7 +258,7 @@ def update_memory(
             type=new_type or before.type,
             topics=new_topics if new_topics is not None else before.topics,
             entities=entities_after_edit(before, text=new_text, entities=new_entities, hints=hints),
-            event_date=before.event_date if isinstance(event_date, Default) else event_date,
+            event_date=before.event_date if isinstance(event_date, Unchanged) else event_date,
             version=before.version + 1,
             updated_at=time.time(),
         )

@@ -90,16 +90,6 @@ def drop_common_terms(terms: list[str], counts: TermCounts, *, params: SearchPar
     return kept or [min(zip(per_term, terms, strict=True))[1]]
 
 
-def informative_terms(
-    base: str, terms: list[str], *, cache_key: str | None = None, params: SearchParams | None = None
-) -> list[str]:
-    """Drop words that occur in too many of this scope's memories."""
-    if len(terms) < 2:
-        return terms
-    counts = scope_word_counts(base, terms, cache_key=cache_key)
-    return drop_common_terms(terms, counts, params=params or SearchParams.from_settings())
-
-
 def forget_term_counts() -> None:
     with _term_counts_lock:
         _term_counts.clear()

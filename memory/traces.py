@@ -238,12 +238,18 @@ def store_trace(trace: RetrievalTrace) -> None:
 
 
 def turn_trace(*, session_id: str, turn_id: str) -> RetrievalTrace | None:
+    """The trace of one turn, None when it has none. One this code cannot read raises TraceError:
+    it is asked for right after this process saved it (the chat's recall panel), so an unreadable
+    one is a bug to see, not to hide. session_traces, which lists traces older releases wrote,
+    skips those instead."""
     stored = working.get_trace(session_id=session_id, turn_id=turn_id)
     return None if stored is None else RetrievalTrace.from_dict(stored)
 
 
 def session_traces(*, session_id: str) -> list[RetrievalTrace]:
-    """The session's traces in turn order; one this code cannot read is left out, not an error."""
+    """The session's traces in turn order. One this code cannot read (a newer release's, or damaged)
+    is left out, not an error: one bad trace must not hide the session's others (the inspector's
+    session page, the chat's recent recalls). turn_trace, asked for one it just saved, raises."""
     traces = []
     for stored in working.list_traces(session_id=session_id):
         try:

@@ -178,3 +178,19 @@ def _manage(args: list[str], redis_url: str) -> subprocess.CompletedProcess[str]
         return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"manage.py {' '.join(args)} kept running against a Redis without search: {exc}")
+
+
+@pytest.mark.django_db
+def test_the_status_page_says_degraded_and_no_index_without_search(plain_redis, client, django_user_model):
+    from inspector.selectors import status_report
+    from tests.test_pages import _staff
+
+    client.force_login(_staff(django_user_model))
+    with pointed_at(plain_redis, channel_prefix="engram:asgi"):
+        report = status_report()
+        page = client.get("/inspector/status/")
+        data = client.get("/inspector/status.json")
+    assert (report["status"], report["index"]) == ("degraded", None)
+    assert page.status_code == 200 and "no &#x27;search&#x27; module" in page.content.decode()
+    assert "this Redis cannot hold one" in page.content.decode()
+    assert data.status_code == 200 and data.json()["index"] is None

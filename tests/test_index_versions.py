@@ -165,3 +165,50 @@ def test_the_status_page_says_a_rebuild_is_needed(client, django_user_model, red
     call_command("memory_index", "rebuild", stdout=io.StringIO())
     assert client.get("/inspector/status.json").json()["index"]["rebuild_needed"] is False
     assert "memory_index rebuild" not in client.get("/inspector/status/").content.decode()
+
+
+SHADOW_WARNING = "hides the alias"
+
+
+def test_an_unversioned_index_made_after_a_rebuild_is_named_and_searches_keep_working(redis_client, caplog):
+    """An older release (or redisvl's exists(), which sees real names only) made an index named like
+    the alias after a rebuild: it shadows the alias. Ensuring the index warns once, never raises."""
+    memory = add_memory(text="User's cat is called Miso", scope=scope(), actor=USER)
+    _make_unversioned_index(redis_client)
+    _wait_indexed(redis_client, index_name())
+    for _ in range(2):
+        index._checked.clear()  # as after RECHECK_SECONDS
+        ensure_index()
+    assert caplog.text.count(SHADOW_WARNING) == 1
+    assert f"FT.DROPINDEX {index_name()}" in caplog.text
+    assert _indexes(redis_client) == sorted([index_name(), versioned_name()])  # nothing else was made
+    assert _found("what is my cat called?") == [memory.text]
+
+    redis_client.execute_command("FT.DROPINDEX", index_name())  # the recovery NOTES.md gives
+    assert "nothing to do" in _command("rebuild")
+    assert _indexes(redis_client) == [versioned_name()]
+    assert _found("what is my cat called?") == [memory.text]
+
+
+def test_an_index_named_like_the_alias_made_during_ensure_index_does_not_fail_it(
+    redis_client, monkeypatch, caplog
+):
+    """The older process creates its index between our check and FT.ALIASUPDATE, which then says
+    "Alias does not belong to provided spec"."""
+    memory = add_memory(text="User's cat is called Miso", scope=scope(), actor=USER)
+    redis_client.execute_command("FT.DROPINDEX", versioned_name())  # documents stay
+    _make_unversioned_index(redis_client)
+    serving_index = index.serving_index
+    calls: list[None] = []
+
+    def not_there_yet_the_first_time() -> index.Serving | None:
+        calls.append(None)
+        return None if len(calls) == 1 else serving_index()
+
+    monkeypatch.setattr(index, "serving_index", not_there_yet_the_first_time)
+    forget_index_cache()
+    ensure_index()
+    assert SHADOW_WARNING in caplog.text
+    assert _indexes(redis_client) == sorted([index_name(), versioned_name()])
+    _wait_indexed(redis_client, index_name())
+    assert _found("what is my cat called?") == [memory.text]

@@ -8,6 +8,7 @@ import pytest
 
 from core.embeddings import get_embedder
 from memory import keys
+from memory.access import Owner
 from memory.query import MemoryFilter
 from memory.search import search_memories
 from memory.selectors import get_memory, memory_history, memory_ttl
@@ -296,3 +297,30 @@ def test_concurrent_ttl_extensions_both_count():
     for thread in threads:
         thread.join()
     assert 1990 <= (memory_ttl(owner=ANYONE, memory_id=memory.id) or 0) <= 2000
+
+
+def test_an_edit_keeps_the_event_date_unless_told_and_none_removes_it(redis_client):
+    from memory.mutation import UNCHANGED
+
+    owner = Owner.user("alice")
+    memory = add_memory(text="Exam on Friday", scope=scope(), actor=USER, event_date=1.9e9)
+    kept = update_memory(memory_id=memory.id, owner=owner, actor=USER, text="Exam on Friday at 9")
+    assert kept.event_date == 1.9e9
+    kept = update_memory(memory_id=memory.id, owner=owner, actor=USER, type="episodic", event_date=UNCHANGED)
+    assert kept.event_date == 1.9e9
+    removed = update_memory(memory_id=memory.id, owner=owner, actor=USER, event_date=None)
+    assert removed.event_date is None
+    assert b"event_date" not in redis_client.hkeys(keys.memory(memory.id))
+
+
+def test_every_public_name_of_records_is_exported():
+    import memory.records as records
+
+    exported: dict[str, object] = {}
+    exec("from memory.records import *", exported)  # noqa: S102 - what `import *` sees
+    own = {
+        name
+        for name, value in vars(records).items()
+        if not name.startswith("_") and getattr(value, "__module__", None) == records.__name__
+    }
+    assert own and own | {"RETURN_FIELDS", "vector_bytes"} <= exported.keys()

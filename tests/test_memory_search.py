@@ -360,7 +360,12 @@ def test_keyword_terms_and_escaping():
 
 
 def test_words_common_to_most_of_a_users_memories_are_left_out_of_bm25():
-    from memory.term_stats import informative_terms
+    from memory.search_params import SearchParams
+    from memory.term_stats import drop_common_terms, scope_word_counts
+
+    def informative_terms(base: str, terms: list[str]) -> list[str]:  # as search_memories does
+        counts = scope_word_counts(base, terms)
+        return drop_common_terms(terms, counts, params=SearchParams.from_settings())
 
     items = [NewMemory(text=f"Alice talked about topic {n}", scope=scope()) for n in range(59)]
     items.append(NewMemory(text="Alice bought a kayak", scope=scope()))

@@ -168,3 +168,36 @@ def test_the_engine_writes_memories_through_the_table(redis_client):
     )
     stored = redis_client.hgetall(keys.memory(memory.id))
     assert {k.decode() for k in stored} == {f.name for f in FIELDS if f.stored} - {"event_date", "expires_at"}
+
+
+# What an edit rewrote before the table carried the flag (memory/services.py's _EDITABLE at f700eb0).
+EDITED_BEFORE_THE_FLAG = {
+    "text",
+    "type",
+    "topics",
+    "entities",
+    "event_date",
+    "content_hash",
+    "version",
+    "updated_at",
+    "embedding",
+}
+
+
+def test_what_an_edit_rewrites_comes_from_the_table_and_nothing_else_moves(redis_client):
+    from memory.access import Owner
+    from memory.services import add_memory, update_memory
+
+    assert MEMORY.editable == {f.name for f in FIELDS if f.editable} == EDITED_BEFORE_THE_FLAG
+    user = Actor(ActorKind.USER, "u")
+    memory = add_memory(
+        text="User speaks Portuguese", scope=Scope(user_id="alice"), actor=user, pinned=True, topics=["lang"]
+    )
+    before = redis_client.hgetall(keys.memory(memory.id))
+    update_memory(
+        memory_id=memory.id, owner=Owner.user("alice"), actor=user, text="User speaks Portuguese and Dutch"
+    )
+    after = redis_client.hgetall(keys.memory(memory.id))
+    moved = {k.decode() for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert {"text", "content_hash", "version", "updated_at", "embedding"} <= moved <= EDITED_BEFORE_THE_FLAG
+    assert after[b"pinned"] == before[b"pinned"] == b"1"

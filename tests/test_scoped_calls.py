@@ -130,3 +130,44 @@ def test_an_extraction_plan_changes_only_its_own_users_memories(redis_client: An
 def test_only_staff_get_every_owner() -> None:
     with pytest.raises(PermissionDenied):
         staff_owner(AnonymousUser())
+
+
+@pytest.mark.django_db
+def test_a_view_only_staff_member_gets_no_owner_for_changes_even_without_the_decorator(
+    django_user_model, redis_client
+) -> None:
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.test import RequestFactory
+
+    from inspector.views import memories as views
+    from tests.test_pages import _staff
+
+    viewer = _staff(django_user_model)
+    assert staff_owner(viewer) == Owner.anyone()
+    with pytest.raises(PermissionDenied):
+        staff_owner(viewer, change=True)
+
+    memory = add_memory(text="User lives in Porto", scope=Scope(user_id="alice"), actor=BOB)
+    request = RequestFactory().post("/", {"reason": "test"})
+    request.user = viewer
+    request.session = {}  # type: ignore[assignment]
+    request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
+    undecorated = views.delete_memory.__wrapped__  # type: ignore[attr-defined]  # lost @change_required
+    with pytest.raises(PermissionDenied):
+        undecorated(request, memory.id)
+    assert not get_memory(owner=ALICE, memory_id=memory.id).deleted
+
+
+def test_an_idempotent_replay_reads_as_the_items_user_not_as_anyone(redis_client) -> None:
+    from memory.services import NewMemory, add_memories
+
+    def add(user_id: str) -> list[Memory]:
+        item = NewMemory(text=f"{user_id} lives in Porto", scope=Scope(user_id=user_id), idempotency_key="k1")
+        return add_memories(items=[item], actor=BOB)
+
+    [first] = add("alice")
+    [replayed] = add("alice")
+    assert replayed.id == first.id and replayed.text == "alice lives in Porto"
+    with pytest.raises(MemoryNotFound):  # the key names alice's memory: bob is not handed it
+        add("bob")
+    assert get_memory(owner=ALICE, memory_id=first.id).text == "alice lives in Porto"

@@ -96,6 +96,25 @@ def test_from_settings_follows_a_changed_setting_at_once(settings):
     assert SearchParams.from_settings().session_weight == first.session_weight + 1
 
 
+def test_params_read_while_a_setting_changes_are_not_kept(settings, monkeypatch):
+    """A search reads the settings, a setting changes (the cache is cleared) before it stores what
+    it read: what it read is stale and must not be kept for the next search."""
+    read = SearchParams._read_settings
+    changed: list[float] = []
+
+    def read_then_a_setting_changes() -> SearchParams:
+        params = read()
+        if not changed:
+            changed.append(params.session_weight + 1)
+            settings.RETRIEVAL_SESSION_WEIGHT = changed[0]  # sends setting_changed
+        return params
+
+    settings.RETRIEVAL_SESSION_WEIGHT = 0.25  # starts with an empty cache
+    monkeypatch.setattr(SearchParams, "_read_settings", staticmethod(read_then_a_setting_changes))
+    assert SearchParams.from_settings().session_weight == 0.25  # read before the change
+    assert SearchParams.from_settings().session_weight == changed[0] == 1.25
+
+
 @pytest.mark.parametrize(
     "change",
     [

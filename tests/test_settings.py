@@ -54,3 +54,12 @@ def test_invalid_boolean_is_a_clear_error(tmp_path):
     result = _manage("check", tmp_path=tmp_path, DEBUG="maybe")
     assert result.returncode != 0
     assert "DEBUG must be a boolean" in result.stderr
+
+
+def test_a_top_k_the_search_refuses_is_a_start_up_error(tmp_path):
+    from memory.search_params import MAX_TOP_K
+
+    too_many = _manage("check", tmp_path=tmp_path, DEBUG="1", RETRIEVAL_TOP_K=str(MAX_TOP_K + 1))
+    assert too_many.returncode != 0
+    assert f"RETRIEVAL_TOP_K must be <= {MAX_TOP_K}, got {MAX_TOP_K + 1}" in too_many.stderr
+    assert _manage("check", tmp_path=tmp_path, DEBUG="1", RETRIEVAL_TOP_K=str(MAX_TOP_K)).returncode == 0

@@ -171,7 +171,7 @@ def edit_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
     try:
         updated = services.update_memory(
             memory_id=memory.id,
-            owner=staff_owner(request.user),
+            owner=staff_owner(request.user, change=True),
             actor=staff_actor(request.user),
             reason=data["reason"],
             expected_version=data["expected_version"],
@@ -203,7 +203,7 @@ def edit_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def delete_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor, owner = staff_actor(request.user), staff_owner(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user, change=True)
 
     def apply(data: dict[str, Any]) -> str:
         services.delete_memory(memory_id=memory_id, owner=owner, actor=actor, reason=data["reason"])
@@ -216,7 +216,7 @@ def delete_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def undelete_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor, owner = staff_actor(request.user), staff_owner(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user, change=True)
     memory = memory_or_404(request, memory_id)
     if not memory.deleted:
         messages.info(request, "This memory is not deleted.")
@@ -237,7 +237,7 @@ def undelete_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def restore_version(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor, owner = staff_actor(request.user), staff_owner(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user, change=True)
 
     def apply(data: dict[str, Any]) -> str:
         restored = services.restore_version(
@@ -255,7 +255,7 @@ def restore_version(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def set_ttl(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor, owner = staff_actor(request.user), staff_owner(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user, change=True)
 
     def apply(data: dict[str, Any]) -> str:
         services.set_ttl(
@@ -269,7 +269,7 @@ def set_ttl(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def extend_ttl(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor, owner = staff_actor(request.user), staff_owner(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user, change=True)
 
     def apply(data: dict[str, Any]) -> str:
         updated = services.extend_ttl(
@@ -285,7 +285,7 @@ def extend_ttl(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def persist_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor, owner = staff_actor(request.user), staff_owner(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user, change=True)
 
     def apply(data: dict[str, Any]) -> str:
         services.set_ttl(
@@ -299,7 +299,7 @@ def persist_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def pin_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor, owner = staff_actor(request.user), staff_owner(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user, change=True)
 
     def apply(data: dict[str, Any]) -> str:
         services.set_pinned(
@@ -313,7 +313,7 @@ def pin_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
 @change_required
 @require_POST
 def lock_memory(request: HttpRequest, memory_id: str) -> HttpResponse:
-    actor, owner = staff_actor(request.user), staff_owner(request.user)
+    actor, owner = staff_actor(request.user), staff_owner(request.user, change=True)
 
     def apply(data: dict[str, Any]) -> str:
         reason = data["reason"] or ("corrected by support" if data["value"] else "")

@@ -129,4 +129,10 @@ def redis_system_check(app_configs: object = None, **kwargs: object) -> list[che
         ]
     if not problems:
         return []
-    return [checks.Error(unsuitable_message(problems, settings.REDIS_URL), id="core.E001")]
+    return [
+        checks.Error(
+            unsuitable_message(problems, settings.REDIS_URL),
+            hint="Commands that only touch the database (migrate, createsuperuser) run with --skip-checks.",
+            id="core.E001",
+        )
+    ]

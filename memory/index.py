@@ -204,6 +204,10 @@ def _progress(info: dict[bytes, Any]) -> tuple[float, bool]:
     return float(info.get(b"percent_indexed", 1)), bool(int(info.get(b"indexing", 0)))
 
 
+def memories_phrase(count: int) -> str:
+    return f"{count} memory" if count == 1 else f"{count} memories"
+
+
 def rebuild(*, say: Callable[[str], None], poll_seconds: float = 0.5) -> bool:
     """Build the current version beside the serving index, wait until it holds every memory, then
     point index_name() at it and drop the old index without its documents. Searches use the old
@@ -226,7 +230,7 @@ def rebuild(*, say: Callable[[str], None], poll_seconds: float = 0.5) -> bool:
         fraction, indexing = _progress(info)
         if int(fraction * 100) != shown:
             shown = int(fraction * 100)
-            say(f"Indexed {shown}% of {int(info.get(b'num_docs', 0))} memories so far.")
+            say(f"Indexing: {shown}% done, {memories_phrase(int(info.get(b'num_docs', 0)))} indexed so far.")
         if fraction >= 1 and not indexing:
             break
         time.sleep(poll_seconds)

@@ -155,6 +155,7 @@ def test_manage_py_check_names_the_missing_module(plain_redis):
     result = _manage(["check"], plain_redis)
     assert result.returncode != 0
     assert "core.E001" in result.stderr and "has no 'search' module" in result.stderr
+    assert "--skip-checks" in result.stderr  # database-only commands still have a way to run
 
 
 def test_the_worker_refuses_to_start_against_redis_without_search(plain_redis):

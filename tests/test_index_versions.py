@@ -6,7 +6,7 @@ import io
 import time
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from redisvl.index import SearchIndex
 
 from memory import index
@@ -123,7 +123,24 @@ def test_a_second_rebuild_does_nothing_and_every_line_is_plain_words(redis_clien
     assert second.strip() == f"The memory index is at version {index.INDEX_VERSION} already; nothing to do."
     for line in [*first.splitlines(), *second.splitlines()]:
         assert line[0].isupper() and line.endswith(".") and not any(c in line for c in "{}[]<>'\""), line
-    assert "Indexed 100% of 1 memories so far." in first
+    assert "Indexing: 100% done, 1 memory indexed so far." in first
+
+
+def test_status_names_the_serving_index_once_and_says_what_to_do(redis_client):
+    _make_unversioned_index(redis_client)
+    add_memory(text="User lives in Porto", scope=scope(), actor=USER)
+    lines = _command("status").splitlines()
+    assert lines[0] == f"The memory index {index_name()} is version 0, holding 1 memory, 100% indexed."
+    assert "memory_index rebuild" in lines[1]
+
+
+def test_the_command_says_plainly_when_redis_is_not_running(settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    for action in ("status", "rebuild"):
+        with pytest.raises(
+            CommandError, match=r"^Redis is not reachable, so the index was not touched: start it"
+        ):
+            _command(action)
 
 
 def test_a_dropped_index_is_recreated_by_a_request_soon_after(redis_client, monkeypatch):

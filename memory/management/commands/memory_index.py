@@ -3,8 +3,10 @@ build-and-switch to the version this code defines (see memory/index.py)."""
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
+from core.redis_client import REDIS_UNREACHABLE
 from memory import index
 
 
@@ -19,7 +21,16 @@ class Command(BaseCommand):
         parser.add_argument("action", nargs="?", choices=["status", "rebuild"], default="status")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["action"] == "rebuild":
+        try:
+            self._run(options["action"])
+        except REDIS_UNREACHABLE as exc:
+            start = " (`make run` starts the embedded one)" if settings.REDIS_EMBEDDED else ""
+            raise CommandError(
+                f"Redis is not reachable, so the index was not touched: start it first{start}."
+            ) from exc
+
+    def _run(self, action: str) -> None:
+        if action == "rebuild":
             index.rebuild(say=self.stdout.write)
             return
         state = index.index_state()
@@ -30,8 +41,8 @@ class Command(BaseCommand):
             )
             return
         self.stdout.write(
-            f"The memory index {state['name']} is version {state['version']} ({state['serving']}), "
-            f"holding {state['documents']} memories, {state['percent_indexed']:.0f}% indexed."
+            f"The memory index {state['serving']} is version {state['version']}, "
+            f"holding {index.memories_phrase(state['documents'])}, {state['percent_indexed']:.0f}% indexed."
         )
         if state["rebuild_needed"]:
             self.stdout.write(

@@ -20,7 +20,7 @@ from chat.phrasing import memory_sentence, second_person
 from core.llm import Completion, StreamEvent
 from memory.extraction.decide import decide
 from memory.extraction.rules import extract_candidates
-from memory.extraction.rules.text import is_question
+from memory.extraction.rules.text import only_asks
 from memory.extraction.types import CandidateKind, Op, TurnMessage
 from memory.prompt import BuiltPrompt
 from memory.recall import is_profile_question
@@ -40,15 +40,14 @@ REFUSED_HEADINGS = {
 
 
 def _told(hits: list[SearchHit]) -> list[SearchHit]:
-    """The hits worth saying back: not the user's own questions (a `message` memory that asks
-    something was never told), and each text once (the same words kept twice read as one)."""
+    """The hits worth saying back: not the user's own questions (a `message` memory that only asks
+    was never told; one that tells something and then asks is kept), and each text once (the same
+    words kept twice read as one)."""
     shown: list[SearchHit] = []
     seen: set[str] = set()
     for hit in hits:
         memory = hit.memory
-        if memory.type == MemoryType.MESSAGE and (
-            is_question(memory.text) or is_profile_question(memory.text)
-        ):
+        if memory.type == MemoryType.MESSAGE and (only_asks(memory.text) or is_profile_question(memory.text)):
             continue
         key = _normalised(memory.text)
         if key in seen:

@@ -16,6 +16,7 @@ from chat.services import restore_own_memory
 from chat.titles import title_from_message
 from chat.turns import _save_user_message, memories_used
 from memory import working
+from memory.extraction.rules.text import only_asks
 from memory.prompt import build_prompt
 from memory.query import MemoryFilter
 from memory.search import search_memories
@@ -474,3 +475,51 @@ def test_offline_replies_do_not_tell_back_questions_or_repeat_bullets(offline, p
     assert reply.count("You are vegetarian") == 1, reply
     if profile:  # the match path shows the best three only
         assert "I cook pasta on Sundays" in reply
+
+
+@pytest.mark.parametrize(
+    ("text", "asks_only"),
+    [
+        ("What do you know about my diet?", True),
+        ("hey what is my diet", True),
+        ("ok. what's my dog called?", True),
+        ("Can you remind me, what is my name?", True),
+        ("Do you remember my dog, what's his name?", True),
+        ("I cook pasta on Sundays", False),
+        # Told, then asked: the held-out persona suites lost these answers when every message
+        # ending in "?" was dropped from offline replies.
+        (
+            "thanks. on weekends i go ice fishing with my brother, any good lakes near Poznań?",
+            False,
+        ),
+        (
+            "Good tips. I've played mridangam since I was a kid in Palakkad. How do I fit 30 min a day in?",
+            False,
+        ),
+        ("my old Singer machine struggles with thick kente, should I use a different needle?", False),
+    ],
+)
+def test_a_message_that_tells_then_asks_is_not_only_a_question(text, asks_only):
+    assert only_asks(text) is asks_only
+
+
+def test_offline_replies_say_back_what_was_told_before_a_question(offline):
+    working.ensure_session(session_id="s-t", user_id="alice")
+    scope = Scope(user_id="alice")
+    told = add_memory(
+        text="thanks. on weekends I go ice fishing with my brother, are there good lakes near Poznań?",
+        scope=scope,
+        actor=USER,
+        type="message",
+    )
+    score = (
+        search_memories(filter=MemoryFilter.build(user_id="alice"), text="ice fishing", threshold=0)
+        .hits[0]
+        .score
+    )
+    built = replace(
+        build_prompt(user_id="alice", session_id="s-t", message="what do I do on winter weekends?"),
+        memories=[_hit(told.id, "match", score)],
+    )
+    reply = compose_reply(built, "what do I do on winter weekends?", scope=scope)
+    assert "ice fishing" in reply, reply

@@ -140,6 +140,27 @@ def is_question(text: str) -> bool:
     return plain.rstrip().endswith("?") or QUESTION.match(plain) is not None
 
 
+# The user speaking of themselves: a clause with one of these tells something about them.
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|im|ive|me|my|mine|myself|we|we're|we've|our|us)\b", CI)
+
+
+def only_asks(text: str) -> bool:
+    """Whether a message asks and tells nothing: every sentence is a question or a greeting-sized
+    word or two, and no clause before a question's last one speaks of the user. "What's my dog
+    called?" only asks; "thanks. on weekends I go ice fishing with my brother, are there good lakes
+    near Poznań?" tells a hobby before it asks."""
+    for sentence in split_sentences(text):
+        plain = MARKERS.sub("", sentence).strip()
+        if len(plain.split()) < 3:
+            continue
+        if not is_question(plain):
+            return False
+        clauses = [c.strip() for c in CLAUSE.split(plain) if c.strip()]
+        if any(_FIRST_PERSON.search(c) and not QUESTION.match(c) for c in clauses[:-1]):
+            return False
+    return True
+
+
 # Imagined situations anywhere before a statement make it not a statement.
 HYPOTHETICAL = re.compile(
     r"\b(?:if|suppose|supposing|imagine|imagining|hypothetically|pretend|pretending|let's\s+say|"

@@ -15,7 +15,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -79,6 +79,8 @@ def search_index(*, version: int | None = None) -> SearchIndex:
 class Serving:
     name: str  # the index index_name() answers with
     version: int  # UNVERSIONED for an index from before versions
+    # Its FT.INFO reply (the alias resolves to it), so callers need not ask again.
+    info: dict[bytes, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _info(name: str) -> dict[bytes, Any] | None:
@@ -103,7 +105,7 @@ def serving_index() -> Serving | None:
     if info is None:
         return None
     name = info[b"index_name"].decode()
-    return Serving(name=name, version=_version_of(name))
+    return Serving(name=name, version=_version_of(name), info=info)
 
 
 def _create(version: int | None = None) -> None:
@@ -147,7 +149,7 @@ def ensure_index() -> None:
 
 def _check_serving(serving: Serving, *, marker: tuple[str, str]) -> None:
     if serving.version == UNVERSIONED:
-        _add_missing_tag_fields(serving.name)
+        _add_missing_tag_fields(serving)
     if serving.version >= INDEX_VERSION or marker in _warned:
         return
     _warned.add(marker)
@@ -181,14 +183,15 @@ def _check_serving(serving: Serving, *, marker: tuple[str, str]) -> None:
 _ADDED_TAG_FIELDS = {"source_turns": ["SEPARATOR", ",", "CASESENSITIVE"]}
 
 
-def _add_missing_tag_fields(name: str) -> None:
+def _add_missing_tag_fields(serving: Serving) -> None:
     client = get_redis()
-    attributes = (_info(name) or {}).get(b"attributes") or []
+    name = serving.name
+    attributes = serving.info.get(b"attributes") or []
     present = {bytes(a[a.index(b"attribute") + 1]).decode() for a in attributes if b"attribute" in a}
-    for field, options in _ADDED_TAG_FIELDS.items():
-        if field not in present:
+    for tag, options in _ADDED_TAG_FIELDS.items():
+        if tag not in present:
             try:
-                client.execute_command("FT.ALTER", name, "SCHEMA", "ADD", field, "TAG", *options)
+                client.execute_command("FT.ALTER", name, "SCHEMA", "ADD", tag, "TAG", *options)
             except redis.ResponseError as exc:  # another process added it first
                 if "duplicate" not in str(exc).lower():
                     raise
@@ -271,12 +274,12 @@ def index_state() -> dict[str, Any] | None:
     must not raise on a reply it did not expect."""
     try:
         serving = serving_index()
-        info = (_info(serving.name) if serving is not None else None) or {}
     except redis.ResponseError as exc:
         logger.warning("The memory index could not be read: %s", exc)
         return None
     if serving is None:
         return None
+    info = serving.info
     fraction, indexing = _progress(info)
     return {
         "name": index_name(),

@@ -17,7 +17,7 @@ from memory.query import MemoryFilter, keyword_clause, keyword_terms, tag_clause
 from memory.raw_search import Row, ft_search_args, load_memories, parse_reply, run_pipeline
 from memory.records import vector_bytes, vector_from_bytes
 from memory.scoring import BM25_SATURATION, SEARCH_MODES, SearchMode, Weights, score_cut
-from memory.search_params import MAX_TOP_K, SearchParams
+from memory.search_params import SearchParams, check_top_k
 from memory.term_stats import cached_word_counts, drop_common_terms, scope_word_counts
 from memory.topics import query_topics
 from memory.types import InvalidInput, ScoreBreakdown, SearchHit, SearchResult
@@ -159,8 +159,7 @@ def search_memories(
         raise InvalidInput(f"search text is longer than {settings.MESSAGE_MAX_CHARS} characters")
     params = SearchParams.from_settings() if params is None else params
     top_k = params.top_k if top_k is None else top_k
-    if not 1 <= top_k <= MAX_TOP_K:
-        raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}")
+    check_top_k(top_k)
     threshold = params.threshold if threshold is None else threshold
     relative = params.relative_threshold if relative_threshold is None else relative_threshold
     near_misses = params.near_misses if near_misses is None else near_misses

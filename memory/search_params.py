@@ -39,6 +39,13 @@ TOPIC_CANDIDATES = 1000
 # Hits a search may return; config/settings.py bounds RETRIEVAL_TOP_K by the same number.
 MAX_TOP_K = 100
 
+
+def check_top_k(top_k: int) -> None:
+    """The one bound on how many hits a search returns (params and a caller's own top_k alike)."""
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}")
+
+
 _POSITIVE = ("recency_half_life_days", "min_candidates", "max_candidates", "keyword_candidates")
 
 
@@ -74,8 +81,7 @@ class SearchParams:
                 raise InvalidInput(f"search parameter {name} must be a number >= 0, not {value!r}")
             if name in _POSITIVE and value <= 0:
                 raise InvalidInput(f"search parameter {name} must be above 0")
-        if not 1 <= self.top_k <= MAX_TOP_K:
-            raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}")
+        check_top_k(self.top_k)
 
     @classmethod
     def from_settings(cls) -> SearchParams:

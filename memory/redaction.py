@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-# Trace lists whose entries are memories (memory/prompt.py::_hit_trace).
+# Trace lists whose entries are memories (`memory.traces.TraceHit`).
 TRACE_HIT_LISTS = ("memories", "dropped_for_budget", "near_misses", "left_out")
 # A raw turn longer than the memory limit was stored clipped, ending in this.
 _CLIP_MARK = "…"

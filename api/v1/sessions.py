@@ -15,6 +15,7 @@ from ninja import Field, Path, Query, Router, Schema, Status
 
 from api.callers import ApiCaller, request_caller
 from api.problems import ERRORS
+from api.strict import StrictSchema
 from memory import working
 from memory.types import InvalidInput
 from memory.working import Session, WorkingMessage
@@ -28,7 +29,7 @@ SESSION_ID = Path(..., min_length=1, max_length=ID_LENGTH, description="Your id 
 Role = Literal["user", "assistant", "system", "tool"]
 
 
-class MessageIn(Schema):
+class MessageIn(StrictSchema):
     role: Role
     content: str = Field(..., max_length=settings.MESSAGE_MAX_CHARS)
     id: str | None = Field(None, min_length=1, max_length=ID_LENGTH, description="Default: a new ULID")
@@ -62,7 +63,7 @@ class SessionOut(SessionSummary):
     data: dict[str, Any]
 
 
-class SessionIn(Schema):
+class SessionIn(StrictSchema):
     user_id: str = Field(..., min_length=1, max_length=ID_LENGTH)
     agent_id: str | None = Field(
         None, min_length=1, max_length=ID_LENGTH, description="Staff keys only; an app key's own agent"
@@ -74,7 +75,7 @@ class SessionIn(Schema):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class AppendIn(Schema):
+class AppendIn(StrictSchema):
     messages: list[MessageIn] = Field(..., min_length=1, max_length=MAX_MESSAGES_PER_APPEND)
 
 
@@ -87,7 +88,7 @@ class SessionPage(Schema):
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last")
 
 
-class SessionData(Schema):
+class SessionData(StrictSchema):
     data: dict[str, Any]
 
 

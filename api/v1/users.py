@@ -12,6 +12,7 @@ from ninja import Field, Path, Router, Schema
 
 from api.callers import request_caller
 from api.problems import ERRORS
+from api.strict import StrictSchema
 from memory import lifecycle
 from memory.export import export_user
 from memory.selectors import counts_by_type
@@ -39,7 +40,7 @@ class Export(Schema):
     sessions: list[dict[str, Any]]
 
 
-class EraseIn(Schema):
+class EraseIn(StrictSchema):
     confirm: str = Field(..., min_length=1, max_length=200, description="The user id again, to confirm")
 
 

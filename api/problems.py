@@ -16,9 +16,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled, ValidationError
 
+from core.outage import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE, OutageLog, is_outage
 from memory.types import EngineError, InvalidInput, LeaseLost, MemoryLocked, MemoryNotFound, VersionConflict
 
 logger = logging.getLogger(__name__)
+_outage_log = OutageLog(logger, "the API")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -71,7 +73,7 @@ class Problem(Schema):
 # What every operation may answer besides its success. 412 is only for the calls that take If-Match:
 # spread PRECONDITION_ERRORS there too.
 ERRORS: dict[int, type[Problem]] = {
-    status: Problem for status in (400, 401, 403, 404, 409, 413, 422, 429, 500)
+    status: Problem for status in (400, 401, 403, 404, 409, 413, 422, 429, 500, 503)
 }
 PRECONDITION_ERRORS: dict[int, type[Problem]] = {412: Problem}
 
@@ -161,6 +163,11 @@ def install_problem_handlers(api: NinjaAPI) -> None:
         return response
 
     def unexpected(request: HttpRequest, exc: Any) -> HttpResponse:
+        if is_outage(exc):
+            _outage_log.failed(exc)
+            response = problem_response(request, api, status=503, detail=UNAVAILABLE_MESSAGE)
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
         logger.exception("API error on %s %s", request.method, request.path)
         return problem_response(request, api, status=500, detail="something went wrong on our side")
 

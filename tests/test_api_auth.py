@@ -14,11 +14,13 @@ from api.callers import ApiCaller
 from api.problems import Forbidden
 from core.api_keys import ApiKeyError, authenticate_api_key, create_api_key, revoke_api_key
 from core.models import ApiKey
+from core.outage import UNAVAILABLE_MESSAGE
 from memory.access import Owner
 from memory.services import add_memory
 from memory.types import Actor, ActorKind, MemoryNotFound, Scope
 from tests.api_helpers import ApiClient, make_key
 from tests.memory_helpers import USER
+from tests.outage_helpers import kill, private_redis, restart
 
 pytestmark = pytest.mark.django_db
 
@@ -167,3 +169,17 @@ def test_last_used_is_recorded(redis_client) -> None:
     ApiClient(raw).get(COUNTS)
     api_key.refresh_from_db()
     assert api_key.last_used_at is not None
+
+
+def test_during_a_redis_outage_the_api_answers_503_and_recovers(tmp_path) -> None:
+    _, raw = make_key()
+    client = ApiClient(raw)
+    with private_redis(tmp_path / "redis") as server:
+        assert client.get(COUNTS).status_code == 200
+        kill(server)
+        down = client.get(COUNTS)
+        assert down.status_code == 503 and down["Content-Type"] == "application/problem+json"
+        assert down.json()["detail"] == UNAVAILABLE_MESSAGE and down["Retry-After"]
+        assert client.get("/api/v1/health").status_code == 200, "health says the API process is up"
+        restart(server)
+        assert client.get(COUNTS).status_code == 200

@@ -12,7 +12,8 @@ from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled, ValidationError
 
@@ -175,6 +176,13 @@ def install_problem_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(HttpError, http_error)
     api.add_exception_handler(ProblemError, ours)
     api.add_exception_handler(Exception, unexpected)
+
+
+@csrf_exempt  # no session is ever used here; a POST to a wrong path is a 404, not a CSRF page
+def unknown_path(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Any other path under the API: a 404 problem like every other error, not Django's HTML page."""
+    body = {"type": "about:blank", "title": "not found", "status": 404, "detail": "no such API path"}
+    return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)
 
 
 class ProblemAPI(NinjaAPI):

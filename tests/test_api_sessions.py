@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.test import Client
 
 from memory import working
 from tests.api_helpers import ApiClient, make_key
@@ -183,3 +184,14 @@ def test_malformed_and_oversized_bodies_are_problems(staff: ApiClient, settings:
     big = staff.put("/api/v1/sessions/s1", _session("alice", "x" * 20_000))
     assert big.status_code == 413 and big["Content-Type"] == "application/problem+json"
     assert working.get_session(session_id="s1") is None
+
+
+def test_an_unknown_api_path_is_a_problem_too(staff: ApiClient) -> None:
+    strict = Client(enforce_csrf_checks=True)
+    for answer in (
+        staff.get("/api/v1/nothing-here"),
+        staff.get("/api/v1/sessions/a%2Fb"),
+        strict.post("/api/v2/sessions", data="{}", content_type="application/json"),
+    ):
+        assert answer.status_code == 404 and answer["Content-Type"] == "application/problem+json"
+        assert answer.json()["status"] == 404

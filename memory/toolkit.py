@@ -158,7 +158,10 @@ class Tool(Generic[A]):
 
     def call(self, ctx: ToolContext, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Validate the raw arguments and run; ToolFailure for anything refused."""
-        args = self.parse(raw)
+        return self.execute(ctx, self.parse(raw))
+
+    def execute(self, ctx: ToolContext, args: A) -> dict[str, Any]:
+        """Run on arguments already validated; ToolFailure for anything refused."""
         if self.needs_session and not ctx.scope.session_id:
             raise ToolFailure("a session id is needed")
         try:
@@ -302,7 +305,9 @@ def _own_session(ctx: ToolContext) -> working.Session | None:
     if session is None:
         return None
     owner = ctx.owner
-    if session.user_id != ctx.scope.user_id or (owner.agent_id is not None and session.agent_id != owner.agent_id):
+    if session.user_id != ctx.scope.user_id or (
+        owner.agent_id is not None and session.agent_id != owner.agent_id
+    ):
         raise MemoryNotFound("no such session")
     return session
 

@@ -13,16 +13,20 @@ from typing import Any
 
 import httpx2
 import pytest
+from asgiref.sync import sync_to_async
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
 from api.callers import ApiCaller
+from api.mcp.http import McpHttpApp, transport_security
 from api.mcp.server import build_server
 from chat.tools import TOOL_SPECS, function_spec
 from core.api_keys import revoke_api_key
-from core.embedded_redis import EmbeddedRedis
+from core.embedded_redis import EmbeddedRedis, free_port
+from core.outage import UNAVAILABLE_MESSAGE
+from core.redis_client import pointed_at
 from memory import working
 from memory.selectors import get_memory, memory_history
 from memory.services import add_memory
@@ -199,6 +203,29 @@ async def test_working_memory_is_read_and_written_per_app_session(
     assert len(working.get_messages(session_id="app-b/s1")) == 1
 
 
+async def test_a_redis_outage_is_a_plain_tool_error_and_a_503_over_http(
+    redis_client: Any, app_a: tuple[ApiCaller, str]
+) -> None:
+    caller, raw = app_a
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with pointed_at(nowhere, channel_prefix="mcp:asgi"):
+        async with _in_process(caller) as client:
+            failed = await client.call_tool("search_memory", {"user_id": "alice", "query": "tea"})
+        scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": [(b"x-api-key", raw.encode())]}
+        await McpHttpApp()(scope, receive, send)
+    assert _error(failed).endswith(UNAVAILABLE_MESSAGE)
+    assert sent[0]["status"] == 503 and (b"retry-after", b"5") in sent[0]["headers"]
+    assert json.loads(sent[1]["body"])["detail"] == UNAVAILABLE_MESSAGE
+
+
 # --- Over stdio: `manage.py mcp` --------------------------------------------------------------
 
 
@@ -257,10 +284,13 @@ async def test_over_stdio_the_sdk_client_lists_the_tools_and_finds_what_it_added
             await client.call_tool("remember", {"user_id": "alice", "text": "User's cat is called Miso"})
         )
         found = _result(await client.call_tool("search_memory", {"user_id": "alice", "query": "cat Miso"}))
+        await sync_to_async(revoke_api_key)(key_id=app_a[0].key_id)
+        revoked = await client.call_tool("search_memory", {"user_id": "alice", "query": "cat Miso"})
     assert names == [t.name for t in SERVICE_TOOLS]
     [hit] = found["memories"]
     assert hit["id"] == added["remembered"]["id"] and hit["text"] == "User's cat is called Miso"
     assert 0 < hit["score"] <= 1
+    assert "no longer valid" in _error(revoked), "a key revoked while the server runs stops working"
 
 
 # --- Over streamable HTTP: /mcp on a real daphne -----------------------------------------------
@@ -311,3 +341,60 @@ async def test_over_http_a_key_is_needed_and_the_sdk_client_round_trips_a_search
     assert theirs == {"memories": []}
     [event] = memory_history(memory_id=hit["id"])
     assert event.actor.id == "api-key:app-a"
+
+
+_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+_JSON_AND_SSE = {"Accept": "application/json, text/event-stream"}
+
+
+@pytest.fixture
+def limited_key(transactional_db: None) -> str:
+    return make_key("limited", role="app", agent_id="app-c", namespaces=["notes"], rate_limit_per_minute=2)[1]
+
+
+@pytest.mark.slow
+async def test_over_http_no_session_to_share_foreign_hosts_refused_and_the_rate_limit_holds(
+    redis_client: Any, daphne_url: str, app_a: tuple[ApiCaller, str], limited_key: str
+) -> None:
+    async with httpx2.AsyncClient(timeout=30) as http:
+        key = {"X-API-Key": app_a[1], **_JSON_AND_SSE}
+        started = await http.post(f"{daphne_url}/mcp", json=_INITIALIZE, headers=key)
+        assert started.status_code == 200, started.text
+        # Stateless: no session id, so there is none another key could reuse.
+        assert "mcp-session-id" not in started.headers
+        assert started.json()["result"]["serverInfo"]["name"] == "engram"
+        rebound = await http.post(
+            f"{daphne_url}/mcp", json=_INITIALIZE, headers={**key, "Host": "evil.example"}
+        )
+        assert rebound.status_code == 421
+        foreign = await http.post(
+            f"{daphne_url}/mcp", json=_INITIALIZE, headers={**key, "Origin": "https://evil.example"}
+        )
+        assert foreign.status_code == 403
+        limited = {"Authorization": f"Bearer {limited_key}", **_JSON_AND_SSE}
+        answers = [await http.post(f"{daphne_url}/mcp", json=_INITIALIZE, headers=limited) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert int(answers[2].headers["retry-after"]) >= 1
+        assert answers[2].json()["status"] == 429
+
+
+def test_transport_security_follows_the_sites_hosts_and_origins(settings: Any) -> None:
+    settings.ALLOWED_HOSTS = ["engram.example", ".corp.example"]
+    settings.CSRF_TRUSTED_ORIGINS = ["https://app.example", "https://*.corp.example"]
+    checks = transport_security()
+    assert checks.enable_dns_rebinding_protection
+    assert checks.allowed_hosts == ["engram.example", "engram.example:*", "corp.example", "corp.example:*"]
+    assert "https://app.example" in checks.allowed_origins
+    assert "https://engram.example" in checks.allowed_origins
+    assert not any("*." in origin for origin in checks.allowed_origins)
+    settings.ALLOWED_HOSTS = ["*"]
+    assert not transport_security().enable_dns_rebinding_protection

@@ -32,6 +32,7 @@ from api.auth import caller_for_key
 from api.callers import ApiCaller
 from api.mcp.server import build_server
 from api.problems import PROBLEM_CONTENT_TYPE, RateLimited
+from core.outage import REDIS_DOWN, RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE
 
 ASGIScope = dict[str, Any]
 Receive = Any
@@ -125,6 +126,15 @@ class McpHttpApp:
             raise ValueError(f"the MCP endpoint serves HTTP, not {scope['type']}")
         try:
             caller = await sync_to_async(caller_for_key)(raw_key(scope))
+        except REDIS_DOWN:  # the rate-limit counter lives in Redis
+            await _problem(
+                send,
+                status=503,
+                title="Service Unavailable",
+                detail=UNAVAILABLE_MESSAGE,
+                headers=[(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
+            )
+            return
         except RateLimited as exc:
             await _problem(
                 send,

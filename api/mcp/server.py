@@ -9,6 +9,7 @@ server; they differ in how they find the caller (`CallerOf`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -21,12 +22,15 @@ from pydantic import BaseModel, Field, create_model
 
 from api.callers import ApiCaller
 from api.problems import Forbidden
+from core.outage import REDIS_DOWN, UNAVAILABLE_MESSAGE, OutageLog
 from memory.toolkit import SERVICE_TOOLS, Text, ToolContext, ToolFailure, argument_schema
 from memory.toolkit import Tool as MemoryTool
 from memory.types import EngineError
 
 # The caller of one tool call; raises ToolError when there is none any more (a revoked key, its
 # rate limit reached).
+logger = logging.getLogger(__name__)
+_outage = OutageLog(logger, "MCP tool calls")
 CallerOf = Callable[[Context[Any, Any]], Awaitable[ApiCaller]]
 INSTRUCTIONS = (
     "Engram's long-term and working memory. Every call names the user it is about (`user_id`, "
@@ -63,14 +67,9 @@ def tool_context(caller: ApiCaller, where: WhereArgs | SessionWhereArgs) -> Tool
     )
 
 
-def _arguments_model(tool: MemoryTool[Any]) -> type[ArgModelBase]:
-    where = SessionWhereArgs if tool.needs_session else WhereArgs
-    return create_model(f"{tool.name}_arguments", __base__=(ArgModelBase, where, tool.arguments))
-
-
 def _mcp_tool(tool: MemoryTool[Any], caller_of: CallerOf) -> Tool:
-    model = _arguments_model(tool)
     where_model = SessionWhereArgs if tool.needs_session else WhereArgs
+    model = create_model(f"{tool.name}_arguments", __base__=(ArgModelBase, where_model, tool.arguments))
 
     def run(caller: ApiCaller, arguments: dict[str, Any]) -> dict[str, Any]:
         where = where_model.model_construct(**{k: arguments[k] for k in where_model.model_fields})
@@ -81,12 +80,17 @@ def _mcp_tool(tool: MemoryTool[Any], caller_of: CallerOf) -> Tool:
             raise ToolFailure(str(exc)) from exc
 
     async def call(ctx: Context[Any, Any], **arguments: Any) -> dict[str, Any]:
-        caller = await caller_of(ctx)
         try:
+            caller = await caller_of(ctx)
             # The engine is synchronous (Redis, the embedder): off the event loop.
-            return await sync_to_async(run, thread_sensitive=False)(caller, arguments)
+            result = await sync_to_async(run, thread_sensitive=False)(caller, arguments)
         except ToolFailure as exc:
             raise ToolError(str(exc)) from exc
+        except REDIS_DOWN as exc:
+            _outage.failed(exc)
+            raise ToolError(UNAVAILABLE_MESSAGE) from exc
+        _outage.ok()
+        return result
 
     return Tool(
         fn=call,

@@ -23,6 +23,7 @@ from api.auth import caller_for_key
 from api.callers import ApiCaller
 from api.mcp.server import build_server
 from api.problems import RateLimited
+from core.outage import REDIS_DOWN, UNAVAILABLE_MESSAGE
 
 KEY_VARIABLE = "ENGRAM_API_KEY"
 
@@ -41,6 +42,8 @@ class Command(BaseCommand):
             caller = caller_for_key(raw_key)
         except RateLimited as exc:
             self._stop(f"this API key is over its rate limit: {exc.detail}")
+        except REDIS_DOWN:
+            self._stop(UNAVAILABLE_MESSAGE)
         if caller is None:
             self._stop("the API key is not valid (unknown or revoked)")
 

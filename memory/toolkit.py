@@ -121,20 +121,9 @@ class ReadSessionArgs(BaseModel):
     ] = None
 
 
-def _fits_a_message(value: str) -> str:
-    # Checked for every message before the first is added, so a batch is added whole or not at all.
-    if len(value) > settings.MESSAGE_MAX_CHARS:
-        raise PydanticCustomError(
-            "too_long",
-            "is {length} characters; the limit is {limit}",
-            {"length": len(value), "limit": settings.MESSAGE_MAX_CHARS},
-        )
-    return value
-
-
 class MessageArgs(BaseModel):
     role: Literal["user", "assistant", "system", "tool"]
-    content: Annotated[str, AfterValidator(_fits_a_message)]
+    content: str
 
 
 class WriteSessionArgs(BaseModel):
@@ -349,12 +338,11 @@ def _read_session(ctx: ToolContext, args: ReadSessionArgs) -> dict[str, Any]:
 
 def _write_session(ctx: ToolContext, args: WriteSessionArgs) -> dict[str, Any]:
     scope = ctx.scope
+    # Every message is checked before anything is written: a batch is added whole or not at all.
+    added = [working.new_message(role=m.role, content=m.content) for m in args.messages]
     if _own_session(ctx) is None:
         working.ensure_session(session_id=scope.session_id, user_id=scope.user_id, agent_id=scope.agent_id)
-    added = [
-        working.append_message(session_id=scope.session_id, role=m.role, content=m.content)
-        for m in args.messages
-    ]
+    working.append_messages(session_id=scope.session_id, messages=added)
     return {"added": [_message_dict(m) for m in added]}
 
 

@@ -55,6 +55,11 @@ def app_b(transactional_db: None) -> tuple[ApiCaller, str]:
     return _caller("app-b", role="app", agent_id="app-b", namespaces=["notes"])
 
 
+@pytest.fixture
+def staff(transactional_db: None) -> tuple[ApiCaller, str]:
+    return _caller("support", role="staff", agent_id="engram")
+
+
 def _in_process(caller: ApiCaller) -> Client:
     async def caller_of(ctx: Any) -> ApiCaller:
         return caller
@@ -167,10 +172,18 @@ async def test_bad_arguments_are_tool_errors_not_crashes(
             ),
             await client.call_tool("no_such_tool", {}),
         ]
+        too_long = [{"role": "user", "content": "fine"}, {"role": "user", "content": "x" * 100_000}]
+        errors.append(
+            await client.call_tool(
+                "write_working_memory", {"user_id": "alice", "session_id": "s2", "messages": too_long}
+            )
+        )
         still_fine = _result(await client.call_tool("search_memory", {"user_id": "alice", "query": "tea"}))
     words = [_error(e) for e in errors]
     assert "query" in words[0] and "non-empty" in words[1] and "user_id" in words[2]
     assert "type" in words[3] and "no such session" in words[5] and "messages" in words[6]
+    assert "characters" in words[8]
+    assert working.get_session(session_id="app-a/s2") is None, "a refused batch writes nothing"
     assert still_fine == {"memories": []}
 
 
@@ -224,6 +237,29 @@ async def test_a_redis_outage_is_a_plain_tool_error_and_a_503_over_http(
     assert _error(failed).endswith(UNAVAILABLE_MESSAGE)
     assert sent[0]["status"] == 503 and (b"retry-after", b"5") in sent[0]["headers"]
     assert json.loads(sent[1]["body"])["detail"] == UNAVAILABLE_MESSAGE
+
+
+async def test_a_staff_key_reaches_every_agent_and_uses_session_ids_as_stored(
+    redis_client: Any, app_a: tuple[ApiCaller, str], staff: tuple[ApiCaller, str]
+) -> None:
+    async with _in_process(app_a[0]) as a:
+        added = _result(
+            await a.call_tool("remember", {"user_id": "alice", "text": "User keeps bees in Porto"})
+        )
+    working.ensure_session(session_id="chat-1", user_id="alice")
+    working.append_message(session_id="chat-1", role="user", content="I keep bees")
+    async with _in_process(staff[0]) as client:
+        found = _result(await client.call_tool("search_memory", {"user_id": "alice", "query": "bees Porto"}))
+        read = _result(
+            await client.call_tool("read_working_memory", {"user_id": "alice", "session_id": "chat-1"})
+        )
+        other_user = await client.call_tool("read_working_memory", {"user_id": "bob", "session_id": "chat-1"})
+    assert [m["id"] for m in found["memories"]] == [added["remembered"]["id"]]
+    assert [m["content"] for m in read["messages"]] == ["I keep bees"]
+    assert "no such session" in _error(other_user), "the session is named with its user"
+    async with _in_process(app_a[0]) as a:
+        chats = await a.call_tool("read_working_memory", {"user_id": "alice", "session_id": "chat-1"})
+    assert "no such session" in _error(chats), "an app never reads the chat's sessions"
 
 
 # --- Over stdio: `manage.py mcp` --------------------------------------------------------------

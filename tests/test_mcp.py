@@ -345,10 +345,12 @@ def daphne_url(transactional_db: None, redis_server: EmbeddedRedis, tmp_path: Pa
         server.stop()
 
 
-def _http_client(url: str, headers: dict[str, str]) -> Client:
-    return Client(
-        streamable_http_client(f"{url}/mcp", http_client=httpx2.AsyncClient(headers=headers, timeout=120))
+def _http_client(url: str, headers: dict[str, str], *, mode: Any = "auto") -> Client:
+    """The SDK's client; mode "legacy" speaks the 2025 handshake older clients use."""
+    transport = streamable_http_client(
+        f"{url}/mcp", http_client=httpx2.AsyncClient(headers=headers, timeout=120)
     )
+    return Client(transport, mode=mode)
 
 
 @pytest.mark.slow
@@ -372,9 +374,12 @@ async def test_over_http_a_key_is_needed_and_the_sdk_client_round_trips_a_search
     assert names == [t.name for t in SERVICE_TOOLS]
     [hit] = found["memories"]
     assert hit["id"] == added["remembered"]["id"] and 0 < hit["score"] <= 1
-    async with _http_client(daphne_url, {"Authorization": f"Bearer {raw_b}"}) as client:
+    async with _http_client(daphne_url, {"Authorization": f"Bearer {raw_b}"}, mode="legacy") as client:
         theirs = _result(await client.call_tool("search_memory", {"user_id": "alice", "query": "cat Miso"}))
     assert theirs == {"memories": []}
+    async with _http_client(daphne_url, {"X-API-Key": raw_a}, mode="legacy") as client:
+        again = _result(await client.call_tool("search_memory", {"user_id": "alice", "query": "cat Miso"}))
+    assert [m["id"] for m in again["memories"]] == [hit["id"]]
     [event] = memory_history(memory_id=hit["id"])
     assert event.actor.id == "api-key:app-a"
 

@@ -128,7 +128,14 @@ def install_problem_handlers(api: NinjaAPI) -> None:
     handle(VersionConflict, 409, title="version conflict")
     handle(LeaseLost, 409, title="conflict")
     handle(EngineError, 422)
-    handle(AuthenticationError, 401, detail="a valid API key is required")
+
+    def unauthorized(request: HttpRequest, exc: Any) -> HttpResponse:
+        response = problem_response(request, api, status=401, detail="a valid API key is required")
+        # Bearer only: naming Basic here would make browsers open a password dialog.
+        response["WWW-Authenticate"] = 'Bearer realm="engram"'
+        return response
+
+    api.add_exception_handler(AuthenticationError, unauthorized)
     handle(AuthorizationError, 403)
     handle(RequestDataTooBig, 413, detail="the request body is too large")
     handle(SuspiciousOperation, 400, detail="the request was refused")

@@ -348,5 +348,8 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
         "sentence_transformers": {"level": "WARNING"},
+        # Its start banner went to stderr at every process start, manage.py commands too (the stdio
+        # MCP server's one-line refusal of a bad key was two lines).
+        "axes.apps": {"level": "WARNING"},
     },
 }

@@ -38,6 +38,7 @@ from memory.mutation import (
     ttl_value,
     validate_scope,
     validate_seconds,
+    validate_new_id,
     validate_text,
 )
 from memory.policy import Change
@@ -74,6 +75,9 @@ class NewMemory:
     embedding: np.ndarray | None = None
     # Set by callers that may retry (extraction workers): the same key is applied once only.
     idempotency_key: str = ""
+    # A caller-chosen id (an outside client names its memories itself); "" = a new ULID. Taken ids
+    # (live or in the trash) are refused.
+    id: str = ""
 
 
 # Access stats of a memory nobody reads any more expire on their own (the memory itself may not).
@@ -85,7 +89,7 @@ def _prepare(item: NewMemory, *, actor: Actor, now: float) -> tuple[Memory, int 
     text = validate_text(item.text)
     created = float(item.created_at) if item.created_at is not None else now
     memory = Memory(
-        id=str(ULID()),
+        id=validate_new_id(item.id) if item.id else str(ULID()),
         text=text,
         type=memory_type,
         scope=validate_scope(item.scope),
@@ -117,6 +121,13 @@ def _queue_new(
     events.record(pipe, event)
 
 
+def _refuse_taken_ids(pipe: Pipeline, memory_ids: list[str]) -> None:
+    """Inside the WATCH: a chosen id already used (live or in the trash) would overwrite a memory."""
+    taken = [m for m in memory_ids if pipe.exists(keys.memory(m), keys.trash(m))]
+    if taken:
+        raise InvalidInput(f"memory id {taken[0]} is already in use; choose another id")
+
+
 def add_memories(
     *,
     items: Sequence[NewMemory],
@@ -140,6 +151,10 @@ def add_memories(
         for i, vector in zip(missing, embed([prepared[i][0].text for i in missing]), strict=True):
             vectors[i] = vector
     idem_keys = [keys.idempotency(item.idempotency_key) for item in items if item.idempotency_key]
+    chosen = [i for i, item in enumerate(items) if item.id]
+    if len({prepared[i][0].id for i in chosen}) < len(chosen):
+        raise InvalidInput("two new memories have the same id")
+    chosen_keys = [k for i in chosen for k in (keys.memory(items[i].id), keys.trash(items[i].id))]
     client = get_redis()
     for _ in range(MAX_ATTEMPTS):
         added_events = []
@@ -155,6 +170,9 @@ def add_memories(
                         for i, item in enumerate(items)
                         if item.idempotency_key and applied[keys.idempotency(item.idempotency_key)]
                     }
+                if chosen_keys:
+                    pipe.watch(*chosen_keys)
+                    _refuse_taken_ids(pipe, [prepared[i][0].id for i in chosen if i not in done])
                 pipe.multi()
                 for i, ((memory, ttl), vector) in enumerate(zip(prepared, vectors, strict=True)):
                     if i in done:

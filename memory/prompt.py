@@ -109,7 +109,8 @@ def build_prompt(
     params: SearchParams | None = None,
 ) -> BuiltPrompt:
     """Assemble the messages for one turn. With save_trace=False (the inspector's sandbox) nothing
-    is written: no trace, no access stats. `params`: the search's knobs (default: settings)."""
+    is written: no trace, no access stats. `params`: the search's knobs (default: settings).
+    `session_id` "" builds a prompt outside any conversation."""
     started = time.perf_counter()
     now = time.time()
     budget = budget or settings.PROMPT_TOKEN_BUDGET
@@ -117,7 +118,10 @@ def build_prompt(
     top_k = params.top_k if top_k is None else top_k
     turn_id = turn_id or str(ULID())
     filter_ = MemoryFilter.build(user_id=user_id, agent_id=agent_id, namespace=namespace)
-    session, session_messages = working.get_session_with_messages(session_id=session_id)
+    # No session: a prompt for a question outside any conversation (memories only).
+    session, session_messages = (
+        working.get_session_with_messages(session_id=session_id) if session_id else (None, [])
+    )
     profile = is_profile_question(message)
     if profile:
         result = SearchResult(hits=[], near_misses=[], threshold=0.0, mode="profile", took_ms=0.0)

@@ -21,7 +21,7 @@ from core.text import loads as stored_json
 from memory import keys, tokens
 from memory.query import validate_id, validate_scope_id
 from memory.records import as_text, ttl_or_none
-from memory.types import InvalidInput, MemoryNotFound
+from memory.types import InvalidInput, MemoryNotFound, VersionConflict
 
 ROLES = ("user", "assistant", "system", "tool")
 
@@ -155,6 +155,34 @@ def _owner(client: redis.Redis, session_id: str) -> str:
     return as_text(owner)
 
 
+def new_message(
+    *,
+    role: str,
+    content: str,
+    message_id: str | None = None,
+    at: float | None = None,
+    meta: dict[str, Any] | None = None,
+) -> WorkingMessage:
+    """A checked message, its tokens counted (not stored yet)."""
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if not isinstance(content, str):
+        raise InvalidInput("content must be a string")
+    content = clean_text(content)  # always storable and renderable (no lone surrogates, no NUL)
+    if len(content) > settings.MESSAGE_MAX_CHARS:
+        raise InvalidInput(f"message is {len(content)} characters; the limit is {settings.MESSAGE_MAX_CHARS}")
+    count = tokens.count_tokens(content)
+    return WorkingMessage(
+        id=validate_id(message_id, name="message id") if message_id else str(ULID()),
+        role=role,
+        content=content,
+        at=at or time.time(),
+        tokens=count.tokens + tokens.MESSAGE_OVERHEAD_TOKENS,
+        exact_tokens=count.exact,
+        meta=meta or {},
+    )
+
+
 def append_message(
     *,
     session_id: str,
@@ -165,25 +193,9 @@ def append_message(
     meta: dict[str, Any] | None = None,
 ) -> WorkingMessage:
     session_id = validate_id(session_id, name="session_id")
-    if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
-    if not isinstance(content, str):
-        raise InvalidInput("content must be a string")
-    content = clean_text(content)  # always storable and renderable (no lone surrogates, no NUL)
-    if len(content) > settings.MESSAGE_MAX_CHARS:
-        raise InvalidInput(f"message is {len(content)} characters; the limit is {settings.MESSAGE_MAX_CHARS}")
+    message = new_message(role=role, content=content, message_id=message_id, at=at, meta=meta)
     client = get_redis()
     user_id = _owner(client, session_id)
-    count = tokens.count_tokens(content)
-    message = WorkingMessage(
-        id=message_id or str(ULID()),
-        role=role,
-        content=content,
-        at=at or time.time(),
-        tokens=count.tokens + tokens.MESSAGE_OVERHEAD_TOKENS,
-        exact_tokens=count.exact,
-        meta=meta or {},
-    )
     durable = _is_durable(client, session_id)
     with client.pipeline(transaction=True) as pipe:
         pipe.rpush(keys.session_messages(session_id), json.dumps(message.as_dict()))
@@ -193,6 +205,71 @@ def append_message(
         _refresh_ttl(pipe, session_id, durable)
         pipe.execute()
     return message
+
+
+REPLACE_ATTEMPTS = 20
+
+
+def replace_session(
+    *,
+    session_id: str,
+    user_id: str,
+    agent_id: str,
+    messages: Sequence[WorkingMessage],
+    summary: str,
+    data: dict[str, Any],
+    strategy: str = "",
+) -> Session:
+    """Put a whole session at once (an outside client's PUT): its messages, summary and data are
+    replaced in one transaction, so a reader sees the old state or the new one, never a mix. A
+    session of another user is refused, as `ensure_session` does."""
+    session_id = validate_scope_id(session_id, name="session_id")
+    user_id = validate_scope_id(user_id, name="user_id")
+    validate_scope_id(agent_id, name="agent_id")
+    summary = clean_text(summary)
+    encoded = {validate_id(k, name="data key"): json.dumps(v) for k, v in data.items()}
+    client = get_redis()
+    now = time.time()
+    key = keys.session(session_id)
+    for _ in range(REPLACE_ATTEMPTS):
+        with client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key)
+                existing = pipe.hget(key, "user_id")
+                if existing is not None and as_text(existing) != user_id:
+                    raise InvalidInput("this session belongs to another user")
+                durable = as_text(pipe.hget(key, "durable")) == "1"
+                pipe.multi()
+                pipe.hsetnx(key, "created_at", now)
+                pipe.hsetnx(key, "durable", "0")
+                pipe.hset(
+                    key,
+                    mapping={
+                        "id": session_id,
+                        "user_id": user_id,
+                        "agent_id": agent_id,
+                        "updated_at": now,
+                        "summary": summary,
+                        "summary_tokens": tokens.count_tokens(summary).tokens if summary else 0,
+                    },
+                )
+                if strategy:
+                    pipe.hset(key, "strategy", strategy)
+                pipe.delete(keys.session_messages(session_id), keys.session_data(session_id))
+                if messages:
+                    pipe.rpush(keys.session_messages(session_id), *[json.dumps(m.as_dict()) for m in messages])
+                if encoded:
+                    pipe.hset(keys.session_data(session_id), mapping=encoded)
+                pipe.zadd(keys.user_sessions(user_id), {session_id: now})
+                pipe.zadd(keys.users(), {user_id: now})
+                _refresh_ttl(pipe, session_id, durable)
+                pipe.execute()
+            except redis.WatchError:
+                continue
+        session = get_session(session_id=session_id)
+        assert session is not None
+        return session
+    raise VersionConflict("this session is changing too fast; try again")
 
 
 def get_messages(*, session_id: str, last: int | None = None) -> list[WorkingMessage]:

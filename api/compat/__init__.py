@@ -10,12 +10,26 @@ from __future__ import annotations
 
 import time
 
+from typing import Any
+
 from django.http import HttpRequest
+from ninja.parser import Parser
 
 from api.auth import API_AUTH
 from api.compat import memories, sessions
 from api.compat.schemas import HealthOut
 from api.problems import ERRORS, ProblemAPI, install_problem_handlers
+
+class ObjectBodyParser(Parser):
+    """Every body this API takes is a JSON object: ninja would read an array or a string as an
+    empty object (all defaults) and answer as if nothing was wrong."""
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        data = super().parse_body(request)
+        if not isinstance(data, dict):
+            raise ValueError("the request body must be a JSON object")
+        return data
+
 
 api = ProblemAPI(
     title="Engram: Agent Memory Server compatible API",
@@ -29,6 +43,7 @@ api = ProblemAPI(
     auth=API_AUTH,
     docs_url=None,
     openapi_url="/v1/openapi.json",
+    parser=ObjectBodyParser(),
 )
 install_problem_handlers(api)
 

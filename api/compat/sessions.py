@@ -130,7 +130,6 @@ def put_working_memory(
         )
         for m in body.messages
     ]
-    strategy = body.long_term_memory_strategy.strategy if body.long_term_memory_strategy else ""
     working.replace_session(
         session_id=key,
         user_id=scope.user_id,
@@ -138,7 +137,9 @@ def put_working_memory(
         messages=messages,
         summary=body.context or "",
         data=body.data or {},
-        strategy=strategy,
+        # What AMS has no word for stays as it was.
+        title=existing.title if existing else "",
+        durable=existing.durable if existing else False,
     )
     found, stored = working.get_session_with_messages(session_id=key)
     session = caller.require_session(found)

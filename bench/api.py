@@ -184,7 +184,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = QUICK if args.quick else FULL
     progress = Progress("api")
     result = start_result("api", quick=bool(args.quick), config=asdict(cfg), progress=progress)
-    with tempfile.TemporaryDirectory(prefix="engram-bench-api-") as tmp, private_redis(Path(tmp) / "redis") as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="engram-bench-api-") as tmp,
+        private_redis(Path(tmp) / "redis") as url,
+    ):
         result.update(_measure(cfg, Path(tmp), url, progress))
     result["load_average_end"] = load_average()
     result["duration_s"] = round(progress.elapsed, 1)
@@ -232,9 +235,7 @@ def _layer_costs(out: dict[str, Any]) -> dict[str, dict[str, float]]:
     for name in ("http_rest_search", "http_ams_search"):
         row = out.get(name, {})
         if "p50_ms" in row:
-            costs[name] = {
-                pct: round(row[f"{pct}_ms"] - engine[f"{pct}_ms"], 3) for pct in ("p50", "p95")
-            }
+            costs[name] = {pct: round(row[f"{pct}_ms"] - engine[f"{pct}_ms"], 3) for pct in ("p50", "p95")}
     return costs
 
 
@@ -270,15 +271,16 @@ def markdown(result: dict[str, Any]) -> str:
         if "p50_ms" not in row:
             lines.append(f"| {label} | {row.get('skipped', 'not run')} | | | |")
             continue
-        hits = row.get("avg_hits", "") if "search" in name else "–"
+        hits = row.get("avg_hits", "") if "search" in name else "-"
         lines.append(
             f"| {label} | {row['p50_ms']:.2f} ms | {row['p95_ms']:.2f} ms | {row['p99_ms']:.2f} ms | {hits} |"
         )
     lines.append("")
     for name, cost in result.get("http_layer_ms", {}).items():
+        path = _LABELS[name].split(" (")[0].removeprefix("HTTP ")
         lines.append(
-            f"- HTTP layer of {_LABELS[name].split(' (')[0].removeprefix('HTTP ')}: +{cost['p50']:.2f} ms at p50, "
-            f"+{cost['p95']:.2f} ms at p95 over the engine call that embeds its query."
+            f"- HTTP layer of {path}: +{cost['p50']:.2f} ms at p50, +{cost['p95']:.2f} ms at p95 over "
+            "the engine call that embeds its query."
         )
     errors = result.get("server_errors", [])
     lines.append(f"- Server log errors during the run: {len(errors)}.")

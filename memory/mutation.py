@@ -90,7 +90,9 @@ _NEW_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 def validate_new_id(value: object) -> str:
     if not isinstance(value, str) or not _NEW_ID.fullmatch(value):
-        raise InvalidInput("id must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        raise InvalidInput(
+            "id must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )
     return value
 
 

@@ -36,9 +36,9 @@ from memory.mutation import (
     memory_type_of,
     mutate,
     ttl_value,
+    validate_new_id,
     validate_scope,
     validate_seconds,
-    validate_new_id,
     validate_text,
 )
 from memory.policy import Change

@@ -11,7 +11,7 @@ import pytest
 from agent_memory_client import MemoryAPIClient, MemoryClientConfig, create_memory_client
 from agent_memory_client.exceptions import MemoryNotFoundError, MemoryServerError
 from agent_memory_client.filters import Namespace, Topics, UserId
-from agent_memory_client.models import ClientMemoryRecord, MemoryMessage, WorkingMemory
+from agent_memory_client.models import ClientMemoryRecord, MemoryMessage, MemoryTypeEnum, WorkingMemory
 
 from tests.api_helpers import make_key
 
@@ -80,9 +80,13 @@ async def test_every_call_the_client_shares_with_engram_round_trips(client_a: Me
     ]
     assert [m.id for m in stored.messages] == [m.id for m in conversation.messages]
     assert stored.data == {"trip": {"city": "Kyoto"}} and stored.context == "The user is planning travel."
-    shorter = WorkingMemory(session_id="chat-1", user_id="alice", messages=[MemoryMessage(role="user", content="hi")])
+    shorter = WorkingMemory(
+        session_id="chat-1", user_id="alice", messages=[MemoryMessage(role="user", content="hi")]
+    )
     replaced = await client_a.put_working_memory("chat-1", shorter, user_id="alice")
-    assert [m.content for m in replaced.messages] == ["hi"] and not replaced.data, "a PUT replaces, never appends"
+    assert [m.content for m in replaced.messages] == ["hi"] and not replaced.data, (
+        "a PUT replaces, never appends"
+    )
     await client_a.put_working_memory("chat-1", conversation, user_id="alice")
     listed = await client_a.list_sessions(user_id="alice")
     assert listed.sessions == ["chat-1"] and listed.total == 1
@@ -91,11 +95,13 @@ async def test_every_call_the_client_shares_with_engram_round_trips(client_a: Me
     tea = ClientMemoryRecord(
         text="User likes green tea in the morning",
         user_id="alice",
-        memory_type="semantic",
+        memory_type=MemoryTypeEnum.SEMANTIC,
         topics=["drinks"],
         entities=["green tea"],
     )
-    other = ClientMemoryRecord(text="User's sister lives in Oslo", user_id="alice", memory_type="episodic")
+    other = ClientMemoryRecord(
+        text="User's sister lives in Oslo", user_id="alice", memory_type=MemoryTypeEnum.EPISODIC
+    )
     ack = await client_a.create_long_term_memory([tea, other])
     assert ack.status.startswith("ok")
     found = await client_a.search_long_term_memory(
@@ -133,7 +139,9 @@ async def test_every_call_the_client_shares_with_engram_round_trips(client_a: Me
     assert "I am planning a trip to Kyoto in April" in texts
     assert "The user is planning travel." in "\n".join(texts)
     assert tea.id in [m["id"] for m in prompt["long_term_memories"]]
-    without_session = await client_a.hydrate_memory_prompt(query="what tea?", user_id={"eq": "alice"}, limit=3)
+    without_session = await client_a.hydrate_memory_prompt(
+        query="what tea?", user_id={"eq": "alice"}, limit=3
+    )
     assert any("jasmine tea" in t for t in _texts(without_session))
 
     # Delete: the memory is gone for get (MemoryNotFoundError) and for search.
@@ -171,11 +179,15 @@ async def test_a_wrong_or_missing_key_is_refused(live_url: str, keys: dict[str, 
 async def test_an_app_key_never_sees_another_apps_memories_or_sessions(
     client_a: MemoryAPIClient, client_b: MemoryAPIClient
 ) -> None:
-    secret = ClientMemoryRecord(text="User's locker code is 4711", user_id="alice", memory_type="semantic")
+    secret = ClientMemoryRecord(
+        text="User's locker code is 4711", user_id="alice", memory_type=MemoryTypeEnum.SEMANTIC
+    )
     await client_a.create_long_term_memory([secret])
     await client_a.put_working_memory(
         "shared-id",
-        WorkingMemory(session_id="shared-id", user_id="alice", messages=[MemoryMessage(role="user", content="A's chat")]),
+        WorkingMemory(
+            session_id="shared-id", user_id="alice", messages=[MemoryMessage(role="user", content="A's chat")]
+        ),
         user_id="alice",
     )
 
@@ -189,14 +201,18 @@ async def test_an_app_key_never_sees_another_apps_memories_or_sessions(
     with pytest.raises(MemoryNotFoundError):
         await client_b.edit_long_term_memory(secret.id, {"text": "User's locker code is 0000"})
     assert (await client_b.delete_long_term_memories([secret.id])).status == "ok, deleted 0 memories"
-    prompt = await client_b.memory_prompt(query="what is my locker code?", session_id="shared-id", user_id="alice")
+    prompt = await client_b.memory_prompt(
+        query="what is my locker code?", session_id="shared-id", user_id="alice"
+    )
     assert not any("4711" in t or "A's chat" in t for t in _texts(prompt))
     assert (await client_b.list_sessions(user_id="alice")).sessions == []
     with pytest.raises(MemoryNotFoundError):
         await client_b.get_working_memory("shared-id", user_id="alice")
     # B cannot take A's memory id over either (the id is in use), nor reach a namespace it lacks.
     with pytest.raises(MemoryServerError) as taken:
-        await client_b.create_long_term_memory([ClientMemoryRecord(id=secret.id, text="mine now", user_id="alice")])
+        await client_b.create_long_term_memory(
+            [ClientMemoryRecord(id=secret.id, text="mine now", user_id="alice")]
+        )
     assert taken.value.status_code == 422 and "in use" in str(taken.value)
     with pytest.raises(MemoryServerError) as forbidden:
         await client_b.search_long_term_memory(text="locker", namespace=Namespace(eq="other"))

@@ -46,15 +46,30 @@ BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
     ("post", "/v1/long-term-memory/search", {"text": "tea", "user_id": {"not_eq": "bob"}}, 422),
     ("post", "/v1/long-term-memory/search", {"text": "tea", "user_id": {"eq": "a", "in_": ["b"]}}, 422),
     ("post", "/v1/long-term-memory/search", {"text": "tea", "memory_type": {"eq": "dream"}}, 422),
-    ("post", "/v1/long-term-memory/search", {"text": "tea", "memory_type": {"not_in": ["episodic", "semantic", "message"]}}, 422),
-    ("post", "/v1/long-term-memory/search", {"text": "tea", "last_accessed": {"gte": "2024-01-01T00:00:00Z"}}, 422),
+    (
+        "post",
+        "/v1/long-term-memory/search",
+        {"text": "tea", "memory_type": {"not_in": ["episodic", "semantic", "message"]}},
+        422,
+    ),
+    (
+        "post",
+        "/v1/long-term-memory/search",
+        {"text": "tea", "last_accessed": {"gte": "2024-01-01T00:00:00Z"}},
+        422,
+    ),
     ("post", "/v1/long-term-memory/search", {"text": "tea", "created_at": {"gte": "yesterday"}}, 422),
     ("post", "/v1/long-term-memory/search", {"text": "tea", "namespace": {"eq": "not-mine"}}, 403),
     ("post", "/v1/long-term-memory/search", {"text": "tea", "distance_threshold": -1}, 422),
     ("post", "/v1/long-term-memory/search", ["not", "an object"], 400),
-    ("put", "/v1/working-memory/s1", "\"just a string\"", 400),
+    ("put", "/v1/working-memory/s1", '"just a string"', 400),
     ("put", "/v1/working-memory/s1", {"session_id": "s1", "memories": [_record()]}, 422),
-    ("put", "/v1/working-memory/s1", {"session_id": "s1", "messages": [{"role": "robot", "content": "x"}]}, 422),
+    (
+        "put",
+        "/v1/working-memory/s1",
+        {"session_id": "s1", "messages": [{"role": "robot", "content": "x"}]},
+        422,
+    ),
     ("put", "/v1/working-memory/s1", {"session_id": "s2"}, 422),
     ("put", "/v1/working-memory/s1", {"session_id": "s1", "data": {"": 1}}, 422),
     ("put", "/v1/working-memory/a,b", {"session_id": "a,b"}, 422),
@@ -66,7 +81,12 @@ BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
     ("post", "/v1/memory/prompt", {"query": "tea?"}, 422),
     ("post", "/v1/memory/prompt", {"query": "tea?", "long_term_search": {"topics": {"any": ["x"]}}}, 422),
     ("post", "/v1/memory/prompt", {"query": "", "session": {"session_id": "s1"}}, 422),
-    ("post", "/v1/memory/prompt", {"query": "tea?", "session": {"session_id": "s1", "context_window_max": "lots"}}, 422),
+    (
+        "post",
+        "/v1/memory/prompt",
+        {"query": "tea?", "session": {"session_id": "s1", "context_window_max": "lots"}},
+        422,
+    ),
 ]
 
 
@@ -102,7 +122,9 @@ def test_hostile_search_text_and_ids_are_only_text(app: ApiClient) -> None:
 
 def test_kinds_map_onto_the_clients_three(app: ApiClient, redis_client: redis.Redis) -> None:
     scope = Scope(user_id="alice", agent_id="helper-bot", namespace="shop")
-    procedural = add_memory(text="User brews tea at 80 degrees", scope=scope, actor=USER, type=MemoryType.PROCEDURAL)
+    procedural = add_memory(
+        text="User brews tea at 80 degrees", scope=scope, actor=USER, type=MemoryType.PROCEDURAL
+    )
     got = app.get(f"/v1/long-term-memory/{procedural.id}").json()
     assert got["memory_type"] == "semantic", "the client knows no 'procedural'"
     semantic = app.post(

@@ -39,7 +39,9 @@ def test_an_id_in_the_trash_is_refused_too(redis_client: redis.Redis) -> None:
 
 
 @pytest.mark.parametrize("bad", ["", "a" * 65, "a b", "x|y", "-lead", "a:b", "é"])
-def test_an_id_of_the_wrong_shape_is_refused_and_nothing_is_added(redis_client: redis.Redis, bad: str) -> None:
+def test_an_id_of_the_wrong_shape_is_refused_and_nothing_is_added(
+    redis_client: redis.Redis, bad: str
+) -> None:
     items = [_new("fine-1", "User likes green tea"), NewMemory(text="x", scope=scope(), id=bad)]
     if bad == "":
         assert add_memories(items=items, actor=USER)[1].id != ""  # "" means: pick one

@@ -9,7 +9,6 @@ Paths are exactly the client's, trailing slashes included: it follows no redirec
 from __future__ import annotations
 
 import time
-
 from typing import Any
 
 from django.http import HttpRequest
@@ -19,6 +18,7 @@ from api.auth import API_AUTH
 from api.compat import memories, sessions
 from api.compat.schemas import HealthOut
 from api.problems import ERRORS, ProblemAPI, install_problem_handlers
+
 
 class ObjectBodyParser(Parser):
     """Every body this API takes is a JSON object: ninja would read an array or a string as an

@@ -81,7 +81,9 @@ def create_memories(request: HttpRequest, body: CreateMemoriesIn) -> dict[str, A
 
 # Before /{memory_id}: Django takes the first path that matches, and "search" would be an id.
 @router.post("/v1/long-term-memory/search", response={200: MemoryRecordResultsOut, **ERRORS})
-def search_long_term_memory(request: HttpRequest, body: SearchIn, optimize_query: bool = False) -> dict[str, Any]:
+def search_long_term_memory(
+    request: HttpRequest, body: SearchIn, optimize_query: bool = False
+) -> dict[str, Any]:
     """Engram's hybrid search (or `search_mode`); without text, the newest memories that match the
     filters. `optimize_query` is accepted and has no effect (no query rewriting here)."""
     caller = _caller(request)
@@ -142,7 +144,9 @@ def edit_long_term_memory(request: HttpRequest, memory_id: str, body: MemoryEdit
         topics=body.topics if "topics" in changes else None,
         entities=body.entities if "entities" in changes else None,
         event_date=(
-            (mapping.epoch(body.event_date) if body.event_date else None) if "event_date" in changes else UNCHANGED
+            (mapping.epoch(body.event_date) if body.event_date else None)
+            if "event_date" in changes
+            else UNCHANGED
         ),
         reason="agent-memory-client edit",
     )
@@ -159,7 +163,9 @@ def delete_long_term_memories(request: HttpRequest, memory_ids: Query[list[str]]
     deleted = 0
     for memory_id in dict.fromkeys(memory_ids):
         try:
-            delete_memory(memory_id=memory_id, owner=owner, actor=caller.actor, reason="agent-memory-client delete")
+            delete_memory(
+                memory_id=memory_id, owner=owner, actor=caller.actor, reason="agent-memory-client delete"
+            )
         except MemoryNotFound:
             continue
         deleted += 1

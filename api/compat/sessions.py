@@ -55,7 +55,9 @@ def _out(
         "ttl_seconds": session.ttl_seconds,
         "last_accessed": mapping.at(min(session.updated_at or now, now)),
         "context_percentage_total_used": (
-            round(100 * session.total_tokens / context_window_max, 2) if context_window_max and context_window_max > 0 else None
+            round(100 * session.total_tokens / context_window_max, 2)
+            if context_window_max and context_window_max > 0
+            else None
         ),
         "new_session": False,
     }
@@ -114,7 +116,9 @@ def put_working_memory(
     if body.session_id is not None and body.session_id != session_id:
         raise InvalidInput("the body's session_id is not the one in the path")
     if body.memories:
-        raise InvalidInput("working-memory memories are not kept here; create them with POST /v1/long-term-memory/")
+        raise InvalidInput(
+            "working-memory memories are not kept here; create them with POST /v1/long-term-memory/"
+        )
     key = caller.session_key(session_id)
     existing = working.get_session(session_id=key)
     if existing is not None:

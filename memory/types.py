@@ -40,7 +40,12 @@ class MemoryLocked(EngineError):
 
 
 class VersionConflict(EngineError):
-    """The memory changed since the caller read it (expected_version did not match)."""
+    """The memory changed since the caller read it, or changes too fast to apply this one."""
+
+
+class StaleVersion(VersionConflict):
+    """The memory is not at the version the caller said it read (`expected_version`): the REST
+    API answers 412 to a stale `If-Match`, while contention alone stays a VersionConflict."""
 
 
 class LeaseLost(EngineError):

@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "memory",
     "chat",
     "inspector",
+    "ninja",  # its bundled Swagger UI for /api/v1/docs (no CDN, fits the CSP)
+    "api",
 ]
 
 MIDDLEWARE = [

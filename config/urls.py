@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from api.v1 import api as api_v1
 from chat import views as chat_views
 from core import views as core_views
 
@@ -9,6 +10,7 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("chat/", include("chat.urls")),
     path("inspector/", include("inspector.urls")),
+    path("api/v1/", api_v1.urls),
     path("accounts/signup/", chat_views.signup, name="signup"),
     # Before django.contrib.auth's own logout view (same path and name): ours says "signed out".
     path("accounts/logout/", chat_views.log_out, name="logout"),

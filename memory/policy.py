@@ -8,7 +8,10 @@
   memory support or the system removed stays removed); may restore, update or set the expiry of a
   memory unless staff locked it; may not pin or lock.
 - **tool** (the chat model's memory tools) and **extractor**: may update or delete a memory only
-  when it is neither locked nor pinned, and nothing else. A pin says "this matters", a lock "this
+  when it is neither locked nor pinned, and nothing else.
+- **app** (another agent through an app API key) is held to the same rule as the tool, and may also
+  set the expiry of, or restore, a memory that is neither locked nor pinned; a restore only of what
+  that same key deleted (like a user's). A pin says "this matters", a lock "this
   was corrected by support"; neither the model nor the extractor may overrule either.
 
 Callers that only ask (the extraction planner, the chat tools) get the same reason the write would
@@ -59,7 +62,15 @@ _TABLE: dict[ActorKind, dict[Change, tuple[str, ...]]] = {
     },
     ActorKind.TOOL: {Change.UPDATE: _LOCKED_OR_PINNED, Change.DELETE: _LOCKED_OR_PINNED},
     ActorKind.EXTRACTOR: {Change.UPDATE: _LOCKED_OR_PINNED, Change.DELETE: _LOCKED_OR_PINNED},
+    ActorKind.APP: {
+        Change.UPDATE: _LOCKED_OR_PINNED,
+        Change.DELETE: _LOCKED_OR_PINNED,
+        Change.EXPIRY: _LOCKED_OR_PINNED,
+        Change.RESTORE: _LOCKED_OR_PINNED,
+    },
 }
+# Who may restore only what they deleted themselves (kind and id must match the deleter's).
+_OWN_DELETES_ONLY = {ActorKind.USER, ActorKind.APP}
 _STAFF_ONLY = {
     Change.UPDATE: "only staff can change this memory",
     Change.DELETE: "only staff can delete this memory",
@@ -82,7 +93,7 @@ def may_change(*, actor: Actor, memory: Memory, change: Change, deleted_by: Acto
     rules = _TABLE.get(actor.kind, {})
     if change not in rules:
         return Decision(False, _STAFF_ONLY[change])
-    if change == Change.RESTORE and actor.kind == ActorKind.USER and not _same_actor(deleted_by, actor):
+    if change == Change.RESTORE and actor.kind in _OWN_DELETES_ONLY and not _same_actor(deleted_by, actor):
         return Decision(False, NOT_YOUR_DELETION)
     for protection in rules[change]:
         if getattr(memory, protection):

@@ -87,7 +87,11 @@ def admission_rule(hit: SearchHit, result: SearchResult) -> str:
 
 def _pinned_hits(filter_: MemoryFilter, exclude: set[str]) -> list[SearchHit]:
     pinned = MemoryFilter.build(
-        user_id=filter_.user_id, agent_id=filter_.agent_id, namespace=filter_.namespace, pinned_only=True
+        user_id=filter_.user_id,
+        agent_id=filter_.agent_id,
+        namespace=filter_.namespace,
+        namespaces=filter_.namespaces or None,
+        pinned_only=True,
     )
     page = list_memories(filter=pinned, limit=MAX_PINNED)
     none = ScoreBreakdown(vector=0.0, keyword=0.0, recency=0.0, final=0.0)

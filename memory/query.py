@@ -198,6 +198,14 @@ def validate_scope_id(value: object, *, name: str, required: bool = True) -> str
     return checked
 
 
+def _scope_ids(values: object, *, name: str) -> list[str]:
+    if values is None:
+        return []
+    if not isinstance(values, list | tuple):
+        raise InvalidInput(f"{name} must be a list")
+    return list(dict.fromkeys(validate_scope_id(v, name=name) for v in values))
+
+
 def escape_tag(value: str) -> str:
     """Escape every ASCII character that is not a letter, digit or underscore."""
     return "".join(ch if _TAG_SAFE.match(ch) else "\\" + ch for ch in value)
@@ -307,6 +315,8 @@ class MemoryFilter:
     user_id: str
     agent_id: str = ""
     namespace: str = ""
+    # Any of these namespaces (an app key's allowed ones, when it names none); with `namespace`, both hold.
+    namespaces: list[str] = field(default_factory=list)
     session_id: str = ""
     types: list[MemoryType] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
@@ -325,6 +335,7 @@ class MemoryFilter:
         user_id: object,
         agent_id: object = None,
         namespace: object = None,
+        namespaces: object = None,
         session_id: object = None,
         types: object = None,
         topics: object = None,
@@ -342,6 +353,7 @@ class MemoryFilter:
             user_id=validate_scope_id(user_id, name="user_id"),
             agent_id=validate_scope_id(agent_id, name="agent_id", required=False),
             namespace=validate_scope_id(namespace, name="namespace", required=False),
+            namespaces=_scope_ids(namespaces, name="namespaces"),
             session_id=validate_scope_id(session_id, name="session_id", required=False),
             types=parse_types(types),
             topics=normalise_tags(topics, name="topics"),
@@ -364,6 +376,8 @@ class MemoryFilter:
         ):
             if value:
                 parts.append(tag_clause(field_name, [value]))
+        if self.namespaces:
+            parts.append(tag_clause("namespace", self.namespaces))
         if self.types:
             parts.append(tag_clause("type", [str(t) for t in self.types]))
         if self.topics:

@@ -103,6 +103,7 @@ def profile_hits(*, filter_: MemoryFilter, now: float, limit: int = PROFILE_LIMI
         user_id=filter_.user_id,
         agent_id=filter_.agent_id or None,
         namespace=filter_.namespace or None,
+        namespaces=filter_.namespaces or None,
         types=[str(t) for t in MemoryType if t != MemoryType.MESSAGE],
     )
     memories = [m for m in list_memories(filter=facts, limit=200).memories if is_profile_material(m)]

@@ -221,13 +221,18 @@ def _ttls(redis_keys: list[str]) -> list[int | None]:
         return [ttl_or_none(t) for t in pipe.execute()]
 
 
-def counts_by_type(*, user_id: str | None) -> dict[str, int]:
-    """Live memories per type, of one user or (user_id=None) of everyone, from the index (no key scan)."""
+def counts_by_type(*, user_id: str | None, filter: MemoryFilter | None = None) -> dict[str, int]:
+    """Live memories per type, of one user or (user_id=None) of everyone, from the index (no key scan).
+
+    With `filter` (an API key's confinement, say) only what it matches is counted; its user wins."""
     ensure_index()
-    # Expired keys can linger until Redis' expiry cycle reaches them; never count them.
-    query = f"-@expires_at:[-inf {time.time()!r}]"
-    if user_id is not None:
-        query = f"{tag_clause('user_id', [validate_scope_id(user_id, name='user_id')])} {query}"
+    if filter is not None:
+        query = filter.query(now=time.time())
+    else:
+        # Expired keys can linger until Redis' expiry cycle reaches them; never count them.
+        query = f"-@expires_at:[-inf {time.time()!r}]"
+        if user_id is not None:
+            query = f"{tag_clause('user_id', [validate_scope_id(user_id, name='user_id')])} {query}"
     reply = get_redis().execute_command(
         "FT.AGGREGATE",
         index_name(),

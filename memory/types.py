@@ -21,6 +21,7 @@ class ActorKind(StrEnum):
     EXTRACTOR = "extractor"
     TOOL = "tool"
     SYSTEM = "system"
+    APP = "app"  # another agent, through an app API key (api/, the MCP server)
 
 
 class EngineError(Exception):

@@ -71,6 +71,11 @@ EXPECTED: dict[ActorKind, dict[Change, tuple[str, str, str]]] = {
         }
         for kind in (ActorKind.TOOL, ActorKind.EXTRACTOR)
     },
+    # An app key (issue 16): the tool's rule, and it may also set the expiry or restore what it deleted.
+    ActorKind.APP: {
+        **{c: ("", P, L) for c in (Change.UPDATE, Change.DELETE, Change.EXPIRY, Change.RESTORE)},
+        **{c: (STAFF_ONLY,) * 3 for c in (Change.PIN, Change.UNPIN, Change.LOCK, Change.UNLOCK)},
+    },
 }
 
 
@@ -105,6 +110,15 @@ def test_a_user_may_restore_only_what_they_deleted_themselves() -> None:
     # Staff restore whatever is in the trash, whoever deleted it.
     staff = Actor(ActorKind.STAFF, "support-2")
     assert may_change(actor=staff, memory=memory, change=Change.RESTORE, deleted_by=None).allowed
+
+
+def test_an_app_key_may_restore_only_what_that_key_deleted() -> None:
+    memory = _memory()
+    app = Actor(ActorKind.APP, "api-key:one")
+    assert may_change(actor=app, memory=memory, change=Change.RESTORE, deleted_by=app).allowed
+    for deleter in (None, Actor(ActorKind.APP, "api-key:two"), Actor(ActorKind.USER, "api-key:one")):
+        decision = may_change(actor=app, memory=memory, change=Change.RESTORE, deleted_by=deleter)
+        assert not decision.allowed and decision.reason == NOT_YOUR_DELETION, deleter
 
 
 def test_a_lock_wins_over_a_pin_in_the_reason() -> None:

@@ -1,0 +1,178 @@
+"""Errors as RFC 9457 problem details, mapped once from the engine's error tree.
+
+`install_problem_handlers(api)` registers the handlers on a NinjaAPI; every operation spreads
+`ERRORS` into its `response=` so each status it can answer is in the OpenAPI document (a client, or
+Schemathesis, treats an undeclared status as a bug). `ProblemAPI` is a NinjaAPI whose document
+says those error responses are `application/problem+json`, which is what they are."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled, ValidationError
+
+from memory.types import EngineError, InvalidInput, LeaseLost, MemoryLocked, MemoryNotFound, VersionConflict
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """Base of the api's own refusals: a status and a message fit to show."""
+
+    status = 400
+    title = ""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Forbidden(ProblemError):
+    """The key is valid but may not do this (a staff-only call, a namespace not given to the app)."""
+
+    status = 403
+
+
+class PreconditionFailed(ProblemError):
+    """If-Match named a version that is no longer the memory's."""
+
+    status = 412
+
+
+class RateLimited(ProblemError):
+    status = 429
+
+    def __init__(self, detail: str = "", *, retry_after: int = 60) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
+
+
+class FieldError(Schema):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(Schema):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = ""
+    errors: list[FieldError] | None = None
+
+
+# What every operation may answer besides its success. 412 is only for the calls that take If-Match:
+# spread PRECONDITION_ERRORS there too.
+ERRORS: dict[int, type[Problem]] = {
+    status: Problem for status in (400, 401, 403, 404, 409, 413, 422, 429, 500)
+}
+PRECONDITION_ERRORS: dict[int, type[Problem]] = {412: Problem}
+
+
+def problem_response(
+    request: HttpRequest,
+    api: NinjaAPI,
+    *,
+    status: int,
+    detail: str = "",
+    title: str = "",
+    errors: list[dict[str, Any]] | None = None,
+) -> HttpResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase.lower(),
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    response = api.create_response(request, body, status=status)
+    response["Content-Type"] = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def _field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # pydantic's own error dicts carry `input` and `ctx` (the caller's value, exception objects):
+    # keep what says where and why, all of it JSON.
+    return [
+        {
+            "loc": [p if isinstance(p, int) else str(p) for p in error.get("loc", ())],
+            "msg": str(error.get("msg", "")),
+            "type": str(error.get("type", "")),
+        }
+        for error in errors
+    ]
+
+
+def install_problem_handlers(api: NinjaAPI) -> None:
+    def handle(
+        exc_class: type[Exception], status: int, *, title: str = "", detail: str | None = None
+    ) -> None:
+        def handler(request: HttpRequest, exc: Exception) -> HttpResponse:
+            return problem_response(request, api, status=status, title=title, detail=detail or str(exc))
+
+        api.add_exception_handler(exc_class, handler)
+
+    handle(InvalidInput, 422)
+    handle(MemoryNotFound, 404)
+    handle(Http404, 404, detail="not found")
+    handle(MemoryLocked, 409, title="locked")
+    handle(VersionConflict, 409, title="version conflict")
+    handle(LeaseLost, 409, title="conflict")
+    handle(EngineError, 422)
+    handle(AuthenticationError, 401, detail="a valid API key is required")
+    handle(AuthorizationError, 403)
+    handle(RequestDataTooBig, 413, detail="the request body is too large")
+    handle(SuspiciousOperation, 400, detail="the request was refused")
+
+    def validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        return problem_response(
+            request, api, status=422, detail="the request is not valid", errors=_field_errors(exc.errors)
+        )
+
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        status = exc.status_code if 400 <= exc.status_code < 600 else 400
+        # ninja's body parser says "Cannot parse request body (<the decoder's words>)" in DEBUG.
+        detail = "the request body is not valid JSON" if status == 400 else str(exc)
+        response = problem_response(request, api, status=status, detail=detail)
+        if isinstance(exc, Throttled) and exc.wait:
+            response["Retry-After"] = str(int(exc.wait))
+        return response
+
+    def ours(request: HttpRequest, exc: ProblemError) -> HttpResponse:
+        response = problem_response(request, api, status=exc.status, title=exc.title, detail=exc.detail)
+        if isinstance(exc, RateLimited):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
+
+    def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+        logger.exception("API error on %s %s", request.method, request.path)
+        return problem_response(request, api, status=500, detail="something went wrong on our side")
+
+    api.add_exception_handler(ValidationError, validation)
+    api.add_exception_handler(HttpError, http_error)
+    api.add_exception_handler(ProblemError, ours)
+    api.add_exception_handler(Exception, unexpected)
+
+
+class ProblemAPI(NinjaAPI):
+    """A NinjaAPI whose OpenAPI document declares error responses as application/problem+json."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(*args, **kwargs)
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                if not isinstance(operation, dict):
+                    continue
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content")
+                    if str(status)[:1] in "45" and content and "application/json" in content:
+                        content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+        return schema

@@ -96,7 +96,9 @@ class IdempotentRequest:
         """The request `key` names, fingerprinted by everything its items would store."""
 
         def stored(item: NewMemory) -> dict[str, Any]:
-            data = {f.name: getattr(item, f.name) for f in dataclass_fields(item) if f.name not in _NOT_CONTENT}
+            data = {f.name: getattr(item, f.name) for f in dataclass_fields(item)}
+            for name in _NOT_CONTENT:
+                data.pop(name)
             data["scope"] = asdict(item.scope)
             data["type"] = str(item.type)
             data["ttl_seconds"] = "default" if isinstance(item.ttl_seconds, Default) else item.ttl_seconds

@@ -116,6 +116,9 @@ ROLE_TOPIC_PREFIX = "said-by:"
 
 @dataclass
 class Memory:
+    """A long-term memory: its text, whose it is (scope), where it came from, its flags and its
+    lifetime. Times are seconds since the epoch; ttl_seconds is what is left when read."""
+
     id: str
     text: str
     type: MemoryType
@@ -213,6 +216,9 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class HistoryEvent:
+    """One change to a memory: what happened, who did it (actor), when, and the state before and
+    after (`old`, `new`: text, type, topics, entities, event date)."""
+
     event: str
     memory_id: str
     user_id: str

@@ -26,6 +26,11 @@ def decode_cursor(cursor: str | None) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
     digits = raw.removeprefix(_PREFIX)
-    if not raw.startswith(_PREFIX) or not digits.isascii() or not digits.isdigit() or len(digits) > _MAX_DIGITS:
+    if (
+        not raw.startswith(_PREFIX)
+        or not digits.isascii()
+        or not digits.isdigit()
+        or len(digits) > _MAX_DIGITS
+    ):
         raise InvalidInput("cursor is not one this API gave out; start again without it")
     return int(digits)

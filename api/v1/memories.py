@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Header, Query, Router
+from ninja import Header, Query, Router, Status
 
-from api.callers import ApiCaller
-from api.problems import ERRORS, PreconditionFailed
+from api.callers import ApiCaller, request_caller
+from api.problems import ERRORS, PRECONDITION_ERRORS, PreconditionFailed
 from api.v1.cursors import decode_cursor, encode_cursor
 from api.v1.memory_schemas import (
     HISTORY_PAGE_DEFAULT,
@@ -32,6 +32,7 @@ from api.v1.memory_schemas import (
     TtlIn,
     TtlOut,
 )
+from api.v1.presenters import memory_for
 from memory.mutation import DEFAULT_TTL, UNCHANGED
 from memory.query import validate_id
 from memory.selectors import get_memory, memory_history_page, memory_ttl
@@ -56,12 +57,6 @@ IDEMPOTENCY_KEY_MAX = 200
 _MAX_VERSION_DIGITS = 18
 
 
-def _caller(request: HttpRequest) -> ApiCaller:
-    caller = request.auth  # type: ignore[attr-defined]
-    assert isinstance(caller, ApiCaller)
-    return caller
-
-
 def _memory_id(value: str) -> str:
     """An id no memory can have (too long, control characters) is simply not found: a caller
     probing with odd ids gets the answer a missing id gets."""
@@ -81,15 +76,17 @@ def _expected_version(if_match: str | None) -> int | None:
     return int(value)
 
 
-def _with_etag(response: HttpResponse, memory: Memory) -> Memory:
+def _with_etag(response: HttpResponse, caller: ApiCaller, memory: Memory) -> Memory:
     response["ETag"] = f'"{memory.version}"'
-    return memory
+    return memory_for(caller, memory)
 
 
 def _new_memory(caller: ApiCaller, item: NewMemoryIn) -> NewMemory:
     return NewMemory(
         text=item.text,
-        scope=caller.scope(user_id=item.user_id, namespace=item.namespace, session_id=item.session_id),
+        scope=caller.scope(
+            user_id=item.user_id, namespace=item.namespace, session_id=item.session_id, agent_id=item.agent_id
+        ),
         type=item.type,
         topics=list(item.topics),
         entities=list(item.entities),
@@ -117,7 +114,7 @@ def create_memories(
         None, alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX
     ),
 ) -> Any:
-    caller = _caller(request)
+    caller = request_caller(request)
     items = [_new_memory(caller, item) for item in body.memories]
     once = (
         IdempotentRequest.of(key=f"api:{caller.key_id}:{idempotency_key}", items=items, reason=body.reason)
@@ -125,18 +122,21 @@ def create_memories(
         else None
     )
     memories = add_memories(items=items, actor=caller.actor, reason=body.reason, publish=True, request=once)
-    return 201, {"memories": memories}
+    return Status(201, {"memories": [memory_for(caller, m) for m in memories]})
 
 
 @router.get("/{memory_id}", response={200: MemoryOut, **ERRORS}, summary="Get a memory")
 def get_one(request: HttpRequest, response: HttpResponse, memory_id: str) -> Any:
     """A live memory, or one in the trash (`deleted: true`) until its grace period ends. The ETag
     is its version: send it back as `If-Match` to update only what you read."""
-    memory = get_memory(memory_id=_memory_id(memory_id), owner=_caller(request).owner())
-    return _with_etag(response, memory)
+    caller = request_caller(request)
+    memory = get_memory(memory_id=_memory_id(memory_id), owner=caller.owner())
+    return _with_etag(response, caller, memory)
 
 
-@router.patch("/{memory_id}", response={200: MemoryOut, **ERRORS}, summary="Update a memory")
+@router.patch(
+    "/{memory_id}", response={200: MemoryOut, **ERRORS, **PRECONDITION_ERRORS}, summary="Update a memory"
+)
 def update(
     request: HttpRequest,
     response: HttpResponse,
@@ -146,7 +146,7 @@ def update(
 ) -> Any:
     """Changes the fields sent (a new version). With `If-Match: "<version>"` the change is made only
     if the memory is still at that version, else 412 and nothing changes."""
-    caller = _caller(request)
+    caller = request_caller(request)
     try:
         memory = update_memory(
             memory_id=_memory_id(memory_id),
@@ -162,21 +162,27 @@ def update(
         )
     except StaleVersion as exc:
         raise PreconditionFailed(str(exc)) from exc
-    return _with_etag(response, memory)
+    return _with_etag(response, caller, memory)
 
 
 @router.delete("/{memory_id}", response={200: MemoryOut, **ERRORS}, summary="Delete a memory")
 def delete(request: HttpRequest, memory_id: str, reason: Reason = "") -> Any:
     """A soft delete: the memory leaves every search at once and can be restored until the grace
     period ends."""
-    caller = _caller(request)
-    return delete_memory(memory_id=_memory_id(memory_id), owner=caller.owner(), actor=caller.actor, reason=reason)
+    caller = request_caller(request)
+    memory = delete_memory(
+        memory_id=_memory_id(memory_id), owner=caller.owner(), actor=caller.actor, reason=reason
+    )
+    return memory_for(caller, memory)
 
 
 @router.post("/{memory_id}/restore", response={200: MemoryOut, **ERRORS}, summary="Restore a deleted memory")
 def restore(request: HttpRequest, memory_id: str, reason: Reason = "") -> Any:
-    caller = _caller(request)
-    return restore_memory(memory_id=_memory_id(memory_id), owner=caller.owner(), actor=caller.actor, reason=reason)
+    caller = request_caller(request)
+    memory = restore_memory(
+        memory_id=_memory_id(memory_id), owner=caller.owner(), actor=caller.actor, reason=reason
+    )
+    return memory_for(caller, memory)
 
 
 @router.get("/{memory_id}/history", response={200: HistoryOut, **ERRORS}, summary="A memory's history")
@@ -190,7 +196,7 @@ def history(
     Pass `next` back as `cursor` for the following page."""
     memory_id = _memory_id(memory_id)
     page = memory_history_page(
-        memory_id=memory_id, owner=_caller(request).owner(), start=decode_cursor(cursor), limit=limit
+        memory_id=memory_id, owner=request_caller(request).owner(), start=decode_cursor(cursor), limit=limit
     )
     next_cursor = None if page.next_start is None else encode_cursor(page.next_start)
     return {"memory_id": memory_id, "events": page.events, "next": next_cursor}
@@ -199,27 +205,37 @@ def history(
 @router.post("/{memory_id}/pin", response={200: MemoryOut, **ERRORS}, summary="Pin or unpin (staff keys)")
 def pin(request: HttpRequest, memory_id: str, body: PinIn) -> Any:
     """A pinned memory joins every prompt of its user; app keys may not pin (403)."""
-    caller = _caller(request)
+    caller = request_caller(request)
     caller.require_staff()
-    return set_pinned(
-        memory_id=_memory_id(memory_id), owner=caller.owner(), pinned=body.pinned, actor=caller.actor, reason=body.reason
+    memory = set_pinned(
+        memory_id=_memory_id(memory_id),
+        owner=caller.owner(),
+        pinned=body.pinned,
+        actor=caller.actor,
+        reason=body.reason,
     )
+    return memory_for(caller, memory)
 
 
 @router.post("/{memory_id}/lock", response={200: MemoryOut, **ERRORS}, summary="Lock or unlock (staff keys)")
 def lock(request: HttpRequest, memory_id: str, body: LockIn) -> Any:
     """A locked memory is a support correction: only staff may change it; app keys may not lock (403)."""
-    caller = _caller(request)
+    caller = request_caller(request)
     caller.require_staff()
-    return set_locked(
-        memory_id=_memory_id(memory_id), owner=caller.owner(), locked=body.locked, actor=caller.actor, reason=body.reason
+    memory = set_locked(
+        memory_id=_memory_id(memory_id),
+        owner=caller.owner(),
+        locked=body.locked,
+        actor=caller.actor,
+        reason=body.reason,
     )
+    return memory_for(caller, memory)
 
 
 @router.get("/{memory_id}/ttl", response={200: TtlOut, **ERRORS}, summary="Time left before a memory expires")
 def get_ttl(request: HttpRequest, memory_id: str) -> Any:
     memory_id = _memory_id(memory_id)
-    ttl = memory_ttl(memory_id=memory_id, owner=_caller(request).owner())
+    ttl = memory_ttl(memory_id=memory_id, owner=request_caller(request).owner())
     return {"memory_id": memory_id, "ttl_seconds": ttl, "version": None}
 
 
@@ -229,7 +245,7 @@ def _ttl_out(memory: Memory) -> dict[str, Any]:
 
 @router.put("/{memory_id}/ttl", response={200: TtlOut, **ERRORS}, summary="Set when a memory expires")
 def put_ttl(request: HttpRequest, memory_id: str, body: TtlIn) -> Any:
-    caller = _caller(request)
+    caller = request_caller(request)
     memory = set_ttl(
         memory_id=_memory_id(memory_id),
         owner=caller.owner(),
@@ -242,8 +258,12 @@ def put_ttl(request: HttpRequest, memory_id: str, body: TtlIn) -> Any:
 
 @router.post("/{memory_id}/ttl/extend", response={200: TtlOut, **ERRORS}, summary="Give a memory more time")
 def extend(request: HttpRequest, memory_id: str, body: ExtendTtlIn) -> Any:
-    caller = _caller(request)
+    caller = request_caller(request)
     memory = extend_ttl(
-        memory_id=_memory_id(memory_id), owner=caller.owner(), seconds=body.seconds, actor=caller.actor, reason=body.reason
+        memory_id=_memory_id(memory_id),
+        owner=caller.owner(),
+        seconds=body.seconds,
+        actor=caller.actor,
+        reason=body.reason,
     )
     return _ttl_out(memory)

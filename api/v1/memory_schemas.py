@@ -46,10 +46,13 @@ def record_schema(record: type) -> type[BaseModel]:
     a response (so a client, and Schemathesis, may rely on each key)."""
     hints = typing.get_type_hints(record)
     fields: dict[str, Any] = {f.name: (_published(hints[f.name]), ...) for f in dataclasses.fields(record)}
+    doc = record.__doc__ or ""
+    # A dataclass without a docstring gets its signature as one: that is no description.
+    written = doc if not doc.startswith(f"{record.__name__}(") else ""
     return create_model(  # type: ignore[call-overload, no-any-return]
         record.__name__,
         __config__=ConfigDict(from_attributes=True),
-        __doc__=inspect.getdoc(record) or None,
+        __doc__=inspect.cleandoc(written) or None,
         **fields,
     )
 
@@ -67,7 +70,9 @@ class MemoriesOut(BaseModel):
 class HistoryOut(BaseModel):
     memory_id: str
     events: list[HistoryEventOut]  # type: ignore[valid-type]
-    next: str | None = Field(description="Cursor of the next page (pass it as `cursor`); null on the last page")
+    next: str | None = Field(
+        description="Cursor of the next page (pass it as `cursor`); null on the last page"
+    )
 
 
 class TtlOut(BaseModel):
@@ -142,6 +147,9 @@ class NewMemoryIn(BaseModel):
     namespace: ScopeId | None = Field(
         None, description="Default: the key's first namespace (app keys), else 'default'"
     )
+    agent_id: ScopeId | None = Field(
+        None, description="Default: the key's agent (an app key may name only its own)"
+    )
     session_id: Annotated[str, Field(max_length=MAX_ID_LENGTH)] = ""
     topics: Tags = []
     entities: Tags = []
@@ -210,7 +218,11 @@ class FilterIn(BaseModel):
     model_config = _FORBID
 
     user_id: ScopeId
+    agent_id: ScopeId | None = Field(None, description="Only this agent's (an app key: always its own)")
     namespace: ScopeId | None = None
+    namespaces: Annotated[list[ScopeId], Field(max_length=MAX_FILTER_VALUES)] | None = Field(
+        None, description="Any of these namespaces (an app key: of its own; default all of them)"
+    )
     session_id: ScopeId | None = None
     types: Annotated[list[MemoryType], Field(max_length=len(MemoryType))] | None = None
     topics: Tags | None = None
@@ -231,10 +243,8 @@ class FilterIn(BaseModel):
         return {name: getattr(self, name) for name in FILTER_ARGUMENTS}
 
 
-# The API takes every filter the engine does: the caller's confinement adds agent_id itself.
-FILTER_ARGUMENTS = tuple(
-    name for name in inspect.signature(MemoryFilter.build).parameters if name not in {"cls", "agent_id"}
-)
+# The API takes every filter the engine does (`ApiCaller.filter` confines them to the key).
+FILTER_ARGUMENTS = tuple(inspect.signature(MemoryFilter.build).parameters)
 
 
 class SearchIn(FilterIn):
@@ -255,6 +265,7 @@ class MemoryPromptIn(BaseModel):
         None, description="A session of this user: its summary and recent messages join the prompt"
     )
     namespace: ScopeId | None = None
+    agent_id: ScopeId | None = None
     budget: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
         None, description="Token budget of the whole prompt (default: the server's)"
     )

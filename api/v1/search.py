@@ -9,34 +9,25 @@ from django.http import HttpRequest
 from ninja import Router
 from ulid import ULID
 
-from api.callers import ApiCaller
+from api.callers import request_caller
 from api.problems import ERRORS
 from api.v1.memory_schemas import MemoryPromptIn, MemoryPromptOut, SearchIn, SearchOut
-from memory.hits import hit_as_dict
+from api.v1.presenters import hits_for
 from memory.prompt import build_prompt
 from memory.search import search_memories
-from memory.types import SearchHit
+from memory.working import get_session
 
 search_router = Router(tags=["search"])
 prompt_router = Router(tags=["search"])
-
-
-def _caller(request: HttpRequest) -> ApiCaller:
-    caller = request.auth  # type: ignore[attr-defined]
-    assert isinstance(caller, ApiCaller)
-    return caller
-
-
-def _hits(hits: list[SearchHit]) -> list[dict[str, Any]]:
-    return [{**hit_as_dict(hit, view="staff"), "memory": hit.memory} for hit in hits]
 
 
 @search_router.post("", response={200: SearchOut, **ERRORS}, summary="Search a user's memories")
 def search(request: HttpRequest, body: SearchIn) -> Any:
     """Semantic, keyword or hybrid search within the filters, each hit with its score breakdown,
     and the near misses (the best candidates below the cut)."""
+    caller = request_caller(request)
     result = search_memories(
-        filter=_caller(request).filter(**body.filter_kwargs()),
+        filter=caller.filter(**body.filter_kwargs()),
         text=body.text,
         mode=body.mode,
         top_k=body.top_k,
@@ -50,8 +41,8 @@ def search(request: HttpRequest, body: SearchIn) -> Any:
         "threshold": result.threshold,
         "relative_threshold": result.relative_threshold,
         "cut": result.cut,
-        "hits": _hits(result.hits),
-        "near_misses": _hits(result.near_misses),
+        "hits": hits_for(caller, result.hits),
+        "near_misses": hits_for(caller, result.near_misses),
     }
 
 
@@ -62,13 +53,14 @@ def memory_prompt(request: HttpRequest, body: MemoryPromptIn) -> Any:
     the message; with the memories used, the near misses and where the tokens went. Like a chat
     turn, it counts as a use of the memories it includes (access stats) and, with a session, is
     saved as the session's retrieval trace."""
-    caller = _caller(request)
-    scope = caller.scope(user_id=body.user_id, namespace=body.namespace)
+    caller = request_caller(request)
+    scope = caller.scope(user_id=body.user_id, namespace=body.namespace, agent_id=body.agent_id)
     if body.session_id is None:
         # A fresh id names no session: no summary, no recent messages (as the inspector's sandbox).
         session_id = caller.session_key(f"prompt-{ULID()}")
     else:
-        session_id = caller.user_session(user_id=scope.user_id, session_id=body.session_id).id
+        stored = get_session(session_id=caller.session_key(body.session_id))
+        session_id = caller.require_session(stored, user_id=scope.user_id).id
     built = build_prompt(
         user_id=scope.user_id,
         session_id=session_id,
@@ -82,8 +74,8 @@ def memory_prompt(request: HttpRequest, body: MemoryPromptIn) -> Any:
         "turn_id": built.turn_id,
         "session_id": body.session_id,
         "messages": built.messages,
-        "memories": _hits(built.memories),
-        "near_misses": _hits(built.near_misses),
+        "memories": hits_for(caller, built.memories),
+        "near_misses": hits_for(caller, built.near_misses),
         "profile": built.profile,
         "tokens": built.trace.tokens,
     }

@@ -71,7 +71,12 @@ class ApiCaller:
             raise Forbidden(f"this key may not use the namespace {checked!r}")
         return checked
 
-    def _agent(self, agent_id: str | None) -> str | None:
+    def agent(self, agent_id: str | None = None) -> str:
+        """The agent a write goes to: an app's own (naming another is Forbidden); staff's choice or
+        their key's."""
+        return self._agent_filter(agent_id) or self.agent_id
+
+    def _agent_filter(self, agent_id: str | None) -> str | None:
         if agent_id is None or agent_id == "":
             return None if self.is_staff else self.agent_id
         checked = validate_scope_id(agent_id, name="agent_id")
@@ -85,10 +90,9 @@ class ApiCaller:
         """Where a new memory goes. `session_id` is the caller's (external) id; it is stored as
         `session_key(session_id)`. An app's default namespace is its first; staff's the engine's."""
         ns = self.namespace(namespace)
-        agent = self._agent(agent_id)
         return Scope(
             user_id=validate_scope_id(user_id, name="user_id"),
-            agent_id=agent or self.agent_id,
+            agent_id=self.agent(agent_id),
             namespace=ns or (self.namespaces[0] if self.namespaces else "default"),
             session_id=self.session_key(session_id) if session_id else "",
         )
@@ -96,7 +100,7 @@ class ApiCaller:
     def filter(self, **kwargs: Any) -> MemoryFilter:
         """`MemoryFilter.build(**kwargs)`, confined to the key: an app's agent is forced to its own,
         and with no namespace named it reads any of its namespaces (never another's)."""
-        kwargs["agent_id"] = self._agent(kwargs.get("agent_id"))
+        kwargs["agent_id"] = self._agent_filter(kwargs.get("agent_id"))
         kwargs["namespace"] = self.namespace(kwargs.get("namespace"))
         if not self.is_staff:
             asked = kwargs.get("namespaces")

@@ -112,10 +112,11 @@ def _field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def install_problem_handlers(api: NinjaAPI) -> None:
+    # The handlers take `exc: Any`: ninja types a handler's argument as "the exception or its class".
     def handle(
         exc_class: type[Exception], status: int, *, title: str = "", detail: str | None = None
     ) -> None:
-        def handler(request: HttpRequest, exc: Exception) -> HttpResponse:
+        def handler(request: HttpRequest, exc: Any) -> HttpResponse:
             return problem_response(request, api, status=status, title=title, detail=detail or str(exc))
 
         api.add_exception_handler(exc_class, handler)
@@ -132,12 +133,12 @@ def install_problem_handlers(api: NinjaAPI) -> None:
     handle(RequestDataTooBig, 413, detail="the request body is too large")
     handle(SuspiciousOperation, 400, detail="the request was refused")
 
-    def validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    def validation(request: HttpRequest, exc: Any) -> HttpResponse:  # ValidationError
         return problem_response(
             request, api, status=422, detail="the request is not valid", errors=_field_errors(exc.errors)
         )
 
-    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    def http_error(request: HttpRequest, exc: Any) -> HttpResponse:  # HttpError
         status = exc.status_code if 400 <= exc.status_code < 600 else 400
         # ninja's body parser says "Cannot parse request body (<the decoder's words>)" in DEBUG.
         detail = "the request body is not valid JSON" if status == 400 else str(exc)
@@ -146,13 +147,13 @@ def install_problem_handlers(api: NinjaAPI) -> None:
             response["Retry-After"] = str(int(exc.wait))
         return response
 
-    def ours(request: HttpRequest, exc: ProblemError) -> HttpResponse:
+    def ours(request: HttpRequest, exc: Any) -> HttpResponse:  # ProblemError
         response = problem_response(request, api, status=exc.status, title=exc.title, detail=exc.detail)
         if isinstance(exc, RateLimited):
             response["Retry-After"] = str(exc.retry_after)
         return response
 
-    def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    def unexpected(request: HttpRequest, exc: Any) -> HttpResponse:
         logger.exception("API error on %s %s", request.method, request.path)
         return problem_response(request, api, status=500, detail="something went wrong on our side")
 

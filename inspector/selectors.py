@@ -3,8 +3,7 @@ recent feed entries, and the per-user export. Read-only; every key comes from me
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,20 +13,13 @@ from inspector.presenters import FeedEntry, as_datetime, feed_entry
 from memory import keys, working
 from memory.extraction.queue import queue_health
 from memory.index import index_state
-from memory.query import MemoryFilter
-from memory.redaction import Forgotten, redact_trace, trace_memory_ids
 from memory.selectors import (
     counts_by_type,
-    deleted_memories,
-    list_memories,
-    memory_history,
     named_memory_texts,
 )
-from memory.types import Memory, MemoryType
+from memory.types import MemoryType
 
 TYPE_ORDER = [t.value for t in MemoryType]
-EXPORT_PAGE = 500
-EXPORT_FORMAT = "engram-user-export/1"
 
 
 @dataclass(frozen=True)
@@ -141,72 +133,6 @@ def feed_entries(events: list[dict[str, Any]]) -> list[FeedEntry]:
     """Feed lines for events, naming by its text the memory of an event that carries none."""
     texts = named_memory_texts(events)
     return [feed_entry(e, texts=texts) for e in events]
-
-
-# --- Export ---------------------------------------------------------------------------------------
-
-
-def memory_as_dict(memory: Memory) -> dict[str, Any]:
-    data = asdict(memory)
-    data["type"] = str(memory.type)
-    data["created_by"] = memory.created_by.as_dict()
-    return data
-
-
-def _all_live_memories(user_id: str) -> list[Memory]:
-    memories: list[Memory] = []
-    filter_ = MemoryFilter.build(user_id=user_id)
-    offset = 0
-    while True:
-        page = list_memories(filter=filter_, offset=offset, limit=EXPORT_PAGE, sort_by="created_at")
-        memories += page.memories
-        offset += EXPORT_PAGE
-        if not page.memories or offset >= page.total or offset > 100_000:
-            return memories
-
-
-def _traces_without_gone_memories(session_id: str, *, kept: set[str]) -> list[dict[str, Any]]:
-    """A memory that expired or was purged is not shipped, not even as a trace hit (the retention
-    sweep blanks these in Redis too, but may not have run yet)."""
-    traces = working.list_traces(session_id=session_id)
-    for trace in traces:
-        redact_trace(trace, Forgotten(memory_ids=frozenset(trace_memory_ids(trace) - kept)))
-    return traces
-
-
-def export_user(*, user_id: str, exported_by: str) -> dict[str, Any]:
-    """Everything Engram holds about one user id, as JSON-ready data (the "download my data" shape).
-
-    Memories that expired or were purged are not in it: what is left of them (history, audit
-    entries) is on its way out (memory/retention.py)."""
-    live = _all_live_memories(user_id)
-    deleted = deleted_memories(user_id=user_id)
-    kept = {m.id for m in live} | {m.id for m in deleted}
-    sessions = []
-    for session in working.list_sessions(user_id=user_id):
-        sessions.append(
-            {
-                **asdict(session),
-                "messages": [m.as_dict() for m in working.get_messages(session_id=session.id)],
-                "data": working.get_session_data(session_id=session.id),
-                "traces": _traces_without_gone_memories(session.id, kept=kept),
-            }
-        )
-    return {
-        "format": EXPORT_FORMAT,
-        "user_id": user_id,
-        "exported_at": time.time(),
-        "exported_by": exported_by,
-        "memories": [
-            {**memory_as_dict(m), "history": [e.as_dict() for e in memory_history(memory_id=m.id)]}
-            for m in live
-        ],
-        "deleted_memories": [
-            {**memory_as_dict(m), "history": [e.as_dict() for e in memory_history(memory_id=m.id)]}
-            for m in deleted
-        ],
-        "sessions": sessions,
-    }
 
 
 def status_report() -> dict[str, Any]:

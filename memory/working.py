@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from redis.client import Pipeline
 from ulid import ULID
 
 from core.redis_client import get_redis
-from core.text import clean_text
+from core.text import clean_json, clean_text
 from core.text import loads as stored_json
 from memory import keys, tokens
 from memory.query import validate_id, validate_scope_id
@@ -24,6 +25,8 @@ from memory.records import as_text, ttl_or_none
 from memory.types import InvalidInput, MemoryNotFound
 
 ROLES = ("user", "assistant", "system", "tool")
+_LATEST_TIME = 32_503_680_000.0  # 3000-01-01: a later "time" is a unit mix-up (milliseconds)
+MAX_DATA_KEYS = 200
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,38 @@ def _owner(client: redis.Redis, session_id: str) -> str:
     return as_text(owner)
 
 
+def new_message(
+    *,
+    role: str,
+    content: str,
+    message_id: str | None = None,
+    at: float | None = None,
+    meta: dict[str, Any] | None = None,
+) -> WorkingMessage:
+    """A checked message, its tokens counted; not stored yet."""
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if not isinstance(content, str):
+        raise InvalidInput("content must be a string")
+    content = clean_text(content)  # always storable and renderable (no lone surrogates, no NUL)
+    if len(content) > settings.MESSAGE_MAX_CHARS:
+        raise InvalidInput(f"message is {len(content)} characters; the limit is {settings.MESSAGE_MAX_CHARS}")
+    if message_id is not None:
+        message_id = validate_id(message_id, name="message id")
+    if at is not None and not (isinstance(at, int | float) and math.isfinite(at) and 0 <= at < _LATEST_TIME):
+        raise InvalidInput("a message's time must be seconds since 1970, before the year 3000")
+    count = tokens.count_tokens(content)
+    return WorkingMessage(
+        id=message_id or str(ULID()),
+        role=role,
+        content=content,
+        at=at or time.time(),
+        tokens=count.tokens + tokens.MESSAGE_OVERHEAD_TOKENS,
+        exact_tokens=count.exact,
+        meta=meta or {},
+    )
+
+
 def append_message(
     *,
     session_id: str,
@@ -164,35 +199,27 @@ def append_message(
     at: float | None = None,
     meta: dict[str, Any] | None = None,
 ) -> WorkingMessage:
+    message = new_message(role=role, content=content, message_id=message_id, at=at, meta=meta)
+    append_messages(session_id=session_id, messages=[message])
+    return message
+
+
+def append_messages(*, session_id: str, messages: Sequence[WorkingMessage]) -> None:
+    """Append checked messages (`new_message`) to an existing session, all or none."""
     session_id = validate_id(session_id, name="session_id")
-    if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
-    if not isinstance(content, str):
-        raise InvalidInput("content must be a string")
-    content = clean_text(content)  # always storable and renderable (no lone surrogates, no NUL)
-    if len(content) > settings.MESSAGE_MAX_CHARS:
-        raise InvalidInput(f"message is {len(content)} characters; the limit is {settings.MESSAGE_MAX_CHARS}")
+    if not messages:
+        return
     client = get_redis()
     user_id = _owner(client, session_id)
-    count = tokens.count_tokens(content)
-    message = WorkingMessage(
-        id=message_id or str(ULID()),
-        role=role,
-        content=content,
-        at=at or time.time(),
-        tokens=count.tokens + tokens.MESSAGE_OVERHEAD_TOKENS,
-        exact_tokens=count.exact,
-        meta=meta or {},
-    )
     durable = _is_durable(client, session_id)
+    latest = max(m.at for m in messages)
     with client.pipeline(transaction=True) as pipe:
-        pipe.rpush(keys.session_messages(session_id), json.dumps(message.as_dict()))
-        pipe.hset(keys.session(session_id), "updated_at", message.at)
-        pipe.zadd(keys.user_sessions(user_id), {session_id: message.at})
-        pipe.zadd(keys.users(), {user_id: message.at})
+        pipe.rpush(keys.session_messages(session_id), *[json.dumps(m.as_dict()) for m in messages])
+        pipe.hset(keys.session(session_id), "updated_at", latest)
+        pipe.zadd(keys.user_sessions(user_id), {session_id: latest})
+        pipe.zadd(keys.users(), {user_id: latest})
         _refresh_ttl(pipe, session_id, durable)
         pipe.execute()
-    return message
 
 
 def get_messages(*, session_id: str, last: int | None = None) -> list[WorkingMessage]:
@@ -292,6 +319,98 @@ def set_session_data(*, session_id: str, values: dict[str, Any]) -> None:
         with client.pipeline(transaction=True) as pipe:
             _refresh_ttl(pipe, session_id, durable)
             pipe.execute()
+
+
+def replace_session(
+    *,
+    session_id: str,
+    user_id: str,
+    agent_id: str = "engram",
+    messages: Sequence[WorkingMessage],
+    data: dict[str, Any],
+    title: str = "",
+    summary: str = "",
+    durable: bool = False,
+) -> Session:
+    """Create or replace a whole session in one transaction: its messages, data, summary, title and
+    durability. Traces and cached tool results stay. A session of another user is refused."""
+    session_id = validate_scope_id(session_id, name="session_id")
+    user_id = validate_scope_id(user_id, name="user_id")
+    validate_scope_id(agent_id, name="agent_id")
+    encoded_data = _encoded_data(data)
+    summary = clean_text(summary)
+    summary_tokens = tokens.count_tokens(summary).tokens if summary else 0
+    client = get_redis()
+    with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(keys.session(session_id))
+                existing = pipe.hget(keys.session(session_id), "user_id")
+                if existing is not None and as_text(existing) != user_id:
+                    raise InvalidInput("this session belongs to another user")
+                now = time.time()
+                pipe.multi()
+                pipe.delete(keys.session_messages(session_id), keys.session_data(session_id))
+                pipe.hsetnx(keys.session(session_id), "created_at", now)
+                pipe.hset(
+                    keys.session(session_id),
+                    mapping={
+                        "id": session_id,
+                        "user_id": user_id,
+                        "agent_id": agent_id,
+                        "durable": "1" if durable else "0",
+                        "updated_at": now,
+                        "title": clean_text(title).strip()[:200],
+                        "summary": summary,
+                        "summary_tokens": summary_tokens,
+                    },
+                )
+                if messages:
+                    pipe.rpush(
+                        keys.session_messages(session_id), *[json.dumps(m.as_dict()) for m in messages]
+                    )
+                if encoded_data:
+                    pipe.hset(keys.session_data(session_id), mapping=encoded_data)
+                pipe.zadd(keys.user_sessions(user_id), {session_id: now})
+                pipe.zadd(keys.users(), {user_id: now})
+                _refresh_ttl(pipe, session_id, durable)
+                pipe.execute()
+                break
+            except redis.WatchError:
+                continue
+    session = get_session(session_id=session_id)
+    assert session is not None
+    return session
+
+
+def _encoded_data(values: dict[str, Any]) -> dict[str, str]:
+    if not isinstance(values, dict):
+        raise InvalidInput("session data must be an object")
+    if len(values) > MAX_DATA_KEYS:
+        raise InvalidInput(f"session data may have at most {MAX_DATA_KEYS} keys")
+    encoded = {}
+    for name, value in values.items():
+        if not isinstance(name, str) or not name or len(name) > 200:
+            raise InvalidInput("each session data key must be a string of 1 to 200 characters")
+        try:
+            encoded[clean_text(name)] = json.dumps(clean_json(value), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"session data {name!r} is not JSON") from exc
+    return encoded
+
+
+def replace_session_data(*, session_id: str, values: dict[str, Any]) -> None:
+    """Replace the session's whole data (not a merge, unlike set_session_data)."""
+    encoded = _encoded_data(values)
+    client = get_redis()
+    _owner(client, session_id)
+    durable = _is_durable(client, session_id)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.delete(keys.session_data(session_id))
+        if encoded:
+            pipe.hset(keys.session_data(session_id), mapping=encoded)
+        _refresh_ttl(pipe, session_id, durable)
+        pipe.execute()
 
 
 def get_session_data(*, session_id: str) -> dict[str, Any]:

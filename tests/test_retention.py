@@ -15,9 +15,9 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from inspector import selectors as inspector_selectors
 from inspector.presenters import feed_entry
 from memory import keys, working
+from memory.export import export_user
 from memory.extraction import dead_letters, queue
 from memory.extraction.queue import QueuedTurn
 from memory.extraction.types import TurnMessage
@@ -152,7 +152,7 @@ def test_a_memory_redis_expired_by_itself_is_cleaned_up_and_never_exported(redis
     _wait_until_gone(redis_client, keys.memory(episode.id))
 
     # Before any sweep: the export ships neither its history nor its words in a trace.
-    export = json.dumps(inspector_selectors.export_user(user_id=OWNER, exported_by="support"))
+    export = json.dumps(export_user(user_id=OWNER, exported_by="support"))
     assert EPISODE_V1 not in export and KEPT in export
     assert memory_history(memory_id=episode.id), "history is left behind until the sweep"
 

@@ -17,7 +17,7 @@ from inspector.forms import EraseForm, MemoryQueryForm
 from inspector.permissions import can_change, change_required, staff_actor, view_required
 from inspector.presenters import MemoryView, SessionView, as_datetime
 from inspector.views.common import feed_context, form_error, is_partial, page_number, valid_user_id
-from memory import lifecycle, working
+from memory import export, lifecycle, working
 from memory.query import MemoryFilter
 from memory.scoring import chat_cut, explain_score, score_legend
 from memory.search import search_memories
@@ -192,7 +192,7 @@ def _counts_context(request: HttpRequest, user_id: str) -> dict[str, Any]:
 def export_user(request: HttpRequest, user_id: str) -> HttpResponse:
     user_id = valid_user_id(user_id)
     actor = staff_actor(request.user)
-    data = inspector_selectors.export_user(user_id=user_id, exported_by=actor.id)
+    data = export.export_user(user_id=user_id, exported_by=actor.id)
     logger.info("inspector: %s exported user %r", actor.id, user_id)
     response = HttpResponse(
         json.dumps(data, indent=2, ensure_ascii=False, default=str), content_type="application/json"

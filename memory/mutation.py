@@ -39,6 +39,7 @@ from memory.types import (
     MemoryNotFound,
     MemoryType,
     Scope,
+    StaleVersion,
     VersionConflict,
 )
 
@@ -187,7 +188,7 @@ def mutate(
                     raise MemoryNotFound(f"no memory {memory_id}")
                 before = owner.require(from_hash(raw, ttl_seconds=ttl_or_none(pipe.ttl(key))))
                 if expected_version is not None and before.version != expected_version:
-                    raise VersionConflict(
+                    raise StaleVersion(
                         f"memory {memory_id} is at version {before.version}, not {expected_version}; reload"
                     )
                 change = build(before, pipe)

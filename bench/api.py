@@ -2,9 +2,10 @@
 
 On a private embedded Redis: the engine bench's data set (bench/engine_data.py: pool sentences +
 noise, 100K memories over 1,000 users), an app API key in a throwaway SQLite database, and daphne
-in a subprocess as `make run` serves it. Then, one request at a time from this process with a real
-HTTP client (httpx2, one kept-alive connection), each path with its own fresh query texts (the
-embedder caches recent texts, in each process):
+in a subprocess as `make run` serves it. Then, one call at a time from this process, the paths
+taking turns call by call (so other processes' load falls on each alike), each path with its own
+fresh questions (the embedder caches recent texts, in each process); HTTP with a real client
+(httpx2, one kept-alive connection):
 
 - engine, vector given: `search_memories` with a precomputed query vector (the engine bench's call);
 - engine, embeds its query: `search_memories` with text only (what a request makes the server do);
@@ -69,16 +70,31 @@ def _asks(corpus: Corpus, users: list[str], count: int, seed: int) -> list[Ask]:
     return [Ask(rng.choice(users), corpus.fresh_question()) for _ in range(count)]
 
 
-def _time(asks: list[Ask], call: Callable[[Ask], int], *, warmup: int) -> dict[str, Any]:
-    for ask in asks[:warmup]:
-        call(ask)
-    samples: list[float] = []
-    returned = 0
-    for ask in asks[warmup:]:
-        started = time.perf_counter()
-        returned += call(ask)
-        samples.append((time.perf_counter() - started) * 1000)
-    return {**summarise_ms(samples), "avg_hits": round(returned / max(1, len(samples)), 2)}
+Timed = tuple[list[Ask], Callable[[Ask], int]]
+
+
+def _interleaved(paths: dict[str, Timed], *, warmup: int) -> dict[str, dict[str, Any]]:
+    """Time every path call by call in turn (the order rotating), so the load other processes put
+    on this shared machine falls on each path alike; each path has its own questions."""
+    names = list(paths)
+    for i in range(warmup):
+        for name in names:
+            asks, call = paths[name]
+            call(asks[i])
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    returned = dict.fromkeys(names, 0)
+    count = min(len(asks) for asks, _ in paths.values()) - warmup
+    for i in range(warmup, warmup + count):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            asks, call = paths[name]
+            started = time.perf_counter()
+            returned[name] += call(asks[i])
+            samples[name].append((time.perf_counter() - started) * 1000)
+    return {
+        name: {**summarise_ms(samples[name]), "avg_hits": round(returned[name] / max(1, count), 2)}
+        for name in names
+    }
 
 
 def _engine_filter(user_id: str) -> Any:
@@ -88,10 +104,10 @@ def _engine_filter(user_id: str) -> Any:
     return MemoryFilter.build(user_id=user_id, agent_id=AGENT_ID, namespaces=[NAMESPACE])
 
 
-def engine_paths(cfg: ApiBenchConfig, corpus: Corpus, users: list[str], progress: Progress) -> dict[str, Any]:
+def engine_calls(cfg: ApiBenchConfig, corpus: Corpus, users: list[str]) -> dict[str, Timed]:
+    """The engine call with its query vector given, and as a request makes it (embedding the text)."""
     from memory.search import search_memories
 
-    out: dict[str, Any] = {}
     given = _asks(corpus, users, cfg.warmup + cfg.queries, cfg.seed + 1)
     vectors, _ = embed_in_batches([a.text for a in given])
     by_text = dict(zip([a.text for a in given], vectors, strict=True))
@@ -102,25 +118,19 @@ def engine_paths(cfg: ApiBenchConfig, corpus: Corpus, users: list[str], progress
         )
         return len(result.hits)
 
-    progress(f"engine, vector given: {cfg.warmup} warm-up + {cfg.queries} timed searches")
-    out["engine_vector_given"] = _time(given, with_vector, warmup=cfg.warmup)
-
     def embeds(ask: Ask) -> int:
         return len(search_memories(filter=_engine_filter(ask.user_id), text=ask.text, top_k=cfg.top_k).hits)
 
-    progress(f"engine, embeds its query: {cfg.warmup} warm-up + {cfg.queries} timed searches")
-    out["engine_with_embedding"] = _time(
-        _asks(corpus, users, cfg.warmup + cfg.queries, cfg.seed + 2), embeds, warmup=cfg.warmup
-    )
-    return out
+    return {
+        "engine_vector_given": (given, with_vector),
+        "engine_with_embedding": (_asks(corpus, users, cfg.warmup + cfg.queries, cfg.seed + 2), embeds),
+    }
 
 
-def http_paths(
-    cfg: ApiBenchConfig, corpus: Corpus, users: list[str], url: str, raw_key: str, progress: Progress
-) -> dict[str, Any]:
-    import httpx2
-
-    out: dict[str, Any] = {}
+def http_calls(
+    cfg: ApiBenchConfig, corpus: Corpus, users: list[str], client: Any, progress: Progress
+) -> tuple[dict[str, Timed], dict[str, Any]]:
+    """Each search endpoint the server answers (probed once), the bare round trip and a key check."""
     paths: dict[str, tuple[str, Callable[[Ask], dict[str, Any]], str]] = {
         "http_rest_search": (
             "/api/v1/search",
@@ -133,42 +143,34 @@ def http_paths(
             "memories",
         ),
     }
-    with httpx2.Client(base_url=url, headers={"X-API-Key": raw_key}, timeout=120.0) as client:
-        health = client.get("/v1/health")
-        health.raise_for_status()
-        for n, (name, (path, body, field)) in enumerate(paths.items()):
-            probe = client.post(path, json=body(Ask(users[0], "warm up the model")))
-            if probe.status_code == 404:
-                progress(f"{path}: not served by this build, skipped")
-                out[name] = {"skipped": f"{path} answered 404"}
-                continue
-            probe.raise_for_status()
+    calls: dict[str, Timed] = {}
+    skipped: dict[str, Any] = {}
+    for n, (name, (path, body, field)) in enumerate(paths.items()):
+        probe = client.post(path, json=body(Ask(users[0], "warm up the model")))
+        if probe.status_code != 200:
+            progress(f"{path}: answered {probe.status_code}, skipped ({probe.text[:200]})")
+            skipped[name] = {"skipped": f"{path} answered {probe.status_code}"}
+            continue
 
-            def call(ask: Ask, path: str = path, body: Any = body, field: str = field) -> int:
-                response = client.post(path, json=body(ask))
-                response.raise_for_status()
-                return len(response.json()[field])
-
-            progress(f"HTTP POST {path}: {cfg.warmup} warm-up + {cfg.queries} timed requests")
-            asks = _asks(corpus, users, cfg.warmup + cfg.queries, cfg.seed + 10 + n)
-            out[name] = {"path": path, **_time(asks, call, warmup=cfg.warmup)}
-            row = out[name]
-            progress(f"  p50 {row['p50_ms']:.2f} ms  p95 {row['p95_ms']:.2f} ms")
-
-        def health_call(ask: Ask) -> int:
-            client.get("/v1/health").raise_for_status()
-            return 0
-
-        def sessions_call(ask: Ask) -> int:
-            response = client.get("/v1/working-memory/", params={"user_id": ask.user_id})
+        def call(ask: Ask, path: str = path, body: Any = body, field: str = field) -> int:
+            response = client.post(path, json=body(ask))
             response.raise_for_status()
-            return 0
+            return len(response.json()[field])
 
-        cheap = _asks(corpus, users, 220, 0)
-        progress("HTTP GET /v1/health (no key, no engine) and GET /v1/working-memory/ (key, one Redis read)")
-        out["http_health"] = {"path": "/v1/health", **_time(cheap, health_call, warmup=20)}
-        out["http_key_check"] = {"path": "/v1/working-memory/", **_time(cheap, sessions_call, warmup=20)}
-    return out
+        calls[name] = (_asks(corpus, users, cfg.warmup + cfg.queries, cfg.seed + 10 + n), call)
+
+    def health_call(ask: Ask) -> int:
+        client.get("/v1/health").raise_for_status()
+        return 0
+
+    def sessions_call(ask: Ask) -> int:
+        client.get("/v1/working-memory/", params={"user_id": ask.user_id}).raise_for_status()
+        return 0
+
+    cheap = [Ask(users[i % len(users)], "") for i in range(cfg.warmup + cfg.queries)]
+    calls["http_health"] = (cheap, health_call)
+    calls["http_key_check"] = (cheap, sessions_call)
+    return calls, skipped
 
 
 def _server(root: Path, redis_url: str, db_path: str) -> Any:
@@ -196,6 +198,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _measure(cfg: ApiBenchConfig, root: Path, redis_url: str, progress: Progress) -> dict[str, Any]:
+    import httpx2
+
     from bench.chat_load import temp_database
     from core.api_keys import create_api_key
     from core.redis_client import get_redis
@@ -211,7 +215,6 @@ def _measure(cfg: ApiBenchConfig, root: Path, redis_url: str, progress: Progress
     loader = Loader(MemoryFactory(corpus, pool, users, seed=cfg.seed), progress, ids=[])
     out["ingest"] = loader.load(cfg.memories, cfg.batch, label="load", report_every=4)
     wait_for_background_work(client)
-    out.update(engine_paths(cfg, corpus, users, progress))
     (root / "state").mkdir()
     with temp_database(root / "bench.sqlite3") as db_path:
         _, raw_key = create_api_key(
@@ -222,8 +225,18 @@ def _measure(cfg: ApiBenchConfig, root: Path, redis_url: str, progress: Progress
             rate_limit_per_minute=600_000,
         )
         progress("starting daphne")
-        with _server(root, redis_url, db_path) as server:
-            out.update(http_paths(cfg, corpus, users, server.url, raw_key, progress))
+        with (
+            _server(root, redis_url, db_path) as server,
+            httpx2.Client(base_url=server.url, headers={"X-API-Key": raw_key}, timeout=120.0) as http,
+        ):
+            http.get("/v1/health").raise_for_status()
+            calls, skipped = http_calls(cfg, corpus, users, http, progress)
+            calls.update(engine_calls(cfg, corpus, users))
+            progress(f"{', '.join(calls)}: {cfg.warmup} warm-up + {cfg.queries} timed calls each, in turn")
+            out.update(_interleaved(calls, warmup=cfg.warmup))
+            out.update(skipped)
+            for name in calls:
+                progress(f"  {name}: p50 {out[name]['p50_ms']:.2f} ms  p95 {out[name]['p95_ms']:.2f} ms")
             out["server_errors"] = server.log_errors()
     out["http_layer_ms"] = _layer_costs(out)
     return out
@@ -260,8 +273,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"{cfg['memories']:,} memories over {cfg['users']:,} users (~{cfg['memories'] // cfg['users']}/user, "
         f"the engine bench's data set), hybrid search, top-{cfg['top_k']}, one request at a time "
-        "(httpx2, one kept-alive connection) against daphne in a subprocess; each path asks its own "
-        f"{cfg['queries']} fresh questions after {cfg['warmup']} warm-up calls.",
+        "(httpx2, one kept-alive connection) against daphne in a subprocess, the paths taking turns "
+        f"call by call; each path asks its own {cfg['queries']} fresh questions after "
+        f"{cfg['warmup']} warm-up calls.",
         "",
         "| Path | p50 | p95 | p99 | avg hits |",
         "|---|---|---|---|---|",
@@ -271,7 +285,7 @@ def markdown(result: dict[str, Any]) -> str:
         if "p50_ms" not in row:
             lines.append(f"| {label} | {row.get('skipped', 'not run')} | | | |")
             continue
-        hits = row.get("avg_hits", "") if "search" in name else "-"
+        hits = "-" if name in {"http_health", "http_key_check"} else row.get("avg_hits", "")
         lines.append(
             f"| {label} | {row['p50_ms']:.2f} ms | {row['p95_ms']:.2f} ms | {row['p99_ms']:.2f} ms | {hits} |"
         )

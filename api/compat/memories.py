@@ -205,7 +205,7 @@ def memory_prompt(request: HttpRequest, body: MemoryPromptIn, optimize_query: bo
         message=body.query,
         agent_id=scope.agent_id,
         namespace=scope.namespace,
-        budget=body.session.context_window_max if body.session else None,
+        budget=body.session.budget() if body.session else None,
         top_k=search.limit if search else None,
         system_instructions=PROMPT_INSTRUCTIONS,
     )

@@ -5,16 +5,35 @@ are ignored, as the server they imitate does."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from django.conf import settings
 from ninja import Field, Schema
-from pydantic import ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from memory.types import InvalidInput
 
 AmsMemoryType = Literal["episodic", "semantic", "message"]
+MIN_WINDOW, MAX_WINDOW = 200, 2_000_000
 
 
-class _In(Schema):
-    model_config = ConfigDict(extra="ignore")
+class _In(BaseModel):
+    # Strict: a value of the wrong JSON type is refused, not coerced (`false` is no 0); unknown
+    # keys are ignored, as AMS ignores them. A pydantic model, not ninja's Schema: that one reads
+    # any object's attributes, so a list where an object belongs would pass as all defaults.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+def _iso_text(value: object) -> object:
+    if not isinstance(value, str | datetime):
+        raise ValueError("a time must be an ISO 8601 string")
+    return value
+
+
+# A time on the wire: an ISO 8601 string (strict mode alone would refuse the string).
+Moment = Annotated[datetime, Field(strict=False), BeforeValidator(_iso_text)]
+# agent-memory-client sends context_window_max as a string of digits.
+WindowSize = int | Annotated[str, Field(pattern=r"^[0-9]{1,7}$")]
 
 
 # --- Filters (search bodies) ---------------------------------------------------------------------
@@ -36,9 +55,9 @@ class TagFilter(_In):
 
 
 class TimeFilter(_In):
-    gte: datetime | None = None
-    lte: datetime | None = None
-    eq: datetime | None = None
+    gte: Moment | None = None
+    lte: Moment | None = None
+    eq: Moment | None = None
 
 
 class SearchFilters(_In):
@@ -58,7 +77,7 @@ class SearchFilters(_In):
 
 
 class SearchIn(SearchFilters):
-    text: str = Field("", max_length=20_000)
+    text: str = Field("", max_length=settings.MESSAGE_MAX_CHARS)
 
 
 # --- Long-term memory ----------------------------------------------------------------------------
@@ -66,7 +85,7 @@ class SearchIn(SearchFilters):
 
 class MemoryRecordIn(_In):
     id: str = Field(..., min_length=1, max_length=64)
-    text: str = Field(..., max_length=50_000)
+    text: str = Field(..., max_length=settings.MEMORY_MAX_TEXT_CHARS)
     session_id: str | None = None
     user_id: str | None = None
     namespace: str | None = None
@@ -74,8 +93,8 @@ class MemoryRecordIn(_In):
     entities: list[str] | None = None
     # Engram's own kind is accepted too; the client sends only the three AMS kinds.
     memory_type: Literal["episodic", "semantic", "message", "procedural"] = "message"
-    created_at: datetime | None = None
-    event_date: datetime | None = None
+    created_at: Moment | None = None
+    event_date: Moment | None = None
     extracted_from: list[str] | None = None
 
 
@@ -88,11 +107,11 @@ class MemoryEditIn(_In):
     """PATCH: the fields to change. Moving a memory to another user, namespace or session is not
     an edit Engram makes (it is refused unless the value is the memory's own)."""
 
-    text: str | None = Field(None, max_length=50_000)
+    text: str | None = Field(None, max_length=settings.MEMORY_MAX_TEXT_CHARS)
     topics: list[str] | None = None
     entities: list[str] | None = None
     memory_type: Literal["episodic", "semantic", "message", "procedural"] | None = None
-    event_date: datetime | None = None
+    event_date: Moment | None = None
     namespace: str | None = None
     user_id: str | None = None
     session_id: str | None = None
@@ -137,25 +156,33 @@ class MemoryRecordResultsOut(Schema):
 
 class MessageIn(_In):
     role: Literal["user", "assistant", "system", "tool"]
-    content: str = Field(..., max_length=200_000)
+    content: str = Field(..., max_length=settings.MESSAGE_MAX_CHARS)
     id: str | None = Field(None, min_length=1, max_length=64)
-    created_at: datetime | None = None
+    created_at: Moment | None = None
+
+
+Strategy = Literal["discrete", "summary", "preferences", "custom"]
+
+
+class StrategyIn(_In):
+    strategy: Strategy = "discrete"
+    config: dict[str, Any] = Field(default_factory=dict)
 
 
 class StrategyConfig(Schema):
-    strategy: Literal["discrete", "summary", "preferences", "custom"] = "discrete"
+    strategy: Strategy = "discrete"
     config: dict[str, Any] = Field(default_factory=dict)
 
 
 class WorkingMemoryIn(_In):
     session_id: str | None = None
-    messages: list[MessageIn] = Field(default_factory=list, max_length=1000)
+    messages: list[MessageIn] = Field(default_factory=list, max_length=200)
     memories: list[dict[str, Any]] = Field(default_factory=list)
     data: dict[str, Any] | None = None
-    context: str | None = Field(None, max_length=200_000)
+    context: str | None = Field(None, max_length=settings.MESSAGE_MAX_CHARS)
     user_id: str | None = None
     namespace: str | None = None
-    long_term_memory_strategy: StrategyConfig | None = None
+    long_term_memory_strategy: StrategyIn | None = None
     ttl_seconds: int | None = None
 
 
@@ -207,13 +234,21 @@ class PromptSessionIn(_In):
     session_id: str = Field(..., min_length=1, max_length=200)
     namespace: str | None = None
     model_name: str | None = None
-    # The client sends it as a string.
-    context_window_max: int | None = Field(None, ge=200, le=2_000_000)
+    context_window_max: WindowSize | None = None
     user_id: str | None = None
+
+    def budget(self) -> int | None:
+        """The prompt's token budget: the model's context window, when given."""
+        if self.context_window_max is None:
+            return None
+        window = int(self.context_window_max)
+        if not MIN_WINDOW <= window <= MAX_WINDOW:
+            raise InvalidInput(f"context_window_max must be {MIN_WINDOW} to {MAX_WINDOW} tokens")
+        return window
 
 
 class MemoryPromptIn(_In):
-    query: str = Field(..., min_length=1, max_length=20_000)
+    query: str = Field(..., min_length=1, max_length=settings.MESSAGE_MAX_CHARS)
     session: PromptSessionIn | None = None
     long_term_search: SearchFilters | None = None
 

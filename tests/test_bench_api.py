@@ -52,7 +52,7 @@ def test_the_report_names_every_path_and_what_was_skipped() -> None:
             "date": "d",
             "git_commit": "abc",
             "git_dirty": False,
-        },  # fmt: skip
+        },
         "versions": {"redis": "8.2", "search": "2.10"},
         "quick": False,
         "load_average_start": [1.0],

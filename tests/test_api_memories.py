@@ -104,7 +104,7 @@ def test_the_same_idempotency_key_and_batch_twice_adds_one_set_and_the_same_answ
 def test_an_idempotency_key_reused_for_another_batch_is_refused_and_adds_nothing(redis_client, staff) -> None:
     create(staff, item("Alice likes jazz"), **{"Idempotency-Key": "k1"})
     response = staff.post(BASE, {"memories": [item("Alice likes metal")]}, headers={"Idempotency-Key": "k1"})
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert "Idempotency-Key" in response.json()["detail"]
     assert memory_count(redis_client) == 1
 

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Header, Query, Router, Status
 
 from api.callers import ApiCaller, request_caller
-from api.problems import ERRORS, PRECONDITION_ERRORS, PreconditionFailed
+from api.problems import ERRORS, PRECONDITION_ERRORS, PreconditionFailed, ProblemError
 from api.v1.cursors import decode_cursor, encode_cursor
 from api.v1.memory_schemas import (
     HISTORY_PAGE_DEFAULT,
@@ -48,13 +48,21 @@ from memory.services import (
     set_ttl,
     update_memory,
 )
-from memory.types import InvalidInput, Memory, MemoryNotFound, StaleVersion
+from memory.types import InvalidInput, Memory, MemoryNotFound, RequestReplayMismatch, StaleVersion
 
 router = Router(tags=["memories"])
 
 IDEMPOTENCY_KEY_MAX = 200
 # The longest If-Match this API reads: a version is a small number, quoted or not.
 _MAX_VERSION_DIGITS = 18
+
+
+class IdempotencyKeyReused(ProblemError):
+    """The key stands for another batch: a conflict with what it already did (the request itself
+    is well formed, so it is no 422)."""
+
+    status = 409
+    title = "idempotency key reused"
 
 
 def _memory_id(value: str) -> str:
@@ -104,7 +112,7 @@ def _new_memory(caller: ApiCaller, item: NewMemoryIn) -> NewMemory:
     description=(
         "Adds every memory of the batch, or none. With an `Idempotency-Key`, sending the same batch "
         "again returns the memories the first request added and adds nothing; the same key with a "
-        "different batch is refused (422). Keys are per API key and kept for 7 days."
+        "different batch is refused (409). Keys are per API key and kept for 7 days."
     ),
 )
 def create_memories(
@@ -121,7 +129,12 @@ def create_memories(
         if idempotency_key
         else None
     )
-    memories = add_memories(items=items, actor=caller.actor, reason=body.reason, publish=True, request=once)
+    try:
+        memories = add_memories(
+            items=items, actor=caller.actor, reason=body.reason, publish=True, request=once
+        )
+    except RequestReplayMismatch as exc:
+        raise IdempotencyKeyReused(str(exc)) from exc
     return Status(201, {"memories": [memory_for(caller, m) for m in memories]})
 
 

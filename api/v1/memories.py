@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Header, Query, Router, Status
+from ninja import Header, Path, Query, Router, Status
 
 from api.callers import ApiCaller, request_caller
 from api.problems import ERRORS, PRECONDITION_ERRORS, PreconditionFailed, ProblemError
@@ -53,6 +53,8 @@ from memory.types import InvalidInput, Memory, MemoryNotFound, RequestReplayMism
 router = Router(tags=["memories"])
 
 IDEMPOTENCY_KEY_MAX = 200
+# No length bound here: an id no memory can have is "not found" (`_memory_id`), not a 422.
+MEMORY_ID = Path(..., description="The memory's id (as a create or a search returned it)")
 # The longest If-Match this API reads: a version is a small number, quoted or not.
 _MAX_VERSION_DIGITS = 18
 
@@ -139,7 +141,7 @@ def create_memories(
 
 
 @router.get("/{memory_id}", response={200: MemoryOut, **ERRORS}, summary="Get a memory")
-def get_one(request: HttpRequest, response: HttpResponse, memory_id: str) -> Any:
+def get_one(request: HttpRequest, response: HttpResponse, memory_id: str = MEMORY_ID) -> Any:
     """A live memory, or one in the trash (`deleted: true`) until its grace period ends. The ETag
     is its version: send it back as `If-Match` to update only what you read."""
     caller = request_caller(request)
@@ -153,7 +155,8 @@ def get_one(request: HttpRequest, response: HttpResponse, memory_id: str) -> Any
 def update(
     request: HttpRequest,
     response: HttpResponse,
-    memory_id: str,
+    *,
+    memory_id: str = MEMORY_ID,
     body: MemoryPatchIn,
     if_match: str | None = Header(None, alias="If-Match", max_length=64),
 ) -> Any:
@@ -179,7 +182,7 @@ def update(
 
 
 @router.delete("/{memory_id}", response={200: MemoryOut, **ERRORS}, summary="Delete a memory")
-def delete(request: HttpRequest, memory_id: str, reason: Reason = "") -> Any:
+def delete(request: HttpRequest, memory_id: str = MEMORY_ID, reason: Reason = "") -> Any:
     """A soft delete: the memory leaves every search at once and can be restored until the grace
     period ends."""
     caller = request_caller(request)
@@ -190,7 +193,7 @@ def delete(request: HttpRequest, memory_id: str, reason: Reason = "") -> Any:
 
 
 @router.post("/{memory_id}/restore", response={200: MemoryOut, **ERRORS}, summary="Restore a deleted memory")
-def restore(request: HttpRequest, memory_id: str, reason: Reason = "") -> Any:
+def restore(request: HttpRequest, memory_id: str = MEMORY_ID, reason: Reason = "") -> Any:
     caller = request_caller(request)
     memory = restore_memory(
         memory_id=_memory_id(memory_id), owner=caller.owner(), actor=caller.actor, reason=reason
@@ -201,7 +204,7 @@ def restore(request: HttpRequest, memory_id: str, reason: Reason = "") -> Any:
 @router.get("/{memory_id}/history", response={200: HistoryOut, **ERRORS}, summary="A memory's history")
 def history(
     request: HttpRequest,
-    memory_id: str,
+    memory_id: str = MEMORY_ID,
     cursor: str | None = Query(None, max_length=64),
     limit: HistoryLimit = HISTORY_PAGE_DEFAULT,
 ) -> Any:
@@ -216,7 +219,7 @@ def history(
 
 
 @router.post("/{memory_id}/pin", response={200: MemoryOut, **ERRORS}, summary="Pin or unpin (staff keys)")
-def pin(request: HttpRequest, memory_id: str, body: PinIn) -> Any:
+def pin(request: HttpRequest, *, memory_id: str = MEMORY_ID, body: PinIn) -> Any:
     """A pinned memory joins every prompt of its user; app keys may not pin (403)."""
     caller = request_caller(request)
     caller.require_staff()
@@ -231,7 +234,7 @@ def pin(request: HttpRequest, memory_id: str, body: PinIn) -> Any:
 
 
 @router.post("/{memory_id}/lock", response={200: MemoryOut, **ERRORS}, summary="Lock or unlock (staff keys)")
-def lock(request: HttpRequest, memory_id: str, body: LockIn) -> Any:
+def lock(request: HttpRequest, *, memory_id: str = MEMORY_ID, body: LockIn) -> Any:
     """A locked memory is a support correction: only staff may change it; app keys may not lock (403)."""
     caller = request_caller(request)
     caller.require_staff()
@@ -246,7 +249,7 @@ def lock(request: HttpRequest, memory_id: str, body: LockIn) -> Any:
 
 
 @router.get("/{memory_id}/ttl", response={200: TtlOut, **ERRORS}, summary="Time left before a memory expires")
-def get_ttl(request: HttpRequest, memory_id: str) -> Any:
+def get_ttl(request: HttpRequest, memory_id: str = MEMORY_ID) -> Any:
     memory_id = _memory_id(memory_id)
     ttl = memory_ttl(memory_id=memory_id, owner=request_caller(request).owner())
     return {"memory_id": memory_id, "ttl_seconds": ttl, "version": None}
@@ -257,7 +260,7 @@ def _ttl_out(memory: Memory) -> dict[str, Any]:
 
 
 @router.put("/{memory_id}/ttl", response={200: TtlOut, **ERRORS}, summary="Set when a memory expires")
-def put_ttl(request: HttpRequest, memory_id: str, body: TtlIn) -> Any:
+def put_ttl(request: HttpRequest, *, memory_id: str = MEMORY_ID, body: TtlIn) -> Any:
     caller = request_caller(request)
     memory = set_ttl(
         memory_id=_memory_id(memory_id),
@@ -270,7 +273,7 @@ def put_ttl(request: HttpRequest, memory_id: str, body: TtlIn) -> Any:
 
 
 @router.post("/{memory_id}/ttl/extend", response={200: TtlOut, **ERRORS}, summary="Give a memory more time")
-def extend(request: HttpRequest, memory_id: str, body: ExtendTtlIn) -> Any:
+def extend(request: HttpRequest, *, memory_id: str = MEMORY_ID, body: ExtendTtlIn) -> Any:
     caller = request_caller(request)
     memory = extend_ttl(
         memory_id=_memory_id(memory_id),

@@ -51,7 +51,7 @@ def record_schema(record: type) -> type[BaseModel]:
     doc = record.__doc__ or ""
     # A dataclass without a docstring gets its signature as one: that is no description.
     written = doc if not doc.startswith(f"{record.__name__}(") else ""
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         record.__name__,
         __config__=ConfigDict(from_attributes=True),
         __doc__=inspect.cleandoc(written) or None,

@@ -265,3 +265,23 @@ def test_memory_prompt_of_an_app_key_uses_only_its_memories_and_sessions(redis_c
             assert response.json()["detail"] == missing.json()["detail"]
     refused = app.post(PROMPT, {"user_id": "alice", "namespace": "finance", "message": "hi"})
     assert refused.status_code == 403
+
+
+def test_memory_prompt_draws_on_what_the_callers_search_finds(redis_client, staff, app) -> None:
+    add(app, {"text": "Alice grows basil at home", "user_id": "alice", "namespace": "home"})
+    add(app, {"text": "Alice grows a startup at work", "user_id": "alice", "namespace": "work"})
+    add(
+        staff,
+        {"text": "Alice grows tomatoes", "user_id": "alice", "agent_id": "notes", "namespace": "garden"},
+    )
+
+    def used(client: ApiClient, **body: Any) -> set[str]:
+        response = client.post(PROMPT, {"user_id": "alice", "message": "What does Alice grow?", **body})
+        assert response.status_code == 200, response.content
+        return {h["text"] for h in response.json()["memories"]}
+
+    # Any of the app's namespaces (as its search), never one it was not given.
+    assert used(app) == {"Alice grows basil at home", "Alice grows a startup at work"}
+    assert used(app, namespace="home") == {"Alice grows basil at home"}
+    assert used(staff, agent_id="notes", namespace="garden") == {"Alice grows tomatoes"}
+    assert len(used(staff)) == 3

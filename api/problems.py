@@ -12,13 +12,16 @@ from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled, ValidationError
 
+from core.outage import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE, OutageLog, is_outage
 from memory.types import EngineError, InvalidInput, LeaseLost, MemoryLocked, MemoryNotFound, VersionConflict
 
 logger = logging.getLogger(__name__)
+_outage_log = OutageLog(logger, "the API")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -71,7 +74,7 @@ class Problem(Schema):
 # What every operation may answer besides its success. 412 is only for the calls that take If-Match:
 # spread PRECONDITION_ERRORS there too.
 ERRORS: dict[int, type[Problem]] = {
-    status: Problem for status in (400, 401, 403, 404, 409, 413, 422, 429, 500)
+    status: Problem for status in (400, 401, 403, 404, 409, 413, 422, 429, 500, 503)
 }
 PRECONDITION_ERRORS: dict[int, type[Problem]] = {412: Problem}
 
@@ -128,7 +131,14 @@ def install_problem_handlers(api: NinjaAPI) -> None:
     handle(VersionConflict, 409, title="version conflict")
     handle(LeaseLost, 409, title="conflict")
     handle(EngineError, 422)
-    handle(AuthenticationError, 401, detail="a valid API key is required")
+
+    def unauthorized(request: HttpRequest, exc: Any) -> HttpResponse:
+        response = problem_response(request, api, status=401, detail="a valid API key is required")
+        # Bearer only: naming Basic here would make browsers open a password dialog.
+        response["WWW-Authenticate"] = 'Bearer realm="engram"'
+        return response
+
+    api.add_exception_handler(AuthenticationError, unauthorized)
     handle(AuthorizationError, 403)
     handle(RequestDataTooBig, 413, detail="the request body is too large")
     handle(SuspiciousOperation, 400, detail="the request was refused")
@@ -154,6 +164,11 @@ def install_problem_handlers(api: NinjaAPI) -> None:
         return response
 
     def unexpected(request: HttpRequest, exc: Any) -> HttpResponse:
+        if is_outage(exc):
+            _outage_log.failed(exc)
+            response = problem_response(request, api, status=503, detail=UNAVAILABLE_MESSAGE)
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
         logger.exception("API error on %s %s", request.method, request.path)
         return problem_response(request, api, status=500, detail="something went wrong on our side")
 
@@ -161,6 +176,13 @@ def install_problem_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(HttpError, http_error)
     api.add_exception_handler(ProblemError, ours)
     api.add_exception_handler(Exception, unexpected)
+
+
+@csrf_exempt  # no session is ever used here; a POST to a wrong path is a 404, not a CSRF page
+def unknown_path(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Any other path under the API: a 404 problem like every other error, not Django's HTML page."""
+    body = {"type": "about:blank", "title": "not found", "status": 404, "detail": "no such API path"}
+    return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)
 
 
 class ProblemAPI(NinjaAPI):

@@ -1,6 +1,7 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
+from api.problems import unknown_path
 from api.v1 import api as api_v1
 from chat import views as chat_views
 from core import views as core_views
@@ -11,6 +12,8 @@ urlpatterns = [
     path("chat/", include("chat.urls")),
     path("inspector/", include("inspector.urls")),
     path("api/v1/", api_v1.urls),
+    # Last of the api/ routes: any other path there is a 404 problem, not an HTML page.
+    re_path(r"^api/(?P<path>.*)$", unknown_path),
     path("accounts/signup/", chat_views.signup, name="signup"),
     # Before django.contrib.auth's own logout view (same path and name): ours says "signed out".
     path("accounts/logout/", chat_views.log_out, name="logout"),

@@ -158,3 +158,30 @@ class EraseForm(forms.Form):
         if value != self.user_id:
             raise forms.ValidationError("That is not this user's id; nothing was erased.")
         return value
+
+
+class ApiKeyForm(forms.Form):
+    """A new API key. core.api_keys checks the meaning (ids, namespaces, limits) and says what is wrong."""
+
+    name = forms.CharField(label="Name", max_length=100, help_text="A unique label, e.g. the app's name")
+    role = forms.ChoiceField(
+        label="Role",
+        choices=[
+            ("app", "app: one agent's memories in its namespaces"),
+            ("staff", "staff: every user's memories, pins, locks and erase"),
+        ],
+        initial="app",
+    )
+    agent_id = forms.CharField(label="Agent id", max_length=MAX_ID_LENGTH, initial="engram")
+    namespaces = forms.CharField(
+        label="Namespaces",
+        max_length=2000,
+        initial="default",
+        help_text="Comma-separated; an app key needs one",
+    )
+    rate_limit_per_minute = forms.IntegerField(
+        label="Requests per minute", min_value=1, max_value=600_000, initial=600
+    )
+
+    def clean_namespaces(self) -> list[str]:
+        return split_tags(str(self.cleaned_data.get("namespaces", "")))

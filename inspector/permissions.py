@@ -23,6 +23,8 @@ from memory.types import Actor, ActorKind
 
 VIEW_PERMISSION = "memory.view_memories"
 CHANGE_PERMISSION = "memory.change_memories"
+# API keys (core.models.ApiKey) open every user's memories to another program: their own permission.
+KEYS_PERMISSION = "core.manage_api_keys"
 
 View = Callable[..., HttpResponse]
 
@@ -37,6 +39,10 @@ def can_change(user: Any) -> bool:
     return bool(
         user.is_authenticated and user.is_active and user.is_staff and user.has_perm(CHANGE_PERMISSION)
     )
+
+
+def can_manage_keys(user: Any) -> bool:
+    return bool(user.is_authenticated and user.is_active and user.is_staff and user.has_perm(KEYS_PERMISSION))
 
 
 def staff_actor(user: Any) -> Actor:
@@ -57,17 +63,23 @@ def is_htmx(request: HttpRequest) -> bool:
     return bool(getattr(request, "htmx", False))
 
 
-def _denied(request: HttpRequest, *, change: bool) -> HttpResponse:
+def _denied(request: HttpRequest, *, needs: str) -> HttpResponse:
     return render(
         request,
         "inspector/forbidden.html",
-        {"needs": CHANGE_PERMISSION if change else VIEW_PERMISSION, "change": change},
+        {"needs": needs, "change": needs == CHANGE_PERMISSION, "keys": needs == KEYS_PERMISSION},
         status=403,
     )
 
 
-def inspector_access(*, change: bool = False) -> Callable[[View], View]:
+def inspector_access(*, change: bool = False, keys: bool = False) -> Callable[[View], View]:
     """Anonymous: to the login page. Logged in without the permission: 403."""
+    if keys:
+        allowed, needs = can_manage_keys, KEYS_PERMISSION
+    elif change:
+        allowed, needs = can_change, CHANGE_PERMISSION
+    else:
+        allowed, needs = can_view, VIEW_PERMISSION
 
     def decorator(view: View) -> View:
         @wraps(view)
@@ -78,9 +90,8 @@ def inspector_access(*, change: bool = False) -> Callable[[View], View]:
                     login = redirect_to_login(request.headers.get("HX-Current-URL") or request.path)
                     return HttpResponseClientRedirect(login["Location"])
                 return redirect_to_login(request.get_full_path())
-            allowed = can_change(request.user) if change else can_view(request.user)
-            if not allowed:
-                return _denied(request, change=change)
+            if not allowed(request.user):
+                return _denied(request, needs=needs)
             return view(request, *args, **kwargs)
 
         return wrapped
@@ -90,3 +101,4 @@ def inspector_access(*, change: bool = False) -> Callable[[View], View]:
 
 view_required = inspector_access(change=False)
 change_required = inspector_access(change=True)
+keys_required = inspector_access(keys=True)

@@ -8,7 +8,7 @@ User and session ids can hold any character, so they use the `key` converter
 from django.urls import path, register_converter
 
 from inspector.converters import KeyConverter
-from inspector.views import letters, memories, overview, sessions, status, users
+from inspector.views import keys, letters, memories, overview, sessions, status, users
 
 register_converter(KeyConverter, "key")
 
@@ -34,6 +34,9 @@ urlpatterns = [
     path("memories/<str:memory_id>/ttl/persist", memories.persist_memory, name="persist"),
     path("memories/<str:memory_id>/pin", memories.pin_memory, name="pin"),
     path("memories/<str:memory_id>/lock", memories.lock_memory, name="lock"),
+    path("api-keys/", keys.api_keys, name="api_keys"),
+    path("api-keys/create", keys.create_key, name="create_api_key"),
+    path("api-keys/<int:key_id>/revoke", keys.revoke_key, name="revoke_api_key"),
     path("dead-letters/<str:letter_id>/retry", letters.retry_dead_letter, name="retry_dead_letter"),
     path("dead-letters/<str:letter_id>/discard", letters.discard_dead_letter, name="discard_dead_letter"),
 ]

@@ -123,8 +123,9 @@ def build_prompt(
     params = SearchParams.from_settings() if params is None else params
     top_k = params.top_k if top_k is None else top_k
     turn_id = turn_id or str(ULID())
-    scope = {"agent_id": agent_id, "namespace": namespace, "namespaces": list(namespaces) or None}
-    filter_ = MemoryFilter.build(user_id=user_id, **scope)
+    filter_ = MemoryFilter.build(
+        user_id=user_id, agent_id=agent_id, namespace=namespace, namespaces=list(namespaces) or None
+    )
     session, session_messages = working.get_session_with_messages(session_id=session_id)
     profile = is_profile_question(message)
     if profile:
@@ -134,7 +135,13 @@ def build_prompt(
     else:
         # This session's own turns are in the recent messages already: leave their raw copies out
         # of the search (they would also set the relative cut for memories that are shown).
-        searched = MemoryFilter.build(user_id=user_id, **scope, without_messages_of_session=session_id)
+        searched = MemoryFilter.build(
+            user_id=user_id,
+            agent_id=agent_id,
+            namespace=namespace,
+            namespaces=list(namespaces) or None,
+            without_messages_of_session=session_id,
+        )
         result = search_memories(
             filter=searched, text=message, top_k=min(100, top_k + ARRANGE_SLACK), now=now, params=params
         )

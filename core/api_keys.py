@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from core.models import ApiKey
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "eng_"
 _RANDOM_CHARS = 40
@@ -130,7 +133,12 @@ def touch_last_used(*, api_key: ApiKey, every_seconds: int = 60) -> None:
     now = timezone.now()
     if api_key.last_used_at is not None and (now - api_key.last_used_at).total_seconds() < every_seconds:
         return
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    try:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    except DatabaseError:
+        # Best effort: a busy database (SQLite's write lock) must not fail the request it serves.
+        logger.warning("could not record the last use of API key %r", api_key.name, exc_info=True)
+        return
     api_key.last_used_at = now
 
 

@@ -195,3 +195,9 @@ def test_an_unknown_api_path_is_a_problem_too(staff: ApiClient) -> None:
     ):
         assert answer.status_code == 404 and answer["Content-Type"] == "application/problem+json"
         assert answer.json()["status"] == 404
+
+
+def test_a_hostile_user_id_in_the_list_is_a_problem(staff: ApiClient) -> None:
+    for user_id in ("a,b", "%00x", "x" * 201, "%20padded"):
+        answer = staff.get(f"/api/v1/sessions?user_id={user_id}")
+        assert answer.status_code == 422, user_id

@@ -17,6 +17,7 @@ from api.callers import ApiCaller, request_caller
 from api.problems import ERRORS
 from api.strict import StrictSchema
 from memory import working
+from memory.query import validate_scope_id
 from memory.types import InvalidInput
 from memory.working import Session, WorkingMessage
 
@@ -153,7 +154,8 @@ def _cursor(offset: int) -> str:
 def list_sessions(request: HttpRequest, query: Query[ListQuery]) -> SessionPage:
     caller = request_caller(request)
     offset = _offset(query.cursor)
-    sessions = [s for s in working.list_sessions(user_id=query.user_id) if caller.admits_session(s)]
+    user_id = validate_scope_id(query.user_id, name="user_id")
+    sessions = [s for s in working.list_sessions(user_id=user_id) if caller.admits_session(s)]
     page = sessions[offset : offset + query.limit]
     more = offset + query.limit < len(sessions)
     return SessionPage(

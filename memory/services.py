@@ -58,6 +58,7 @@ from memory.types import (
     Memory,
     MemoryNotFound,
     MemoryType,
+    RequestReplayMismatch,
     Scope,
     VersionConflict,
 )
@@ -89,7 +90,7 @@ class NewMemory:
 class IdempotentRequest:
     """A whole batch applied once (the REST API's `Idempotency-Key`): `key` names the request
     (scoped by the caller), `fingerprint` its content. The same key again with the same content
-    returns the memories the first call added; with other content it is refused (InvalidInput),
+    returns the memories the first call added; with other content it is refused (RequestReplayMismatch),
     so a key can never stand for two different batches."""
 
     key: str
@@ -210,7 +211,9 @@ def add_memories(
                     pipe.watch(request_key)
                     seen = pipe.get(request_key)
                     if seen is not None and seen.decode() != request.fingerprint:
-                        raise InvalidInput("this Idempotency-Key was already used for a different request")
+                        raise RequestReplayMismatch(
+                            "this Idempotency-Key was already used for a different request"
+                        )
                 if idem_keys:
                     pipe.watch(*idem_keys)
                     applied = dict(zip(idem_keys, pipe.mget(idem_keys), strict=True))

@@ -49,6 +49,10 @@ class StaleVersion(VersionConflict):
     API answers 412 to a stale `If-Match`, while contention alone stays a VersionConflict."""
 
 
+class RequestReplayMismatch(EngineError):
+    """An idempotency key already applied to another request was sent with different content."""
+
+
 class LeaseLost(EngineError):
     """The lock this write depended on is no longer the writer's: an erase or an identity move
     took the job over (or the lock expired). The write did not happen."""

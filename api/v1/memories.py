@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Header, Query, Router, Status
+from ninja import Header, Path, Query, Router, Status
 
 from api.callers import ApiCaller, request_caller
-from api.problems import ERRORS, PRECONDITION_ERRORS, PreconditionFailed
+from api.problems import ERRORS, PRECONDITION_ERRORS, PreconditionFailed, ProblemError
 from api.v1.cursors import decode_cursor, encode_cursor
 from api.v1.memory_schemas import (
     HISTORY_PAGE_DEFAULT,
@@ -48,13 +48,23 @@ from memory.services import (
     set_ttl,
     update_memory,
 )
-from memory.types import InvalidInput, Memory, MemoryNotFound, StaleVersion
+from memory.types import InvalidInput, Memory, MemoryNotFound, RequestReplayMismatch, StaleVersion
 
 router = Router(tags=["memories"])
 
 IDEMPOTENCY_KEY_MAX = 200
+# No length bound here: an id no memory can have is "not found" (`_memory_id`), not a 422.
+MEMORY_ID = Path(..., description="The memory's id (as a create or a search returned it)")
 # The longest If-Match this API reads: a version is a small number, quoted or not.
 _MAX_VERSION_DIGITS = 18
+
+
+class IdempotencyKeyReused(ProblemError):
+    """The key stands for another batch: a conflict with what it already did (the request itself
+    is well formed, so it is no 422)."""
+
+    status = 409
+    title = "idempotency key reused"
 
 
 def _memory_id(value: str) -> str:
@@ -104,7 +114,7 @@ def _new_memory(caller: ApiCaller, item: NewMemoryIn) -> NewMemory:
     description=(
         "Adds every memory of the batch, or none. With an `Idempotency-Key`, sending the same batch "
         "again returns the memories the first request added and adds nothing; the same key with a "
-        "different batch is refused (422). Keys are per API key and kept for 7 days."
+        "different batch is refused (409). Keys are per API key and kept for 7 days."
     ),
 )
 def create_memories(
@@ -121,12 +131,17 @@ def create_memories(
         if idempotency_key
         else None
     )
-    memories = add_memories(items=items, actor=caller.actor, reason=body.reason, publish=True, request=once)
+    try:
+        memories = add_memories(
+            items=items, actor=caller.actor, reason=body.reason, publish=True, request=once
+        )
+    except RequestReplayMismatch as exc:
+        raise IdempotencyKeyReused(str(exc)) from exc
     return Status(201, {"memories": [memory_for(caller, m) for m in memories]})
 
 
 @router.get("/{memory_id}", response={200: MemoryOut, **ERRORS}, summary="Get a memory")
-def get_one(request: HttpRequest, response: HttpResponse, memory_id: str) -> Any:
+def get_one(request: HttpRequest, response: HttpResponse, memory_id: str = MEMORY_ID) -> Any:
     """A live memory, or one in the trash (`deleted: true`) until its grace period ends. The ETag
     is its version: send it back as `If-Match` to update only what you read."""
     caller = request_caller(request)
@@ -140,7 +155,8 @@ def get_one(request: HttpRequest, response: HttpResponse, memory_id: str) -> Any
 def update(
     request: HttpRequest,
     response: HttpResponse,
-    memory_id: str,
+    *,
+    memory_id: str = MEMORY_ID,
     body: MemoryPatchIn,
     if_match: str | None = Header(None, alias="If-Match", max_length=64),
 ) -> Any:
@@ -166,7 +182,7 @@ def update(
 
 
 @router.delete("/{memory_id}", response={200: MemoryOut, **ERRORS}, summary="Delete a memory")
-def delete(request: HttpRequest, memory_id: str, reason: Reason = "") -> Any:
+def delete(request: HttpRequest, memory_id: str = MEMORY_ID, reason: Reason = "") -> Any:
     """A soft delete: the memory leaves every search at once and can be restored until the grace
     period ends."""
     caller = request_caller(request)
@@ -177,7 +193,7 @@ def delete(request: HttpRequest, memory_id: str, reason: Reason = "") -> Any:
 
 
 @router.post("/{memory_id}/restore", response={200: MemoryOut, **ERRORS}, summary="Restore a deleted memory")
-def restore(request: HttpRequest, memory_id: str, reason: Reason = "") -> Any:
+def restore(request: HttpRequest, memory_id: str = MEMORY_ID, reason: Reason = "") -> Any:
     caller = request_caller(request)
     memory = restore_memory(
         memory_id=_memory_id(memory_id), owner=caller.owner(), actor=caller.actor, reason=reason
@@ -188,7 +204,7 @@ def restore(request: HttpRequest, memory_id: str, reason: Reason = "") -> Any:
 @router.get("/{memory_id}/history", response={200: HistoryOut, **ERRORS}, summary="A memory's history")
 def history(
     request: HttpRequest,
-    memory_id: str,
+    memory_id: str = MEMORY_ID,
     cursor: str | None = Query(None, max_length=64),
     limit: HistoryLimit = HISTORY_PAGE_DEFAULT,
 ) -> Any:
@@ -203,7 +219,7 @@ def history(
 
 
 @router.post("/{memory_id}/pin", response={200: MemoryOut, **ERRORS}, summary="Pin or unpin (staff keys)")
-def pin(request: HttpRequest, memory_id: str, body: PinIn) -> Any:
+def pin(request: HttpRequest, *, memory_id: str = MEMORY_ID, body: PinIn) -> Any:
     """A pinned memory joins every prompt of its user; app keys may not pin (403)."""
     caller = request_caller(request)
     caller.require_staff()
@@ -218,7 +234,7 @@ def pin(request: HttpRequest, memory_id: str, body: PinIn) -> Any:
 
 
 @router.post("/{memory_id}/lock", response={200: MemoryOut, **ERRORS}, summary="Lock or unlock (staff keys)")
-def lock(request: HttpRequest, memory_id: str, body: LockIn) -> Any:
+def lock(request: HttpRequest, *, memory_id: str = MEMORY_ID, body: LockIn) -> Any:
     """A locked memory is a support correction: only staff may change it; app keys may not lock (403)."""
     caller = request_caller(request)
     caller.require_staff()
@@ -233,7 +249,7 @@ def lock(request: HttpRequest, memory_id: str, body: LockIn) -> Any:
 
 
 @router.get("/{memory_id}/ttl", response={200: TtlOut, **ERRORS}, summary="Time left before a memory expires")
-def get_ttl(request: HttpRequest, memory_id: str) -> Any:
+def get_ttl(request: HttpRequest, memory_id: str = MEMORY_ID) -> Any:
     memory_id = _memory_id(memory_id)
     ttl = memory_ttl(memory_id=memory_id, owner=request_caller(request).owner())
     return {"memory_id": memory_id, "ttl_seconds": ttl, "version": None}
@@ -244,7 +260,7 @@ def _ttl_out(memory: Memory) -> dict[str, Any]:
 
 
 @router.put("/{memory_id}/ttl", response={200: TtlOut, **ERRORS}, summary="Set when a memory expires")
-def put_ttl(request: HttpRequest, memory_id: str, body: TtlIn) -> Any:
+def put_ttl(request: HttpRequest, *, memory_id: str = MEMORY_ID, body: TtlIn) -> Any:
     caller = request_caller(request)
     memory = set_ttl(
         memory_id=_memory_id(memory_id),
@@ -257,7 +273,7 @@ def put_ttl(request: HttpRequest, memory_id: str, body: TtlIn) -> Any:
 
 
 @router.post("/{memory_id}/ttl/extend", response={200: TtlOut, **ERRORS}, summary="Give a memory more time")
-def extend(request: HttpRequest, memory_id: str, body: ExtendTtlIn) -> Any:
+def extend(request: HttpRequest, *, memory_id: str = MEMORY_ID, body: ExtendTtlIn) -> Any:
     caller = request_caller(request)
     memory = extend_ttl(
         memory_id=_memory_id(memory_id),

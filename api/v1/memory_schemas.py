@@ -16,8 +16,10 @@ import typing
 from functools import cache
 from typing import Annotated, Any, Literal, Union
 
+from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from api.strict import StrictSchema
 from memory.query import MAX_FILTER_VALUES, MAX_ID_LENGTH, MAX_TAG_LENGTH, MemoryFilter
 from memory.scoring import SearchMode
 from memory.search_params import MAX_TOP_K
@@ -49,7 +51,7 @@ def record_schema(record: type) -> type[BaseModel]:
     doc = record.__doc__ or ""
     # A dataclass without a docstring gets its signature as one: that is no description.
     written = doc if not doc.startswith(f"{record.__name__}(") else ""
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         record.__name__,
         __config__=ConfigDict(from_attributes=True),
         __doc__=inspect.cleandoc(written) or None,
@@ -135,15 +137,18 @@ Reason = Annotated[str, Field(max_length=500, description="Why, for the memory's
 # Its length is the engine's to judge (settings.MEMORY_MAX_TEXT_CHARS), before anything is embedded.
 Text = Annotated[str, Field(min_length=1)]
 
-_FORBID = ConfigDict(extra="forbid")
+# Bodies are strict (api.strict) and closed: an unknown field is a mistake to report, not to drop.
+_CLOSED = ConfigDict(extra="forbid")
+# A memory type arrives as its name; strict mode would only take the Python enum.
+TypeName = Annotated[MemoryType, Field(strict=False)]
 
 
-class NewMemoryIn(BaseModel):
-    model_config = _FORBID
+class NewMemoryIn(StrictSchema):
+    model_config = _CLOSED
 
     text: Text
     user_id: ScopeId
-    type: MemoryType = MemoryType.SEMANTIC
+    type: TypeName = MemoryType.SEMANTIC
     namespace: ScopeId | None = Field(
         None, description="Default: the key's first namespace (app keys), else 'default'"
     )
@@ -163,20 +168,20 @@ class NewMemoryIn(BaseModel):
 MAX_BATCH = 100
 
 
-class CreateMemoriesIn(BaseModel):
-    model_config = _FORBID
+class CreateMemoriesIn(StrictSchema):
+    model_config = _CLOSED
 
     memories: Annotated[list[NewMemoryIn], Field(min_length=1, max_length=MAX_BATCH)]
     reason: Reason = ""
 
 
-class MemoryPatchIn(BaseModel):
+class MemoryPatchIn(StrictSchema):
     """Only the fields sent change; `event_date: null` removes the event date."""
 
-    model_config = _FORBID
+    model_config = _CLOSED
 
     text: Text | None = None
-    type: MemoryType | None = None
+    type: TypeName | None = None
     topics: Tags | None = None
     entities: Tags | None = None
     event_date: Epoch | None = None
@@ -190,8 +195,8 @@ class MemoryPatchIn(BaseModel):
         return self
 
 
-class ReasonIn(BaseModel):
-    model_config = _FORBID
+class ReasonIn(StrictSchema):
+    model_config = _CLOSED
 
     reason: Reason = ""
 
@@ -212,10 +217,10 @@ class ExtendTtlIn(ReasonIn):
     seconds: Seconds
 
 
-class FilterIn(BaseModel):
+class FilterIn(StrictSchema):
     """Every filter of `memory.query.MemoryFilter.build`; times are epoch seconds."""
 
-    model_config = _FORBID
+    model_config = _CLOSED
 
     user_id: ScopeId
     agent_id: ScopeId | None = Field(None, description="Only this agent's (an app key: always its own)")
@@ -224,7 +229,7 @@ class FilterIn(BaseModel):
         None, description="Any of these namespaces (an app key: of its own; default all of them)"
     )
     session_id: ScopeId | None = None
-    types: Annotated[list[MemoryType], Field(max_length=len(MemoryType))] | None = None
+    types: Annotated[list[TypeName], Field(max_length=len(MemoryType))] | None = None
     topics: Tags | None = None
     entities: Tags | None = None
     created_after: Epoch | None = None
@@ -247,8 +252,12 @@ class FilterIn(BaseModel):
 FILTER_ARGUMENTS = tuple(inspect.signature(MemoryFilter.build).parameters)
 
 
+# What the chat takes as one message: the longest search text and prompt message.
+Message = Annotated[str, Field(min_length=1, max_length=settings.MESSAGE_MAX_CHARS)]
+
+
 class SearchIn(FilterIn):
-    text: Annotated[str, Field(min_length=1)]
+    text: Message
     mode: SearchMode = "hybrid"
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K)] | None = None
     threshold: Annotated[float, Field(ge=0, le=1)] | None = None
@@ -256,10 +265,10 @@ class SearchIn(FilterIn):
     near_misses: Annotated[int, Field(ge=0, le=MAX_TOP_K)] | None = None
 
 
-class MemoryPromptIn(BaseModel):
-    model_config = _FORBID
+class MemoryPromptIn(StrictSchema):
+    model_config = _CLOSED
 
-    message: Annotated[str, Field(min_length=1)]
+    message: Message
     user_id: ScopeId
     session_id: ScopeId | None = Field(
         None, description="A session of this user: its summary and recent messages join the prompt"

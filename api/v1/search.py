@@ -54,19 +54,21 @@ def memory_prompt(request: HttpRequest, body: MemoryPromptIn) -> Any:
     turn, it counts as a use of the memories it includes (access stats) and, with a session, is
     saved as the session's retrieval trace."""
     caller = request_caller(request)
-    scope = caller.scope(user_id=body.user_id, namespace=body.namespace, agent_id=body.agent_id)
+    # What the prompt may draw on is what a search by this caller would find.
+    reach = caller.filter(user_id=body.user_id, namespace=body.namespace, agent_id=body.agent_id)
     if body.session_id is None:
         # A fresh id names no session: no summary, no recent messages (as the inspector's sandbox).
         session_id = caller.session_key(f"prompt-{ULID()}")
     else:
         stored = get_session(session_id=caller.session_key(body.session_id))
-        session_id = caller.require_session(stored, user_id=scope.user_id).id
+        session_id = caller.require_session(stored, user_id=reach.user_id).id
     built = build_prompt(
-        user_id=scope.user_id,
+        user_id=reach.user_id,
         session_id=session_id,
         message=body.message,
-        agent_id=scope.agent_id,
-        namespace=scope.namespace,
+        agent_id=reach.agent_id,
+        namespace=reach.namespace,
+        namespaces=reach.namespaces,
         budget=body.budget,
         top_k=body.top_k,
     )

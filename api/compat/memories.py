@@ -198,13 +198,15 @@ def memory_prompt(request: HttpRequest, body: MemoryPromptIn, optimize_query: bo
     namespace = (body.session.namespace if body.session else None) or (
         search.namespace.eq if search and search.namespace else None
     )
-    scope = caller.scope(user_id=user_id, namespace=namespace, session_id=session_id)
+    # What the prompt may draw on is what a search by this caller would find.
+    reach = caller.filter(user_id=user_id, namespace=namespace)
     built = build_prompt(
-        user_id=scope.user_id,
-        session_id=scope.session_id,
+        user_id=reach.user_id,
+        session_id=caller.session_key(session_id) if session_id else "",
         message=body.query,
-        agent_id=scope.agent_id,
-        namespace=scope.namespace,
+        agent_id=reach.agent_id,
+        namespace=reach.namespace,
+        namespaces=reach.namespaces,
         budget=body.session.budget() if body.session else None,
         top_k=search.limit if search else None,
         system_instructions=PROMPT_INSTRUCTIONS,

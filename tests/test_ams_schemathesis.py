@@ -1,6 +1,6 @@
 """The agent-memory-client compatible API under Schemathesis, as /api/v1 is (the same checks and
-settings, tests/test_api_schemathesis.py): every operation of /v1/openapi.json, with an app key,
-finds no server error and no response that breaks the document."""
+settings, tests/test_api_schemathesis.py): every operation of /v1/openapi.json, with an app key and
+with a staff key, finds no server error and no response that breaks the document."""
 
 from __future__ import annotations
 
@@ -31,10 +31,21 @@ def app_key(db: None, redis_client: Any) -> str:
     return make_key("schemathesis-ams", role="app", agent_id="fuzz-app", namespaces=["fuzz", "other"])[1]
 
 
+@pytest.fixture
+def staff_key(db: None, redis_client: Any) -> str:
+    return make_key("schemathesis-ams-staff")[1]
+
+
 @schema.parametrize()
 @hypothesis_settings
 def test_every_compat_operation_with_an_app_key(case: Any, app_key: str) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {app_key}"}, checks=CHECKS)
+
+
+@schema.parametrize()
+@hypothesis_settings
+def test_every_compat_operation_with_a_staff_key(case: Any, staff_key: str) -> None:
+    case.call_and_validate(headers={"X-API-Key": staff_key}, checks=CHECKS)
 
 
 def test_the_compat_document_validates() -> None:

@@ -22,6 +22,7 @@ from bench.summary import write_benchmarks_md
 # name -> module, run in this order by `make bench`.
 BENCHES: dict[str, str] = {
     "engine": "bench.engine",
+    "api": "bench.api",
     "extraction": "bench.extraction",
     "chat_load": "bench.chat_load",
     "inspector": "bench.inspector",

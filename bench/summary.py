@@ -7,11 +7,12 @@ from pathlib import Path
 from bench.env import RESULTS_DIR
 
 # BENCHMARKS.md is assembled from the latest full results, in this order (locomo: `make eval`).
-SECTIONS = ["engine", "extraction", "chat_load", "inspector", "fuzz", "chaos", "locomo", "personas"]
+SECTIONS = ["engine", "api", "extraction", "chat_load", "inspector", "fuzz", "chaos", "locomo", "personas"]
 BENCHMARKS_MD = RESULTS_DIR.parent.parent / "BENCHMARKS.md"
 BENCHMARKS_INTRO = """# Benchmarks
 
-Every number here comes from `make bench` (memory engine, extraction, chat load, inspector) and
+Every number here comes from `make bench` (memory engine, API search over HTTP, extraction, chat load,
+inspector) and
 `make eval` (LoCoMo, raw-turn and end to end, and the persona suites), run on the machine named in
 each section. This file is rebuilt
 from `bench/results/*.md` at the end of `make bench` and of `make eval`; the JSON beside each holds

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from api.compat import api as api_compat
 from api.problems import unknown_path
 from api.v1 import api as api_v1
 from chat import views as chat_views
@@ -14,6 +15,8 @@ urlpatterns = [
     path("api/v1/", api_v1.urls),
     # Last of the api/ routes: any other path there is a 404 problem, not an HTML page.
     re_path(r"^api/(?P<path>.*)$", unknown_path),
+    # agent-memory-client's paths (/v1/...) at the root, so its base_url is the server's address.
+    path("", api_compat.urls),
     path("accounts/signup/", chat_views.signup, name="signup"),
     # Before django.contrib.auth's own logout view (same path and name): ours says "signed out".
     path("accounts/logout/", chat_views.log_out, name="logout"),

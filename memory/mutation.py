@@ -8,6 +8,7 @@ has not seen.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,6 +39,7 @@ from memory.types import (
     MemoryNotFound,
     MemoryType,
     Scope,
+    StaleVersion,
     VersionConflict,
 )
 
@@ -80,6 +82,19 @@ def validate_text(text: object) -> str:
             f"text is {len(cleaned)} characters; a memory holds at most {settings.MEMORY_MAX_TEXT_CHARS}"
         )
     return cleaned
+
+
+# A caller-chosen id for a new memory (an outside client's ULID): a short plain token, so it is safe
+# in every key and URL it will be part of.
+_NEW_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def validate_new_id(value: object) -> str:
+    if not isinstance(value, str) or not _NEW_ID.fullmatch(value):
+        raise InvalidInput(
+            "id must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )
+    return value
 
 
 def validate_seconds(value: object, *, name: str) -> int:
@@ -173,7 +188,7 @@ def mutate(
                     raise MemoryNotFound(f"no memory {memory_id}")
                 before = owner.require(from_hash(raw, ttl_seconds=ttl_or_none(pipe.ttl(key))))
                 if expected_version is not None and before.version != expected_version:
-                    raise VersionConflict(
+                    raise StaleVersion(
                         f"memory {memory_id} is at version {before.version}, not {expected_version}; reload"
                     )
                 change = build(before, pipe)

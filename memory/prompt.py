@@ -5,6 +5,7 @@ explains what was used and why."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -105,6 +106,7 @@ def build_prompt(
     message: str,
     agent_id: str = "engram",
     namespace: str = "default",
+    namespaces: Sequence[str] = (),
     budget: int | None = None,
     top_k: int | None = None,
     turn_id: str | None = None,
@@ -113,15 +115,22 @@ def build_prompt(
     params: SearchParams | None = None,
 ) -> BuiltPrompt:
     """Assemble the messages for one turn. With save_trace=False (the inspector's sandbox) nothing
-    is written: no trace, no access stats. `params`: the search's knobs (default: settings)."""
+    is written: no trace, no access stats. `params`: the search's knobs (default: settings).
+    `namespaces`: any of these (an API app key's reach); an empty `agent_id` or `namespace` is any.
+    `session_id` "" builds a prompt outside any conversation."""
     started = time.perf_counter()
     now = time.time()
     budget = budget or settings.PROMPT_TOKEN_BUDGET
     params = SearchParams.from_settings() if params is None else params
     top_k = params.top_k if top_k is None else top_k
     turn_id = turn_id or str(ULID())
-    filter_ = MemoryFilter.build(user_id=user_id, agent_id=agent_id, namespace=namespace)
-    session, session_messages = working.get_session_with_messages(session_id=session_id)
+    filter_ = MemoryFilter.build(
+        user_id=user_id, agent_id=agent_id, namespace=namespace, namespaces=list(namespaces) or None
+    )
+    # No session: a prompt for a question outside any conversation (memories only).
+    session, session_messages = (
+        working.get_session_with_messages(session_id=session_id) if session_id else (None, [])
+    )
     profile = is_profile_question(message)
     if profile:
         result = SearchResult(hits=[], near_misses=[], threshold=0.0, mode="profile", took_ms=0.0)
@@ -131,7 +140,11 @@ def build_prompt(
         # This session's own turns are in the recent messages already: leave their raw copies out
         # of the search (they would also set the relative cut for memories that are shown).
         searched = MemoryFilter.build(
-            user_id=user_id, agent_id=agent_id, namespace=namespace, without_messages_of_session=session_id
+            user_id=user_id,
+            agent_id=agent_id,
+            namespace=namespace,
+            namespaces=list(namespaces) or None,
+            without_messages_of_session=session_id,
         )
         result = search_memories(
             filter=searched, text=message, top_k=min(100, top_k + ARRANGE_SLACK), now=now, params=params

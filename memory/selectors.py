@@ -56,6 +56,30 @@ def memory_history(*, memory_id: str) -> list[HistoryEvent]:
     return [HistoryEvent.from_dict(stored_json(item)) for item in raw]
 
 
+@dataclass(frozen=True)
+class HistoryPage:
+    events: list[HistoryEvent]
+    next_start: int | None  # where the next page starts; None after the last event
+
+
+MAX_HISTORY_PAGE = 500
+
+
+def memory_history_page(*, memory_id: str, owner: Owner, start: int = 0, limit: int = 50) -> HistoryPage:
+    """A page of one memory's history, oldest first, from position `start`; MemoryNotFound when the
+    memory (live or in the trash) is not `owner`'s. The list only ever grows at its end, so a
+    position stays a stable place to continue from."""
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise InvalidInput("the history position must be a whole number >= 0")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY_PAGE:
+        raise InvalidInput(f"limit must be 1..{MAX_HISTORY_PAGE}")
+    get_memory(memory_id=memory_id, owner=owner, include_deleted=True)
+    # One more than asked: whether a next page exists, without a second round trip.
+    raw = get_redis().lrange(keys.history(memory_id), start, start + limit)
+    events = [HistoryEvent.from_dict(stored_json(item)) for item in raw[:limit]]
+    return HistoryPage(events=events, next_start=start + limit if len(raw) > limit else None)
+
+
 def last_deletion(*, memory_id: str) -> HistoryEvent | None:
     """Who deleted a memory and when (the newest delete in its history); None if never deleted."""
     return events.last_deletion(memory_history(memory_id=memory_id))

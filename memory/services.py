@@ -4,9 +4,13 @@ a user's memory as a whole: memory/lifecycle.py)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from dataclasses import fields as dataclass_fields
+from typing import Any
 
 import numpy as np
 import redis
@@ -26,6 +30,7 @@ from memory.mutation import (
     MAX_ATTEMPTS,
     TTL,
     UNCHANGED,
+    Default,
     Mutation,
     Unchanged,
     change_ttl,
@@ -36,6 +41,7 @@ from memory.mutation import (
     memory_type_of,
     mutate,
     ttl_value,
+    validate_new_id,
     validate_scope,
     validate_seconds,
     validate_text,
@@ -52,6 +58,7 @@ from memory.types import (
     Memory,
     MemoryNotFound,
     MemoryType,
+    RequestReplayMismatch,
     Scope,
     VersionConflict,
 )
@@ -74,6 +81,43 @@ class NewMemory:
     embedding: np.ndarray | None = None
     # Set by callers that may retry (extraction workers): the same key is applied once only.
     idempotency_key: str = ""
+    # A caller-chosen id (an outside client names its memories itself); "" = a new ULID. Taken ids
+    # (live or in the trash) are refused.
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """A whole batch applied once (the REST API's `Idempotency-Key`): `key` names the request
+    (scoped by the caller), `fingerprint` its content. The same key again with the same content
+    returns the memories the first call added; with other content it is refused (RequestReplayMismatch),
+    so a key can never stand for two different batches."""
+
+    key: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, *, key: str, items: Sequence[NewMemory], reason: str = "") -> IdempotentRequest:
+        """The request `key` names, fingerprinted by everything its items would store."""
+
+        def stored(item: NewMemory) -> dict[str, Any]:
+            data = {f.name: getattr(item, f.name) for f in dataclass_fields(item)}
+            for name in _NOT_CONTENT:
+                data.pop(name)
+            data["scope"] = asdict(item.scope)
+            data["type"] = str(item.type)
+            data["ttl_seconds"] = "default" if isinstance(item.ttl_seconds, Default) else item.ttl_seconds
+            return data
+
+        content = json.dumps({"reason": reason, "items": [stored(i) for i in items]}, sort_keys=True)
+        return cls(key=key, fingerprint=hashlib.sha256(content.encode()).hexdigest())
+
+    def item_key(self, index: int) -> str:
+        return f"{self.key}:{index}"
+
+
+# A precomputed vector follows from the text; the item keys are the request's own.
+_NOT_CONTENT = frozenset({"embedding", "idempotency_key"})
 
 
 # Access stats of a memory nobody reads any more expire on their own (the memory itself may not).
@@ -85,7 +129,7 @@ def _prepare(item: NewMemory, *, actor: Actor, now: float) -> tuple[Memory, int 
     text = validate_text(item.text)
     created = float(item.created_at) if item.created_at is not None else now
     memory = Memory(
-        id=str(ULID()),
+        id=validate_new_id(item.id) if item.id else str(ULID()),
         text=text,
         type=memory_type,
         scope=validate_scope(item.scope),
@@ -117,6 +161,13 @@ def _queue_new(
     events.record(pipe, event)
 
 
+def _refuse_taken_ids(pipe: Pipeline, memory_ids: list[str]) -> None:
+    """Inside the WATCH: a chosen id already used (live or in the trash) would overwrite a memory."""
+    taken = [m for m in memory_ids if pipe.exists(keys.memory(m), keys.trash(m))]
+    if taken:
+        raise InvalidInput(f"memory id {taken[0]} is already in use; choose another id")
+
+
 def add_memories(
     *,
     items: Sequence[NewMemory],
@@ -124,13 +175,17 @@ def add_memories(
     reason: str = "",
     publish: bool = False,
     lease: Lease | None = None,
+    request: IdempotentRequest | None = None,
 ) -> list[Memory]:
     """Add many memories in one pipelined transaction; embeds those without a precomputed vector.
 
     Items whose idempotency key was already applied are not added again; their earlier memory is
-    returned in their place. With a `lease`, nothing is added unless its lock is still held
-    (`LeaseLost`).
+    returned in their place. With a `request`, each item's key is the request's and the batch is
+    refused when the key was used for other content. With a `lease`, nothing is added unless its
+    lock is still held (`LeaseLost`).
     """
+    if request is not None:
+        items = [replace(item, idempotency_key=request.item_key(i)) for i, item in enumerate(items)]
     ensure_index()
     now = time.time()
     prepared = [_prepare(item, actor=actor, now=now) for item in items]
@@ -140,6 +195,11 @@ def add_memories(
         for i, vector in zip(missing, embed([prepared[i][0].text for i in missing]), strict=True):
             vectors[i] = vector
     idem_keys = [keys.idempotency(item.idempotency_key) for item in items if item.idempotency_key]
+    chosen = [i for i, item in enumerate(items) if item.id]
+    if len({prepared[i][0].id for i in chosen}) < len(chosen):
+        raise InvalidInput("two new memories have the same id")
+    chosen_keys = [k for i in chosen for k in (keys.memory(items[i].id), keys.trash(items[i].id))]
+    request_key = keys.idempotency(request.key) if request is not None else ""
     client = get_redis()
     for _ in range(MAX_ATTEMPTS):
         added_events = []
@@ -147,6 +207,13 @@ def add_memories(
         with client.pipeline(transaction=True) as pipe:
             try:
                 hold_lease(pipe, lease)
+                if request is not None:
+                    pipe.watch(request_key)
+                    seen = pipe.get(request_key)
+                    if seen is not None and seen.decode() != request.fingerprint:
+                        raise RequestReplayMismatch(
+                            "this Idempotency-Key was already used for a different request"
+                        )
                 if idem_keys:
                     pipe.watch(*idem_keys)
                     applied = dict(zip(idem_keys, pipe.mget(idem_keys), strict=True))
@@ -155,6 +222,9 @@ def add_memories(
                         for i, item in enumerate(items)
                         if item.idempotency_key and applied[keys.idempotency(item.idempotency_key)]
                     }
+                if chosen_keys:
+                    pipe.watch(*chosen_keys)
+                    _refuse_taken_ids(pipe, [prepared[i][0].id for i in chosen if i not in done])
                 pipe.multi()
                 for i, ((memory, ttl), vector) in enumerate(zip(prepared, vectors, strict=True)):
                     if i in done:
@@ -167,6 +237,8 @@ def add_memories(
                         pipe.set(
                             keys.idempotency(items[i].idempotency_key), memory.id, ex=IDEMPOTENCY_TTL_SECONDS
                         )
+                if request is not None:
+                    pipe.set(request_key, request.fingerprint, ex=IDEMPOTENCY_TTL_SECONDS)
                 pipe.execute()
             except redis.WatchError:
                 continue

@@ -41,7 +41,16 @@ class MemoryLocked(EngineError):
 
 
 class VersionConflict(EngineError):
-    """The memory changed since the caller read it (expected_version did not match)."""
+    """The memory changed since the caller read it, or changes too fast to apply this one."""
+
+
+class StaleVersion(VersionConflict):
+    """The memory is not at the version the caller said it read (`expected_version`): the REST
+    API answers 412 to a stale `If-Match`, while contention alone stays a VersionConflict."""
+
+
+class RequestReplayMismatch(EngineError):
+    """An idempotency key already applied to another request was sent with different content."""
 
 
 class LeaseLost(EngineError):
@@ -111,6 +120,9 @@ ROLE_TOPIC_PREFIX = "said-by:"
 
 @dataclass
 class Memory:
+    """A long-term memory: its text, whose it is (scope), where it came from, its flags and its
+    lifetime. Times are seconds since the epoch; ttl_seconds is what is left when read."""
+
     id: str
     text: str
     type: MemoryType
@@ -208,6 +220,9 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class HistoryEvent:
+    """One change to a memory: what happened, who did it (actor), when, and the state before and
+    after (`old`, `new`: text, type, topics, entities, event date)."""
+
     event: str
     memory_id: str
     user_id: str

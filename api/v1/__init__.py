@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from api.auth import API_AUTH
 from api.problems import ProblemAPI, install_problem_handlers
-from api.v1 import health, sessions, users
+from api.v1 import health, memories, search, sessions, users
 
 api = ProblemAPI(
     title="Engram API",
@@ -24,3 +24,6 @@ install_problem_handlers(api)
 api.add_router("/health", health.router)
 api.add_router("/sessions", sessions.router)
 api.add_router("/users", users.router)
+api.add_router("/memories", memories.router)
+api.add_router("/search", search.search_router)
+api.add_router("/memory-prompt", search.prompt_router)

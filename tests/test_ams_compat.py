@@ -1,0 +1,168 @@
+"""The agent-memory-client compatible API (api/compat) through Django's own stack: bad input is a
+4xx with the string `detail` that client reads (never a 500, nothing stored), Engram's kinds map
+onto the client's three, and every change is in history with the key as its actor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from memory.selectors import memory_history
+from memory.services import add_memory
+from memory.types import ActorKind, MemoryType, Scope
+from tests.api_helpers import ApiClient, make_key
+from tests.memory_helpers import USER
+
+pytestmark = [pytest.mark.django_db]
+
+
+@pytest.fixture
+def app(redis_client: redis.Redis) -> ApiClient:
+    _, raw = make_key("compat-app", role="app", agent_id="helper-bot", namespaces=("shop",))
+    return ApiClient(raw, scheme="basic")
+
+
+def _record(**fields: Any) -> dict[str, Any]:
+    return {"id": "01JTESTRECORD0000000000001", "text": "User likes green tea", "user_id": "alice", **fields}
+
+
+LONG_ID = "x" * 201
+BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
+    ("get", "/v1/long-term-memory/01JNOSUCHMEMORY00000000000", None, 404),
+    ("get", f"/v1/long-term-memory/{LONG_ID}", None, 422),
+    ("post", "/v1/long-term-memory/", {"memories": []}, 422),
+    ("post", "/v1/long-term-memory/", {"memories": [_record(id="a|b")]}, 422),
+    ("post", "/v1/long-term-memory/", {"memories": [_record(text="   ")]}, 422),
+    ("post", "/v1/long-term-memory/", {"memories": [_record(user_id="alice,mallory")]}, 422),
+    ("post", "/v1/long-term-memory/", {"memories": [_record(namespace="not-mine")]}, 403),
+    ("post", "/v1/long-term-memory/", {"memories": [_record(memory_type="dream")]}, 422),
+    ("post", "/v1/long-term-memory/", {"memories": [_record(), _record()]}, 422),
+    ("post", "/v1/long-term-memory/search", {"text": "tea", "limit": 1000}, 422),
+    ("post", "/v1/long-term-memory/search", {"text": "tea", "limit": 60, "offset": 60}, 422),
+    ("post", "/v1/long-term-memory/search", {"text": "tea", "topics": {"none": ["a"]}}, 422),
+    ("post", "/v1/long-term-memory/search", {"text": "tea", "topics": {"all": ["a", "b"]}}, 422),
+    ("post", "/v1/long-term-memory/search", {"text": "tea", "user_id": {"not_eq": "bob"}}, 422),
+    ("post", "/v1/long-term-memory/search", {"text": "tea", "user_id": {"eq": "a", "in_": ["b"]}}, 422),
+    ("post", "/v1/long-term-memory/search", {"text": "tea", "memory_type": {"eq": "dream"}}, 422),
+    (
+        "post",
+        "/v1/long-term-memory/search",
+        {"text": "tea", "memory_type": {"not_in": ["episodic", "semantic", "message"]}},
+        422,
+    ),
+    (
+        "post",
+        "/v1/long-term-memory/search",
+        {"text": "tea", "last_accessed": {"gte": "2024-01-01T00:00:00Z"}},
+        422,
+    ),
+    ("post", "/v1/long-term-memory/search", {"text": "tea", "created_at": {"gte": "yesterday"}}, 422),
+    ("post", "/v1/long-term-memory/search", {"text": "tea", "namespace": {"eq": "not-mine"}}, 403),
+    ("post", "/v1/long-term-memory/search", {"text": "tea", "distance_threshold": -1}, 422),
+    ("post", "/v1/long-term-memory/search", ["not", "an object"], 400),
+    ("put", "/v1/working-memory/s1", '"just a string"', 400),
+    ("put", "/v1/working-memory/s1", {"session_id": "s1", "memories": [_record()]}, 422),
+    (
+        "put",
+        "/v1/working-memory/s1",
+        {"session_id": "s1", "messages": [{"role": "robot", "content": "x"}]},
+        422,
+    ),
+    ("put", "/v1/working-memory/s1", {"session_id": "s2"}, 422),
+    ("put", "/v1/working-memory/s1", {"session_id": "s1", "data": {"": 1}}, 422),
+    ("put", "/v1/working-memory/a,b", {"session_id": "a,b"}, 422),
+    ("get", "/v1/working-memory/nope", None, 404),
+    ("get", "/v1/working-memory/?limit=0", None, 422),
+    ("get", "/v1/working-memory/?namespace=not-mine", None, 403),
+    ("delete", "/v1/long-term-memory", None, 422),
+    ("delete", "/v1/long-term-memory?" + "&".join(f"memory_ids=m{i}" for i in range(101)), None, 422),
+    ("post", "/v1/memory/prompt", {"query": "tea?"}, 422),
+    ("post", "/v1/memory/prompt", {"query": "tea?", "long_term_search": {"topics": {"any": ["x"]}}}, 422),
+    ("post", "/v1/memory/prompt", {"query": "", "session": {"session_id": "s1"}}, 422),
+    (
+        "post",
+        "/v1/memory/prompt",
+        {"query": "tea?", "session": {"session_id": "s1", "context_window_max": "lots"}},
+        422,
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), BAD_REQUESTS)
+def test_bad_input_is_a_4xx_with_a_string_detail_and_stores_nothing(
+    app: ApiClient, redis_client: redis.Redis, method: str, path: str, body: Any, status: int
+) -> None:
+    before = sorted(k for k in redis_client.keys("*") if b":api:rate:" not in k)
+    response = getattr(app, method)(path, body) if body is not None else getattr(app, method)(path)
+    assert response.status_code == status, response.content
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and detail
+    after = sorted(k for k in redis_client.keys("*") if b":api:rate:" not in k)
+    assert after == before, "a refused request stores nothing"
+
+
+def test_a_body_that_is_not_json_is_a_400(app: ApiClient) -> None:
+    response = app.client.post(
+        "/v1/long-term-memory/search", data="{not json", content_type="application/json", headers=app.headers
+    )
+    assert response.status_code == 400 and isinstance(response.json()["detail"], str)
+
+
+def test_hostile_search_text_and_ids_are_only_text(app: ApiClient) -> None:
+    app.post("/v1/long-term-memory/", {"memories": [_record()]})
+    for text in ["@text:(is | it | nate)", "*", "alice | bob", "-tea", "}{", "%%", "tea)"]:
+        response = app.post("/v1/long-term-memory/search", {"text": text, "user_id": {"eq": "alice"}})
+        assert response.status_code == 200, (text, response.content)
+    for user in ["*", "alice | bob", "{alice}", "-alice"]:
+        response = app.post("/v1/long-term-memory/search", {"text": "tea", "user_id": {"eq": user}})
+        assert response.status_code == 200 and response.json()["memories"] == [], user
+
+
+def test_kinds_map_onto_the_clients_three(app: ApiClient, redis_client: redis.Redis) -> None:
+    scope = Scope(user_id="alice", agent_id="helper-bot", namespace="shop")
+    procedural = add_memory(
+        text="User brews tea at 80 degrees", scope=scope, actor=USER, type=MemoryType.PROCEDURAL
+    )
+    got = app.get(f"/v1/long-term-memory/{procedural.id}").json()
+    assert got["memory_type"] == "semantic", "the client knows no 'procedural'"
+    semantic = app.post(
+        "/v1/long-term-memory/search",
+        {"text": "how does the user brew tea", "user_id": {"eq": "alice"}, "memory_type": {"eq": "semantic"}},
+    ).json()
+    assert [m["id"] for m in semantic["memories"]] == [procedural.id]
+    episodic = app.post(
+        "/v1/long-term-memory/search",
+        {"text": "how does the user brew tea", "user_id": {"eq": "alice"}, "memory_type": {"eq": "episodic"}},
+    ).json()
+    assert episodic["memories"] == []
+
+
+def test_every_change_is_in_history_with_the_key_as_actor(app: ApiClient) -> None:
+    assert app.post("/v1/long-term-memory/", {"memories": [_record()]}).status_code == 200
+    memory_id = _record()["id"]
+    assert app.patch(f"/v1/long-term-memory/{memory_id}", {"text": "User likes oolong"}).status_code == 200
+    deleted = app.delete(f"/v1/long-term-memory?memory_ids={memory_id}")
+    assert deleted.json() == {"status": "ok, deleted 1 memories"}
+    events = memory_history(memory_id=memory_id)
+    assert [e.event for e in events][:3] == ["added", "updated", "deleted"] or len(events) == 3
+    assert {(e.actor.kind, e.actor.id) for e in events} == {(ActorKind.APP, "api-key:compat-app")}
+
+
+def test_a_retried_create_adds_nothing_twice(app: ApiClient, redis_client: redis.Redis) -> None:
+    body = {"memories": [_record()]}
+    assert app.post("/v1/long-term-memory/", body).status_code == 200
+    assert app.post("/v1/long-term-memory/", body).status_code == 200, "the same create again is a retry"
+    listed = app.post("/v1/long-term-memory/search", {"text": "", "user_id": {"eq": "alice"}}).json()
+    assert [m["id"] for m in listed["memories"]] == [_record()["id"]]
+
+
+def test_an_edit_may_not_move_a_memory(app: ApiClient) -> None:
+    app.post("/v1/long-term-memory/", {"memories": [_record()]})
+    memory_id = _record()["id"]
+    for change in ({"user_id": "bob"}, {"namespace": "elsewhere"}, {"session_id": "s9"}, {}):
+        response = app.patch(f"/v1/long-term-memory/{memory_id}", change)
+        assert response.status_code == 422, change
+    same = app.patch(f"/v1/long-term-memory/{memory_id}", {"user_id": "alice", "topics": ["drinks"]})
+    assert same.status_code == 200 and same.json()["topics"] == ["drinks"] and same.json()["version"] == 2

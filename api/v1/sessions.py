@@ -17,16 +17,27 @@ from api.callers import ApiCaller, request_caller
 from api.problems import ERRORS
 from api.strict import StrictSchema
 from memory import working
-from memory.query import validate_scope_id
+from memory.query import MAX_ID_LENGTH, validate_scope_id
 from memory.types import InvalidInput
 from memory.working import Session, WorkingMessage
 
 router = Router(tags=["sessions"])
 
-ID_LENGTH = 200
+ID_LENGTH = MAX_ID_LENGTH
 MAX_MESSAGES_PER_PUT = 1000
 MAX_MESSAGES_PER_APPEND = 100
-SESSION_ID = Path(..., min_length=1, max_length=ID_LENGTH, description="Your id for the session")
+# 200 is the limit of a staff key's ids; an app key's are stored as "<agent_id>/<id>" in those 200,
+# so its limit is 199 minus its agent id's length (`ApiCaller.max_session_id_length`), a 422 past it.
+# A schema cannot vary by key: the description says so.
+SESSION_ID = Path(
+    ...,
+    min_length=1,
+    max_length=ID_LENGTH,
+    description=(
+        f"Your id for the session: at most {ID_LENGTH} characters with a staff key; with an app key "
+        f"{ID_LENGTH - 1} minus the length of the key's agent id"
+    ),
+)
 Role = Literal["user", "assistant", "system", "tool"]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from api.v1.cursors import decode_cursor, encode_cursor
 from memory import working
 from tests.api_helpers import ApiClient, make_key
 
@@ -158,7 +159,9 @@ def test_sessions_page_with_a_cursor(staff: ApiClient) -> None:
     third = staff.get(f"/api/v1/sessions?user_id=alice&limit=2&cursor={second['next_cursor']}").json()
     ids = [s["id"] for page in (first, second, third) for s in page["sessions"]]
     assert sorted(ids) == [f"s{n}" for n in range(5)] and third["next_cursor"] is None
-    for cursor in ("garbage!", "LTE=", "OTk5OTk5OTk5OQ=="):
+    # One cursor encoding across the API (api/v1/cursors.py), the history pages' too.
+    assert decode_cursor(first["next_cursor"]) == 2 and decode_cursor(second["next_cursor"]) == 4
+    for cursor in ("garbage!", "LTE=", "OTk5OTk5OTk5OQ==", "MQ==", encode_cursor(2) + "x"):
         refused = staff.get(f"/api/v1/sessions?user_id=alice&cursor={cursor}")
         assert refused.status_code == 422, cursor
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-
 # One limit each, used by the model, core.api_keys' checks and the inspector's form.
 NAME_MAX_LENGTH = 100
 ID_MAX_LENGTH = 200  # an agent id or a namespace: the engine's scope ids (memory.query.MAX_ID_LENGTH)

@@ -17,7 +17,6 @@ from api.strict import StrictSchema
 from api.v1.cursors import decode_cursor, encode_cursor
 from memory import working
 from memory.query import MAX_ID_LENGTH, validate_scope_id
-from memory.types import InvalidInput
 from memory.working import Session, WorkingMessage
 
 router = Router(tags=["sessions"])

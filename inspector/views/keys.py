@@ -49,7 +49,8 @@ def create_key(request: HttpRequest) -> HttpResponse:
         return _page(request, form, status=400)
     data = form.cleaned_data
     if data["role"] == ApiKey.Role.STAFF and not can_create_staff_keys(request.user):
-        raise PermissionDenied("a staff key needs the permission to change memories")  # if the form ever allows it
+        # The form offers no staff role then; asked again so a form change can never open it.
+        raise PermissionDenied("a staff key needs the permission to change memories")
     try:
         api_key, raw_key = create_api_key(
             name=data["name"],

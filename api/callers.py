@@ -125,16 +125,17 @@ class ApiCaller:
 
     def session_key(self, external_id: str) -> str:
         """The stored id of the caller's session `external_id`."""
-        checked = validate_scope_id(external_id, name="session_id")
         if self.is_staff:
-            return checked
+            return validate_scope_id(external_id, name="session_id")
         limit = self.max_session_id_length
-        if len(checked) > limit:
-            # Said in the caller's terms: the stored id's own limit would name a length they never sent.
+        if isinstance(external_id, str) and len(external_id) > limit:
+            # Said in the caller's terms (checked first, so even an id past the engine's own limit
+            # hears the caller's): the stored id's limit would name a length they never sent.
             raise InvalidInput(
                 f"session_id is longer than {limit} characters (with this key, session ids are stored "
                 f"as {self.agent_id!r}/<id>, at most {MAX_ID_LENGTH} characters in all)"
             )
+        checked = validate_scope_id(external_id, name="session_id")
         return f"{self.agent_id}{SESSION_SEPARATOR}{checked}"
 
     def external_session_id(self, internal_id: str) -> str:

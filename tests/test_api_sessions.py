@@ -218,6 +218,10 @@ def test_a_session_id_as_long_as_the_key_allows_works_and_one_more_is_a_clear_42
     refused = app.put(f"/api/v1/sessions/{longest}s", _session())
     assert refused.status_code == 422
     assert refused.json()["detail"].startswith(f"session_id is longer than {len(longest)} characters")
+    # Past the engine's own limit too, the caller hears its own (the compat API has no path limit).
+    far_too_long = app.put(f"/v1/working-memory/{'s' * 300}", {"messages": []})
+    assert far_too_long.status_code == 422
+    assert far_too_long.json()["detail"].startswith(f"session_id is longer than {len(longest)} characters")
     assert staff.put(f"/api/v1/sessions/{'t' * 200}", _session()).status_code == 200
     # A memory filed under an app's session follows the same rule.
     memory = {"text": "User likes green tea", "user_id": "alice", "session_id": longest + "s"}

@@ -18,8 +18,8 @@ from django.http import HttpRequest
 from api.problems import Forbidden
 from core.models import ApiKey
 from memory.access import Owner
-from memory.query import MemoryFilter, validate_scope_id
-from memory.types import Actor, ActorKind, MemoryNotFound, Scope
+from memory.query import MAX_ID_LENGTH, MemoryFilter, validate_scope_id
+from memory.types import Actor, ActorKind, InvalidInput, MemoryNotFound, Scope
 from memory.working import Session
 
 SESSION_SEPARATOR = "/"
@@ -115,11 +115,27 @@ class ApiCaller:
 
     # --- Working-memory sessions ---------------------------------------------------------------
 
+    @property
+    def max_session_id_length(self) -> int:
+        """The longest session id this caller may use: an app's are stored behind "<agent_id>/",
+        and the stored id must fit the engine's limit."""
+        if self.is_staff:
+            return MAX_ID_LENGTH
+        return MAX_ID_LENGTH - len(self.agent_id) - len(SESSION_SEPARATOR)
+
     def session_key(self, external_id: str) -> str:
         """The stored id of the caller's session `external_id`."""
-        checked = validate_scope_id(external_id, name="session_id")
         if self.is_staff:
-            return checked
+            return validate_scope_id(external_id, name="session_id")
+        limit = self.max_session_id_length
+        if isinstance(external_id, str) and len(external_id) > limit:
+            # Said in the caller's terms (checked first, so even an id past the engine's own limit
+            # hears the caller's): the stored id's limit would name a length they never sent.
+            raise InvalidInput(
+                f"session_id is longer than {limit} characters (with this key, session ids are stored "
+                f"as {self.agent_id!r}/<id>, at most {MAX_ID_LENGTH} characters in all)"
+            )
+        checked = validate_scope_id(external_id, name="session_id")
         return f"{self.agent_id}{SESSION_SEPARATOR}{checked}"
 
     def external_session_id(self, internal_id: str) -> str:

@@ -18,7 +18,15 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled, ValidationError
 
 from core.outage import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE, OutageLog, is_outage
-from memory.types import EngineError, InvalidInput, LeaseLost, MemoryLocked, MemoryNotFound, VersionConflict
+from memory.types import (
+    BelongsToAnotherUser,
+    EngineError,
+    InvalidInput,
+    LeaseLost,
+    MemoryLocked,
+    MemoryNotFound,
+    VersionConflict,
+)
 
 logger = logging.getLogger(__name__)
 _outage_log = OutageLog(logger, "the API")
@@ -130,6 +138,7 @@ def install_problem_handlers(api: NinjaAPI) -> None:
     handle(MemoryLocked, 409, title="locked")
     handle(VersionConflict, 409, title="version conflict")
     handle(LeaseLost, 409, title="conflict")
+    handle(BelongsToAnotherUser, 409, title="conflict")
     handle(EngineError, 422)
 
     def unauthorized(request: HttpRequest, exc: Any) -> HttpResponse:

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from core.models import ApiKey
+from core.models import ID_MAX_LENGTH, NAME_MAX_LENGTH, ApiKey
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,6 @@ _RANDOM_CHARS = 40
 KEY_LENGTH = len(KEY_PREFIX) + _RANDOM_CHARS
 SHOWN_PREFIX_LENGTH = 8
 MAX_NAMESPACES = 50
-_MAX_ID_LENGTH = 200
 # A rate limit above this is a typo, not a plan (10 requests every millisecond).
 MAX_RATE_LIMIT_PER_MINUTE = 600_000
 
@@ -43,13 +42,13 @@ def _new_raw_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(30)[:_RANDOM_CHARS]
 
 
-def _clean_id(value: object, *, name: str) -> str:
+def _clean_id(value: object, *, name: str, max_length: int = ID_MAX_LENGTH) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ApiKeyError(f"{name} is required")
     if value != value.strip():
         raise ApiKeyError(f"{name} may not start or end with a space")
-    if len(value) > _MAX_ID_LENGTH:
-        raise ApiKeyError(f"{name} is longer than {_MAX_ID_LENGTH} characters")
+    if len(value) > max_length:
+        raise ApiKeyError(f"{name} is longer than {max_length} characters")
     # The same rules as the engine's scope ids (memory.query.validate_scope_id), which core may
     # not import: no control characters, no comma (RediSearch's tag separator), no "/" in an
     # agent id (app sessions are stored as "<agent_id>/<session id>").
@@ -68,7 +67,7 @@ def create_api_key(
     created_by: Any = None,
 ) -> tuple[ApiKey, str]:
     """A new key and its raw value, returned once and never stored: show it, then forget it."""
-    name = _clean_id(name, name="name")
+    name = _clean_id(name, name="name", max_length=NAME_MAX_LENGTH)
     if role not in ApiKey.Role.values:
         raise ApiKeyError("role must be app or staff")
     agent_id = _clean_id(agent_id, name="agent id")

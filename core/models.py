@@ -8,17 +8,21 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+# One limit each, used by the model, core.api_keys' checks and the inspector's form.
+NAME_MAX_LENGTH = 100
+ID_MAX_LENGTH = 200  # an agent id or a namespace: the engine's scope ids (memory.query.MAX_ID_LENGTH)
+
 
 class ApiKey(models.Model):
     class Role(models.TextChoices):
         APP = "app", "app"  # one agent's memories, in the namespaces it was given
         STAFF = "staff", "staff"  # every user's memories; pins, locks and erase
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=NAME_MAX_LENGTH, unique=True)
     prefix = models.CharField(max_length=8)
     key_hash = models.CharField(max_length=64, unique=True)
     role = models.CharField(max_length=10, choices=Role.choices)
-    agent_id = models.CharField(max_length=200)
+    agent_id = models.CharField(max_length=ID_MAX_LENGTH)
     namespaces = models.JSONField(default=list)
     rate_limit_per_minute = models.PositiveIntegerField(default=600)
     created_by = models.ForeignKey(

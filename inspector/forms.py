@@ -9,6 +9,7 @@ from django import forms
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 
+from core.models import NAME_MAX_LENGTH
 from memory.query import MAX_ID_LENGTH, MAX_TAG_LENGTH, normalise_tags, validate_scope_id
 from memory.scoring import SEARCH_MODES
 from memory.topics import is_internal_topic, typed_topic
@@ -160,18 +161,19 @@ class EraseForm(forms.Form):
         return value
 
 
+ROLE_CHOICES = [
+    ("app", "app: one agent's memories in its namespaces"),
+    ("staff", "staff: every user's memories, pins, locks and erase"),
+]
+
+
 class ApiKeyForm(forms.Form):
     """A new API key. core.api_keys checks the meaning (ids, namespaces, limits) and says what is wrong."""
 
-    name = forms.CharField(label="Name", max_length=100, help_text="A unique label, e.g. the app's name")
-    role = forms.ChoiceField(
-        label="Role",
-        choices=[
-            ("app", "app: one agent's memories in its namespaces"),
-            ("staff", "staff: every user's memories, pins, locks and erase"),
-        ],
-        initial="app",
+    name = forms.CharField(
+        label="Name", max_length=NAME_MAX_LENGTH, help_text="A unique label, e.g. the app's name"
     )
+    role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES, initial="app")
     agent_id = forms.CharField(label="Agent id", max_length=MAX_ID_LENGTH, initial="engram")
     namespaces = forms.CharField(
         label="Namespaces",
@@ -182,6 +184,16 @@ class ApiKeyForm(forms.Form):
     rate_limit_per_minute = forms.IntegerField(
         label="Requests per minute", min_value=1, max_value=600_000, initial=600
     )
+
+    def __init__(self, *args: Any, allow_staff: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not allow_staff:
+            # Without the inspector's change permission only app keys: a staff key could erase,
+            # pin and lock through the API what this member may not touch here.
+            role = self.fields["role"]
+            assert isinstance(role, forms.ChoiceField)
+            role.choices = [c for c in ROLE_CHOICES if c[0] != "staff"]
+            role.help_text = "Staff keys need the permission to change memories too"
 
     def clean_namespaces(self) -> list[str]:
         return split_tags(str(self.cleaned_data.get("namespaces", "")))

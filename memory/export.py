@@ -8,6 +8,7 @@ memories in its namespaces and that agent's sessions are in it."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -54,8 +55,16 @@ def _with_history(memory: Memory) -> dict[str, Any]:
     return {**memory_as_dict(memory), "history": [e.as_dict() for e in memory_history(memory_id=memory.id)]}
 
 
-def export_user(*, user_id: str, exported_by: str, owner: Owner | None = None) -> dict[str, Any]:
-    """Everything Engram holds about one user id (within `owner`'s reach, when given)."""
+def export_user(
+    *,
+    user_id: str,
+    exported_by: str,
+    owner: Owner | None = None,
+    admits_session: Callable[[working.Session], bool] | None = None,
+) -> dict[str, Any]:
+    """Everything Engram holds about one user id (within `owner`'s reach, when given). Sessions are
+    those of the owner's agent, and of them only those `admits_session` accepts (a caller that keeps
+    its own sessions apart, as the API's app keys do, says which are its own)."""
     user_id = validate_scope_id(user_id, name="user_id")
     reach = owner or Owner.user(user_id)
     live = _all_live_memories(
@@ -70,6 +79,8 @@ def export_user(*, user_id: str, exported_by: str, owner: Owner | None = None) -
     sessions = []
     for session in working.list_sessions(user_id=user_id):
         if reach.agent_id is not None and session.agent_id != reach.agent_id:
+            continue
+        if admits_session is not None and not admits_session(session):
             continue
         sessions.append(
             {

@@ -53,6 +53,11 @@ class RequestReplayMismatch(EngineError):
     """An idempotency key already applied to another request was sent with different content."""
 
 
+class BelongsToAnotherUser(EngineError):
+    """The id names something stored for another user (a working-memory session): the request is
+    well formed but conflicts with what is stored, so the API answers 409, not 422."""
+
+
 class LeaseLost(EngineError):
     """The lock this write depended on is no longer the writer's: an erase or an identity move
     took the job over (or the lock expired). The write did not happen."""

@@ -22,7 +22,7 @@ from core.text import loads as stored_json
 from memory import keys, tokens
 from memory.query import validate_id, validate_scope_id
 from memory.records import as_text, ttl_or_none
-from memory.types import InvalidInput, MemoryNotFound
+from memory.types import BelongsToAnotherUser, InvalidInput, MemoryNotFound
 
 ROLES = ("user", "assistant", "system", "tool")
 _LATEST_TIME = 32_503_680_000.0  # 3000-01-01: a later "time" is a unit mix-up (milliseconds)
@@ -122,7 +122,7 @@ def ensure_session(
     now = time.time()
     existing = client.hget(keys.session(session_id), "user_id")
     if existing is not None and as_text(existing) != user_id:
-        raise InvalidInput("this session belongs to another user")
+        raise BelongsToAnotherUser("this session belongs to another user")
     with client.pipeline(transaction=True) as pipe:
         pipe.hsetnx(keys.session(session_id), "created_at", now)
         pipe.hset(
@@ -347,7 +347,7 @@ def replace_session(
                 pipe.watch(keys.session(session_id))
                 existing = pipe.hget(keys.session(session_id), "user_id")
                 if existing is not None and as_text(existing) != user_id:
-                    raise InvalidInput("this session belongs to another user")
+                    raise BelongsToAnotherUser("this session belongs to another user")
                 now = time.time()
                 pipe.multi()
                 pipe.delete(keys.session_messages(session_id), keys.session_data(session_id))

@@ -125,3 +125,37 @@ def test_the_management_command_creates_lists_and_revokes(redis_client) -> None:
         call_command(
             "api_key", "create", "bad", "--agent-id", "bot", "--namespace", "a,b", stdout=io.StringIO()
         )
+
+
+def test_a_staff_key_needs_the_change_permission_too(redis_client) -> None:
+    """Managing keys alone must not mint a key that erases, pins and locks through the API what the
+    inspector would not let this member touch."""
+    keys_only = _client(_staff("manage_api_keys", "view_memories"))
+    page = keys_only.get(KEYS).content.decode()
+    assert 'value="app"' in page and 'value="staff"' not in page
+    refused = keys_only.post("/inspector/api-keys/create", _form(role="staff"))
+    assert refused.status_code == 400 and not RAW.search(refused.content.decode())
+    assert not ApiKey.objects.exists()
+    assert keys_only.post("/inspector/api-keys/create", _form()).status_code == 200  # an app key is fine
+    both = _client(_staff("manage_api_keys", "change_memories", name="cora"))
+    assert 'value="staff"' in both.get(KEYS).content.decode()
+    created = both.post("/inspector/api-keys/create", _form(name="ops", role="staff"))
+    [raw] = RAW.findall(created.content.decode())
+    staff_key = authenticate_api_key(raw_key=raw)
+    assert staff_key is not None and staff_key.role == "staff"
+
+
+def test_the_command_runs_as_the_operator_and_creates_staff_keys(redis_client) -> None:
+    out = io.StringIO()
+    call_command("api_key", "create", "ops-cli", "--role", "staff", stdout=out)
+    assert ApiKey.objects.get(name="ops-cli").role == "staff"
+
+
+def test_a_name_longer_than_the_column_is_refused_with_a_message(redis_client) -> None:
+    from core.api_keys import ApiKeyError
+
+    limit = ApiKey._meta.get_field("name").max_length
+    assert limit is not None
+    with pytest.raises(ApiKeyError, match=f"longer than {limit} characters"):
+        make_key("n" * (limit + 1))
+    assert make_key("n" * limit)[0].name == "n" * limit

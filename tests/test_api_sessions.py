@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from api.v1.cursors import decode_cursor, encode_cursor
 from memory import working
 from tests.api_helpers import ApiClient, make_key
 
@@ -119,7 +120,9 @@ def test_an_append_with_one_bad_message_appends_none(staff: ApiClient) -> None:
 def test_another_users_session_is_not_taken_over(staff: ApiClient) -> None:
     staff.put("/api/v1/sessions/s1", _session("alice", "mine"))
     refused = staff.put("/api/v1/sessions/s1", _session("mallory", "hijack"))
-    assert refused.status_code == 422
+    # The request is well formed; it conflicts with what is stored.
+    assert refused.status_code == 409 and refused["Content-Type"] == "application/problem+json"
+    assert refused.json()["detail"] == "this session belongs to another user"
     assert [m.content for m in working.get_messages(session_id="s1")] == ["mine"]
 
 
@@ -156,7 +159,9 @@ def test_sessions_page_with_a_cursor(staff: ApiClient) -> None:
     third = staff.get(f"/api/v1/sessions?user_id=alice&limit=2&cursor={second['next_cursor']}").json()
     ids = [s["id"] for page in (first, second, third) for s in page["sessions"]]
     assert sorted(ids) == [f"s{n}" for n in range(5)] and third["next_cursor"] is None
-    for cursor in ("garbage!", "LTE=", "OTk5OTk5OTk5OQ=="):
+    # One cursor encoding across the API (api/v1/cursors.py), the history pages' too.
+    assert decode_cursor(first["next_cursor"]) == 2 and decode_cursor(second["next_cursor"]) == 4
+    for cursor in ("garbage!", "LTE=", "OTk5OTk5OTk5OQ==", "MQ==", encode_cursor(2) + "x"):
         refused = staff.get(f"/api/v1/sessions?user_id=alice&cursor={cursor}")
         assert refused.status_code == 422, cursor
 
@@ -201,3 +206,23 @@ def test_a_hostile_user_id_in_the_list_is_a_problem(staff: ApiClient) -> None:
     for user_id in ("a,b", "%00x", "x" * 201, "%20padded"):
         answer = staff.get(f"/api/v1/sessions?user_id={user_id}")
         assert answer.status_code == 422, user_id
+
+
+def test_a_session_id_as_long_as_the_key_allows_works_and_one_more_is_a_clear_422(
+    app: ApiClient, staff: ApiClient
+) -> None:
+    # The app key's agent is "bot": its ids are stored as "bot/<id>" in the engine's 200 characters.
+    longest = "s" * (200 - len("bot/"))
+    assert app.put(f"/api/v1/sessions/{longest}", _session()).status_code == 200
+    assert app.get(f"/api/v1/sessions/{longest}").json()["id"] == longest
+    refused = app.put(f"/api/v1/sessions/{longest}s", _session())
+    assert refused.status_code == 422
+    assert refused.json()["detail"].startswith(f"session_id is longer than {len(longest)} characters")
+    # Past the engine's own limit too, the caller hears its own (the compat API has no path limit).
+    far_too_long = app.put(f"/v1/working-memory/{'s' * 300}", {"messages": []})
+    assert far_too_long.status_code == 422
+    assert far_too_long.json()["detail"].startswith(f"session_id is longer than {len(longest)} characters")
+    assert staff.put(f"/api/v1/sessions/{'t' * 200}", _session()).status_code == 200
+    # A memory filed under an app's session follows the same rule.
+    memory = {"text": "User likes green tea", "user_id": "alice", "session_id": longest + "s"}
+    assert app.post("/api/v1/memories", {"memories": [memory]}).status_code == 422

@@ -140,3 +140,31 @@ def test_erase_through_the_api_leaves_nothing_of_the_user(
     assert app.get(f"/api/v1/users/{ERASED}/counts").json()["total"] == 0
     assert app.get("/api/v1/sessions/trip").status_code == 404
     assert get_memory(memory_id=other.id, owner=ANYONE).text == "Bob keeps a parrot too"
+
+
+def test_an_apps_export_has_the_sessions_its_list_has(app: ApiClient, staff: ApiClient) -> None:
+    """One rule for which sessions are an app's (`ApiCaller.admits_session`), in the list and the
+    export alike: not the chat's (even one filed under the app's agent id), not another app's."""
+    message = {"user_id": "alice", "messages": [{"role": "user", "content": "hi"}]}
+    app.put("/api/v1/sessions/s1", message)
+    app.put("/api/v1/sessions/s2", message)
+    working.ensure_session(session_id="chat-as-bot", user_id="alice", agent_id="bot")
+    staff.put("/api/v1/sessions/other", {**message, "agent_id": "rival"})
+    listed = {s["id"] for s in app.get("/api/v1/sessions?user_id=alice").json()["sessions"]}
+    exported = {s["id"] for s in app.get("/api/v1/users/alice/export").json()["sessions"]}
+    assert listed == exported == {"s1", "s2"}
+
+
+def test_export_user_takes_the_callers_rule_for_sessions(redis_client: Any) -> None:
+    from memory.access import Owner
+    from memory.export import export_user
+
+    working.ensure_session(session_id="bot/s1", user_id="alice", agent_id="bot")
+    working.ensure_session(session_id="chat-as-bot", user_id="alice", agent_id="bot")
+    data = export_user(
+        user_id="alice",
+        exported_by="test",
+        owner=Owner.app(agent_id="bot", namespaces=("ns1",), user_id="alice"),
+        admits_session=lambda session: session.id.startswith("bot/"),
+    )
+    assert [s["id"] for s in data["sessions"]] == ["bot/s1"]

@@ -239,6 +239,43 @@ async def test_a_redis_outage_is_a_plain_tool_error_and_a_503_over_http(
     assert json.loads(sent[1]["body"])["detail"] == UNAVAILABLE_MESSAGE
 
 
+async def test_the_http_key_check_closes_stale_db_connections_as_a_django_request_does(
+    redis_client: Any, app_a: tuple[ApiCaller, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/mcp bypasses Django's request cycle, whose signals close a connection the database dropped:
+    the key's lookup (and its last_used_at write) must do that itself, before and after."""
+    import channels.db
+
+    import api.auth
+
+    events: list[str] = []
+    real_close, real_lookup = channels.db.close_old_connections, api.auth.authenticate_api_key
+
+    def close() -> None:
+        events.append("close")
+        real_close()
+
+    def lookup(*, raw_key: str) -> Any:
+        events.append("lookup")
+        return real_lookup(raw_key=raw_key)
+
+    monkeypatch.setattr(channels.db, "close_old_connections", close)
+    monkeypatch.setattr(api.auth, "authenticate_api_key", lookup)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    unknown = "eng_" + "x" * 40
+    scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": [(b"x-api-key", unknown.encode())]}
+    await McpHttpApp()(scope, receive, send)
+    assert sent[0]["status"] == 401
+    assert events == ["close", "lookup", "close"]
+
+
 async def test_a_staff_key_reaches_every_agent_and_uses_session_ids_as_stored(
     redis_client: Any, app_a: tuple[ApiCaller, str], staff: tuple[ApiCaller, str]
 ) -> None:

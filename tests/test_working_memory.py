@@ -5,7 +5,7 @@ import time
 import pytest
 
 from memory import keys, tokens, working
-from memory.types import InvalidInput, MemoryNotFound
+from memory.types import BelongsToAnotherUser, InvalidInput, MemoryNotFound
 
 
 @pytest.fixture
@@ -119,8 +119,11 @@ def test_errors_are_clear(session, settings):
         working.append_message(session_id="s-1", role="hacker", content="hi")
     with pytest.raises(MemoryNotFound, match="no session"):
         working.append_message(session_id="missing", role="user", content="hi")
-    with pytest.raises(InvalidInput, match="another user"):
+    # Not bad input: a conflict with what is stored (the API's 409).
+    with pytest.raises(BelongsToAnotherUser, match="another user"):
         working.ensure_session(session_id="s-1", user_id="mallory")
+    with pytest.raises(BelongsToAnotherUser, match="another user"):
+        working.replace_session(session_id="s-1", user_id="mallory", messages=[], data={})
     assert working.get_messages(session_id="s-1") == []
 
 

@@ -21,16 +21,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
-from api.auth import caller_for_key
 from api.callers import ApiCaller
-from api.mcp.server import build_server
+from api.mcp.server import build_server, checked_caller
 from api.problems import PROBLEM_CONTENT_TYPE, RateLimited
 from core.outage import REDIS_DOWN, RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE
 
@@ -125,7 +123,7 @@ class McpHttpApp:
         if scope["type"] != "http":  # the router only sends HTTP here
             raise ValueError(f"the MCP endpoint serves HTTP, not {scope['type']}")
         try:
-            caller = await sync_to_async(caller_for_key)(raw_key(scope))
+            caller = await checked_caller(raw_key(scope))
         except REDIS_DOWN:  # the rate-limit counter lives in Redis
             await _problem(
                 send,

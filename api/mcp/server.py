@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from pydantic import BaseModel, Field, create_model
 
+from api.auth import caller_for_key
 from api.callers import ApiCaller
 from api.problems import Forbidden
 from core.outage import REDIS_DOWN, UNAVAILABLE_MESSAGE, OutageLog
@@ -39,6 +41,15 @@ INSTRUCTIONS = (
 )
 UserId = Annotated[Text, Field(description="Whose memories: your app's id for the user.")]
 Namespace = Annotated[str | None, Field(description="One of your key's namespaces; its first when left out.")]
+
+
+async def checked_caller(raw_key: str) -> ApiCaller | None:
+    """`caller_for_key` from async code (both MCP transports). Django's request cycle closes stale
+    database connections before and after each request; the MCP paths bypass it, so they do the same
+    around the key's lookup and `last_used_at` write (channels' database_sync_to_async), or a
+    connection the database dropped would fail every later call of the process."""
+    caller: ApiCaller | None = await database_sync_to_async(caller_for_key)(raw_key)
+    return caller
 
 
 class WhereArgs(BaseModel):

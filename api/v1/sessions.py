@@ -5,8 +5,6 @@ Session ids in paths and bodies are the caller's own: an app key's are stored un
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any, Literal
 
 from django.conf import settings
@@ -16,17 +14,28 @@ from ninja import Field, Path, Query, Router, Schema, Status
 from api.callers import ApiCaller, request_caller
 from api.problems import ERRORS
 from api.strict import StrictSchema
+from api.v1.cursors import decode_cursor, encode_cursor
 from memory import working
-from memory.query import validate_scope_id
-from memory.types import InvalidInput
+from memory.query import MAX_ID_LENGTH, validate_scope_id
 from memory.working import Session, WorkingMessage
 
 router = Router(tags=["sessions"])
 
-ID_LENGTH = 200
+ID_LENGTH = MAX_ID_LENGTH
 MAX_MESSAGES_PER_PUT = 1000
 MAX_MESSAGES_PER_APPEND = 100
-SESSION_ID = Path(..., min_length=1, max_length=ID_LENGTH, description="Your id for the session")
+# 200 is the limit of a staff key's ids; an app key's are stored as "<agent_id>/<id>" in those 200,
+# so its limit is 199 minus its agent id's length (`ApiCaller.max_session_id_length`), a 422 past it.
+# A schema cannot vary by key: the description says so.
+SESSION_ID = Path(
+    ...,
+    min_length=1,
+    max_length=ID_LENGTH,
+    description=(
+        f"Your id for the session: at most {ID_LENGTH} characters with a staff key; with an app key "
+        f"{ID_LENGTH - 1} minus the length of the key's agent id"
+    ),
+)
 Role = Literal["user", "assistant", "system", "tool"]
 
 
@@ -134,33 +143,17 @@ def _read(caller: ApiCaller, session_id: str) -> tuple[Session, list[WorkingMess
     return caller.require_session(session), messages
 
 
-def _offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        offset = int(base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii"))
-    except (binascii.Error, UnicodeError, ValueError) as exc:
-        raise InvalidInput("cursor is not one this API gave out") from exc
-    if not 0 <= offset <= 1_000_000:
-        raise InvalidInput("cursor is not one this API gave out")
-    return offset
-
-
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(str(offset).encode("ascii")).decode("ascii")
-
-
 @router.get("", response={200: SessionPage, **ERRORS}, summary="A user's sessions, newest first")
 def list_sessions(request: HttpRequest, query: Query[ListQuery]) -> SessionPage:
     caller = request_caller(request)
-    offset = _offset(query.cursor)
+    offset = decode_cursor(query.cursor)
     user_id = validate_scope_id(query.user_id, name="user_id")
     sessions = [s for s in working.list_sessions(user_id=user_id) if caller.admits_session(s)]
     page = sessions[offset : offset + query.limit]
     more = offset + query.limit < len(sessions)
     return SessionPage(
         sessions=[SessionSummary(**_summary_fields(caller, s)) for s in page],
-        next_cursor=_cursor(offset + query.limit) if more else None,
+        next_cursor=encode_cursor(offset + query.limit) if more else None,
     )
 
 

@@ -1,11 +1,14 @@
 """API keys for other agents: list, create (the key is shown once, in the answer to the create, and
-never again) and revoke. Staff with the `core.manage_api_keys` permission only."""
+never again) and revoke. Staff with the `core.manage_api_keys` permission only; a staff-role key
+also needs the inspector's change permission (`can_create_staff_keys`)."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -13,10 +16,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from core.api_keys import ApiKeyError, create_api_key, list_api_keys, revoke_api_key
+from core.models import ApiKey
 from inspector.forms import ApiKeyForm
-from inspector.permissions import keys_required, staff_actor
+from inspector.permissions import can_create_staff_keys, keys_required, staff_actor
 
 logger = logging.getLogger(__name__)
+
+
+def _form(request: HttpRequest, data: Any = None) -> ApiKeyForm:
+    return ApiKeyForm(data, allow_staff=can_create_staff_keys(request.user))
 
 
 def _page(request: HttpRequest, form: ApiKeyForm, *, raw_key: str = "", status: int = 200) -> HttpResponse:
@@ -28,17 +36,21 @@ def _page(request: HttpRequest, form: ApiKeyForm, *, raw_key: str = "", status: 
 @require_GET
 @never_cache
 def api_keys(request: HttpRequest) -> HttpResponse:
-    return _page(request, ApiKeyForm())
+    return _page(request, _form(request))
 
 
 @keys_required
 @require_POST
 @never_cache
 def create_key(request: HttpRequest) -> HttpResponse:
-    form = ApiKeyForm(request.POST)
+    form = _form(request, request.POST)
     if not form.is_valid():
+        # A staff role without the change permission ends here too: it is not one of the choices.
         return _page(request, form, status=400)
     data = form.cleaned_data
+    if data["role"] == ApiKey.Role.STAFF and not can_create_staff_keys(request.user):
+        # The form offers no staff role then; asked again so a form change can never open it.
+        raise PermissionDenied("a staff key needs the permission to change memories")
     try:
         api_key, raw_key = create_api_key(
             name=data["name"],
@@ -55,7 +67,7 @@ def create_key(request: HttpRequest) -> HttpResponse:
         "inspector: %s created API key %r (%s)", staff_actor(request.user).id, api_key.name, api_key.role
     )
     # No redirect: the key exists only in this answer (never_cache keeps it out of caches and history).
-    return _page(request, ApiKeyForm(), raw_key=raw_key)
+    return _page(request, _form(request), raw_key=raw_key)
 
 
 @keys_required

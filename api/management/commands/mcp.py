@@ -14,14 +14,13 @@ import sys
 from typing import Any, NoReturn
 
 import anyio
-from asgiref.sync import sync_to_async
 from django.core.management.base import BaseCommand, CommandParser
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from api.auth import caller_for_key
 from api.callers import ApiCaller
-from api.mcp.server import build_server
+from api.mcp.server import build_server, checked_caller
 from api.problems import RateLimited
 from core.outage import REDIS_DOWN, UNAVAILABLE_MESSAGE
 
@@ -49,7 +48,7 @@ class Command(BaseCommand):
 
         async def caller_of(ctx: Context[Any, Any]) -> ApiCaller:
             try:
-                current = await sync_to_async(caller_for_key)(raw_key)
+                current = await checked_caller(raw_key)
             except RateLimited as exc:
                 raise ToolError(f"{exc.detail}; try again in {exc.retry_after} s") from exc
             if current is None:

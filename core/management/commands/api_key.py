@@ -1,6 +1,10 @@
 """`python manage.py api_key create|list|revoke`: API keys for other agents (api/, the MCP server).
 
-The raw key is printed once, by `create`, and never again: only its hash is stored."""
+The raw key is printed once, by `create`, and never again: only its hash is stored.
+
+The command runs as the operator (whoever can run manage.py already holds the database and the
+settings), so it is unrestricted: it creates staff keys too, where the inspector asks for the change
+permission besides `core.manage_api_keys`."""
 
 from __future__ import annotations
 
@@ -21,7 +25,12 @@ class Command(BaseCommand):
         actions = parser.add_subparsers(dest="action", required=True)
         create = actions.add_parser("create", help="a new key (printed once)")
         create.add_argument("name", help="a unique label, e.g. the app's name")
-        create.add_argument("--role", choices=ApiKey.Role.values, default=ApiKey.Role.APP)
+        create.add_argument(
+            "--role",
+            choices=ApiKey.Role.values,
+            default=ApiKey.Role.APP,
+            help="app (default) or staff: every user's memories, pins, locks and erase",
+        )
         create.add_argument("--agent-id", default="engram", help="the agent whose memories the key reaches")
         create.add_argument(
             "--namespace",

@@ -71,7 +71,9 @@ def test_a_json_body_sent_as_another_type_is_a_415(
 @pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/problem+json"])
 def test_json_with_a_charset_or_a_json_suffix_is_read(staff: ApiClient, content_type: str) -> None:
     body = json.dumps({"text": "coffee", "user_id": "alice"})
-    response = staff.client.post("/api/v1/search", data=body, content_type=content_type, headers=staff.headers)
+    response = staff.client.post(
+        "/api/v1/search", data=body, content_type=content_type, headers=staff.headers
+    )
     assert response.status_code == 200, response.content
 
 
@@ -83,7 +85,9 @@ def test_json_with_a_charset_or_a_json_suffix_is_read(staff: ApiClient, content_
         ("/v1/working-memory/?user_id=alice&user_id=bob", "user_id"),
     ],
 )
-def test_a_repeated_single_valued_parameter_is_a_422_naming_it(staff: ApiClient, path: str, name: str) -> None:
+def test_a_repeated_single_valued_parameter_is_a_422_naming_it(
+    staff: ApiClient, path: str, name: str
+) -> None:
     body = _problem(staff.get(path), 422)
     assert ["query", name] in [error["loc"] for error in body["errors"]]
 
@@ -94,7 +98,9 @@ def test_a_list_parameter_stays_repeatable(staff: ApiClient) -> None:
 
 
 def test_a_field_error_names_the_field_once(staff: ApiClient) -> None:
-    body = _problem(staff.post("/api/v1/search", {"text": "coffee", "user_id": "alice", "mode": "psychic"}), 422)
+    body = _problem(
+        staff.post("/api/v1/search", {"text": "coffee", "user_id": "alice", "mode": "psychic"}), 422
+    )
     locs = [error["loc"] for error in body["errors"]]
     assert ["body", "mode"] in locs, locs
     assert not any(loc[:2] == ["body", "body"] for loc in locs), locs
@@ -132,13 +138,17 @@ def app_key(live_url: str) -> str:
     return make_key("header-app", role="app", agent_id="header-bot", namespaces=("shop",))[1]
 
 
-async def test_the_client_can_send_its_key_as_a_header_set_after_construction(live_url: str, app_key: str) -> None:
+async def test_the_client_can_send_its_key_as_a_header_set_after_construction(
+    live_url: str, app_key: str
+) -> None:
     # The README's alternative to the key in the URL, whose userinfo the client's own errors print.
     raw = app_key
     client = await create_memory_client(live_url, timeout=60.0, default_namespace="shop")
     try:
         client._client.headers["Authorization"] = f"Bearer {raw}"
-        await client.create_long_term_memory([ClientMemoryRecord(text="Alice likes green tea", user_id="alice")])
+        await client.create_long_term_memory(
+            [ClientMemoryRecord(text="Alice likes green tea", user_id="alice")]
+        )
         results = await client.search_long_term_memory("green tea", user_id=UserId(eq="alice"))
         assert [m.text for m in results.memories] == ["Alice likes green tea"]
         with pytest.raises(MemoryNotFoundError) as missing:

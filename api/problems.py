@@ -15,8 +15,16 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Schema
-from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled, ValidationError
+from ninja.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    HttpError,
+    Throttled,
+    ValidationError,
+    ValidationErrorContext,
+)
 
+from api.http_rules import JsonParser, UnsupportedMediaType, name_every_status, with_problem_405
 from core.outage import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE, OutageLog, is_outage
 from memory.types import (
     BelongsToAnotherUser,
@@ -80,7 +88,8 @@ class Problem(Schema):
 
 
 # What every operation may answer besides its success. 412 is only for the calls that take If-Match:
-# spread PRECONDITION_ERRORS there too.
+# spread PRECONDITION_ERRORS there too. 415 (a body not sent as JSON) is added by ProblemAPI to every
+# operation that takes a body.
 ERRORS: dict[int, type[Problem]] = {
     status: Problem for status in (400, 401, 403, 404, 409, 413, 422, 429, 500, 503)
 }
@@ -106,6 +115,9 @@ def problem_response(
         body["errors"] = errors
     response = api.create_response(request, body, status=status)
     response["Content-Type"] = PROBLEM_CONTENT_TYPE
+    # Django names the status from http.client's table; set it from HTTPStatus so every status we
+    # answer has its phrase whatever the server (daphne's own table: api.http_rules.name_every_status).
+    response.reason_phrase = HTTPStatus(status).phrase
     return response
 
 
@@ -158,6 +170,8 @@ def install_problem_handlers(api: NinjaAPI) -> None:
         )
 
     def http_error(request: HttpRequest, exc: Any) -> HttpResponse:  # HttpError
+        if isinstance(exc.__cause__, UnsupportedMediaType):  # ninja wraps its parser's errors in a 400
+            return problem_response(request, api, status=415, detail=str(exc.__cause__))
         status = exc.status_code if 400 <= exc.status_code < 600 else 400
         # ninja's body parser says "Cannot parse request body (<the decoder's words>)" in DEBUG.
         detail = "the request body is not valid JSON" if status == 400 else str(exc)
@@ -195,7 +209,44 @@ def unknown_path(request: HttpRequest, path: str = "") -> HttpResponse:
 
 
 class ProblemAPI(NinjaAPI):
-    """A NinjaAPI whose OpenAPI document declares error responses as application/problem+json."""
+    """A NinjaAPI whose OpenAPI document declares error responses as application/problem+json, and
+    which keeps the HTTP rules of api.http_rules: a JSON body must be sent as JSON (415), a
+    single-valued query parameter may come once (422), a wrong method is a 405 problem with Allow."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("parser") is None:
+            kwargs["parser"] = JsonParser()
+        if not isinstance(kwargs["parser"], JsonParser):
+            raise TypeError("a ProblemAPI's parser must derive from api.http_rules.JsonParser")
+        super().__init__(*args, **kwargs)
+        name_every_status()
+
+    def _get_urls(self) -> Any:
+        def not_allowed(request: HttpRequest, allow: str) -> HttpResponse:
+            detail = f"{request.method} is not allowed here; allowed: {allow}"
+            response = problem_response(request, self, status=405, detail=detail)
+            response["Allow"] = allow
+            return response
+
+        return with_problem_405(super()._get_urls(), not_allowed)
+
+    def validation_error_from_error_contexts(
+        self, error_contexts: list[ValidationErrorContext]
+    ) -> ValidationError:
+        # ninja reads a single body schema as the view's argument, so its errors say
+        # ["body", "<argument name>", "mode"]: the caller sent no such key, name the field once.
+        error = super().validation_error_from_error_contexts(error_contexts)
+        single = {
+            context.model.__read_from_single_attr__
+            for context in error_contexts
+            if context.model.__ninja_param_source__ == "body"
+            and getattr(context.model, "__read_from_single_attr__", None)
+        }
+        for item in error.errors:
+            loc = tuple(item.get("loc", ()))
+            if len(loc) >= 2 and loc[0] == "body" and loc[1] in single:
+                item["loc"] = (loc[0], *loc[2:])
+        return error
 
     def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
         schema = super().get_openapi_schema(*args, **kwargs)
@@ -203,6 +254,16 @@ class ProblemAPI(NinjaAPI):
             for operation in path_item.values():
                 if not isinstance(operation, dict):
                     continue
+                if "requestBody" in operation:
+                    operation.setdefault("responses", {}).setdefault(
+                        415,
+                        {
+                            "description": "Unsupported Media Type",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                            },
+                        },
+                    )
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content")
                     if str(status)[:1] in "45" and content and "application/json" in content:

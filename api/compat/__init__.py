@@ -12,15 +12,15 @@ import time
 from typing import Any
 
 from django.http import HttpRequest
-from ninja.parser import Parser
 
 from api.auth import API_AUTH
 from api.compat import memories, sessions
 from api.compat.schemas import HealthOut
+from api.http_rules import JsonParser
 from api.problems import ERRORS, ProblemAPI, install_problem_handlers
 
 
-class ObjectBodyParser(Parser):
+class ObjectBodyParser(JsonParser):
     """Every body this API takes is a JSON object: ninja would read an array or a string as an
     empty object (all defaults) and answer as if nothing was wrong."""
 

@@ -18,7 +18,15 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled, ValidationError
 
 from core.outage import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE, OutageLog, is_outage
-from memory.types import EngineError, InvalidInput, LeaseLost, MemoryLocked, MemoryNotFound, VersionConflict
+from memory.types import (
+    EngineError,
+    InvalidInput,
+    LeaseLost,
+    MemoryGone,
+    MemoryLocked,
+    MemoryNotFound,
+    VersionConflict,
+)
 
 logger = logging.getLogger(__name__)
 _outage_log = OutageLog(logger, "the API")
@@ -126,6 +134,7 @@ def install_problem_handlers(api: NinjaAPI) -> None:
 
     handle(InvalidInput, 422)
     handle(MemoryNotFound, 404)
+    handle(MemoryGone, 409, title="gone")
     handle(Http404, 404, detail="not found")
     handle(MemoryLocked, 409, title="locked")
     handle(VersionConflict, 409, title="version conflict")

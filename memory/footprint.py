@@ -97,12 +97,12 @@ def user_footprint(*, user_id: str) -> Footprint:
         for memory_id in listed:
             pipe.hget(keys.memory(memory_id), "user_id")
             pipe.hget(keys.trash(memory_id), "user_id")
-        owners = pipe.execute()
+        hash_users = pipe.execute()
     # An id the user's index still lists whose memory now belongs to someone else is not theirs:
     # nothing of it is the user's to remove (ids are given once, so this is only a safeguard).
     target = user_id.encode()
     ever = [
-        m for i, m in enumerate(listed) if all(o is None or o == target for o in owners[2 * i : 2 * i + 2])
+        m for i, m in enumerate(listed) if all(u is None or u == target for u in hash_users[2 * i : 2 * i + 2])
     ]
     with client.pipeline(transaction=False) as pipe:
         for memory_id in ever:

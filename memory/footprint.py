@@ -101,9 +101,8 @@ def user_footprint(*, user_id: str) -> Footprint:
     # An id the user's index still lists whose memory now belongs to someone else is not theirs:
     # nothing of it is the user's to remove (ids are given once, so this is only a safeguard).
     target = user_id.encode()
-    ever = [
-        m for i, m in enumerate(listed) if all(u is None or u == target for u in hash_users[2 * i : 2 * i + 2])
-    ]
+    own = [all(u in (None, target) for u in hash_users[i : i + 2]) for i in range(0, len(hash_users), 2)]
+    ever = [m for m, mine in zip(listed, own, strict=True) if mine]
     with client.pipeline(transaction=False) as pipe:
         for memory_id in ever:
             pipe.exists(keys.memory(memory_id))

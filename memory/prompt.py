@@ -247,6 +247,21 @@ def build_prompt(
     )
 
 
+NO_SUCH_SESSION = "no such session (it may have expired)"
+
+
+def session_in_reach(*, session_id: str, reach: MemoryFilter) -> working.Session | None:
+    """The session when it is a conversation of reach's user (and of its agent, when reach names
+    one); None when it does not exist. Another user's or agent's session is MemoryNotFound: to the
+    caller it is not there, whatever it holds."""
+    session = working.get_session(session_id=session_id)
+    if session is None:
+        return None
+    if session.user_id != reach.user_id or (reach.agent_id and session.agent_id != reach.agent_id):
+        raise MemoryNotFound(NO_SUCH_SESSION)
+    return session
+
+
 def prompt_in_reach(
     *,
     reach: MemoryFilter,
@@ -266,12 +281,9 @@ def prompt_in_reach(
     `session_id` "" or a session not started yet: no conversation, memories only
     (`require_session`: MemoryNotFound instead). A session of another user or agent is "not found",
     as a missing one. Like a chat turn, it records the memories' use and, with a session, the trace."""
-    session = working.get_session(session_id=session_id) if session_id else None
-    if session is None:
-        if session_id and require_session:
-            raise MemoryNotFound("no such session (it may have expired)")
-    elif session.user_id != reach.user_id or (reach.agent_id and session.agent_id != reach.agent_id):
-        raise MemoryNotFound("no such session (it may have expired)")
+    session = session_in_reach(session_id=session_id, reach=reach) if session_id else None
+    if session is None and session_id and require_session:
+        raise MemoryNotFound(NO_SUCH_SESSION)
     return build_prompt(
         user_id=reach.user_id,
         session_id=session.id if session else "",

@@ -35,7 +35,7 @@ from memory.extraction.llm_extractor import ExtractionError
 from memory.extraction.types import Candidate
 from memory.hits import hit_as_dict
 from memory.policy import Change, may_change
-from memory.prompt import prompt_in_reach
+from memory.prompt import prompt_in_reach, session_in_reach
 from memory.query import MemoryFilter
 from memory.records import content_hash
 from memory.search import search_memories
@@ -289,15 +289,7 @@ def _forget(ctx: ToolContext, args: ForgetArgs) -> dict[str, Any]:
 def _own_session(ctx: ToolContext) -> working.Session | None:
     """The context's session when it is the caller's; None when it does not exist. Another user's
     or another agent's session is "not found", like a missing one."""
-    session = working.get_session(session_id=ctx.scope.session_id)
-    if session is None:
-        return None
-    owner = ctx.owner
-    if session.user_id != ctx.scope.user_id or (
-        owner.agent_id is not None and session.agent_id != owner.agent_id
-    ):
-        raise MemoryNotFound("no such session")
-    return session
+    return session_in_reach(session_id=ctx.scope.session_id, reach=ctx.reach)
 
 
 def _prompt_context(ctx: ToolContext, args: PromptArgs) -> dict[str, Any]:

@@ -195,17 +195,17 @@ def _id_used(conn: redis.Redis | Pipeline, memory_id: str) -> bool:
     return bool(conn.exists(*_id_keys(memory_id)))
 
 
-def unavailable_id(memory_id: str) -> IdUnavailable:
+def _unavailable_id(memory_id: str) -> IdUnavailable:
     # The same words whoever used the id and whether it is live, deleted or long gone: a caller
     # learns only that it may not have it, never whose it is.
     return IdUnavailable(f"the id {memory_id} cannot be used for a new memory; choose another id")
 
 
-def _claim(memory: Memory, actor: Actor) -> str:
+def _claim(memory: Memory, actor: Actor, now: float) -> str:
     """What a claim records: which agent's memory took the id, who made it and when (no user id:
     the claim outlives an erase)."""
     by = actor.id if actor.kind in (ActorKind.APP, ActorKind.STAFF) else str(actor.kind)
-    return json.dumps({"agent_id": memory.scope.agent_id, "by": by, "at": memory.created_at})
+    return json.dumps({"agent_id": memory.scope.agent_id, "by": by, "at": now})
 
 
 def add_memories(
@@ -270,7 +270,7 @@ def add_memories(
                     pipe.watch(*chosen_keys)
                     for i in chosen:
                         if i not in done and _id_used(pipe, items[i].id):
-                            raise unavailable_id(items[i].id)
+                            raise _unavailable_id(items[i].id)
                 pipe.multi()
                 for i, ((memory, ttl), vector) in enumerate(zip(prepared, vectors, strict=True)):
                     if i in done:
@@ -280,7 +280,7 @@ def add_memories(
                     added_events.append(event)
                     _queue_new(pipe, memory, vector, ttl, event)
                     if items[i].id:
-                        pipe.set(keys.memory_id_claim(memory.id), _claim(memory, actor), nx=True)
+                        pipe.set(keys.memory_id_claim(memory.id), _claim(memory, actor, now), nx=True)
                     if items[i].idempotency_key:
                         pipe.set(
                             keys.idempotency(items[i].idempotency_key), memory.id, ex=IDEMPOTENCY_TTL_SECONDS
@@ -378,7 +378,7 @@ def _plan_save(item: NewMemory, *, owner: Owner, actor: Actor) -> tuple[str, Mem
         before = get_memory(memory_id=memory_id, owner=owner, include_deleted=True)
     except MemoryNotFound:
         if _id_used(get_redis(), memory_id):
-            raise unavailable_id(memory_id) from None
+            raise _unavailable_id(memory_id) from None
         return "add", None
     if before.deleted:
         raise MemoryGone(f"memory {memory_id} is deleted (in the trash); restore it, or choose another id")

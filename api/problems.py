@@ -31,6 +31,7 @@ from memory.types import (
     EngineError,
     InvalidInput,
     LeaseLost,
+    MemoryGone,
     MemoryLocked,
     MemoryNotFound,
     VersionConflict,
@@ -146,6 +147,7 @@ def install_problem_handlers(api: NinjaAPI) -> None:
 
     handle(InvalidInput, 422)
     handle(MemoryNotFound, 404)
+    handle(MemoryGone, 409, title="gone")
     handle(Http404, 404, detail="not found")
     handle(MemoryLocked, 409, title="locked")
     handle(VersionConflict, 409, title="version conflict")

@@ -92,7 +92,17 @@ def _sessions_by_content(
 
 def user_footprint(*, user_id: str) -> Footprint:
     client = get_redis()
-    ever = sorted(as_text(m) for m in client.smembers(keys.user_memory_ids(user_id)))
+    listed = sorted(as_text(m) for m in client.smembers(keys.user_memory_ids(user_id)))
+    with client.pipeline(transaction=False) as pipe:
+        for memory_id in listed:
+            pipe.hget(keys.memory(memory_id), "user_id")
+            pipe.hget(keys.trash(memory_id), "user_id")
+        hash_users = pipe.execute()
+    # An id the user's index still lists whose memory now belongs to someone else is not theirs:
+    # nothing of it is the user's to remove (ids are given once, so this is only a safeguard).
+    target = user_id.encode()
+    own = [all(u in (None, target) for u in hash_users[i : i + 2]) for i in range(0, len(hash_users), 2)]
+    ever = [m for m, mine in zip(listed, own, strict=True) if mine]
     with client.pipeline(transaction=False) as pipe:
         for memory_id in ever:
             pipe.exists(keys.memory(memory_id))

@@ -48,6 +48,12 @@ def trash(memory_id: str) -> str:
     return key("trash", safe(memory_id))
 
 
+def memory_id_claim(memory_id: str) -> str:
+    """A caller-chosen id, claimed for good by the create that used it (no TTL): an id is given to
+    one memory only, so a later memory can never inherit its history, stats or user index entry."""
+    return key("idclaim", safe(memory_id))
+
+
 def history(memory_id: str) -> str:
     return key("hist", safe(memory_id))
 

@@ -101,6 +101,17 @@ def _move_once(
     return moved, {"memories": len(moved), "sessions": count}
 
 
+# KEYS: one id's memory, trash, history and stats; ARGV: the erased user. Deletes them unless the
+# memory (live or in the trash) is someone else's by then: an erase removes only the user's own.
+_ERASE_MEMORY = """
+for i = 1, 2 do
+  local owner = redis.call('HGET', KEYS[i], 'user_id')
+  if owner and owner ~= ARGV[1] then return 0 end
+end
+return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+"""
+
+
 @dataclass(frozen=True)
 class EraseReceipt:
     receipt_id: str
@@ -143,11 +154,14 @@ def erase_user(*, user_id: str, actor: Actor) -> EraseReceipt:
         locks += late
         with client.pipeline(transaction=True) as pipe:
             for memory_id in found.memory_ids:
-                pipe.delete(
+                pipe.eval(
+                    _ERASE_MEMORY,
+                    4,
                     keys.memory(memory_id),
                     keys.trash(memory_id),
                     keys.history(memory_id),
                     keys.memory_stats(memory_id),
+                    user_id,
                 )
             for family in (
                 found.session_keys,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -193,11 +193,7 @@ def mutate(
                     )
                 change = build(before, pipe)
                 pipe.multi()
-                if change.fields:
-                    pipe.hset(key, mapping=change.fields)
-                if change.also:
-                    change.also(pipe)
-                events.record(pipe, change.event)
+                queue_mutation(pipe, change)
                 if idem_key:
                     pipe.set(idem_key, memory_id, ex=IDEMPOTENCY_TTL_SECONDS)
                 pipe.execute()
@@ -206,6 +202,27 @@ def mutate(
         events.publish([change.event])
         return change.after
     raise VersionConflict(f"memory {memory_id} is changing too fast; try again")
+
+
+def queue_mutation(pipe: Pipeline, change: Mutation) -> None:
+    """Queue one built change on a MULTI pipeline: its fields, its extra steps, its history entry."""
+    if change.fields:
+        pipe.hset(keys.memory(change.after.id), mapping=change.fields)
+    if change.also:
+        change.also(pipe)
+    events.record(pipe, change.event)
+
+
+SCOPE_FIELDS = ("user_id", "agent_id", "namespace", "session_id")
+
+
+def check_not_moved(before: Memory, wanted: Mapping[str, str]) -> None:
+    """Refuse a change that would move a memory to another user, agent, namespace or session
+    (`wanted`: scope field -> the stored value asked for; fields left out are not asked). A memory
+    keeps where it was made: its history, the user's index and an erase all depend on it."""
+    for name in SCOPE_FIELDS:
+        if name in wanted and wanted[name] != getattr(before.scope, name):
+            raise InvalidInput(f"{name} cannot be changed; create the memory again where it belongs")
 
 
 def editable(fields: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from memory.services import record_access
 from memory.traces import RetrievalTrace, TraceHit, TraceTokens, store_trace
 from memory.types import (
     Memory,
+    MemoryNotFound,
     MemoryType,
     ScoreBreakdown,
     SearchHit,
@@ -243,6 +244,56 @@ def build_prompt(
         budget=budget,
         exact_tokens=exact,
         trace=trace,
+    )
+
+
+NO_SUCH_SESSION = "no such session (it may have expired)"
+
+
+def session_in_reach(*, session_id: str, reach: MemoryFilter) -> working.Session | None:
+    """The session when it is a conversation of reach's user (and of its agent, when reach names
+    one); None when it does not exist. Another user's or agent's session is MemoryNotFound: to the
+    caller it is not there, whatever it holds."""
+    session = working.get_session(session_id=session_id)
+    if session is None:
+        return None
+    if session.user_id != reach.user_id or (reach.agent_id and session.agent_id != reach.agent_id):
+        raise MemoryNotFound(NO_SUCH_SESSION)
+    return session
+
+
+def prompt_in_reach(
+    *,
+    reach: MemoryFilter,
+    message: str,
+    session_id: str = "",
+    require_session: bool = False,
+    budget: int | None = None,
+    top_k: int | None = None,
+    system_instructions: str = SYSTEM_INSTRUCTIONS,
+) -> BuiltPrompt:
+    """The prompt for a caller outside the chat (the REST API, the AMS-compatible API, the MCP
+    tool), one rule for all: it draws on what that caller's own search finds, `reach` (its user,
+    and its agent and namespaces: an app key's every namespace unless it named one, a staff key's
+    any agent unless it named one; reach's other filters are not used), and on `session_id` when
+    that is a conversation of the same user (and agent, when reach names one).
+
+    `session_id` "" or a session not started yet: no conversation, memories only
+    (`require_session`: MemoryNotFound instead). A session of another user or agent is "not found",
+    as a missing one. Like a chat turn, it records the memories' use and, with a session, the trace."""
+    session = session_in_reach(session_id=session_id, reach=reach) if session_id else None
+    if session is None and session_id and require_session:
+        raise MemoryNotFound(NO_SUCH_SESSION)
+    return build_prompt(
+        user_id=reach.user_id,
+        session_id=session.id if session else "",
+        message=message,
+        agent_id=reach.agent_id,
+        namespace=reach.namespace,
+        namespaces=reach.namespaces,
+        budget=budget,
+        top_k=top_k,
+        system_instructions=system_instructions,
     )
 
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import redis
@@ -35,11 +35,13 @@ from memory.mutation import (
     Unchanged,
     change_ttl,
     check_actor_may_change,
+    check_not_moved,
     clear_event_date,
     editable,
     embed,
     memory_type_of,
     mutate,
+    queue_mutation,
     ttl_value,
     validate_new_id,
     validate_scope,
@@ -48,18 +50,22 @@ from memory.mutation import (
 )
 from memory.policy import Change
 from memory.query import normalise_tags, validate_id
-from memory.records import content_hash, from_hash, to_hash
+from memory.records import content_hash, from_hash, to_hash, ttl_or_none
 from memory.selectors import get_memory, memory_history
 from memory.types import (
     Actor,
+    ActorKind,
     HistoryEvent,
+    IdUnavailable,
     InvalidInput,
     Lease,
     Memory,
+    MemoryGone,
     MemoryNotFound,
     MemoryType,
     RequestReplayMismatch,
     Scope,
+    StaleVersion,
     VersionConflict,
 )
 
@@ -89,11 +95,14 @@ class NewMemory:
 @dataclass(frozen=True)
 class IdempotentRequest:
     """A whole batch applied once (the REST API's `Idempotency-Key`): `key` names the request
-    (scoped by the caller), `fingerprint` its content. The same key again with the same content
-    returns the memories the first call added; with other content it is refused (RequestReplayMismatch),
-    so a key can never stand for two different batches."""
+    (the caller's key, scoped by the caller, hashed), `fingerprint` its content. The same key again
+    with the same content returns the memories the first call added; with other content it is
+    refused (RequestReplayMismatch), so a key can never stand for two different batches.
 
-    key: str
+    The request's marker and its items' markers are separate key families named by the hash, so
+    no key a caller sends can name another request's marker or item ("k:0" is not item 0 of "k")."""
+
+    key: str  # sha256 of the caller's scoped key
     fingerprint: str
 
     @classmethod
@@ -110,10 +119,19 @@ class IdempotentRequest:
             return data
 
         content = json.dumps({"reason": reason, "items": [stored(i) for i in items]}, sort_keys=True)
-        return cls(key=key, fingerprint=hashlib.sha256(content.encode()).hexdigest())
+        return cls(
+            key=hashlib.sha256(key.encode()).hexdigest(),
+            fingerprint=hashlib.sha256(content.encode()).hexdigest(),
+        )
+
+    @property
+    def marker_key(self) -> str:
+        """The idempotency key that holds the request's fingerprint."""
+        return f"request:{self.key}"
 
     def item_key(self, index: int) -> str:
-        return f"{self.key}:{index}"
+        """The idempotency key of the request's `index`th item (holds the memory id it added)."""
+        return f"request-item:{self.key}:{index}"
 
 
 # A precomputed vector follows from the text; the item keys are the request's own.
@@ -161,11 +179,33 @@ def _queue_new(
     events.record(pipe, event)
 
 
-def _refuse_taken_ids(pipe: Pipeline, memory_ids: list[str]) -> None:
-    """Inside the WATCH: a chosen id already used (live or in the trash) would overwrite a memory."""
-    taken = [m for m in memory_ids if pipe.exists(keys.memory(m), keys.trash(m))]
-    if taken:
-        raise InvalidInput(f"memory id {taken[0]} is already in use; choose another id")
+def _id_keys(memory_id: str) -> list[str]:
+    """Every key that says an id was given to a memory: the memory live or in the trash, its claim,
+    and what outlives it until the retention sweep (its history, its access stats)."""
+    return [
+        keys.memory(memory_id),
+        keys.trash(memory_id),
+        keys.memory_id_claim(memory_id),
+        keys.history(memory_id),
+        keys.memory_stats(memory_id),
+    ]
+
+
+def _id_used(conn: redis.Redis | Pipeline, memory_id: str) -> bool:
+    return bool(conn.exists(*_id_keys(memory_id)))
+
+
+def _unavailable_id(memory_id: str) -> IdUnavailable:
+    # The same words whoever used the id and whether it is live, deleted or long gone: a caller
+    # learns only that it may not have it, never whose it is.
+    return IdUnavailable(f"the id {memory_id} cannot be used for a new memory; choose another id")
+
+
+def _claim(memory: Memory, actor: Actor, now: float) -> str:
+    """What a claim records: which agent's memory took the id, who made it and when (no user id:
+    the claim outlives an erase)."""
+    by = actor.id if actor.kind in (ActorKind.APP, ActorKind.STAFF) else str(actor.kind)
+    return json.dumps({"agent_id": memory.scope.agent_id, "by": by, "at": now})
 
 
 def add_memories(
@@ -180,9 +220,13 @@ def add_memories(
     """Add many memories in one pipelined transaction; embeds those without a precomputed vector.
 
     Items whose idempotency key was already applied are not added again; their earlier memory is
-    returned in their place. With a `request`, each item's key is the request's and the batch is
-    refused when the key was used for other content. With a `lease`, nothing is added unless its
-    lock is still held (`LeaseLost`).
+    returned in their place (`MemoryGone` when it has since been purged or expired). With a
+    `request`, each item's key is the request's and the batch is refused when the key was used for
+    other content. With a `lease`, nothing is added unless its lock is still held (`LeaseLost`).
+
+    A chosen id (`NewMemory.id`) is claimed for good in the same transaction: an id that was ever
+    given to a memory (live, in the trash, claimed, or with history or stats left) is refused
+    (`IdUnavailable`), so a new memory never takes over another's history or index entries.
     """
     if request is not None:
         items = [replace(item, idempotency_key=request.item_key(i)) for i, item in enumerate(items)]
@@ -198,8 +242,8 @@ def add_memories(
     chosen = [i for i, item in enumerate(items) if item.id]
     if len({prepared[i][0].id for i in chosen}) < len(chosen):
         raise InvalidInput("two new memories have the same id")
-    chosen_keys = [k for i in chosen for k in (keys.memory(items[i].id), keys.trash(items[i].id))]
-    request_key = keys.idempotency(request.key) if request is not None else ""
+    chosen_keys = [k for i in chosen for k in _id_keys(items[i].id)]
+    request_key = keys.idempotency(request.marker_key) if request is not None else ""
     client = get_redis()
     for _ in range(MAX_ATTEMPTS):
         added_events = []
@@ -224,7 +268,9 @@ def add_memories(
                     }
                 if chosen_keys:
                     pipe.watch(*chosen_keys)
-                    _refuse_taken_ids(pipe, [prepared[i][0].id for i in chosen if i not in done])
+                    for i in chosen:
+                        if i not in done and _id_used(pipe, items[i].id):
+                            raise _unavailable_id(items[i].id)
                 pipe.multi()
                 for i, ((memory, ttl), vector) in enumerate(zip(prepared, vectors, strict=True)):
                     if i in done:
@@ -233,6 +279,8 @@ def add_memories(
                     event = events.memory_added(memory, actor, reason)
                     added_events.append(event)
                     _queue_new(pipe, memory, vector, ttl, event)
+                    if items[i].id:
+                        pipe.set(keys.memory_id_claim(memory.id), _claim(memory, actor, now), nx=True)
                     if items[i].idempotency_key:
                         pipe.set(
                             keys.idempotency(items[i].idempotency_key), memory.id, ex=IDEMPOTENCY_TTL_SECONDS
@@ -253,7 +301,13 @@ def add_memories(
             # Read as the item's user: a key once used for another user's memory must not hand
             # that memory out (it is "not found", as for any by-id call outside the owner).
             owner = Owner.user(items[i].scope.user_id)
-            memories.append(get_memory(memory_id=done[i], owner=owner, include_deleted=True))
+            try:
+                memories.append(get_memory(memory_id=done[i], owner=owner, include_deleted=True))
+            except MemoryNotFound as exc:
+                raise MemoryGone(
+                    f"this request was applied before, but memory {done[i]} it added has since "
+                    "been removed for good (expired or purged); send it again under a new key"
+                ) from exc
             continue
         memory.ttl_seconds = ttl
         memories.append(memory)
@@ -291,6 +345,108 @@ def add_memory(
         idempotency_key=idempotency_key,
     )
     return add_memories(items=[item], actor=actor, reason=reason, publish=True, lease=lease)[0]
+
+
+@dataclass(frozen=True)
+class SavedMemory:
+    """One item of `save_memories`: the memory as it now is, and what the call did to it."""
+
+    memory: Memory
+    outcome: Literal["added", "updated", "unchanged"]
+
+
+# A save that loses a race (an id taken, a memory edited meanwhile) checks every item again.
+SAVE_ATTEMPTS = 5
+_SAVED_FIELDS = ("text", "type", "topics", "entities", "event_date")
+
+
+def _content(item: NewMemory) -> dict[str, Any]:
+    """What an item says a memory holds, in stored form (the fields an edit may change)."""
+    return {
+        "text": validate_text(item.text),
+        "type": memory_type_of(item.type),
+        "topics": normalise_tags(item.topics, name="topics"),
+        "entities": normalise_tags(item.entities, name="entities"),
+        "event_date": item.event_date,
+    }
+
+
+def _plan_save(item: NewMemory, *, owner: Owner, actor: Actor) -> tuple[str, Memory | None]:
+    """("add", None), ("unchanged", memory) or ("update", memory) for one item; raises a refusal."""
+    memory_id = validate_new_id(item.id)
+    try:
+        before = get_memory(memory_id=memory_id, owner=owner, include_deleted=True)
+    except MemoryNotFound:
+        if _id_used(get_redis(), memory_id):
+            raise _unavailable_id(memory_id) from None
+        return "add", None
+    if before.deleted:
+        raise MemoryGone(f"memory {memory_id} is deleted (in the trash); restore it, or choose another id")
+    check_not_moved(before, asdict(validate_scope(item.scope)))
+    content = _content(item)
+    if all(content[name] == getattr(before, name) for name in _SAVED_FIELDS):
+        return "unchanged", before
+    check_actor_may_change(before, actor, Change.UPDATE)
+    return "update", before
+
+
+def save_memories(
+    *, items: Sequence[NewMemory], owner: Owner, actor: Actor, reason: str = "", publish: bool = True
+) -> list[SavedMemory]:
+    """Create or update memories by the ids their caller gave them: an upsert (Agent Memory
+    Server's create). Every item needs an `id`. Per item:
+
+    - an id never used: the memory is added (and the id claimed for good, see `add_memories`);
+    - the id of a live memory within `owner`, with the same content (text, type, topics,
+      entities, event date): left as it is ("unchanged", no new version);
+    - the same, with other content: an edit ("updated": a new version, in its history,
+      re-embedded when the text changed); it may not move the memory to another user, agent,
+      namespace or session (InvalidInput), and the policy is asked (MemoryLocked);
+    - the id of `owner`'s memory in the trash: MemoryGone (restore it, or choose another id);
+    - any other id that was used (another caller's memory, or one gone): IdUnavailable.
+
+    Every item is checked before anything is written, so a refusal changes nothing. The new
+    memories are one transaction and each edit another (checked against the version read); a
+    write that loses a race checks everything again, where what it already wrote reads as
+    unchanged and keeps its outcome."""
+    chosen = [validate_new_id(item.id) if item.id else "" for item in items]
+    if not all(chosen):
+        raise InvalidInput("every memory needs an id here")
+    if len(set(chosen)) < len(chosen):
+        raise InvalidInput("two memories have the same id")
+    written: dict[int, Literal["added", "updated"]] = {}
+    for _ in range(SAVE_ATTEMPTS):
+        plans = [_plan_save(item, owner=owner, actor=actor) for item in items]
+        now: dict[int, Memory] = {}
+        try:
+            new = [i for i, (kind, _) in enumerate(plans) if kind == "add"]
+            if new:
+                fresh = [items[i] for i in new]
+                added = add_memories(items=fresh, actor=actor, reason=reason, publish=publish)
+                for i, memory in zip(new, added, strict=True):
+                    now[i], written[i] = memory, "added"
+            for i, (kind, before) in enumerate(plans):
+                if kind == "unchanged" and before is not None:
+                    now[i] = before
+                elif kind == "update" and before is not None:
+                    content = _content(items[i])
+                    now[i] = update_memory(
+                        memory_id=before.id,
+                        owner=owner,
+                        actor=actor,
+                        text=content["text"] if content["text"] != before.text else None,
+                        type=content["type"],
+                        topics=content["topics"],
+                        entities=content["entities"],
+                        event_date=content["event_date"],
+                        reason=reason,
+                        expected_version=before.version,
+                    )
+                    written.setdefault(i, "updated")
+        except (IdUnavailable, StaleVersion, MemoryNotFound):
+            continue
+        return [SavedMemory(now[i], written.get(i, "unchanged")) for i in range(len(items))]
+    raise VersionConflict("could not save the memories: too much contention; try again")
 
 
 def update_memory(
@@ -457,6 +613,31 @@ def record_refused_change(
 # --- Delete and restore -------------------------------------------------------------------------
 
 
+def _deletion(before: Memory, actor: Actor, reason: str) -> Mutation:
+    """A soft delete of `before` (read inside the WATCH), if the policy lets `actor` make it."""
+    check_actor_may_change(before, actor, Change.DELETE)
+    grace = settings.SOFT_DELETE_GRACE_SECONDS
+    memory_id = before.id
+    after = replace(before, deleted=True, version=before.version + 1)
+    now = time.time()
+
+    def also(p: Pipeline) -> None:
+        trash_key = keys.trash(memory_id)
+        p.hset(
+            keys.memory(memory_id),
+            mapping={"deleted_at": now, "ttl_before_delete": before.ttl_seconds or 0},
+        )
+        p.rename(keys.memory(memory_id), trash_key)
+        if grace > 0:
+            p.expire(trash_key, grace)
+        else:
+            p.delete(trash_key)
+        p.zadd(keys.user_trash(before.scope.user_id), {memory_id: now})
+
+    event = events.memory_deleted(after, actor, reason, grace_seconds=grace)
+    return Mutation(after=after, event=event, fields={"version": after.version}, also=also)
+
+
 def delete_memory(
     *,
     memory_id: str,
@@ -467,30 +648,55 @@ def delete_memory(
     lease: Lease | None = None,
 ) -> Memory:
     """Soft delete: the memory leaves the index at once and can be restored for the grace period."""
-    grace = settings.SOFT_DELETE_GRACE_SECONDS
+    return mutate(
+        memory_id,
+        lambda before, pipe: _deletion(before, actor, reason),
+        owner=owner,
+        idempotency_key=idempotency_key,
+        lease=lease,
+    )
 
-    def build(before: Memory, pipe: Pipeline) -> Mutation:
-        check_actor_may_change(before, actor, Change.DELETE)
-        after = replace(before, deleted=True, version=before.version + 1)
-        now = time.time()
 
-        def also(p: Pipeline) -> None:
-            trash_key = keys.trash(memory_id)
-            p.hset(
-                keys.memory(memory_id),
-                mapping={"deleted_at": now, "ttl_before_delete": before.ttl_seconds or 0},
-            )
-            p.rename(keys.memory(memory_id), trash_key)
-            if grace > 0:
-                p.expire(trash_key, grace)
-            else:
-                p.delete(trash_key)
-            p.zadd(keys.user_trash(before.scope.user_id), {memory_id: now})
+def delete_memories(
+    *, memory_ids: Sequence[str], owner: Owner, actor: Actor, reason: str = ""
+) -> list[Memory]:
+    """Soft-delete several memories in one transaction: all of them or none.
 
-        event = events.memory_deleted(after, actor, reason, grace_seconds=grace)
-        return Mutation(after=after, event=event, fields={"version": after.version}, also=also)
-
-    return mutate(memory_id, build, owner=owner, idempotency_key=idempotency_key, lease=lease)
+    Ids that name no live memory within `owner` (missing, already deleted, another's, or of a
+    shape no memory has) are skipped, as a missing one is; the rest are each checked against the
+    policy first, and one refusal (`MemoryLocked`: pinned or locked by staff) deletes nothing.
+    Returns the memories deleted, in the order asked (each id once)."""
+    wanted = []
+    for memory_id in dict.fromkeys(memory_ids):
+        try:
+            wanted.append(validate_id(memory_id, name="memory_id"))
+        except InvalidInput:
+            continue
+    if not wanted:
+        return []
+    client = get_redis()
+    for _ in range(MAX_ATTEMPTS):
+        with client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(*[keys.memory(m) for m in wanted])
+                found = []
+                for memory_id in wanted:
+                    key = keys.memory(memory_id)
+                    raw = pipe.hgetall(key)
+                    if raw:
+                        memory = from_hash(raw, ttl_seconds=ttl_or_none(pipe.ttl(key)))
+                        if owner.admits(memory):
+                            found.append(memory)
+                changes = [_deletion(before, actor, reason) for before in found]
+                pipe.multi()
+                for change in changes:
+                    queue_mutation(pipe, change)
+                pipe.execute()
+            except redis.WatchError:
+                continue
+        events.publish([c.event for c in changes])
+        return [c.after for c in changes]
+    raise VersionConflict("the memories are changing too fast; try again")
 
 
 def restore_memory(*, memory_id: str, owner: Owner, actor: Actor, reason: str = "") -> Memory:

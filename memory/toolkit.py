@@ -25,7 +25,6 @@ from pydantic import (
     WrapValidator,
 )
 from pydantic_core import PydanticCustomError
-from ulid import ULID
 
 from core.embeddings import get_embedder
 from core.llm import LLMError, get_llm
@@ -36,7 +35,7 @@ from memory.extraction.llm_extractor import ExtractionError
 from memory.extraction.types import Candidate
 from memory.hits import hit_as_dict
 from memory.policy import Change, may_change
-from memory.prompt import build_prompt
+from memory.prompt import prompt_in_reach, session_in_reach
 from memory.query import MemoryFilter
 from memory.records import content_hash
 from memory.search import search_memories
@@ -290,29 +289,12 @@ def _forget(ctx: ToolContext, args: ForgetArgs) -> dict[str, Any]:
 def _own_session(ctx: ToolContext) -> working.Session | None:
     """The context's session when it is the caller's; None when it does not exist. Another user's
     or another agent's session is "not found", like a missing one."""
-    session = working.get_session(session_id=ctx.scope.session_id)
-    if session is None:
-        return None
-    owner = ctx.owner
-    if session.user_id != ctx.scope.user_id or (
-        owner.agent_id is not None and session.agent_id != owner.agent_id
-    ):
-        raise MemoryNotFound("no such session")
-    return session
+    return session_in_reach(session_id=ctx.scope.session_id, reach=ctx.reach)
 
 
 def _prompt_context(ctx: ToolContext, args: PromptArgs) -> dict[str, Any]:
-    scope = ctx.scope
-    # No session, or one not started yet: the prompt has no conversation, only memories. A fresh id
-    # names no session (nothing is read or saved under it).
-    session_id = scope.session_id if scope.session_id and _own_session(ctx) else str(ULID())
-    built = build_prompt(
-        user_id=scope.user_id,
-        session_id=session_id,
-        message=args.message,
-        agent_id=scope.agent_id,
-        namespace=scope.namespace,
-    )
+    # What the caller's search would find (ctx.reach), with its session when it has one.
+    built = prompt_in_reach(reach=ctx.reach, session_id=ctx.scope.session_id, message=args.message)
     return {
         "messages": built.messages,
         "memories": [hit_as_dict(h, view="tool") for h in built.memories],

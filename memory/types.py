@@ -36,6 +36,18 @@ class MemoryNotFound(EngineError, LookupError):
     pass
 
 
+class MemoryGone(MemoryNotFound):
+    """The memory a request names was there and is not any more: deleted (in the trash) or gone for
+    good. Still "not found" for engine callers that skip what went away (an extraction replay);
+    the API answers 409, since the request itself was right (a replay of a create that succeeded,
+    a create by an id the caller deleted)."""
+
+
+class IdUnavailable(InvalidInput):
+    """A caller-chosen id that cannot be given to a new memory: in use, or used before (an id is
+    given once, so a new memory never inherits an old one's history). The words never say whose."""
+
+
 class MemoryLocked(EngineError):
     """A staff lock or pin forbids this change for this actor."""
 

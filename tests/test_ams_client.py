@@ -208,12 +208,13 @@ async def test_an_app_key_never_sees_another_apps_memories_or_sessions(
     assert (await client_b.list_sessions(user_id="alice")).sessions == []
     with pytest.raises(MemoryNotFoundError):
         await client_b.get_working_memory("shared-id", user_id="alice")
-    # B cannot take A's memory id over either (the id is in use), nor reach a namespace it lacks.
+    # B cannot take A's memory id over either (told only that it cannot have it, not whose it
+    # is), nor reach a namespace it lacks.
     with pytest.raises(MemoryServerError) as taken:
         await client_b.create_long_term_memory(
             [ClientMemoryRecord(id=secret.id, text="mine now", user_id="alice")]
         )
-    assert taken.value.status_code == 422 and "in use" in str(taken.value)
+    assert taken.value.status_code == 422 and "cannot be used" in str(taken.value)
     with pytest.raises(MemoryServerError) as forbidden:
         await client_b.search_long_term_memory(text="locker", namespace=Namespace(eq="other"))
     assert forbidden.value.status_code == 403

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis
 
+from memory import keys
 from memory.selectors import memory_history
 from memory.services import add_memory
 from memory.types import ActorKind, MemoryType, Scope
@@ -166,3 +167,66 @@ def test_an_edit_may_not_move_a_memory(app: ApiClient) -> None:
         assert response.status_code == 422, change
     same = app.patch(f"/v1/long-term-memory/{memory_id}", {"user_id": "alice", "topics": ["drinks"]})
     assert same.status_code == 200 and same.json()["topics"] == ["drinks"] and same.json()["version"] == 2
+
+
+def _create(client: ApiClient, **fields: Any) -> Any:
+    return client.post("/v1/long-term-memory/", {"memories": [_record(**fields)]})
+
+
+def test_a_create_by_id_is_an_upsert_that_says_what_it_did(app: ApiClient) -> None:
+    memory_id = _record()["id"]
+    assert _create(app).json()["status"].startswith("ok, stored 1, updated 0, unchanged 0")
+    same = _create(app)
+    assert same.status_code == 200 and "stored 0, updated 0, unchanged 1" in same.json()["status"]
+    assert app.get(f"/v1/long-term-memory/{memory_id}").json()["version"] == 1
+    edited = _create(app, text="User likes black coffee now")
+    assert edited.status_code == 200 and "stored 0, updated 1, unchanged 0" in edited.json()["status"]
+    got = app.get(f"/v1/long-term-memory/{memory_id}").json()
+    assert (got["text"], got["version"]) == ("User likes black coffee now", 2)
+    assert [e.event for e in memory_history(memory_id=memory_id)] == ["added", "updated"]
+    assert _create(app, user_id="bob").status_code == 422, "an upsert does not move a memory"
+
+
+def test_a_create_by_a_deleted_id_is_409_and_stores_nothing(app: ApiClient) -> None:
+    memory_id = _record()["id"]
+    _create(app)
+    assert app.delete(f"/v1/long-term-memory?memory_ids={memory_id}").status_code == 200
+    again = _create(app, text="User likes black coffee now")
+    assert again.status_code == 409, again.content
+    assert "deleted" in again.json()["detail"]
+    assert app.get(f"/v1/long-term-memory/{memory_id}").status_code == 404
+
+
+def test_an_id_used_before_is_refused_in_words_that_never_say_whose(
+    app: ApiClient, redis_client: redis.Redis
+) -> None:
+    """An id whose memory expired keeps its history and its user's index entry until the retention
+    sweep: a new memory under it (another app's, another user's) would inherit that history, and
+    erasing the first user would delete it."""
+    other = ApiClient(
+        make_key("other-app", role="app", agent_id="other", namespaces=("nb",))[1], scheme="basic"
+    )
+    assert _create(app, id="pref-9", text="Alice's PIN is 4321").status_code == 200
+    taken = _create(other, id="pref-9", text="Bob likes tea", user_id="bob")
+    redis_client.delete(keys.memory("pref-9"))  # its TTL ran out; the sweep has not run yet
+    expired = _create(other, id="pref-9", text="Bob likes tea", user_id="bob")
+    for refused in (taken, expired):
+        assert refused.status_code == 422, refused.content
+        assert refused.json()["detail"] == "the id pref-9 cannot be used for a new memory; choose another id"
+    assert other.get("/api/v1/memories/pref-9/history").status_code == 404
+    assert "4321" not in other.get("/api/v1/memories/pref-9/history").content.decode()
+    assert not redis_client.sismember(keys.user_memory_ids("bob"), "pref-9")
+
+
+def test_a_bulk_delete_is_all_or_nothing(app: ApiClient) -> None:
+    staff = ApiClient(make_key("support", role="staff")[1])
+    ids = ("m1", "m2", "m3")
+    body = {"memories": [_record(id=i, text=f"Fact {i} about llamas") for i in ids]}
+    assert app.post("/v1/long-term-memory/", body).status_code == 200
+    assert staff.post("/api/v1/memories/m2/pin", {"pinned": True}).status_code == 200
+    refused = app.delete("/v1/long-term-memory?memory_ids=m1&memory_ids=m2&memory_ids=m3")
+    assert refused.status_code == 409 and "pinned" in refused.json()["detail"]
+    assert [app.get(f"/v1/long-term-memory/{i}").status_code for i in ids] == [200, 200, 200]
+    done = app.delete("/v1/long-term-memory?memory_ids=m1&memory_ids=m3&memory_ids=nope")
+    assert done.json() == {"status": "ok, deleted 2 memories"}
+    assert [app.get(f"/v1/long-term-memory/{i}").status_code for i in ids] == [404, 200, 404]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from memory import keys
 from memory.selectors import get_memory, memory_history
 from tests.api_helpers import ApiClient, make_key
 from tests.memory_helpers import ANYONE
@@ -118,6 +119,29 @@ def test_idempotency_keys_are_per_api_key_so_two_apps_never_collide(redis_client
     assert mine[0]["id"] != theirs[0]["id"]
     assert (mine[0]["scope"]["agent_id"], theirs[0]["scope"]["agent_id"]) == ("notes", "other")
     assert memory_count(redis_client) == 2
+
+
+def test_an_idempotency_key_never_names_another_requests_marker_or_item(redis_client, app) -> None:
+    """Item markers were "<request key>:<n>": a request keyed "k:0" wrote what item 0 of a request
+    keyed "k" later read as its memory id (404, yet its second item was stored)."""
+    create(app, item("Alice likes tea"), **{"Idempotency-Key": "k:0"})
+    batch = [item("Alice likes coffee"), item("Alice rides a bike")]
+    first = create(app, *batch, **{"Idempotency-Key": "k"})
+    assert [m["text"] for m in first] == ["Alice likes coffee", "Alice rides a bike"]
+    again = create(app, *batch, **{"Idempotency-Key": "k"})
+    assert [m["id"] for m in again] == [m["id"] for m in first], "the retry is answered, not refused"
+    assert memory_count(redis_client) == 3
+
+
+def test_a_replay_whose_memory_was_since_purged_is_409_gone_not_404(redis_client, app) -> None:
+    [made] = create(app, item("Alice likes jazz"), **{"Idempotency-Key": "order-7"})
+    assert app.delete(f"{BASE}/{made['id']}").status_code == 200
+    redis_client.delete(keys.trash(made["id"]))  # the grace period ended: purged
+    replay = app.post(BASE, {"memories": [item("Alice likes jazz")]}, headers={"Idempotency-Key": "order-7"})
+    assert replay.status_code == 409, replay.content
+    body = replay.json()
+    assert body["title"] == "gone" and made["id"] in body["detail"] and "new key" in body["detail"]
+    assert memory_count(redis_client) == 0, "nothing was added again"
 
 
 # --- Update with If-Match ----------------------------------------------------------------------

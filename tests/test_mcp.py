@@ -34,7 +34,7 @@ from memory.toolkit import CHAT_TOOLS, SERVICE_TOOLS
 from memory.types import ActorKind, Scope
 from tests.api_helpers import make_key
 from tests.fixtures_browser import start_server
-from tests.memory_helpers import ANYONE
+from tests.memory_helpers import ANYONE, USER
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,6 +53,11 @@ def app_a(transactional_db: None) -> tuple[ApiCaller, str]:
 @pytest.fixture
 def app_b(transactional_db: None) -> tuple[ApiCaller, str]:
     return _caller("app-b", role="app", agent_id="app-b", namespaces=["notes"])
+
+
+@pytest.fixture
+def two_namespaces(transactional_db: None) -> tuple[ApiCaller, str]:
+    return _caller("two-ns", role="app", agent_id="app-two", namespaces=["n1", "n2"])
 
 
 @pytest.fixture
@@ -297,6 +302,34 @@ async def test_a_staff_key_reaches_every_agent_and_uses_session_ids_as_stored(
     async with _in_process(app_a[0]) as a:
         chats = await a.call_tool("read_working_memory", {"user_id": "alice", "session_id": "chat-1"})
     assert "no such session" in _error(chats), "an app never reads the chat's sessions"
+
+
+async def test_memory_prompt_draws_on_every_namespace_of_the_key_and_staff_on_every_agent(
+    redis_client: Any, two_namespaces: tuple[ApiCaller, str], staff: tuple[ApiCaller, str]
+) -> None:
+    """The MCP prompt has the rule of the REST and AMS prompts (`memory.prompt.prompt_in_reach`):
+    what the caller's own search finds, not only the key's first namespace or its own agent."""
+    two = two_namespaces[0]
+    add_memory(
+        text="The user's favourite colour is teal",
+        scope=Scope("alice", agent_id="app-two", namespace="n2"),
+        actor=USER,
+    )
+    question = {"user_id": "alice", "message": "what is my favourite colour?"}
+    async with _in_process(two) as client:
+        found = _result(
+            await client.call_tool("search_memory", {"user_id": "alice", "query": "favourite colour"})
+        )
+        prompt = _result(await client.call_tool("memory_prompt", question))
+        only_n1 = _result(await client.call_tool("memory_prompt", {**question, "namespace": "n1"}))
+    assert [m["text"] for m in found["memories"]] == ["The user's favourite colour is teal"]
+    assert [m["text"] for m in prompt["memories"]] == ["The user's favourite colour is teal"]
+    assert only_n1["memories"] == [], "a namespace named narrows it"
+    async with _in_process(staff[0]) as client:
+        support = _result(await client.call_tool("memory_prompt", question))
+    assert [m["text"] for m in support["memories"]] == ["The user's favourite colour is teal"], (
+        "a staff key's prompt reaches every agent, as its search does"
+    )
 
 
 # --- Over stdio: `manage.py mcp` --------------------------------------------------------------

@@ -10,15 +10,23 @@ Rules a team switching from AMS should know (README, "Using Engram's memory from
   Engram's breakdown.
 - Filters Engram cannot express (`not_eq`/`not_in` on ids, `topics.all` over several values,
   `topics.none`, `last_accessed`) are refused with a 422 that says so, never ignored.
+- A create by id is an upsert (`memory.services.save_memories`); an id is given to one memory
+  only, ever (a used id is refused with words that never say whose it was).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from api.callers import ApiCaller
-from api.compat.schemas import IdFilter, SearchFilters, TagFilter, TimeFilter
+from api.compat.schemas import IdFilter, SearchFilters, SearchIn, TagFilter, TimeFilter
+from memory import working
+from memory.search import search_memories
+from memory.search_params import MAX_TOP_K
+from memory.selectors import list_memories
+from memory.services import SavedMemory
 from memory.types import InvalidInput, Memory, MemoryNotFound, MemoryType, ScoreBreakdown
 
 DEFAULT_USER_ID = "default"
@@ -60,6 +68,39 @@ def session_of(memory: Memory, caller: ApiCaller) -> str | None:
         return caller.external_session_id(memory.scope.session_id) or None
     except MemoryNotFound:
         return None
+
+
+def asked_scope(before: Memory, changes: dict[str, Any], caller: ApiCaller) -> dict[str, str]:
+    """The stored scope an edit's `user_id`, `namespace` and `session_id` name (those it sends),
+    for `check_not_moved`: a session the caller names as the memory's own is the memory's."""
+    asked: dict[str, str] = {}
+    for name in ("user_id", "namespace"):
+        if name in changes:
+            asked[name] = changes[name] or ""
+    if "session_id" in changes:
+        named = changes["session_id"]
+        if named == session_of(before, caller):
+            asked["session_id"] = before.scope.session_id
+        else:
+            asked["session_id"] = caller.session_key(named) if named else ""
+    return asked
+
+
+def saved_status(saved: Sequence[SavedMemory]) -> str:
+    """The create's acknowledgement, saying what was done (never "stored" for what was not)."""
+    count = {outcome: sum(1 for s in saved if s.outcome == outcome) for outcome in ("added", "updated")}
+    unchanged = len(saved) - count["added"] - count["updated"]
+    return f"ok, stored {count['added']}, updated {count['updated']}, unchanged {unchanged} (already as sent)"
+
+
+def prompt_user(caller: ApiCaller, session_id: str, asked: str | None) -> str:
+    """Whose prompt: the user asked for, else the user of the caller's session, else the default."""
+    if asked:
+        return asked
+    session = working.get_session(session_id=session_id) if session_id else None
+    if session is not None and caller.admits_session(session):
+        return session.user_id
+    return DEFAULT_USER_ID
 
 
 def record(memory: Memory, caller: ApiCaller) -> dict[str, Any]:
@@ -181,4 +222,36 @@ def filter_kwargs(filters: SearchFilters, *, user_id: str | None = None) -> dict
         "entities": _tags(filters.entities, name="entities"),
         **_times(filters.created_at, prefix="created"),
         **_times(filters.event_date, prefix="event"),
+    }
+
+
+# --- Search ----------------------------------------------------------------------------------------
+
+
+def search_page(body: SearchIn, caller: ApiCaller) -> dict[str, Any]:
+    """One page of the client's search (`offset`, `limit`, `next_offset`). Without text: the newest
+    memories that match the filters (a listing, with its true total). With text: Engram's search
+    for the first offset + limit hits (at most MAX_TOP_K), of which the page is the tail."""
+    filter_ = caller.filter(**filter_kwargs(body))
+    wanted = body.offset + body.limit
+    if not body.text.strip():
+        page = list_memories(filter=filter_, offset=body.offset, limit=body.limit)
+        found = [result(m, None, caller) for m in page.memories]
+        more = body.offset + len(found) < page.total
+        return {"memories": found, "total": page.total, "next_offset": wanted if more else None}
+    if wanted > MAX_TOP_K:
+        raise InvalidInput(f"offset + limit may be at most {MAX_TOP_K}")
+    searched = search_memories(
+        filter=filter_,
+        text=body.text,
+        mode=body.search_mode or "hybrid",
+        top_k=wanted,
+        threshold=threshold(body.distance_threshold),
+    )
+    hits = searched.hits[body.offset : wanted]
+    return {
+        "memories": [result(h.memory, h.score, caller) for h in hits],
+        "total": len(searched.hits),
+        # A full page may have more behind it; a short one has not.
+        "next_offset": wanted if len(searched.hits) == wanted else None,
     }

@@ -14,7 +14,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router
 
-from api.callers import ApiCaller
+from api.callers import ApiCaller, request_caller
 from api.compat import mapping
 from api.compat.schemas import AckOut, SessionListOut, WorkingMemoryIn, WorkingMemoryOut
 from api.problems import ERRORS
@@ -22,12 +22,6 @@ from memory import working
 from memory.types import InvalidInput, MemoryNotFound
 
 router = Router(tags=["ams working memory"])
-
-
-def _caller(request: HttpRequest) -> ApiCaller:
-    caller = request.auth  # type: ignore[attr-defined]
-    assert isinstance(caller, ApiCaller)
-    return caller
 
 
 def _out(
@@ -72,7 +66,7 @@ def list_sessions(
     user_id: str | None = None,
 ) -> dict[str, Any]:
     """The user's sessions this key opened, newest first."""
-    caller = _caller(request)
+    caller = request_caller(request)
     caller.namespace(namespace)
     if not (1 <= limit <= 1000 and 0 <= offset <= 100_000):
         raise InvalidInput("limit must be 1..1000 and offset 0..100000")
@@ -94,7 +88,7 @@ def get_working_memory(
     model_name: str | None = None,
     context_window_max: int | None = None,
 ) -> dict[str, Any]:
-    caller = _caller(request)
+    caller = request_caller(request)
     caller.namespace(namespace)
     found, messages = working.get_session_with_messages(session_id=caller.session_key(session_id))
     session = caller.require_session(found, user_id=user_id)
@@ -111,7 +105,7 @@ def put_working_memory(
     context_window_max: int | None = None,
 ) -> dict[str, Any]:
     """Replace the session's messages, summary (`context`) and data at once."""
-    caller = _caller(request)
+    caller = request_caller(request)
     caller.namespace(body.namespace)
     if body.session_id is not None and body.session_id != session_id:
         raise InvalidInput("the body's session_id is not the one in the path")
@@ -155,7 +149,7 @@ def delete_working_memory(
     request: HttpRequest, session_id: str, namespace: str | None = None, user_id: str | None = None
 ) -> dict[str, Any]:
     """Deleting a session that is not there is a no-op, as in AMS; another user's is "not found"."""
-    caller = _caller(request)
+    caller = request_caller(request)
     caller.namespace(namespace)
     key = caller.session_key(session_id)
     found = working.get_session(session_id=key)

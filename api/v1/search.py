@@ -7,15 +7,13 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Router
-from ulid import ULID
 
 from api.callers import request_caller
 from api.problems import ERRORS
 from api.v1.memory_schemas import MemoryPromptIn, MemoryPromptOut, SearchIn, SearchOut
 from api.v1.presenters import hits_for
-from memory.prompt import build_prompt
+from memory.prompt import prompt_in_reach
 from memory.search import search_memories
-from memory.working import get_session
 
 search_router = Router(tags=["search"])
 prompt_router = Router(tags=["search"])
@@ -54,21 +52,11 @@ def memory_prompt(request: HttpRequest, body: MemoryPromptIn) -> Any:
     turn, it counts as a use of the memories it includes (access stats) and, with a session, is
     saved as the session's retrieval trace."""
     caller = request_caller(request)
-    # What the prompt may draw on is what a search by this caller would find.
-    reach = caller.filter(user_id=body.user_id, namespace=body.namespace, agent_id=body.agent_id)
-    if body.session_id is None:
-        # A fresh id names no session: no summary, no recent messages (as the inspector's sandbox).
-        session_id = caller.session_key(f"prompt-{ULID()}")
-    else:
-        stored = get_session(session_id=caller.session_key(body.session_id))
-        session_id = caller.require_session(stored, user_id=reach.user_id).id
-    built = build_prompt(
-        user_id=reach.user_id,
-        session_id=session_id,
+    built = prompt_in_reach(
+        reach=caller.filter(user_id=body.user_id, namespace=body.namespace, agent_id=body.agent_id),
+        session_id=caller.session_key(body.session_id) if body.session_id is not None else "",
+        require_session=True,
         message=body.message,
-        agent_id=reach.agent_id,
-        namespace=reach.namespace,
-        namespaces=reach.namespaces,
         budget=body.budget,
         top_k=body.top_k,
     )

@@ -47,6 +47,14 @@ BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
     ("post", "/v1/long-term-memory/search", {"text": "tea", "user_id": {"not_eq": "bob"}}, 422),
     ("post", "/v1/long-term-memory/search", {"text": "tea", "user_id": {"eq": "a", "in_": ["b"]}}, 422),
     ("post", "/v1/long-term-memory/search", {"text": "tea", "memory_type": {"eq": "dream"}}, 422),
+    # A key the client never sends inside a filter (`in` for `in_`) would drop the condition if ignored.
+    ("post", "/v1/long-term-memory/search", {"text": "tea", "user_id": {"in": ["a", "b"]}}, 422),
+    (
+        "post",
+        "/v1/long-term-memory/search",
+        {"text": "tea", "created_at": {"gt": "2024-01-01T00:00:00Z"}},
+        422,
+    ),
     (
         "post",
         "/v1/long-term-memory/search",
@@ -138,6 +146,16 @@ def test_kinds_map_onto_the_clients_three(app: ApiClient, redis_client: redis.Re
         {"text": "how does the user brew tea", "user_id": {"eq": "alice"}, "memory_type": {"eq": "episodic"}},
     ).json()
     assert episodic["memories"] == []
+
+
+def test_memories_created_like_on_ams_never_expire_whatever_their_kind(
+    app: ApiClient, redis_client: redis.Redis
+) -> None:
+    kinds = {"message": "01JTESTRECORD0000000000011", "episodic": "01JTESTRECORD0000000000012"}
+    body = {"memories": [_record(id=i, text=f"User noted {k}", memory_type=k) for k, i in kinds.items()]}
+    assert app.post("/v1/long-term-memory/", body).status_code == 200
+    for memory_id in kinds.values():
+        assert redis_client.ttl(keys.memory(memory_id)) == -1, "kept until deleted, as on AMS"
 
 
 def test_every_change_is_in_history_with_the_key_as_actor(app: ApiClient) -> None:

@@ -65,6 +65,10 @@ def create_memories(request: HttpRequest, body: CreateMemoriesIn) -> dict[str, A
             event_date=mapping.epoch(item.event_date) if item.event_date else None,
             source=item.extracted_from or [],
             created_at=mapping.not_in_future(item.created_at, now=now),
+            # AMS keeps a long-term memory until it is deleted, and its client files memories as
+            # `message` by default: Engram's per-type expiry (90 days for messages) would lose a
+            # switching team's memories without a word. A TTL can be set through /api/v1.
+            ttl_seconds=None,
         )
         for item in body.memories
     ]

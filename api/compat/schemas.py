@@ -39,7 +39,13 @@ WindowSize = int | Annotated[str, Field(pattern=r"^[0-9]{1,7}$")]
 # --- Filters (search bodies) ---------------------------------------------------------------------
 
 
-class IdFilter(_In):
+class _FilterIn(_In):
+    # A key inside a filter that is not one of the client's (`in` for `in_`, `gt` for `gte`) is
+    # refused: ignored, it would drop the condition and answer as if none had been asked.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class IdFilter(_FilterIn):
     """session_id / namespace / user_id / memory_type: `in_` keeps its underscore on the wire."""
 
     eq: str | None = None
@@ -48,13 +54,13 @@ class IdFilter(_In):
     not_in: list[str] | None = None
 
 
-class TagFilter(_In):
+class TagFilter(_FilterIn):
     any: list[str] | None = None
     all: list[str] | None = None
     none: list[str] | None = None
 
 
-class TimeFilter(_In):
+class TimeFilter(_FilterIn):
     gte: Moment | None = None
     lte: Moment | None = None
     eq: Moment | None = None

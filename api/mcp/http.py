@@ -147,7 +147,9 @@ class McpHttpApp:
                 send,
                 status=401,
                 title="Unauthorized",
-                detail="an API key is needed: send it as X-API-Key or as a Bearer token",
+                # The REST API's words: a key that was sent but is wrong, revoked or malformed is
+                # told apart from none at all by nothing (the same 401 either way).
+                detail="a valid API key is required: send it as X-API-Key or as a Bearer token",
                 headers=[(b"www-authenticate", b'Bearer realm="engram"')],
             )
             return

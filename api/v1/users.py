@@ -13,6 +13,7 @@ from ninja import Field, Path, Router, Schema
 from api.callers import request_caller
 from api.problems import ERRORS
 from api.strict import StrictSchema
+from api.v1.memory_schemas import record_schema
 from memory import lifecycle
 from memory.export import export_user
 from memory.selectors import counts_by_type
@@ -44,14 +45,7 @@ class EraseIn(StrictSchema):
     confirm: str = Field(..., min_length=1, max_length=200, description="The user id again, to confirm")
 
 
-class EraseReceipt(Schema):
-    receipt_id: str
-    user_id: str
-    erased_at: float
-    memory_ids: list[str]
-    deleted_memory_ids: list[str]
-    session_ids: list[str]
-    counts: dict[str, int]
+EraseReceipt = record_schema(lifecycle.EraseReceipt)
 
 
 @router.get("/{user_id}/counts", response={200: Counts, **ERRORS}, summary="A user's live memories by type")

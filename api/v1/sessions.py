@@ -138,6 +138,11 @@ def _session_out(caller: ApiCaller, session: Session, messages: list[WorkingMess
     )
 
 
+def _new_messages(items: list[MessageIn]) -> list[WorkingMessage]:
+    """The messages of a request body, checked and counted by the engine (nothing stored yet)."""
+    return [working.new_message(role=m.role, content=m.content, message_id=m.id, at=m.at) for m in items]
+
+
 def _read(caller: ApiCaller, session_id: str) -> tuple[Session, list[WorkingMessage]]:
     session, messages = working.get_session_with_messages(session_id=caller.session_key(session_id))
     return caller.require_session(session), messages
@@ -175,9 +180,7 @@ def put_session(request: HttpRequest, body: SessionIn, session_id: str = SESSION
     existing = working.get_session(session_id=internal_id)
     if existing is not None:
         caller.require_session(existing)
-    messages = [
-        working.new_message(role=m.role, content=m.content, message_id=m.id, at=m.at) for m in body.messages
-    ]
+    messages = _new_messages(body.messages)
     session = working.replace_session(
         session_id=internal_id,
         user_id=body.user_id,
@@ -208,9 +211,7 @@ def delete_session(request: HttpRequest, session_id: str = SESSION_ID) -> Status
 def append_messages(request: HttpRequest, body: AppendIn, session_id: str = SESSION_ID) -> Status[AppendOut]:
     caller = request_caller(request)
     session, _ = _read(caller, session_id)
-    messages = [
-        working.new_message(role=m.role, content=m.content, message_id=m.id, at=m.at) for m in body.messages
-    ]
+    messages = _new_messages(body.messages)
     working.append_messages(session_id=session.id, messages=messages)
     return Status(201, AppendOut(messages=[_message_out(m) for m in messages]))
 

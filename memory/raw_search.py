@@ -67,6 +67,23 @@ def parse_reply(reply: list[Any], *, with_scores: bool) -> tuple[int, list[Row]]
     return total, rows
 
 
+@dataclass
+class Rows:
+    """One FT.SEARCH reply as columns: a search reads a hundred rows, only a few become memories."""
+
+    keys: list[str]
+    scores: list[float]
+    fields: list[dict[bytes, bytes]]
+
+
+def reply_columns(reply: list[Any], *, with_scores: bool) -> Rows:
+    step = 3 if with_scores else 2
+    keys = [raw.decode() for raw in reply[1::step]]
+    scores = list(map(float, reply[2::step])) if with_scores else []
+    fields = [dict(zip(flat[::2], flat[1::2], strict=False)) if flat else {} for flat in reply[step::step]]
+    return Rows(keys, scores, fields)
+
+
 def run_search(args: list[Any], *, with_scores: bool = False) -> tuple[int, list[Row]]:
     try:
         return parse_reply(get_redis().execute_command(*args), with_scores=with_scores)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -14,41 +13,49 @@ from core.embeddings import get_embedder
 from core.text import clean_text
 from memory.index import ensure_index, index_name
 from memory.query import MemoryFilter, keyword_clause, keyword_terms, tag_clause
-from memory.raw_search import Row, ft_search_args, load_memories, parse_reply, run_pipeline
+from memory.raw_search import Rows, ft_search_args, load_memories, reply_columns, run_pipeline
 from memory.records import vector_bytes, vector_from_bytes
 from memory.scoring import BM25_SATURATION, SEARCH_MODES, SearchMode, Weights, score_cut
 from memory.search_params import SearchParams, check_top_k
-from memory.term_stats import cached_word_counts, drop_common_terms, scope_word_counts
+from memory.term_stats import (
+    CountedKeywordSearch,
+    cached_word_counts,
+    counted_keyword_search,
+    drop_common_terms,
+)
 from memory.topics import query_topics
 from memory.types import InvalidInput, ScoreBreakdown, SearchHit, SearchResult
 
 
 @dataclass
 class _Pool:
-    """The candidates of one search as columns: scoring ~150 of them is a few array operations."""
+    """The candidates of one search as columns (KNN rows first, then keyword-only rows), each with
+    the fields its memory is built from, should it be returned."""
 
     keys: list[str] = field(default_factory=list)
     position: dict[str, int] = field(default_factory=dict)
-    updated_at: list[float] = field(default_factory=list)
-    created_at: list[float] = field(default_factory=list)
-    session_ids: list[str] = field(default_factory=list)
+    fields: list[dict[bytes, bytes]] = field(default_factory=list)
     vector: list[float] = field(default_factory=list)
     bm25: list[float] = field(default_factory=list)
     topic: list[float] = field(default_factory=list)
 
-    def slot(self, row: Row) -> int:
-        """The row's position in the columns, added on first sight."""
-        at = self.position.get(row.key)
-        if at is None:
-            at = self.position[row.key] = len(self.keys)
-            self.keys.append(row.key)
-            self.updated_at.append(float(row.fields.get(b"updated_at", 0)))
-            self.created_at.append(float(row.fields.get(b"created_at", 0)))
-            self.session_ids.append(row.fields.get(b"session_id", b"").decode())
-            self.vector.append(0.0)
-            self.bm25.append(0.0)
-            self.topic.append(0.0)
-        return at
+    def add(self, rows: Rows) -> list[int]:
+        """Each row's position in the columns (rows seen before keep theirs)."""
+        slots = []
+        for key, fields in zip(rows.keys, rows.fields, strict=True):
+            at = self.position.get(key)
+            if at is None:
+                at = self.position[key] = len(self.keys)
+                self.keys.append(key)
+                self.fields.append(fields)
+            slots.append(at)
+        missing = len(self.keys) - len(self.vector)
+        for column in (self.vector, self.bm25, self.topic):
+            column.extend([0.0] * missing)
+        return slots
+
+    def numbers(self, name: bytes) -> np.ndarray:
+        return np.asarray([float(fields.get(name, 0)) for fields in self.fields], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -77,37 +84,48 @@ class _Scores:
         )
 
 
-def _conversation_context(pool: _Pool, match: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _conversation_context(
+    match: np.ndarray, *, session_ids: list[str], created_at: np.ndarray, keys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Memories said in the same session as a strong match, or right next to one, are likely about
     the same thing: each candidate gets the best match of its session and of the candidates just
     before/after it there (by created_at). A memory without a session stands alone: both are its own
     match, so its final score is its match. LoCoMo recall@10 65.0 -> 71.2 (bench/results/locomo.json).
     """
     session, neighbour = match.copy(), match.copy()
-    in_sessions = [i for i, session_id in enumerate(pool.session_ids) if session_id]
-    best: dict[str, float] = {}
-    for i in in_sessions:
-        session_id = pool.session_ids[i]
-        best[session_id] = max(best.get(session_id, 0.0), float(match[i]))
-    for i in in_sessions:
-        session[i] = best[pool.session_ids[i]]
-        neighbour[i] = 0.0
-    in_sessions.sort(key=lambda i: (pool.session_ids[i], pool.created_at[i], pool.keys[i]))
-    for before, after in pairwise(in_sessions):
-        if pool.session_ids[before] == pool.session_ids[after]:
-            neighbour[before] = max(neighbour[before], match[after])
-            neighbour[after] = max(neighbour[after], match[before])
+    in_sessions = np.flatnonzero([bool(session_id) for session_id in session_ids])
+    if not len(in_sessions):
+        return session, neighbour
+    sessions = np.asarray(session_ids)[in_sessions]
+    # In session order, then by time: a session's candidates are one run, neighbours side by side.
+    order = in_sessions[np.lexsort((keys[in_sessions], created_at[in_sessions], sessions))]
+    ordered_sessions = np.asarray(session_ids)[order]
+    ordered = match[order]
+    starts = np.flatnonzero(np.r_[True, ordered_sessions[1:] != ordered_sessions[:-1]])
+    best = np.maximum.reduceat(ordered, starts)
+    session[order] = np.repeat(best, np.diff(np.r_[starts, len(order)]))
+    same = ordered_sessions[1:] == ordered_sessions[:-1]
+    after = np.zeros(len(order))
+    after[:-1] = np.where(same, ordered[1:], 0.0)
+    before = np.zeros(len(order))
+    before[1:] = np.where(same, ordered[:-1], 0.0)
+    neighbour[order] = np.maximum(after, before)
     return session, neighbour
 
 
-def _score(pool: _Pool, weights: Weights, *, now: float, topical: bool) -> _Scores:
+def _score(pool: _Pool, weights: Weights, *, now: float, topical: bool, keys: np.ndarray) -> _Scores:
     vector = np.asarray(pool.vector)
     bm25 = np.asarray(pool.bm25)
     keyword = bm25 / (bm25 + BM25_SATURATION)
-    age_days = np.maximum(0.0, now - np.asarray(pool.updated_at)) / 86400
+    age_days = np.maximum(0.0, now - pool.numbers(b"updated_at")) / 86400
     recency = np.power(0.5, age_days / weights.half_life_days)
     match = weights.match(vector, keyword, recency)
-    session, neighbour = _conversation_context(pool, match)
+    session, neighbour = _conversation_context(
+        match,
+        session_ids=[fields.get(b"session_id", b"").decode() for fields in pool.fields],
+        created_at=pool.numbers(b"created_at"),
+        keys=keys,
+    )
     topic = np.asarray(pool.topic)
     return _Scores(
         vector=vector.tolist(),
@@ -119,11 +137,6 @@ def _score(pool: _Pool, weights: Weights, *, now: float, topical: bool) -> _Scor
         topic=topic.tolist(),
         final=weights.final(match, session, neighbour, topic if topical else None).tolist(),
     )
-
-
-def _embeddings(redis_keys: list[str]) -> dict[str, bytes]:
-    replies = run_pipeline([["HGET", key, "embedding"] for key in redis_keys])
-    return {key: raw for key, raw in zip(redis_keys, replies, strict=True) if raw}
 
 
 def search_memories(
@@ -169,22 +182,45 @@ def search_memories(
     candidates = min(params.max_candidates, max(params.min_candidates, 4 * top_k, top_k + near_misses + 10))
     base = filter.query(now=now)
     terms = keyword_terms(text) if mode != "semantic" else []
-    # One word needs no counts (nothing to drop): only use them when already cached.
-    counts = (
-        scope_word_counts(base, terms, cache_key=repr(filter))
-        if len(terms) > 1
-        else cached_word_counts(base, terms, cache_key=repr(filter))
-    )
-    if counts is not None:
-        terms = drop_common_terms(terms, counts, params=params)
     if mode != "keyword" and query_vector is None:
         query_vector = get_embedder().embed([text])[0]
-    # When the KNN side already covers the whole scope, keyword hits need no vectors of their own.
-    keyword_needs_vectors = query_vector is not None and (counts is None or counts.total > candidates)
+    weights = Weights.for_mode(mode, params)
+    topics = query_topics(text) if weights.topic else []
 
-    # Phase 1: both queries in one round trip, returning only what scoring needs (small replies).
-    context_fields = ["updated_at", "created_at", "session_id"]
+    # Round trip 1: BM25, KNN and the topic keys in one pipeline, returning only what scoring needs.
+    # BM25 leaves out words most of the scope's memories contain (`drop_common_terms`), judged by the
+    # scope's word counts: cached, else counted by the same server-side script that then runs BM25.
+    keyword_fields = ["updated_at", "created_at", "session_id"]
+    keyword_limit = min(candidates, params.keyword_candidates)
+    counts = cached_word_counts(base, terms, cache_key=repr(filter))
+    counted: CountedKeywordSearch | None = None
     commands: list[list[Any]] = []
+    if counts is None and len(terms) > 1:
+        # When the KNN side already covers the whole scope, keyword hits need no vectors of their own.
+        counted = counted_keyword_search(
+            base,
+            terms,
+            cache_key=repr(filter),
+            params=params,
+            limit=keyword_limit,
+            return_fields=keyword_fields,
+            vectors_above=None if query_vector is None else candidates,
+        )
+        commands.append(counted.command)
+    elif terms:
+        # One word needs no counts (nothing to drop): only use them when already cached.
+        if counts is not None:
+            terms = drop_common_terms(terms, counts, params=params)
+        with_vectors = query_vector is not None and (counts is None or counts.total > candidates)
+        commands.append(
+            ft_search_args(
+                f"{base} {keyword_clause(terms)}",
+                limit=keyword_limit,
+                with_scores=True,
+                scorer="BM25",
+                return_fields=[*keyword_fields, *(["embedding"] if with_vectors else [])],
+            )
+        )
     if mode != "keyword":
         assert query_vector is not None
         commands.append(
@@ -193,21 +229,9 @@ def search_memories(
                 limit=candidates,
                 params={"vec": vector_bytes(query_vector)},
                 sort_by="vdist",
-                return_fields=["vdist", *context_fields],
+                return_fields=["vdist", *keyword_fields],
             )
         )
-    if terms:
-        commands.append(
-            ft_search_args(
-                f"{base} {keyword_clause(terms)}",
-                limit=min(candidates, params.keyword_candidates),
-                with_scores=True,
-                scorer="BM25",
-                return_fields=[*context_fields, *(["embedding"] if keyword_needs_vectors else [])],
-            )
-        )
-    weights = Weights.for_mode(mode, params)
-    topics = query_topics(text) if weights.topic else []
     if topics:
         # Keys only: which candidates are filed under what the question is about.
         types = params.topic_types
@@ -225,45 +249,55 @@ def search_memories(
                 2,
             ]
         )
-    replies = run_pipeline(commands)
+    replies = iter(run_pipeline(commands))
+    keyword_reply = None
+    if counted is not None:
+        counts, terms, _, keyword_reply = counted.absorb(next(replies))
+    elif terms:
+        keyword_reply = next(replies)
 
     pool = _Pool()
-    reply_index = 0
     if mode != "keyword":
-        for row in parse_reply(replies[reply_index], with_scores=False)[1]:
-            pool.vector[pool.slot(row)] = max(0.0, 1.0 - float(row.fields[b"vdist"]))
-        reply_index += 1
-    keyword_only: dict[str, bytes | None] = {}
-    if terms:
-        for row in parse_reply(replies[reply_index], with_scores=True)[1]:
-            if row.key not in pool.position:
-                keyword_only[row.key] = row.fields.get(b"embedding")
-            pool.bm25[pool.slot(row)] = row.score
-    if keyword_only and query_vector is not None:
-        # Normally carried by the BM25 reply; fetched here when the scope outgrew the cached count.
-        missing = [key for key, raw in keyword_only.items() if raw is None]
-        vectors = {**{k: v for k, v in keyword_only.items() if v is not None}, **_embeddings(missing)}
-        for key, raw in vectors.items():
-            pool.vector[pool.position[key]] = max(0.0, float(vector_from_bytes(raw) @ query_vector))
-
+        knn = reply_columns(next(replies), with_scores=False)
+        pool.add(knn)
+        pool.vector[:] = np.maximum(0.0, 1.0 - np.asarray([float(f[b"vdist"]) for f in knn.fields])).tolist()
+    if keyword_reply is not None:
+        keyword = reply_columns(keyword_reply, with_scores=True)
+        outside = [key for key in keyword.keys if key not in pool.position]
+        for at, score in zip(pool.add(keyword), keyword.scores, strict=True):
+            pool.bm25[at] = score
+        if outside and query_vector is not None:
+            # Normally carried by the BM25 reply; fetched here when the scope outgrew the cached count.
+            vectors = {key: pool.fields[pool.position[key]].get(b"embedding") for key in outside}
+            missing = [key for key, raw in vectors.items() if raw is None]
+            if missing:
+                vectors.update(
+                    zip(missing, run_pipeline([["HGET", key, "embedding"] for key in missing]), strict=True)
+                )
+            for key, raw in vectors.items():
+                if raw:
+                    pool.vector[pool.position[key]] = max(0.0, float(vector_from_bytes(raw) @ query_vector))
     if topics:
-        for raw_key in replies[-1][1:]:
+        for raw_key in next(replies)[1:]:
             at = pool.position.get(raw_key.decode())
             if at is not None:
                 pool.topic[at] = 1.0
-    scores = _score(pool, weights, now=now, topical=bool(topics))
-    final, keys_ = scores.final, pool.keys
-    ranked = sorted(range(len(keys_)), key=lambda i: (-final[i], keys_[i]))
+
+    keys = np.asarray(pool.keys)
+    scores = _score(pool, weights, now=now, topical=bool(topics), keys=keys)
+    final = scores.final
+    ranked: list[int] = np.lexsort((keys, -np.asarray(final))).tolist() if pool.keys else []
     # Scores are relative to the query (a short question scores lower against everything), so the
     # cut follows the best hit, with an absolute floor for queries nothing answers.
     cut = score_cut(threshold, relative, final[ranked[0]] if ranked else 0.0)
     chosen = [i for i in ranked if final[i] >= cut][:top_k]
     missed = [i for i in ranked if final[i] < cut][:near_misses]
-    # Phase 2: full fields only for what is returned.
-    memories = load_memories([keys_[i] for i in chosen + missed])
+    # Round trip 2: full fields only for what is returned.
+    memories = load_memories([pool.keys[i] for i in chosen + missed])
 
     def hits(indexes: list[int]) -> list[SearchHit]:
-        return [SearchHit(memories[keys_[i]], scores.breakdown(i)) for i in indexes if keys_[i] in memories]
+        found = [(memories.get(pool.keys[i]), i) for i in indexes]
+        return [SearchHit(memory, scores.breakdown(i)) for memory, i in found if memory is not None]
 
     return SearchResult(
         hits=hits(chosen),

@@ -176,3 +176,18 @@ def test_the_server_side_keyword_search_builds_the_query_and_drops_the_words_as_
         assert len(kept) == left, "common words dropped; all common: the rarest stays"
         assert query == f"{base} {keyword_clause(kept)}"
         assert int(reply[0]) > 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["What PETS do I have?", "my Dog and my CAR", "When is the WEDDING?", "Ünïcode: my DOG's vet, café", "nothing"],
+)
+def test_query_topics_matches_the_case_insensitive_cues_on_any_text(text):
+    from memory.topics import _PATTERNS, query_topics
+
+    expected: list[str] = []
+    for topics, pattern in _PATTERNS:
+        if pattern.search(text):
+            expected += [t for t in topics if t not in expected]
+    assert query_topics(text) == expected
+    assert expected or text == "nothing"

@@ -114,16 +114,17 @@ def all_command_stats(client: redis.Redis) -> dict[str, dict[str, float]]:
 def server_time_per_item(client: redis.Redis, items: int) -> dict[str, Any]:
     """Server µs per ingested memory since the last CONFIG RESETSTAT, by command.
 
-    EXEC's time already contains the queued commands it ran, so it is reported but not summed.
+    EXEC's and EVAL's time already contain the commands they ran (counted under their own names
+    too), so they are reported but not summed.
     """
     stats = all_command_stats(client)
     by_command = {
         name: round(row["usec"] / items, 2)
         for name, row in stats.items()
-        if name not in {"exec", "multi", "config|resetstat"}
+        if name not in {"multi", "config|resetstat"}
     }
     return {
-        "us_per_memory": round(sum(by_command.values()), 1),
+        "us_per_memory": round(sum(v for name, v in by_command.items() if name not in {"exec", "eval"}), 1),
         "by_command_us_per_memory": dict(sorted(by_command.items(), key=lambda kv: -kv[1])),
         "calls_per_memory": {
             name: round(row["calls"] / items, 2) for name, row in stats.items() if name != "config|resetstat"

@@ -44,8 +44,20 @@ def _search_rows(result: dict[str, Any], checks: dict[str, dict[str, Any]]) -> l
                 f"Search {mode}, top-{result['config']['top_k']}, {size} memories "
                 f"(~{per_user}/user, {stats['n']} queries)"
             )
-            rows.append(_row(label, _percentiles(stats), checks.get(key)))
+            rows.append(_row(label, _percentiles(stats) + _search_costs(stats), checks.get(key)))
     return rows
+
+
+def _search_costs(stats: dict[str, Any]) -> str:
+    """Client CPU, Redis server time and round trips per query, where the run measured them."""
+    parts = []
+    if "client_cpu_ms" in stats:
+        parts.append(f"client CPU p50 {_ms(stats['client_cpu_ms']['p50_ms'])}")
+    if "server_ms_per_query" in stats:
+        parts.append(f"server {_ms(stats['server_ms_per_query'])}")
+    if "round_trips_per_query" in stats:
+        parts.append(f"{stats['round_trips_per_query']:g} round trips")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _prompt_rows(result: dict[str, Any], checks: dict[str, dict[str, Any]]) -> list[str]:

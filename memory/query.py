@@ -21,7 +21,8 @@ MAX_KEYWORD_TERMS = 24
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # The query parser only gives meaning to ASCII punctuation and white space; escaping a non-ASCII
 # letter breaks the match, so those stay as they are.
-_TAG_SAFE = re.compile(r"[A-Za-z0-9_]|[^\x00-\x7f]")
+# (One substitution per value: searches escape every word and id they send.)
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_\x80-\U0010ffff]")
 _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?", re.UNICODE)
 
 # Words that carry no signal for keyword search (RediSearch drops its own list too; an all-stopword
@@ -208,7 +209,7 @@ def _scope_ids(values: object, *, name: str) -> list[str]:
 
 def escape_tag(value: str) -> str:
     """Escape every ASCII character that is not a letter, digit or underscore."""
-    return "".join(ch if _TAG_SAFE.match(ch) else "\\" + ch for ch in value)
+    return _TAG_UNSAFE.sub(r"\\\g<0>", value)
 
 
 def _tag_value(value: str) -> str:

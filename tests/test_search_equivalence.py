@@ -191,3 +191,14 @@ def test_query_topics_matches_the_case_insensitive_cues_on_any_text(text):
             expected += [t for t in topics if t not in expected]
     assert query_topics(text) == expected
     assert expected or text == "nothing"
+
+
+def test_escape_tag_escapes_exactly_the_ascii_characters_that_are_not_letters_digits_or_underscore():
+    from memory.query import escape_tag
+
+    rng = random.Random(3)
+    alphabet = [chr(c) for c in range(128)] + list("éü中\u2019\U0001f600\ud800")
+    for _ in range(2000):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        expected = "".join(ch if ch.isascii() is False or ch.isalnum() or ch == "_" else "\\" + ch for ch in value)
+        assert escape_tag(value) == expected

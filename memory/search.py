@@ -279,9 +279,9 @@ def search_memories(
                     pool.vector[pool.position[key]] = max(0.0, float(vector_from_bytes(raw) @ query_vector))
     if topics:
         for raw_key in next(replies)[1:]:
-            at = pool.position.get(raw_key.decode())
-            if at is not None:
-                pool.topic[at] = 1.0
+            filed = pool.position.get(raw_key.decode())
+            if filed is not None:
+                pool.topic[filed] = 1.0
 
     keys = np.asarray(pool.keys)
     scores = _score(pool, weights, now=now, topical=bool(topics), keys=keys)

@@ -22,11 +22,10 @@ from tests.memory_helpers import USER, scope
 
 DIMS = 384
 # "alice" and "garden" are in most of alice's memories: BM25 must leave them out of her searches.
-WORDS = (
-    "kayak piano lisbon porto beagle nurse marathon café naïve jazz sushi hiking chess tokyo violin "
-    "paella museum tennis yoga pottery sailing salsa karaoke ramen kimchi tapas opera ballet poetry "
-    "cycling surfing archery fencing rowing climbing knitting origami baking camping fishing"
-).split()
+_WORD_LIST = """kayak piano lisbon porto beagle nurse marathon café naïve jazz sushi hiking chess tokyo violin
+paella museum tennis yoga pottery sailing salsa karaoke ramen kimchi tapas opera ballet poetry
+cycling surfing archery fencing rowing climbing knitting origami baking camping fishing"""
+WORDS = _WORD_LIST.split()
 TOPICS = ["pets", "work", "hobbies", "travel", "health"]
 QUESTIONS = [
     "What did Alice say about the kayak in Lisbon?",
@@ -61,7 +60,9 @@ def _seed_corpus(rng: random.Random, np_rng: np.random.Generator) -> list[np.nda
             items.append(
                 NewMemory(
                     text=" ".join([*common, *words, f"note {n}"]),
-                    scope=scope(user_id=user, session_id=f"s{rng.randrange(8)}" if rng.random() < 0.7 else None),
+                    scope=scope(
+                        user_id=user, session_id=f"s{rng.randrange(8)}" if rng.random() < 0.7 else ""
+                    ),
                     type=rng.choice(["semantic", "episodic", "procedural", "message"]),
                     topics=rng.sample(TOPICS, rng.randint(0, 2)),
                     created_at=now - rng.uniform(0, 300) * 86400,
@@ -95,7 +96,11 @@ def test_the_new_search_returns_exactly_what_the_reference_path_returns(corpus, 
     compared = keyword_hits = 0
     for user in ("alice", "bob"):
         for text in QUESTIONS:
-            vector = None if mode == "keyword" else _unit(corpus[compared % len(corpus)] + np_rng.normal(size=DIMS))
+            vector = (
+                None
+                if mode == "keyword"
+                else _unit(corpus[compared % len(corpus)] + np_rng.normal(size=DIMS))
+            )
             ask = {
                 "filter": MemoryFilter.build(user_id=user),
                 "text": text,
@@ -132,13 +137,13 @@ def round_trips() -> Iterator[list[str]]:
         sent.append(str(args[0]))
         return command_execute(self, *args, **kwargs)
 
-    redis.client.Pipeline.execute = pipeline  # type: ignore[method-assign]
-    redis.Redis.execute_command = command  # type: ignore[method-assign]
+    redis.client.Pipeline.execute = pipeline
+    redis.Redis.execute_command = command
     try:
         yield sent
     finally:
-        redis.client.Pipeline.execute = pipeline_execute  # type: ignore[method-assign]
-        redis.Redis.execute_command = command_execute  # type: ignore[method-assign]
+        redis.client.Pipeline.execute = pipeline_execute
+        redis.Redis.execute_command = command_execute
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "semantic", "keyword"])
@@ -147,7 +152,7 @@ def test_a_search_of_a_scope_not_counted_yet_takes_at_most_two_round_trips(corpu
     for text in ("What did Alice say about the kayak in Lisbon?", "alice garden", "kayak"):
         forget_term_counts()
         round_trips.clear()
-        result = search_memories(
+        search_memories(
             filter=MemoryFilter.build(user_id="alice"),
             text=text,
             mode=mode,
@@ -166,7 +171,13 @@ def test_the_server_side_keyword_search_builds_the_query_and_drops_the_words_as_
         terms = keyword_terms(text)
         forget_term_counts()
         search = counted_keyword_search(
-            base, terms, cache_key=None, params=params, limit=60, return_fields=["created_at"], vectors_above=None
+            base,
+            terms,
+            cache_key=None,
+            params=params,
+            limit=60,
+            return_fields=["created_at"],
+            vectors_above=None,
         )
         counts, kept, query, reply = search.absorb(get_redis().execute_command(*search.command))
         forget_term_counts()
@@ -180,7 +191,13 @@ def test_the_server_side_keyword_search_builds_the_query_and_drops_the_words_as_
 
 @pytest.mark.parametrize(
     "text",
-    ["What PETS do I have?", "my Dog and my CAR", "When is the WEDDING?", "Ünïcode: my DOG's vet, café", "nothing"],
+    [
+        "What PETS do I have?",
+        "my Dog and my CAR",
+        "When is the WEDDING?",
+        "Ünïcode: my DOG's vet, café",
+        "nothing",
+    ],
 )
 def test_query_topics_matches_the_case_insensitive_cues_on_any_text(text):
     from memory.topics import _PATTERNS, query_topics
@@ -200,5 +217,7 @@ def test_escape_tag_escapes_exactly_the_ascii_characters_that_are_not_letters_di
     alphabet = [chr(c) for c in range(128)] + list("éü中\u2019\U0001f600\ud800")
     for _ in range(2000):
         value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
-        expected = "".join(ch if ch.isascii() is False or ch.isalnum() or ch == "_" else "\\" + ch for ch in value)
+        expected = "".join(
+            ch if ch.isascii() is False or ch.isalnum() or ch == "_" else "\\" + ch for ch in value
+        )
         assert escape_tag(value) == expected

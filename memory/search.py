@@ -1,4 +1,5 @@
-"""Search with scores: KNN and BM25 candidates in one round trip, scored with the conversation context."""
+"""Search with scores: KNN and BM25 candidates in one round trip, scored with the conversation context,
+then the returned memories in a second one."""
 
 from __future__ import annotations
 
@@ -154,9 +155,10 @@ def search_memories(
 ) -> SearchResult:
     """Top memories for `text` in scope, each with its score breakdown, plus the near misses.
 
-    Hybrid runs a filtered KNN and a filtered BM25 query in one round trip (after the per-scope word
-    counts of `term_stats.scope_word_counts`, which `drop_common_terms` uses to leave out words most
-    of the scope's memories contain), scores the union, then loads the returned memories:
+    Two round trips: (1) one pipeline with a filtered KNN, a filtered BM25 query (leaving out the words
+    most of the scope's memories contain, `drop_common_terms`: with counts cached, or counted by the
+    server-side script `term_stats.counted_keyword_search` that then runs BM25) and the topic keys;
+    (2) after scoring the union, one command loading the returned memories:
     match = (w_v·vector + w_k·keyword + w_r·recency) / (w_v + w_k + w_r), and
     final = (match + w_s·session + w_n·neighbour) / (1 + w_s + w_n) (see `_conversation_context`).
     The weights, cuts and pool sizes are `params` (default: today's settings); `top_k`, `threshold`,

@@ -31,7 +31,8 @@ def _texts(result):
     return [hit.memory.text for hit in result.hits]
 
 
-def test_memory_is_one_hash_with_float32_vector_and_all_fields(redis_client):
+def test_memory_is_one_hash_with_float32_vector_and_all_fields(redis_client, settings):
+    settings.VECTOR_DTYPE = "float32"
     memory = add_memory(
         text="Alice's cat is called Miso",
         scope=scope(session_id="s1"),

@@ -319,32 +319,31 @@ def convert_vectors(*, to_dtype: str) -> int:
     converted = 0
     for pattern in (key("mem") + ":*", key("trash") + ":*"):
         batch: list[bytes] = []
-
-        def flush() -> int:
-            with client.pipeline(transaction=False) as pipe:
-                for name in batch:
-                    pipe.hget(name, "embedding")
-                blobs = pipe.execute()
-            done = 0
-            with client.pipeline(transaction=False) as pipe:
-                for name, blob in zip(batch, blobs, strict=True):
-                    source = sources.get(len(blob)) if blob else None
-                    if source is not None:
-                        vector = np.frombuffer(blob, dtype=source).astype(target)
-                        # Only if the hash still holds that blob (a concurrent edit wins).
-                        pipe.eval(_SWAP_VECTOR, 1, name, blob, vector.tobytes())
-                        done += 1
-                replies = pipe.execute()
-            batch.clear()
-            return done - sum(1 for r in replies if not r)
-
         for name in client.scan_iter(match=pattern, count=1000, _type="hash"):
             batch.append(name)
             if len(batch) >= CONVERT_BATCH:
-                converted += flush()
+                converted += _convert_batch(client, batch, sources=sources, target=target)
+                batch = []
         if batch:
-            converted += flush()
+            converted += _convert_batch(client, batch, sources=sources, target=target)
     return converted
+
+
+def _convert_batch(
+    client: redis.Redis, names: list[bytes], *, sources: dict[int, np.dtype], target: np.dtype
+) -> int:
+    with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hget(name, "embedding")
+        blobs = pipe.execute()
+    with client.pipeline(transaction=False) as pipe:
+        for name, blob in zip(names, blobs, strict=True):
+            source = sources.get(len(blob)) if blob else None
+            if source is not None:
+                vector = np.frombuffer(blob, dtype=source).astype(target)
+                # Only if the hash still holds that blob (a concurrent edit wins).
+                pipe.eval(_SWAP_VECTOR, 1, name, blob, vector.tobytes())
+        return sum(1 for reply in pipe.execute() if reply)
 
 
 # Compare-and-set of one hash field, so the conversion never overwrites a vector changed meanwhile.

@@ -118,6 +118,8 @@ TIME = Codec(encode=_same, decode=_float_or(0.0))
 OPTIONAL_TIME = Codec(encode=_same, decode=_optional_float)
 FLAG = Codec(encode=lambda value: "1" if value else "0", decode=_flag)
 JSON_LIST = Codec(encode=json.dumps, decode=lambda raw: json.loads(raw or "[]"))
+
+
 def _actor_encode(actor: Actor) -> str:
     """A JSON array [kind, id, model, prompt_version] without trailing empty parts: a third of the
     dict form's bytes, in every memory hash."""

@@ -14,7 +14,8 @@ from core.redis_client import get_redis
 # KEYS: stream; ARGV: start id, count, consumer group ("" = none), spec JSON:
 #   {"fields": {"<field>": [values...]}, "memory_ids": [ids...]}
 # An entry goes when one of its fields has a listed value, or when it is the event of a listed
-# memory (its `memory_id` field, or the `data` JSON of an entry that carries the whole event). Returns {next start id ("" when done), removed}.
+# memory (its `memory_id` field, or the `data` JSON of an entry that carries the whole event).
+# Returns {next start id ("" when done), removed}.
 _SCRUB = """
 local spec = cjson.decode(ARGV[4])
 local wanted = {}

@@ -5,12 +5,11 @@ import json
 import pytest
 
 from devtools.llm_server import ErrorReply, RawReply, Reply
-from memory.selectors import audit_events
 from memory import keys
 from memory.extraction import dead_letters, queue
 from memory.extraction.prompts import PROMPT_VERSION
 from memory.query import MemoryFilter
-from memory.selectors import list_memories, memory_history
+from memory.selectors import audit_events, list_memories, memory_history
 from memory.services import set_locked
 from memory.types import ActorKind
 from memory.worker import Worker

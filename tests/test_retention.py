@@ -16,7 +16,6 @@ from django.test import Client
 from django.urls import reverse
 
 from inspector.presenters import feed_entry
-from memory.selectors import audit_events
 from memory import keys, working
 from memory.export import export_user
 from memory.extraction import dead_letters, queue
@@ -24,7 +23,7 @@ from memory.extraction.queue import QueuedTurn
 from memory.extraction.types import TurnMessage
 from memory.prompt import build_prompt
 from memory.retention import run_retention
-from memory.selectors import get_memory, memory_history, recent_events
+from memory.selectors import audit_events, get_memory, memory_history, recent_events
 from memory.services import add_memory, delete_memory, update_memory
 from memory.types import MemoryNotFound, MemoryType, Scope
 from memory.worker import Worker

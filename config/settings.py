@@ -280,9 +280,11 @@ SEMANTIC_DEDUP_DISTANCE = env_float("SEMANTIC_DEDUP_DISTANCE", 0.15, minimum=0.0
 # exact and fast, and inserts cost ~15x less than HNSW (bench/results/engine.json). HNSW pays off
 # only for unscoped searches over very many memories.
 VECTOR_INDEX_ALGORITHM = env_str("VECTOR_INDEX_ALGORITHM", "flat").lower()
-# float32 by default; float16 halves the vector bytes (stored in the hash AND copied by the index)
-# at no measurable cost to ranking. Changing it needs a fresh index (new REDIS_KEY_PREFIX or re-embed).
-VECTOR_DTYPE = env_str("VECTOR_DTYPE", "float32").lower()
+# float16 halves the vector bytes (stored in the hash AND copied by the index); LoCoMo recall@10
+# moved by <= 0.3 points against float32 (BENCHMARKS.md). The dtype of a NEW index: an install
+# whose index holds another keeps reading and writing that one until `manage.py memory_index
+# rebuild` converts the stored vectors and builds the index anew (memory/index.py).
+VECTOR_DTYPE = env_str("VECTOR_DTYPE", "float16").lower()
 if VECTOR_DTYPE not in {"float32", "float16"}:
     raise ImproperlyConfigured("VECTOR_DTYPE must be 'float32' or 'float16'")
 if VECTOR_INDEX_ALGORITHM not in {"flat", "hnsw"}:

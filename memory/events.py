@@ -158,13 +158,24 @@ def memory_forgotten(
 
 
 def record(pipe: Pipeline, event: HistoryEvent) -> None:
-    """Queue the history entry and the stream entry on a MULTI pipeline."""
-    payload = json.dumps(event.as_dict())
-    pipe.rpush(keys.history(event.memory_id), payload)
-    append_to_stream(pipe, payload=payload, user_id=event.user_id, event=event.event)
+    """Queue the history entry and the stream entry on a MULTI pipeline.
+
+    The stream entry is a pointer to the history entry (memory id, event, time): the full JSON is
+    ~500 B a copy, and the history list holds it already. Readers resolve it with
+    `memory.selectors.recent_events`; an entry whose history is gone (purged) resolves to nothing,
+    and its memory's own "purged"/"expired" entry (full data, no text) tells what became of it."""
+    pipe.rpush(keys.history(event.memory_id), json.dumps(event.as_dict()))
+    pipe.xadd(
+        keys.mutation_stream(),
+        {"event": event.event, "user_id": event.user_id, "memory_id": event.memory_id, "at": repr(event.at)},
+        maxlen=settings.HISTORY_STREAM_MAXLEN,
+        approximate=True,
+    )
 
 
 def append_to_stream(pipe: Pipeline, *, payload: str, user_id: str, event: str) -> None:
+    """An audit entry that carries its whole event (erases, forgotten memories, dead letters: no
+    history list holds them)."""
     pipe.xadd(
         keys.mutation_stream(),
         {"event": event, "user_id": user_id, "data": payload},

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import redis
 from django.conf import settings
 from redisvl.index import SearchIndex
@@ -34,7 +35,14 @@ UNVERSIONED = 0
 # recreated by the first request after at most this long, for one FT.INFO per interval.
 RECHECK_SECONDS = 5.0
 
+# Indexes before version 2 held float32 vectors; the dtype a versioned name without suffix means.
+DEFAULT_DTYPE = "float16"
+LEGACY_DTYPE = "float32"
+DTYPES = ("float16", "float32")
+
 _checked: dict[tuple[str, str], float] = {}
+# The vector dtype of the index serving (per Redis): what writes store and queries send.
+_serving_dtype: dict[tuple[str, str], str] = {}
 _warned: set[tuple[str, str]] = set()
 _lock = threading.Lock()
 
@@ -44,9 +52,13 @@ def index_name() -> str:
     return key("idx", "memories")
 
 
-def versioned_name(version: int | None = None) -> str:
-    """The index of a schema version (default: the one this code defines)."""
-    return key("idx", "memories", f"v{INDEX_VERSION if version is None else version}")
+def versioned_name(version: int | None = None, *, dtype: str | None = None) -> str:
+    """The index of a schema version (default: the one this code defines) holding vectors of `dtype`
+    (default settings.VECTOR_DTYPE). float16 names carry no suffix; other dtypes do (`v2-float32`),
+    so changing VECTOR_DTYPE makes `rebuild` build (and convert to) a new index."""
+    dtype = settings.VECTOR_DTYPE if dtype is None else dtype
+    suffix = "" if dtype == DEFAULT_DTYPE else f"-{dtype}"
+    return key("idx", "memories", f"v{INDEX_VERSION if version is None else version}{suffix}")
 
 
 def memory_prefix() -> str:
@@ -79,6 +91,7 @@ def search_index(*, version: int | None = None) -> SearchIndex:
 class Serving:
     name: str  # the index index_name() answers with
     version: int  # UNVERSIONED for an index from before versions
+    dtype: str  # its vector data type ("float16", "float32")
     # Its FT.INFO reply (the alias resolves to it), so callers need not ask again.
     info: dict[bytes, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -94,9 +107,20 @@ def _info(name: str) -> dict[bytes, Any] | None:
 
 
 def _version_of(name: str) -> int:
-    prefix = versioned_name(0)[: -len("0")]
-    suffix = name.removeprefix(prefix)
-    return int(suffix) if name != suffix and suffix.isdigit() else UNVERSIONED
+    prefix = versioned_name(0, dtype=DEFAULT_DTYPE)[: -len("0")]
+    suffix = name.removeprefix(prefix).split("-")[0]
+    return int(suffix) if name.startswith(prefix) and suffix.isdigit() else UNVERSIONED
+
+
+def _dtype_of(info: dict[bytes, Any]) -> str:
+    """The vector field's data type in an FT.INFO reply (lower case, "float32" when absent)."""
+    for attribute in info.get(b"attributes") or []:
+        pairs = dict(zip(attribute[::2], attribute[1::2], strict=False))
+        if pairs.get(b"type") == b"VECTOR":
+            raw = pairs.get(b"data_type")
+            if raw is not None:
+                return (raw.decode() if isinstance(raw, bytes) else str(raw)).lower()
+    return LEGACY_DTYPE
 
 
 def serving_index() -> Serving | None:
@@ -105,7 +129,7 @@ def serving_index() -> Serving | None:
     if info is None:
         return None
     name = info[b"index_name"].decode()
-    return Serving(name=name, version=_version_of(name), info=info)
+    return Serving(name=name, version=_version_of(name), dtype=_dtype_of(info), info=info)
 
 
 def _create(version: int | None = None) -> None:
@@ -144,13 +168,22 @@ def ensure_index() -> None:
                 serving = serving_index()
         if serving is not None:
             _check_serving(serving, marker=marker)
+        _serving_dtype[marker] = settings.VECTOR_DTYPE if serving is None else serving.dtype
         _checked[marker] = time.monotonic()
+
+
+def vector_dtype() -> str:
+    """The dtype vectors are stored and queried in: the serving index's (an install still on an
+    older index keeps using its dtype until `rebuild` converts it), settings.VECTOR_DTYPE for a new
+    one. Cached with ensure_index's check (at most RECHECK_SECONDS old)."""
+    ensure_index()
+    return _serving_dtype.get((settings.REDIS_URL, index_name()), settings.VECTOR_DTYPE)
 
 
 def _check_serving(serving: Serving, *, marker: tuple[str, str]) -> None:
     if serving.version == UNVERSIONED:
         _add_missing_tag_fields(serving)
-    if serving.version >= INDEX_VERSION or marker in _warned:
+    if (serving.version >= INDEX_VERSION and serving.dtype == settings.VECTOR_DTYPE) or marker in _warned:
         return
     _warned.add(marker)
     if serving.version == UNVERSIONED and _info(versioned_name()) is not None:
@@ -169,11 +202,14 @@ def _check_serving(serving: Serving, *, marker: tuple[str, str]) -> None:
         )
         return
     logger.warning(
-        "The memory index %s is version %s and this code defines version %s. Searches keep "
-        "using it; run `python manage.py memory_index rebuild` to build the new version.",
+        "The memory index %s is version %s with %s vectors and this code defines version %s with %s "
+        "(VECTOR_DTYPE). Searches keep using it; run `python manage.py memory_index rebuild` to "
+        "convert the vectors and build the new version.",
         serving.name,
         serving.version,
+        serving.dtype,
         INDEX_VERSION,
+        settings.VECTOR_DTYPE,
     )
 
 
@@ -200,6 +236,7 @@ def _add_missing_tag_fields(serving: Serving) -> None:
 def forget_index_cache() -> None:
     _checked.clear()
     _warned.clear()
+    _serving_dtype.clear()
 
 
 def _progress(info: dict[bytes, Any]) -> tuple[float, bool]:
@@ -211,7 +248,9 @@ def memories_phrase(count: int) -> str:
     return f"{count} memory" if count == 1 else f"{count} memories"
 
 
-def rebuild(*, say: Callable[[str], None], poll_seconds: float = 0.5) -> bool:
+def rebuild(
+    *, say: Callable[[str], None], poll_seconds: float = 0.5, settle_seconds: float = RECHECK_SECONDS + 1
+) -> bool:
     """Build the current version beside the serving index, wait until it holds every memory, then
     point index_name() at it and drop the old index without its documents. Searches use the old
     index until the switch. False when the current version already serves (nothing done)."""
@@ -220,6 +259,15 @@ def rebuild(*, say: Callable[[str], None], poll_seconds: float = 0.5) -> bool:
     if serving is not None and serving.name == target:
         say(f"The memory index is at version {INDEX_VERSION} already; nothing to do.")
         return False
+    old_dtype = LEGACY_DTYPE if serving is None else serving.dtype
+    converting = old_dtype != settings.VECTOR_DTYPE
+    if converting:
+        # Before the new index exists, so it scans each hash once (an update after the scan would
+        # leave a deleted entry skewing BM25's statistics until RediSearch's GC runs). Each converted
+        # hash leaves the old index: until the switch, searches see only the memories not converted
+        # yet (seconds per 100K memories).
+        converted = convert_vectors(to_dtype=settings.VECTOR_DTYPE)
+        say(f"Converted the vectors of {memories_phrase(converted)} to {settings.VECTOR_DTYPE}.")
     if _info(target) is None:
         _create()
         say(f"Building version {INDEX_VERSION} of the memory index ({target}).")
@@ -239,6 +287,13 @@ def rebuild(*, say: Callable[[str], None], poll_seconds: float = 0.5) -> bool:
         time.sleep(poll_seconds)
     _switch(serving, target)
     forget_index_cache()
+    if converting:
+        # Other processes write the old dtype until their cached check expires: convert what they
+        # wrote meanwhile (those hashes were not indexed in the new index; the HSET re-indexes them).
+        time.sleep(settle_seconds)
+        late = convert_vectors(to_dtype=settings.VECTOR_DTYPE)
+        if late:
+            say(f"Converted {memories_phrase(late)} written during the rebuild.")
     if serving is None:
         say(f"Searches now use version {INDEX_VERSION}.")
     else:
@@ -247,6 +302,58 @@ def rebuild(*, say: Callable[[str], None], poll_seconds: float = 0.5) -> bool:
             "no memory was deleted."
         )
     return True
+
+
+CONVERT_BATCH = 500
+
+
+def convert_vectors(*, to_dtype: str) -> int:
+    """Rewrite every stored vector (live and trashed memories) that is not in `to_dtype`; returns how
+    many were rewritten. A vector's dtype is told by its length (the embedder's dims are fixed), so
+    the pass can be repeated and a vector is never converted twice. float32 -> float16 rounds to the
+    nearest half (about 3 significant digits); the other way is exact."""
+    client = get_redis()
+    dims = get_embedder().dims
+    target = np.dtype(to_dtype)
+    sources = {np.dtype(d).itemsize * dims: np.dtype(d) for d in DTYPES if np.dtype(d) != target}
+    converted = 0
+    for pattern in (key("mem") + ":*", key("trash") + ":*"):
+        batch: list[bytes] = []
+        for name in client.scan_iter(match=pattern, count=1000, _type="hash"):
+            batch.append(name)
+            if len(batch) >= CONVERT_BATCH:
+                converted += _convert_batch(client, batch, sources=sources, target=target)
+                batch = []
+        if batch:
+            converted += _convert_batch(client, batch, sources=sources, target=target)
+    return converted
+
+
+def _convert_batch(
+    client: redis.Redis, names: list[bytes], *, sources: dict[int, np.dtype], target: np.dtype
+) -> int:
+    with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hget(name, "embedding")
+        blobs = pipe.execute()
+    with client.pipeline(transaction=False) as pipe:
+        for name, blob in zip(names, blobs, strict=True):
+            source = sources.get(len(blob)) if blob else None
+            if source is not None:
+                vector = np.frombuffer(blob, dtype=source).astype(target)
+                # Only if the hash still holds that blob (a concurrent edit wins).
+                pipe.eval(_SWAP_VECTOR, 1, name, blob, vector.tobytes())
+        return sum(1 for reply in pipe.execute() if reply)
+
+
+# Compare-and-set of one hash field, so the conversion never overwrites a vector changed meanwhile.
+_SWAP_VECTOR = """
+if redis.call('HGET', KEYS[1], 'embedding') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'embedding', ARGV[2])
+  return 1
+end
+return 0
+"""
 
 
 def _switch(serving: Serving | None, target: str) -> None:
@@ -286,7 +393,8 @@ def index_state() -> dict[str, Any] | None:
         "serving": serving.name,
         "version": serving.version,
         "current_version": INDEX_VERSION,
-        "rebuild_needed": serving.version < INDEX_VERSION,
+        "rebuild_needed": serving.version < INDEX_VERSION or serving.dtype != settings.VECTOR_DTYPE,
+        "dtype": serving.dtype,
         "documents": int(info.get(b"num_docs", 0)),
         "indexing": indexing,
         "percent_indexed": fraction * 100,

@@ -1,4 +1,5 @@
-"""Memory <-> Redis hash. The vector is stored as raw bytes (float32 by default) next to the fields."""
+"""Memory <-> Redis hash. The vector is stored as raw bytes (float16 by default; the dtype of the index
+serving, memory.index.vector_dtype) next to the fields."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import hashlib
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 
+from core.embeddings import get_embedder
+from memory import schema
+from memory.index import vector_dtype
 from memory.schema import MEMORY
-from memory.schema import vector_bytes as vector_bytes  # re-exported: callers encode vectors here
 from memory.types import Memory
 
 # Fields the search queries return (everything but the vector and the derived source_turns).
@@ -22,12 +24,21 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(normalised.encode()).hexdigest()[:32]
 
 
+def vector_bytes(vector: np.ndarray) -> bytes:
+    """A vector as the index serving expects it (stored in a hash or sent with a KNN query)."""
+    return schema.vector_bytes(vector, dtype=vector_dtype())
+
+
 def vector_from_bytes(raw: bytes) -> np.ndarray:
-    return np.frombuffer(raw, dtype=settings.VECTOR_DTYPE).astype(np.float32)
+    """A stored vector as float32. Its dtype is told by its length (the embedder's dims are fixed), so
+    a hash written before `memory_index rebuild` converted it still reads right."""
+    dtype = np.float16 if len(raw) == 2 * get_embedder().dims else np.float32
+    return np.frombuffer(raw, dtype=dtype).astype(np.float32)
 
 
 def to_hash(memory: Memory, *, embedding: np.ndarray | None, expires_at: float | None) -> dict[str, Any]:
-    return MEMORY.encode(memory, embedding=embedding, expires_at=expires_at)
+    encoded = None if embedding is None else vector_bytes(embedding)
+    return MEMORY.encode(memory, embedding=encoded, expires_at=expires_at)
 
 
 def as_text(raw: Any) -> str:

@@ -20,8 +20,9 @@ from django.conf import settings
 from memory.types import Actor, Memory, MemoryType, Scope
 
 # Bump whenever the index definition derived from FIELDS changes: a new index is then built next to
-# the old one by `manage.py memory_index rebuild` (see memory/index.py).
-INDEX_VERSION = 1
+# the old one by `manage.py memory_index rebuild` (see memory/index.py). 2: float16 vectors,
+# event_date no longer sortable.
+INDEX_VERSION = 2
 
 IndexKind = Literal["text", "tag", "numeric", "vector"]
 
@@ -90,9 +91,15 @@ def _required(raw: str) -> str:
     return raw
 
 
-def vector_bytes(vector: np.ndarray) -> bytes:
-    """The stored (and query) form of a vector: settings.VECTOR_DTYPE bytes, as the index expects."""
-    return np.asarray(vector, dtype=settings.VECTOR_DTYPE).tobytes()
+def vector_bytes(vector: np.ndarray, *, dtype: str | None = None) -> bytes:
+    """The stored (and query) form of a vector: `dtype` bytes (default settings.VECTOR_DTYPE).
+    Callers use memory.records.vector_bytes, which gives the dtype of the index serving."""
+    return np.asarray(vector, dtype=settings.VECTOR_DTYPE if dtype is None else dtype).tobytes()
+
+
+def _vector_or_bytes(value: Any) -> bytes:
+    """memory.records.to_hash encodes the vector for the serving index; raw arrays still encode."""
+    return value if isinstance(value, bytes) else vector_bytes(value)
 
 
 def _not_decoded(raw: str) -> None:
@@ -111,13 +118,28 @@ TIME = Codec(encode=_same, decode=_float_or(0.0))
 OPTIONAL_TIME = Codec(encode=_same, decode=_optional_float)
 FLAG = Codec(encode=lambda value: "1" if value else "0", decode=_flag)
 JSON_LIST = Codec(encode=json.dumps, decode=lambda raw: json.loads(raw or "[]"))
-ACTOR = Codec(
-    encode=lambda actor: json.dumps(actor.as_dict()),
-    decode=lambda raw: Actor.from_dict(json.loads(raw or "{}")),
-)
+
+
+def _actor_encode(actor: Actor) -> str:
+    """A JSON array [kind, id, model, prompt_version] without trailing empty parts: a third of the
+    dict form's bytes, in every memory hash."""
+    parts = [str(actor.kind), actor.id, actor.model, actor.prompt_version]
+    while parts and not parts[-1]:
+        parts.pop()
+    return json.dumps(parts, separators=(",", ":"))
+
+
+def _actor_decode(raw: str) -> Actor:
+    data = json.loads(raw or "{}")
+    if isinstance(data, list):  # the compact form; hashes written before it hold the dict form
+        data = dict(zip(("kind", "id", "model", "prompt_version"), data, strict=False))
+    return Actor.from_dict(data)
+
+
+ACTOR = Codec(encode=_actor_encode, decode=_actor_decode)
 # The turn ids again, as a TAG (a comma inside an id would split it).
 TURN_IDS = Codec(encode=lambda ids: ",".join(s.replace(",", " ") for s in ids), decode=_not_decoded)
-VECTOR = Codec(encode=vector_bytes, decode=_not_decoded)
+VECTOR = Codec(encode=_vector_or_bytes, decode=_not_decoded)
 VERSION = Codec(encode=_same, decode=_int_or(1))
 COUNT = Codec(encode=_same, decode=_int_or(0))
 
@@ -155,9 +177,9 @@ FIELDS: tuple[Field, ...] = (
         index=Index("tag", {"separator": ",", "case_sensitive": True}),
     ),
     Field("created_by", ACTOR, "created_by"),
-    Field(
-        "event_date", OPTIONAL_TIME, "event_date", index=Index("numeric", {"sortable": True}), editable=True
-    ),
+    # Not sortable: only the inspector's list sorts on it (RediSearch then reads it from the hash),
+    # and a sortable copy costs every memory bytes in the index.
+    Field("event_date", OPTIONAL_TIME, "event_date", index=Index("numeric"), editable=True),
     Field("expires_at", OPTIONAL_TIME, None, index=Index("numeric")),
     Field("embedding", VECTOR, None, returned=False, index=Index("vector"), editable=True),
     # Kept in memstats:<id> (writing an indexed hash re-indexes it); selectors merge them in.

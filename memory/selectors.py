@@ -6,7 +6,7 @@ Search with scores is memory/search.py; both only read (writes are memory/servic
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from memory.access import Owner
 from memory.index import ensure_index, index_name
 from memory.query import MAX_ID_LENGTH, MemoryFilter, tag_clause, validate_id, validate_scope_id
 from memory.raw_search import Row, ft_search_args, run_pipeline, run_search
-from memory.records import RETURN_FIELDS, content_hash, from_hash, ttl_or_none, vector_bytes
+from memory.records import RETURN_FIELDS, as_text, content_hash, from_hash, ttl_or_none, vector_bytes
 from memory.types import HistoryEvent, InvalidInput, Memory, MemoryNotFound
 
 
@@ -102,24 +102,49 @@ def recent_events(*, user_id: str = "", limit: int = 10, scan: int = 300) -> lis
     """The newest mutation events (optionally of one user) from the audit stream, newest first.
 
     Only the last `scan` entries are looked at: this prefills the live feed panel, it is not a
-    search over all history.
+    search over all history. Most entries point at their memory's history entry
+    (memory.events.record): those are read from the history lists, one round trip per batch.
     """
-    found: list[dict[str, Any]] = []
     try:
         entries = get_redis().xrevrange(keys.mutation_stream(), count=scan)
     except redis.ResponseError:
-        return found
+        return []
     target = user_id.encode()
-    for _entry_id, fields in entries:
-        if user_id and fields.get(b"user_id") != target:
-            continue
+    wanted = [fields for _entry_id, fields in entries if not user_id or fields.get(b"user_id") == target]
+    found: list[dict[str, Any]] = []
+    position = 0
+    while position < len(wanted) and len(found) < limit:
+        batch = wanted[position : position + limit - len(found)]
+        position += len(batch)
+        found.extend(audit_events(batch))
+    return found
+
+
+def audit_events(entries: Sequence[Mapping[bytes, bytes]]) -> list[dict[str, Any]]:
+    """The events of these mutation-stream entries (their fields), in order; an entry whose event
+    is gone (its history purged) or unreadable is left out."""
+    pointed = sorted({as_text(f[b"memory_id"]) for f in entries if b"data" not in f and b"memory_id" in f})
+    histories: dict[str, list[dict[str, Any]]] = {}
+    if pointed:
+        with get_redis().pipeline(transaction=False) as pipe:
+            for memory_id in pointed:
+                pipe.lrange(keys.history(memory_id), 0, -1)
+            for memory_id, raw in zip(pointed, pipe.execute(), strict=True):
+                histories[memory_id] = [stored_json(item) for item in raw]
+    out: list[dict[str, Any]] = []
+    for fields in entries:
         try:
-            found.append(stored_json(fields[b"data"]))
+            if b"data" in fields:
+                out.append(stored_json(fields[b"data"]))
+                continue
+            at, name = float(fields[b"at"]), as_text(fields[b"event"])
+            history = histories.get(as_text(fields[b"memory_id"]), [])
         except (KeyError, ValueError):
             continue
-        if len(found) >= limit:
-            break
-    return found
+        match = next((e for e in reversed(history) if e.get("at") == at and e.get("event") == name), None)
+        if match is not None:
+            out.append(match)
+    return out
 
 
 def event_text(data: dict[str, Any]) -> str:

@@ -13,8 +13,9 @@ from core.redis_client import get_redis
 
 # KEYS: stream; ARGV: start id, count, consumer group ("" = none), spec JSON:
 #   {"fields": {"<field>": [values...]}, "memory_ids": [ids...]}
-# An entry goes when one of its fields has a listed value, or when its `data` JSON is the event
-# of a listed memory. Returns {next start id ("" when done), removed}.
+# An entry goes when one of its fields has a listed value, or when it is the event of a listed
+# memory (its `memory_id` field, or the `data` JSON of an entry that carries the whole event).
+# Returns {next start id ("" when done), removed}.
 _SCRUB = """
 local spec = cjson.decode(ARGV[4])
 local wanted = {}
@@ -33,6 +34,7 @@ for _, entry in ipairs(entries) do
   for i = 1, #fields, 2 do
     local set = wanted[fields[i]]
     if set and set[fields[i + 1]] then hit = true end
+    if fields[i] == 'memory_id' and ids[fields[i + 1]] then hit = true end
     if fields[i] == 'data' and next(ids) ~= nil then
       local mid = string.match(fields[i + 1], '"memory_id": "([^"]*)"')
       if mid and ids[mid] then hit = true end

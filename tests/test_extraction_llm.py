@@ -9,7 +9,7 @@ from memory import keys
 from memory.extraction import dead_letters, queue
 from memory.extraction.prompts import PROMPT_VERSION
 from memory.query import MemoryFilter
-from memory.selectors import list_memories, memory_history
+from memory.selectors import audit_events, list_memories, memory_history
 from memory.services import set_locked
 from memory.types import ActorKind
 from memory.worker import Worker
@@ -144,7 +144,7 @@ def test_malformed_json_is_retried_then_dead_lettered_with_the_turn_kept(llm, se
     assert texts("alice") == ["User has a cat"]
     llm.enqueue(memories_reply(fact("User lives in Lisbon")))
     assert dead_letters.retry_dead_letter(letters[0].id, actor=STAFF) == 1
-    audit = [json.loads(f[b"data"]) for _, f in redis_client.xrange(keys.mutation_stream())]
+    audit = audit_events([f for _, f in redis_client.xrange(keys.mutation_stream())])
     retried = [e for e in audit if e["event"] == "dead_letter_retried"]
     assert retried and retried[0]["actor"]["id"] == STAFF.id and retried[0]["details"]["turns"] == 1
     drain(Worker(worker_id="w1"))

@@ -229,3 +229,43 @@ def test_an_index_named_like_the_alias_made_during_ensure_index_does_not_fail_it
     assert _indexes(redis_client) == sorted([index_name(), versioned_name()])
     _wait_indexed(redis_client, index_name())
     assert _found("what is my cat called?") == [memory.text]
+
+
+def _make_float32_v1_index(redis_client) -> None:
+    """The index as version 1 made it (before float16 vectors): `v1`, FLOAT32, behind the alias."""
+    spec = search_index().schema.to_dict()
+    spec["index"]["name"] = versioned_name(1, dtype="float16")  # v1 names carried no dtype
+    for field in spec["fields"]:
+        if field["type"] == "vector":
+            field["attrs"]["datatype"] = "float32"
+    SearchIndex.from_dict(spec, redis_client=redis_client, validate_on_load=False).create()
+    redis_client.execute_command("FT.ALIASADD", index_name(), spec["index"]["name"])
+    forget_index_cache()
+
+
+def test_an_install_on_a_float32_index_keeps_working_and_rebuild_converts_every_vector(
+    redis_client, settings
+):
+    from memory import keys
+    from memory.services import delete_memory, restore_memory
+
+    assert settings.VECTOR_DTYPE == "float16"  # the default for new installs
+    _make_float32_v1_index(redis_client)
+    kept = add_memory(text="User plays the cello", scope=scope(), actor=USER)
+    trashed = add_memory(text="User lives in Porto", scope=scope(), actor=USER)
+    # The serving index decides: until the rebuild, vectors are written and queried as float32.
+    assert len(redis_client.hget(keys.memory(kept.id), "embedding")) == 384 * 4
+    assert _found("cello music")[0] == "User plays the cello"
+    delete_memory(memory_id=trashed.id, owner=ANYONE, actor=USER)
+
+    out = _command("rebuild")
+    assert "Converted the vectors of 2 memories to float16" in out
+    state = index_state()
+    assert state is not None and (state["version"], state["dtype"]) == (index.INDEX_VERSION, "float16")
+    assert state["documents"] == 1 and not state["rebuild_needed"]
+    assert len(redis_client.hget(keys.memory(kept.id), "embedding")) == 384 * 2
+    assert len(redis_client.hget(keys.trash(trashed.id), "embedding")) == 384 * 2
+    assert _found("cello music")[0] == "User plays the cello"
+    restore_memory(memory_id=trashed.id, owner=ANYONE, actor=USER)
+    assert _found("where does the user live")[0] == "User lives in Porto"
+    assert _command("rebuild").strip().endswith("nothing to do.")

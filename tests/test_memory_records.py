@@ -31,7 +31,8 @@ def _texts(result):
     return [hit.memory.text for hit in result.hits]
 
 
-def test_memory_is_one_hash_with_float32_vector_and_all_fields(redis_client):
+def test_memory_is_one_hash_with_float32_vector_and_all_fields(redis_client, settings):
+    settings.VECTOR_DTYPE = "float32"
     memory = add_memory(
         text="Alice's cat is called Miso",
         scope=scope(session_id="s1"),
@@ -81,6 +82,22 @@ def test_mutations_land_in_the_global_stream(redis_client):
     entries = redis_client.xrange(keys.mutation_stream())
     assert [e[1][b"event"] for e in entries] == [b"added", b"pinned"]
     assert all(e[1][b"user_id"] == b"alice" for e in entries)
+
+
+def test_stream_entries_point_at_the_history_and_the_feed_resolves_them(redis_client):
+    from memory.selectors import recent_events
+
+    memory = add_memory(text="Likes green tea", scope=scope(), actor=USER)
+    update_memory(owner=ANYONE, memory_id=memory.id, text="Likes black tea", actor=USER)
+    other = add_memory(text="Likes coffee", scope=scope(user_id="bob"), actor=USER)
+    entries = [fields for _, fields in redis_client.xrange(keys.mutation_stream())]
+    # A pointer (memory id, event, time), not a second copy of the event's JSON.
+    assert all(b"data" not in f and f[b"memory_id"] for f in entries)
+    assert max(sum(len(k) + len(v) for k, v in f.items()) for f in entries) < 120
+    history = [e.as_dict() for e in memory_history(memory_id=memory.id)]
+    assert recent_events(user_id="alice", limit=10) == list(reversed(history))
+    assert recent_events(user_id="alice", limit=1)[0]["new"]["text"] == "Likes black tea"
+    assert [e["memory_id"] for e in recent_events(limit=2)] == [other.id, memory.id]
 
 
 def test_concurrent_updates_lose_nothing():

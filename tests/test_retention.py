@@ -23,7 +23,7 @@ from memory.extraction.queue import QueuedTurn
 from memory.extraction.types import TurnMessage
 from memory.prompt import build_prompt
 from memory.retention import run_retention
-from memory.selectors import get_memory, memory_history, recent_events
+from memory.selectors import audit_events, get_memory, memory_history, recent_events
 from memory.services import add_memory, delete_memory, update_memory
 from memory.types import MemoryNotFound, MemoryType, Scope
 from memory.worker import Worker
@@ -115,7 +115,7 @@ def test_expired_and_purged_memories_leave_no_words_in_any_key(redis_client, sho
             get_memory(owner=ANYONE, memory_id=memory_id)
         assert memory_history(memory_id=memory_id) == []
     # The audit keeps that they went (ids, kind, time, actor), without a word of them.
-    audit = [json.loads(f[b"data"]) for _, f in redis_client.xrange(keys.mutation_stream())]
+    audit = audit_events([f for _, f in redis_client.xrange(keys.mutation_stream())])
     about = {e["memory_id"]: e for e in audit if e["memory_id"] in (episode.id, said.id)}
     assert {m: e["event"] for m, e in about.items()} == {episode.id: "expired", said.id: "purged"}
     assert all(

@@ -39,7 +39,7 @@ def _full_memory() -> Memory:
     )
 
 
-def test_every_field_round_trips_through_the_real_hash(redis_client):
+def test_every_field_round_trips_through_the_real_hash(redis_client, settings):
     memory = _full_memory()
     vector = np.linspace(0, 1, 8, dtype=np.float32)
     redis_client.hset("roundtrip", mapping=to_hash(memory, embedding=vector, expires_at=1_800_000_000.5))
@@ -53,8 +53,8 @@ def test_every_field_round_trips_through_the_real_hash(redis_client):
     assert from_return_fields(values) == replace(memory, last_accessed_at=0.0, access_count=0)
     assert redis_client.hget("roundtrip", "expires_at") == b"1800000000.5"
     assert (
-        np.frombuffer(redis_client.hget("roundtrip", "embedding"), dtype=np.float32).tolist()
-        == vector.tolist()
+        np.frombuffer(redis_client.hget("roundtrip", "embedding"), dtype=settings.VECTOR_DTYPE).tolist()
+        == vector.astype(settings.VECTOR_DTYPE).tolist()
     )
 
 
@@ -79,11 +79,22 @@ def test_stored_bytes_are_the_ones_earlier_versions_wrote(redis_client):
         b"locked": b"1",
         b"source": b'["turn-1", "turn,2"]',
         b"source_turns": b"turn-1,turn 2",
-        b"created_by": (
-            b'{"kind": "extractor", "id": "worker-1", "model": "gpt-test", "prompt_version": "v1"}'
-        ),
+        # Compact since issue 17 (a JSON array); the dict form earlier versions wrote still reads.
+        b"created_by": b'["extractor","worker-1","gpt-test","v1"]',
         b"event_date": b"1700000000.25",
     }
+    earlier = b'{"kind": "extractor", "id": "worker-1", "model": "gpt-test", "prompt_version": "v1"}'
+    stored = {**redis_client.hgetall("stored"), b"created_by": earlier}
+    assert from_hash(stored) == from_hash(redis_client.hgetall("stored"))
+    assert from_hash(stored).created_by == _full_memory().created_by
+
+
+def test_a_compact_actor_keeps_only_what_it_has():
+    memory = replace(_full_memory(), created_by=Actor(ActorKind.USER, "alice"))
+    assert to_hash(memory, embedding=None, expires_at=None)["created_by"] == '["user","alice"]'
+    assert from_hash({b"id": b"m1", b"created_by": b'["user","alice"]'}).created_by == Actor(
+        ActorKind.USER, "alice"
+    )
 
 
 def test_a_hash_without_optional_fields_reads_back_with_defaults():
@@ -112,7 +123,7 @@ def test_returned_fields_index_and_live_index_all_come_from_the_table(redis_clie
 # The index definition of each schema version. Changed the table's `index=` specs? Bump
 # memory.schema.INDEX_VERSION and add its fingerprint here (old Redis servers then rebuild with
 # `manage.py memory_index rebuild`).
-INDEX_FINGERPRINTS = {1: "eafe581ae4d30d3c"}
+INDEX_FINGERPRINTS = {1: "eafe581ae4d30d3c", 2: "644f6c4e818747d3"}
 
 
 def test_the_index_version_is_bumped_with_the_index_definition():

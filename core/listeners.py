@@ -48,8 +48,8 @@ def server_sockets(*, host: str, port: int, count: int) -> list[socket.socket]:
     repeated where the kernel cannot balance). PortInUse when anything else is on the address."""
     if count < 1:
         raise ValueError("at least one server process")
-    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    address = address[:2]
+    family, _, _, _, found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    address = (str(found[0]), int(found[1]))
     sockets: list[socket.socket] = []
     try:
         # Without SO_REUSEPORT first: a server already there (even one of ours) makes this fail,

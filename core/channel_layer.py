@@ -128,8 +128,8 @@ async def deliver(group: str, message: dict[str, Any], *, fresh: bool = True) ->
             await layer.group_send(group, message)
         return
     for member in members_here(group):
-        handler: Callable[[dict[str, Any]], Awaitable[None]] = getattr(member, get_handler_name(message))
         try:
+            handler: Callable[[dict[str, Any]], Awaitable[None]] = getattr(member, get_handler_name(message))
             await handler(message)
         except Exception:  # a socket that is closing must not cost the others their frame
             logger.debug("direct delivery to %s failed", member.channel_name, exc_info=True)

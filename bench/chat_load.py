@@ -514,8 +514,10 @@ def _measure(
                 if samples is not None:
                     out["profile"] = summarise_profile(samples)
             out["load"], out["multi_load"] = runs[1][0], runs[many][0]
+            taken = {1: iter(runs[1]), many: iter(runs[many])}  # in the order they ran
             out["rounds"] = [
-                {"processes": count, **_round_summary(phase)} for count in (1, many) for phase in runs[count]
+                {"processes": c, **_round_summary(next(taken[c]))}
+                for c in (1 if which == "single" else many for which in order)
             ]
             out["server_log_errors"] = (single.log_errors() + multi.log_errors())[:20]
             out["server_log_tail"] = multi.log_tail(20).splitlines()

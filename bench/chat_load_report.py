@@ -220,7 +220,8 @@ def _profile_lines(result: dict[str, Any]) -> list[str]:
     own = ", ".join(f"`{b['name']}` {100 * b['share']:.0f}%" for b in profile["top_own"][:8])
     return [
         f"- py-spy on one of the {result['server_processes']} processes through its first load round "
-        f"({profile['samples']} samples at {profile['rate_hz']} Hz, CPU only): by the library the "
+        f"({profile['samples']} samples at {profile['rate_hz']} Hz; py-spy leaves idle threads out by a "
+        "heuristic, so waits in select()/recv() still show in part): by the library the "
         f"sampled frame is in, {buckets}. Most own time: {own}.",
     ]
 

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -36,10 +37,12 @@ from bench.chat_load_costs import (
     PROMPTS,
     build_prompt_cost,
     channel_layer_frame,
+    direct_frame,
     embed_one_message,
     stream_cost,
 )
 from bench.chat_load_llm import StreamingModel, StreamTiming
+from bench.chat_load_profile import py_spy, summarise_profile
 from bench.chat_load_report import markdown as render_markdown
 from bench.corpus import Corpus
 from bench.env import BASE_DIR, Progress, load_average, private_redis, start_result
@@ -47,6 +50,7 @@ from bench.redis_stats import reset_command_stats, versions
 from bench.stats import Target
 
 SERVER_START_TIMEOUT = 90.0
+LISTENING = "Listening on TCP address"  # daphne's log line once its socket accepts
 # A log record of config/settings.py's format starts with "YYYY-MM-DD HH:MM:SS,mmm LEVEL".
 _LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 
@@ -199,6 +203,62 @@ def server_environment(*, redis_url: str, db_path: str, llm_url: str, state_dir:
     }
 
 
+@dataclass
+class ServerGroup:
+    """`processes` daphne processes on one port, as `make run` starts them (core/listeners.py)."""
+
+    url: str
+    servers: list[Daphne]
+
+    @property
+    def pids(self) -> list[int]:
+        return [server.process.pid for server in self.servers]
+
+    def log_errors(self) -> list[str]:
+        return [error for server in self.servers for error in server.log_errors()]
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(server.log_tail(lines) for server in self.servers)
+
+
+@contextmanager
+def server_group(env: dict[str, str], log_dir: Path, *, processes: int) -> Iterator[ServerGroup]:
+    """`processes` daphne processes sharing one free port, each answering; always stopped."""
+    from core.embedded_redis import free_port
+    from core.listeners import serve_args, server_sockets
+
+    port = free_port()
+    sockets = server_sockets(host="127.0.0.1", port=port, count=processes)
+    servers: list[Daphne] = []
+    try:
+        for n, sock in enumerate(sockets, start=1):
+            log = log_dir / f"daphne-{processes}p-{n}.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(
+                    serve_args(sock), cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
+                    pass_fds=(sock.fileno(),),
+                )  # fmt: skip
+            servers.append(Daphne(f"http://127.0.0.1:{port}", process, log))
+        for sock in {id(sock): sock for sock in sockets}.values():
+            sock.close()  # each process holds its own
+        group = ServerGroup(f"http://127.0.0.1:{port}", servers)
+        for server in servers:
+            _wait_for_health(server, listening=True)
+        yield group
+    finally:
+        for server in servers:
+            _stop(server.process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 @contextmanager
 def daphne_server(env: dict[str, str], log: Path) -> Iterator[Daphne]:
     """daphne in a subprocess on a free port, answering /healthz; always stopped."""
@@ -230,11 +290,16 @@ def daphne_server(env: dict[str, str], log: Path) -> Iterator[Daphne]:
             process.wait(timeout=5)
 
 
-def _wait_for_health(server: Daphne) -> None:
+def _wait_for_health(server: Daphne, *, listening: bool = False) -> None:
+    """/healthz answers (and, with `listening`, this process listens: the port's other processes
+    may be the ones answering)."""
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"daphne exited:\n{server.log_tail()}")
+        if listening and LISTENING not in server.log.read_text(errors="replace"):
+            time.sleep(0.25)
+            continue
         try:
             with urllib.request.urlopen(f"{server.url}/healthz", timeout=2):  # noqa: S310 - loopback
                 return
@@ -243,7 +308,7 @@ def _wait_for_health(server: Daphne) -> None:
     raise RuntimeError(f"daphne did not answer /healthz in {SERVER_START_TIMEOUT:.0f}s:\n{server.log_tail()}")
 
 
-def health(server: Daphne, env: dict[str, str]) -> dict[str, Any]:
+def health(server: Daphne | ServerGroup, env: dict[str, str]) -> dict[str, Any]:
     """The public liveness answer, with the model endpoint the server was started with (the
     details /healthz used to show are on the staff status page now)."""
     with urllib.request.urlopen(f"{server.url}/healthz", timeout=10) as response:  # noqa: S310 - loopback
@@ -261,7 +326,9 @@ def turn_texts(visitors: list[Visitor], turns: int, corpus: Corpus, tag: str) ->
     ]
 
 
-def plans_for(server: Daphne, visitors: list[Visitor], texts: list[list[str]]) -> list[ClientPlan]:
+def plans_for(
+    server: Daphne | ServerGroup, visitors: list[Visitor], texts: list[list[str]]
+) -> list[ClientPlan]:
     ws_base = server.url.replace("http://", "ws://")
     return [
         ClientPlan(f"{ws_base}/ws/chat/{v.session_id}/", v.cookie, t)
@@ -284,25 +351,30 @@ def traces_by_query(visitors: list[Visitor]) -> dict[str, dict[str, Any]]:
 class Processes:
     """The server-side pids whose CPU time the bench reads, to say where the 2 cores went."""
 
-    daphne: int
+    daphne: list[int]
     redis: int
     model: int
 
     @classmethod
-    def of(cls, server: Daphne, model: StreamingModel) -> Processes:
+    def of(cls, servers: ServerGroup, model: StreamingModel) -> Processes:
         from core.redis_client import get_redis
 
-        return cls(server.process.pid, int(get_redis().info("server")["process_id"]), model.pid)
+        return cls(servers.pids, int(get_redis().info("server")["process_id"]), model.pid)
 
     def cpu(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) for name, pid in asdict(self).items()}
+        """CPU seconds so far; "daphne" is the sum over the server processes."""
+        return {
+            "daphne": sum(cpu_seconds(pid) for pid in self.daphne),
+            "redis": cpu_seconds(self.redis),
+            "model": cpu_seconds(self.model),
+        }
 
 
 @dataclass
 class Rig:
     """What every phase drives and reads."""
 
-    server: Daphne
+    server: ServerGroup
     model: StreamingModel
     processes: Processes
     cfg: ChatLoadConfig
@@ -343,15 +415,22 @@ class Rig:
 # --- Orchestration -------------------------------------------------------------------------------
 
 
-def targets(clients: int, turns: int) -> list[Target]:
+def targets(clients: int, turns: int, processes: int) -> list[Target]:
     return [
         Target(
             "errors",
-            f"Errors over {clients} sessions x {turns} turns "
-            "(error frames, timeouts, disconnects, lost turns)",
+            f"Errors over every phase ({clients} sessions x {turns} turns per load round; "
+            "error frames, timeouts, disconnects, lost turns, ERROR records in the servers' logs)",
             0,
             "errors",
-        )
+        ),
+        Target(
+            "multi_process_speedup",
+            f"Throughput of {processes} server processes / 1 process, same load",
+            1.7,
+            "x",
+            at_least=True,
+        ),
     ]
 
 
@@ -362,11 +441,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with TemporaryDirectory(prefix="engram-bench-") as tmp:
         root = Path(tmp)
         with private_redis(root / "redis") as redis_url, temp_database(root / "db.sqlite3") as db_path:
-            result.update(_measure(cfg, redis_url, db_path, root, progress))
+            profile = not getattr(args, "no_profile", False)
+            result.update(
+                _measure(cfg, redis_url, db_path, root, progress, quick=bool(args.quick), profile=profile)
+            )
     result["load_average_end"] = load_average()
     result["duration_s"] = round(progress.elapsed, 1)
     result["progress_log"] = progress.log
-    result["targets"] = [t.check(result["errors"]) for t in targets(cfg.clients, cfg.turns)]
+    result["targets"] = [
+        t.check(result[t.key]) for t in targets(cfg.clients, cfg.turns, result["server_processes"])
+    ]
     result["all_pass"] = all(t["pass"] for t in result["targets"])
     for row in result["targets"]:
         progress(
@@ -376,37 +460,107 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _measure(
-    cfg: ChatLoadConfig, redis_url: str, db_path: str, root: Path, progress: Progress
+    cfg: ChatLoadConfig,
+    redis_url: str,
+    db_path: str,
+    root: Path,
+    progress: Progress,
+    *,
+    quick: bool,
+    profile: bool,
 ) -> dict[str, Any]:
     from core.redis_client import get_redis
 
     out: dict[str, Any] = {"versions": versions(get_redis())}
     corpus = Corpus(cfg.seed)
-    # visitor 0 warms up, visitor 1 runs the baseline alone, the rest are the load
-    visitors = prepare_visitors(cfg.clients + 2, "load", cfg, corpus, progress)
+    many = server_processes()
+    order = ROUNDS_QUICK if quick else ROUNDS
+    # Per server group: warm-up clients, one baseline client; then fresh visitors per load round.
+    warm = prepare_visitors(2 * (many + 2), "warm", cfg, corpus, progress)
+    rounds = [prepare_visitors(cfg.clients, f"load{n}", cfg, corpus, progress) for n in range(len(order))]
     model = StreamingModel(chunks=cfg.chunks, chunk_delay=cfg.chunk_delay)
     try:
         llm_url = model.start()
-        out["unit_costs"] = unit_costs(redis_url, llm_url, visitors[0], corpus, progress)
+        out["unit_costs"] = unit_costs(redis_url, llm_url, warm[0], corpus, progress)
         env = server_environment(
             redis_url=redis_url, db_path=db_path, llm_url=llm_url, state_dir=root / "state"
         )
-        progress("starting daphne")
-        with daphne_server(env, root / "daphne.log") as server:
-            out["health"] = health(server, env)
-            rig = Rig(server, model, Processes.of(server, model), cfg, corpus, progress)
-            out["warmup"] = rig.phase("warm-up", visitors[:1], cfg.warmup_turns)
-            out["baseline"] = rig.phase("baseline", visitors[1:2], cfg.baseline_turns)
-            out["load"] = rig.phase("load", visitors[2:], cfg.turns)
-            out["server_log_errors"] = server.log_errors()[:20]
-            out["server_log_tail"] = server.log_tail(40).splitlines()
+        progress(f"starting 1 daphne process and, on another port, {many}")
+        with (
+            server_group(env, root, processes=1) as single,
+            server_group(env, root, processes=many) as multi,
+        ):
+            out["health"] = health(single, env)
+            rigs = {
+                1: Rig(single, model, Processes.of(single, model), cfg, corpus, progress),
+                many: Rig(multi, model, Processes.of(multi, model), cfg, corpus, progress),
+            }
+            half = len(warm) // 2
+            out["warmup"] = rigs[1].phase("warm-up", warm[:1], cfg.warmup_turns)
+            out["multi_warmup"] = rigs[many].phase("warm-up", warm[half : half + many + 1], cfg.warmup_turns)
+            out["baseline"] = rigs[1].phase("baseline", warm[1:2], cfg.baseline_turns)
+            out["multi_baseline"] = rigs[many].phase(
+                "baseline", warm[half + many + 1 : half + many + 2], cfg.baseline_turns
+            )
+            runs: dict[int, list[dict[str, Any]]] = {1: [], many: []}
+            for n, (which, visitors) in enumerate(zip(order, rounds, strict=True)):
+                count = 1 if which == "single" else many
+                # py-spy samples one of the N processes through its first load round.
+                sampled = profile and which == "multi" and not runs[many]
+                with py_spy(multi.pids[0] if sampled else None, root / "profile.txt", progress) as samples:
+                    runs[count].append(
+                        rigs[count].phase(f"load {n + 1}: {count} process(es)", visitors, cfg.turns)
+                    )
+                if samples is not None:
+                    out["profile"] = summarise_profile(samples)
+            out["load"], out["multi_load"] = runs[1][0], runs[many][0]
+            taken = {1: iter(runs[1]), many: iter(runs[many])}  # in the order they ran
+            out["rounds"] = [
+                {"processes": c, **_round_summary(next(taken[c]))}
+                for c in (1 if which == "single" else many for which in order)
+            ]
+            out["server_log_errors"] = (single.log_errors() + multi.log_errors())[:20]
+            out["server_log_tail"] = multi.log_tail(20).splitlines()
         out["scripted_model_errors"] = model.errors()
     finally:
         model.stop()
-    phases = sum(out[name]["errors"] for name in ("warmup", "baseline", "load"))
-    out["errors"] = phases + len(out["server_log_errors"]) + len(out["scripted_model_errors"])
+    phases = [out[name] for name in ("warmup", "multi_warmup", "baseline", "multi_baseline")]
+    phases += [phase for count in runs for phase in runs[count]]
+    out["errors"] = (
+        sum(p["errors"] for p in phases) + len(out["server_log_errors"]) + len(out["scripted_model_errors"])
+    )
     out["nominal_model_ms"] = round(1000 * (cfg.chunks + 2) * cfg.chunk_delay, 1)
+    out["server_processes"] = many
+    single_rate = statistics.mean(p["throughput_turns_per_s"] for p in runs[1])
+    multi_rate = statistics.mean(p["throughput_turns_per_s"] for p in runs[many])
+    out["single_process_turns_per_s"] = round(single_rate, 2)
+    out["multi_process_turns_per_s"] = round(multi_rate, 2)
+    out["multi_process_speedup"] = round(multi_rate / single_rate, 3) if single_rate else 0.0
     return out
+
+
+# Load rounds, alternated so that a change in the machine's other load hits both sides alike.
+ROUNDS = ("single", "multi", "multi", "single")
+ROUNDS_QUICK = ("single", "multi")
+
+
+def server_processes() -> int:
+    """The N of the side-by-side: what `make run` starts (SERVER_PROCESSES; one per core), at least 2."""
+    from django.conf import settings
+
+    return max(2, int(settings.SERVER_PROCESSES))
+
+
+def _round_summary(phase: dict[str, Any]) -> dict[str, Any]:
+    turns = max(1, phase["turns_completed"])
+    return {
+        "turns_per_s": phase["throughput_turns_per_s"],
+        "errors": phase["errors"],
+        "wall_s": phase["wall_s"],
+        "cpu_ms_per_turn": {k: round(1000 * v / turns, 1) for k, v in phase["cpu_s"].items()},
+        "redis_calls_per_turn": phase["redis"]["calls_per_turn"],
+        "overhead_p95_ms": phase["overhead_ms"].get("p95_ms", 0.0),
+    }
 
 
 def unit_costs(
@@ -421,6 +575,7 @@ def unit_costs(
         ),
         "stream": stream_cost(llm_url),
         "channel_layer": channel_layer_frame(redis_url),
+        "direct_frame": direct_frame(),
     }
 
 

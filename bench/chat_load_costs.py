@@ -10,6 +10,7 @@ same process). CPU time is what limits a single daphne process.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -45,6 +46,42 @@ async def _frames(redis_url: str, count: int) -> dict[str, float]:
     finally:
         await layer.flush()  # the pub/sub layer's flush also closes its connections
     return {"frames": count, "wall_ms_per_frame": 1000 * wall / count, "cpu_ms_per_frame": 1000 * cpu / count}
+
+
+class _Tab:
+    """A socket's consumer as `deliver` sees it: what ChatConsumer.chat_frame does, minus the write."""
+
+    channel_name = "bench-direct"
+
+    async def chat_frame(self, event: dict[str, Any]) -> None:
+        json.dumps(event["frame"])
+
+
+async def _direct(count: int) -> dict[str, float]:
+    from core.channel_layer import deliver, joined_here, left_here
+
+    tab = _Tab()
+    joined_here("bench-direct", tab)
+    message: dict[str, Any] = {
+        "type": "chat.frame",
+        "frame": {"type": "delta", "turn_id": "t", "text": "word "},
+    }
+    try:
+        await deliver("bench-direct", message)  # the "any other process?" check, as a turn's first frame
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            await deliver("bench-direct", message, fresh=False)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        left_here("bench-direct", tab)
+    return {"frames": count, "wall_ms_per_frame": 1000 * wall / count, "cpu_ms_per_frame": 1000 * cpu / count}
+
+
+def direct_frame(count: int = FRAMES) -> dict[str, float]:
+    """One delta handed to a socket of this process by `core.channel_layer.deliver` (what a turn
+    does now when no other process has a tab of the chat): wall and CPU ms."""
+    out = asyncio.run(_direct(count))
+    return {k: round(v, 4) for k, v in out.items()}
 
 
 def channel_layer_frame(redis_url: str, count: int = FRAMES) -> dict[str, float]:

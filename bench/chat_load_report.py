@@ -27,13 +27,22 @@ def _pcts(stats: dict[str, Any]) -> str:
     return f"p50 {_ms(stats['p50_ms'])} · p95 {_ms(stats['p95_ms'])}"
 
 
+def _verdict(target: dict[str, Any]) -> str:
+    return "✅ pass" if target["pass"] else "❌ fail"
+
+
 def _headline_rows(result: dict[str, Any]) -> list[str]:
     cfg, load = result["config"], result["load"]
-    target = result["targets"][0]
-    verdict = "✅ pass" if target["pass"] else "❌ fail"
+    target, speedup = result["targets"][0], result["targets"][1]
+    verdict = _verdict(target)
     kinds = "; ".join(f"{k}: {v}" for k, v in load["error_kinds"].items())
     logged = len(result["server_log_errors"])
-    runs = [("as shipped", load)]
+    many = result["server_processes"]
+    runs = [("1 process", load), (f"{many} processes", result["multi_load"])]
+    rounds = " · ".join(f"{r['processes']}p {r['turns_per_s']:.1f}" for r in result["rounds"])
+    alone = f"1 process: {_pcts(result['baseline']['overhead_ms'])} · {many} processes: " + _pcts(
+        result["multi_baseline"]["overhead_ms"]
+    )
 
     def row(label: str, value: Callable[[dict[str, Any]], str]) -> str:
         return f"| {label} | " + " · ".join(f"{name}: {value(phase)}" for name, phase in runs) + " | | |"
@@ -41,8 +50,12 @@ def _headline_rows(result: dict[str, Any]) -> list[str]:
     return [
         "| metric | result | target | pass |",
         "|---|---|---|---|",
-        f"| Errors, as shipped: client-side ({kinds or 'none'}) + {logged} ERROR records in daphne's log "
-        f"| {result['errors']} | {target['target']} | {verdict} |",
+        f"| Errors, every phase: client-side ({kinds or 'none'} in the first 1-process load) + {logged} "
+        f"ERROR records in the servers' logs | {result['errors']} | {target['target']} | {verdict} |",
+        f"| **Throughput, {many} processes / 1 process** (mean of the alternated load rounds, turns/s: "
+        f"{rounds}) | {result['multi_process_turns_per_s']:.1f} / {result['single_process_turns_per_s']:.1f}"
+        f" = **{result['multi_process_speedup']:.2f}x** | {speedup['target']} | {_verdict(speedup)} |",
+        f"| **One client alone**: server-side overhead per turn | {alone} | | |",
         row("Turns completed", lambda p: f"{p['turns_completed']} / {p['turns_expected']}"),
         row(
             "**Server-side overhead per turn** (send → `done` minus the model's own time)",
@@ -61,10 +74,12 @@ def _headline_rows(result: dict[str, Any]) -> list[str]:
 
 
 def _columns(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    alone, load = result["baseline"], result["load"]
+    alone, load, multi = result["baseline"], result["load"], result["multi_load"]
+    many = result["server_processes"]
     columns = [
-        (f"one client alone ({alone['turns_completed']} turns)", alone),
-        (f"{load['clients']} clients, as shipped ({load['turns_completed']} turns)", load),
+        (f"one client alone, 1 process ({alone['turns_completed']} turns)", alone),
+        (f"{load['clients']} clients, 1 process ({load['turns_completed']} turns)", load),
+        (f"{multi['clients']} clients, {many} processes ({multi['turns_completed']} turns)", multi),
     ]
     return columns
 
@@ -115,14 +130,17 @@ def _unit_cost_line(result: dict[str, Any]) -> str:
     frames = phase["frames_per_turn"]
     prompt, stream = costs["build_prompt"]["cpu_ms"], costs["stream"]["cpu_ms"]
     layer = costs["channel_layer"]["cpu_ms_per_frame"] * frames
+    direct = costs["direct_frame"]["cpu_ms_per_frame"] * frames
     daphne_ms = 1000 * phase["cpu_s"]["daphne"] / max(1, phase["turns_completed"])
-    known = prompt + stream + layer
+    known = prompt + stream + direct
     return (
         f"- Unit costs, each timed alone in the bench process (CPU per turn): `build_prompt` {prompt:.0f} ms "
         f"(embedding the message {costs['embedding']['cpu_ms']:.0f} ms of it), consuming the streamed "
-        f"reply with the openai client {stream:.0f} ms, {frames:g} frames through the channel layer "
-        f"(group_send + receive, {costs['channel_layer']['cpu_ms_per_frame']:.2f} ms each) {layer:.0f} ms: "
-        f"{known:.0f} ms. Under load daphne used {daphne_ms:.0f} ms CPU per turn; the other "
+        f"reply with the openai client {stream:.0f} ms, {frames:g} frames handed to the socket's consumer "
+        f"directly ({costs['direct_frame']['cpu_ms_per_frame']:.3f} ms each) {direct:.1f} ms (through the "
+        f"channel layer, as before: group_send + pub/sub read, "
+        f"{costs['channel_layer']['cpu_ms_per_frame']:.2f} ms each, {layer:.0f} ms): "
+        f"{known:.0f} ms. Under load one daphne used {daphne_ms:.0f} ms CPU per turn; the other "
         f"~{max(0.0, daphne_ms - known):.0f} ms are the WebSocket frames out (Twisted/autobahn), the "
         "consumer's dispatch, saving the reply and queueing extraction, and logging. One daphne process "
         f"runs Python on one core (GIL), so at {daphne_ms:.0f} ms per turn it tops out near "
@@ -141,9 +159,9 @@ def _machine_lines(result: dict[str, Any]) -> list[str]:
         f"share the machine's {cores} cores; client-side and model timings stretch with the server's "
         "CPU use and the other way round.",
         f"- Redis: {redis['calls_per_turn']:.0f} commands and {redis['usec_per_turn'] / 1000:.1f} ms of "
-        f"server time per turn; most called: {top}. Every `delta` goes through the Redis channel layer "
-        "(group_send: one PUBLISH; the process's one pub/sub connection reads it back), "
-        "even though the socket that receives it lives in the same process.",
+        f"server time per turn; most called: {top}. A turn's frames reach the tabs in its own "
+        "process directly; the channel layer (one PUBLISH per frame) carries them only to tabs on "
+        "other processes, which a PUBSUB NUMSUB per non-delta frame (and per 0.5 s of deltas) looks for.",
     ]
     return lines
 
@@ -192,6 +210,22 @@ def _where(result: dict[str, Any]) -> list[str]:
     ]
 
 
+def _profile_lines(result: dict[str, Any]) -> list[str]:
+    profile = result.get("profile") or {}
+    if not profile.get("samples"):
+        return [f"- No sampled profile: {profile.get('note', 'run without --no-profile')}."]
+    buckets = ", ".join(
+        f"{b['name']} {100 * b['share']:.0f}%" for b in profile["buckets"] if b["share"] >= 0.01
+    )
+    own = ", ".join(f"`{b['name']}` {100 * b['share']:.0f}%" for b in profile["top_own"][:8])
+    return [
+        f"- py-spy on one of the {result['server_processes']} processes through its first load round "
+        f"({profile['samples']} samples at {profile['rate_hz']} Hz; py-spy leaves idle threads out by a "
+        "heuristic, so waits in select()/recv() still show in part): by the library the "
+        f"sampled frame is in, {buckets}. Most own time: {own}.",
+    ]
+
+
 def markdown(result: dict[str, Any]) -> str:
     cfg = result["config"]
     lines = [
@@ -200,7 +234,9 @@ def markdown(result: dict[str, Any]) -> str:
         machine_line(result),
         "",
         f"{cfg['clients']} anonymous visitors, each on its own WebSocket (Origin + session cookie), send "
-        f"{cfg['turns']} turns one after another (the next after `done`) to one daphne process; the model "
+        f"{cfg['turns']} turns one after another (the next after `done`), in load rounds alternating "
+        f"between 1 daphne process and {result['server_processes']} on one port (as `make run` starts "
+        "them); the model "
         f"is the scripted OpenAI-compatible server in its own process, streaming {cfg['chunks']} content "
         f"chunks {cfg['chunk_delay'] * 1000:g} ms apart. Each visitor has {cfg['memories_per_user']} "
         "memories, so retrieval embeds the message (local all-MiniLM-L6-v2) and searches for real. No "
@@ -219,7 +255,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *_where(result),
         *_machine_lines(result),
-        "- py-spy is not installed here, so there is no sampled profile of daphne.",
+        *_profile_lines(result),
         "",
         "Raw numbers: `bench/results/chat_load.json`. Rerun: `python -m bench --only chat_load [--quick]`.",
         "",

@@ -26,6 +26,7 @@ from chat.selectors import message_saved
 from chat.socket_access import chat_owner_or_refusal
 from chat.turn_lock import ChatBusy, session_turn
 from chat.turns import CHAT_DELETED, CHAT_DELETED_MIDWAY, ChatGone, Send, group_name, run_turn
+from core.channel_layer import deliver
 from core.outage import REDIS_DOWN, UNAVAILABLE_MESSAGE, OutageLog
 from core.redis_client import get_async_redis, key
 from core.text import clean_text
@@ -163,16 +164,14 @@ class ChatConsumer(ProductSocket):
 
     async def _run(self, text: str, client_id: str, seen: str) -> None:
         group = group_name(self.session_id)
-        layer = self.channel_layer
 
         async def send(frame: dict[str, Any]) -> None:
+            # This process's tabs of the chat get the frame directly; other processes' tabs through
+            # the channel layer. A delta may trust a recent "no other process" answer; the rest ask.
             try:
-                await layer.group_send(group, {"type": "chat.frame", "frame": frame})
+                await deliver(group, {"type": "chat.frame", "frame": frame}, fresh=frame["type"] != "delta")
             except Exception:
-                # The layer is overloaded or down: at least the tab that sent the message hears about it.
-                logger.warning("channel layer send failed for session %s", self.session_id, exc_info=True)
-                with contextlib.suppress(Exception):
-                    await self.send(text_data=json.dumps(frame))
+                logger.warning("frame delivery failed for session %s", self.session_id, exc_info=True)
 
         try:
             # One turn at a time per session, in every process, so the history never interleaves.

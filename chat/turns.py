@@ -2,7 +2,8 @@
 (running memory and business tools when it asks), save the reply, queue the turn for extraction.
 
 Frames go to the session's channel group, so every open tab sees the same stream, and the turn
-runs on even when the socket that started it drops.
+runs on even when the socket that started it drops. The tabs in the turn's own process get them
+directly, other processes' tabs through the channel layer (core.channel_layer.deliver).
 """
 
 from __future__ import annotations
@@ -85,8 +86,9 @@ def memories_used(hits: list[SearchHit], *, staff: bool) -> list[dict[str, Any]]
 class DeltaBuffer:
     """Coalesces streamed tokens into one frame per DELTA_INTERVAL_SECONDS.
 
-    Every frame crosses the Redis channel layer (so all tabs see it): one per token made that layer
-    the bottleneck under load. The first token still goes out at once for time-to-first-token.
+    Each frame is a write to every tab's socket (and a channel-layer message when a tab is on another
+    process): one per token was the bottleneck under load. The first token still goes out at once
+    for time-to-first-token.
     """
 
     def __init__(self, *, turn_id: str, send: Send) -> None:

@@ -7,6 +7,7 @@ with HTTPS=1 (it depends on the deployment, so it cannot default to on).
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -293,6 +294,8 @@ if VECTOR_INDEX_ALGORITHM not in {"flat", "hnsw"}:
 # --- `make run` ---------------------------------------------------------------------------------
 HTTP_HOST = env_str("HTTP_HOST", "127.0.0.1")
 HTTP_PORT = env_int("HTTP_PORT", 8000, minimum=1)
+# daphne processes behind HTTP_PORT (one process runs Python on one core); 0 or unset: one per core.
+SERVER_PROCESSES = env_int("SERVER_PROCESSES", 0, minimum=0) or (os.cpu_count() or 1)
 # The launcher starts again a process that exits (worker, daphne, the embedded Redis), at most this
 # many times a minute each; past that it stops everything with a message (0: stop at the first exit).
 LAUNCHER_MAX_RESTARTS_PER_MINUTE = env_int("LAUNCHER_MAX_RESTARTS_PER_MINUTE", 5, minimum=0)

@@ -1,14 +1,20 @@
-"""`make run`: the embedded Redis, migrations, daphne and one worker, stopped together on Ctrl-C.
+"""`make run`: the embedded Redis, migrations, SERVER_PROCESSES daphne processes and one worker,
+stopped together on Ctrl-C.
 
-The launcher supervises what it started: a worker or daphne that exits is started again, and so is
+The daphne processes (one per core by default) serve one port: the launcher binds it and hands each
+process a listening socket of its own (core/listeners.py), so the kernel spreads connections over
+them; the channel layer carries frames between processes (a chat open in two tabs, the live feed).
+
+The launcher supervises what it started: a worker or a daphne that exits is started again (on the
+same socket: connections arriving meanwhile wait in its backlog), and so is
 the embedded redis-server (same port and data dir: the AOF brings the data back; the other
 processes reconnect by themselves). Each process may be restarted at most
 LAUNCHER_MAX_RESTARTS_PER_MINUTE times a minute; past that something is broken for good, and the
 launcher stops everything with a message instead of restarting forever.
 
-The pids of everything running are in LAUNCHER_PID_FILE (JSON: pids, restart counts and when each
-was last started; rewritten at each restart, removed on exit), so an operator or the chaos bench
-can find them.
+The pids of everything running are in LAUNCHER_PID_FILE (JSON: pids by name: "launcher",
+"redis", "worker", "daphne-1" … "daphne-N"; restart counts and when each was last started;
+rewritten at each restart, removed on exit), so an operator or the chaos bench can find them.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +36,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from core.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from core.listeners import PortInUse, balanced, bind_again, serve_args, server_sockets
 from core.redis_check import check_redis
 from core.redis_client import get_redis
 
@@ -72,12 +80,13 @@ class Child:
     args: list[str]
     budget: RestartBudget
     process: subprocess.Popen[bytes] | None = None
+    pass_fds: tuple[int, ...] = ()  # a daphne's listening socket, kept open by the launcher
 
     started_at: float = 0.0
 
     def start(self) -> None:
         # Own session: Ctrl-C reaches only the launcher, which then stops everything in order.
-        self.process = subprocess.Popen(self.args, start_new_session=True)
+        self.process = subprocess.Popen(self.args, start_new_session=True, pass_fds=self.pass_fds)
         self.started_at = time.time()
 
     def exit_code(self) -> int | None:
@@ -192,16 +201,40 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _daphne_args() -> list[str]:
+@dataclass
+class ServerChild(Child):
+    """A daphne (core/serve.py: it closes too-large WebSocket messages with 1009) on a socket the
+    launcher bound. Where each has its own socket, the launcher lets go of its copy once the
+    process runs: the socket dies with the process, the kernel sends new connections to the
+    others meanwhile, and the restarted process gets a new socket on the same address."""
+
+    sock: socket.socket | None = None
+    family: socket.AddressFamily = socket.AF_INET
+    address: tuple[str, int] = ("", 0)
+
+    def start(self) -> None:
+        if self.sock is None:  # a restart: the old socket went with the old process
+            self.sock = bind_again(family=self.family, address=self.address)
+        self.args = serve_args(self.sock)
+        self.pass_fds = (self.sock.fileno(),)
+        super().start()
+        if balanced():
+            self.sock.close()
+            self.sock = None
+
+
+def server_children(sockets: list[socket.socket], limit: int) -> list[Child]:
+    """One supervised daphne per listening socket."""
     return [
-        sys.executable,
-        "-m",
-        "core.serve",  # daphne, closing too-large WebSocket messages with 1009
-        "-b",
-        settings.HTTP_HOST,
-        "-p",
-        str(settings.HTTP_PORT),
-        "config.asgi:application",
+        ServerChild(
+            f"daphne-{n}",
+            [],
+            RestartBudget(limit),
+            sock=sock,
+            family=sock.family,
+            address=sock.getsockname()[:2],
+        )
+        for n, sock in enumerate(sockets, start=1)
     ]
 
 
@@ -227,10 +260,15 @@ def run(*, out: object = sys.stdout) -> int:
             call_command("migrate", interactive=False, verbosity=0)
             if not settings.DEBUG:
                 call_command("collectstatic", interactive=False, verbosity=0)
+            sockets = server_sockets(
+                host=settings.HTTP_HOST, port=settings.HTTP_PORT, count=settings.SERVER_PROCESSES
+            )
+            if not balanced():
+                stack.callback(sockets[0].close)  # the one socket every process shares
             supervisor = Supervisor(
                 children=[
                     Child("worker", [sys.executable, "manage.py", "memory_worker"], RestartBudget(limit)),
-                    Child("daphne", _daphne_args(), RestartBudget(limit)),
+                    *server_children(sockets, limit),
                 ],
                 redis=server,
                 redis_budget=RestartBudget(limit),
@@ -241,12 +279,17 @@ def run(*, out: object = sys.stdout) -> int:
             supervisor.start_children()
             url = f"http://{settings.HTTP_HOST}:{settings.HTTP_PORT}/"
             print(
-                f"Engram     {url}  (status for staff: {url}inspector/status/) — Ctrl-C stops everything",
+                f"Engram     {url}  ({len(sockets)} server process{'es' if len(sockets) > 1 else ''}; "
+                f"status for staff: {url}inspector/status/) — Ctrl-C stops everything",
                 flush=True,
             )
             while True:
                 supervisor.check()
                 time.sleep(POLL_SECONDS)
+        except PortInUse as exc:
+            _say(f"{exc}. Stop the other server, or set HTTP_PORT to a free port.")
+            _ignore_stop_signals()
+            return 1
         except TooManyRestarts as exc:
             _say(f"{exc}; stopping everything. Its output above says why; fix that and run `make run` again.")
             _ignore_stop_signals()

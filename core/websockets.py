@@ -21,6 +21,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from core.channel_layer import is_echo, joined_here, left_here
 from core.outage import REDIS_DOWN, OutageLog
 
 logger = logging.getLogger(__name__)
@@ -196,10 +197,12 @@ class ProductSocket(AsyncWebsocketConsumer):
     async def join_group(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)
         self._joined.add(group)
+        joined_here(group, self)  # core.channel_layer.deliver hands this process's frames over directly
 
     async def leave_groups(self) -> None:
         for group in list(self._joined):
             self._joined.discard(group)
+            left_here(group, self)
             # Redis may be down: its group entries expire by themselves (the layer's group_expiry).
             with contextlib.suppress(*REDIS_DOWN):
                 await self.channel_layer.group_discard(group, self.channel_name)
@@ -216,6 +219,11 @@ class ProductSocket(AsyncWebsocketConsumer):
             return
         self.login_group = sign_in_group(session.session_key)
         await self.join_group(self.login_group)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        if is_echo(message):  # delivered to this socket directly already (core.channel_layer.deliver)
+            return
+        await super().dispatch(message)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         try:

@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat import tools
+from chat.turns import group_name
 from devtools.llm_server import ErrorReply, Reply, ToolCallReply
 from memory import keys, working
 from memory.query import MemoryFilter
@@ -367,3 +368,64 @@ async def test_fast_tokens_are_coalesced_into_fewer_frames(llm, alice):
     deltas = [f["text"] for f in frames if f["type"] == "delta"]
     assert "".join(deltas).strip() == "".join(words).strip()
     assert 1 < len(deltas) < 20, "one frame per ~50 ms, not one per token"
+
+
+def _publishes(redis_client) -> int:
+    return int(redis_client.info("commandstats").get("cmdstat_publish", {}).get("calls", 0))
+
+
+async def test_a_turn_reaches_its_own_processs_tabs_without_the_channel_layer(llm, alice, redis_client):
+    """The tabs in the turn's process get every frame directly: no PUBLISH, no pub/sub read back."""
+    _, memory_user, cookie = alice
+    session_id = await sync_to_async(open_session)(memory_user)
+    llm.enqueue(Reply(chunks=["one ", "two ", "three."], delay_between_chunks=0.08))
+    tab1, _, _ = await _connect(session_id, cookie)
+    tab2, _, _ = await _connect(session_id, cookie)
+    try:
+        redis_client.config_resetstat()
+        await tab1.send_json_to({"type": "message", "text": "count to three", "client_id": "c1"})
+        first = await frames_until(tab1, "done")
+        second = await frames_until(tab2, "done")
+        assert _publishes(redis_client) == 0, "no frame went through Redis"
+        assert await tab1.receive_nothing(timeout=0.3) and await tab2.receive_nothing(timeout=0.1)
+    finally:
+        await tab1.disconnect()
+        await tab2.disconnect()
+    assert first == second
+    assert "".join(f["text"] for f in first if f["type"] == "delta") == "one two three."
+
+
+async def test_a_tab_on_another_process_gets_every_frame_through_the_layer_and_this_one_once(
+    llm, alice, redis_client
+):
+    """Another process's subscription to the chat's group (what a tab there makes) gets every frame
+    through Redis; the tab here still gets each frame exactly once (its own echo is dropped)."""
+    from channels.layers import get_channel_layer
+
+    from core.redis_client import get_async_redis
+
+    _, memory_user, cookie = alice
+    session_id = await sync_to_async(open_session)(memory_user)
+    layer = get_channel_layer()
+    channel = layer._addressing._get_group_channel_name(group_name(session_id))
+    elsewhere = get_async_redis().pubsub()
+    await elsewhere.subscribe(channel)
+    llm.enqueue(Reply(chunks=["one ", "two ", "three."], delay_between_chunks=0.08))
+    tab, _, _ = await _connect(session_id, cookie)
+    try:
+        await tab.send_json_to({"type": "message", "text": "count to three", "client_id": "c1"})
+        here = await frames_until(tab, "done")
+        assert await tab.receive_nothing(timeout=0.5), "no frame twice"
+        there: list[dict] = []
+        deadline = asyncio.get_running_loop().time() + 10
+        while not there or there[-1]["type"] != "done":
+            assert asyncio.get_running_loop().time() < deadline, f"frames through Redis stopped after {there}"
+            # None also when what was read is the subscription's confirmation.
+            message = await elsewhere.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message is not None:
+                there.append(layer.deserialize(message["data"])["frame"])
+    finally:
+        await tab.disconnect()
+        await elsewhere.aclose()
+    assert here == there
+    assert "".join(f["text"] for f in there if f["type"] == "delta") == "one two three."

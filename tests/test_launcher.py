@@ -84,6 +84,7 @@ def test_run_serves_pages_and_ctrl_c_stops_everything(tmp_path):
         "ENGRAM_STATE_DIR": str(tmp_path / "state"),
         "DEBUG": "1",
         "WORKER_HEARTBEAT_SECONDS": "1",
+        "SERVER_PROCESSES": "1",
     }
     env.pop("REDIS_URL", None)
     base = f"http://127.0.0.1:{http_port}"
@@ -140,7 +141,7 @@ def _wait(predicate, what: str, process: subprocess.Popen, timeout: float = 20):
     raise AssertionError(f"not within {timeout}s: {what}")
 
 
-def _supervised_env(tmp_path: Path, *, limit: int) -> tuple[dict[str, str], int, int, Path]:
+def _supervised_env(tmp_path: Path, *, limit: int, servers: int = 1) -> tuple[dict[str, str], int, int, Path]:
     redis_port, http_port = free_port(), free_port()
     pid_file = tmp_path / "pids.json"
     env = {
@@ -152,6 +153,7 @@ def _supervised_env(tmp_path: Path, *, limit: int) -> tuple[dict[str, str], int,
         "WORKER_HEARTBEAT_SECONDS": "1",
         "LAUNCHER_MAX_RESTARTS_PER_MINUTE": str(limit),
         "LAUNCHER_PID_FILE": str(pid_file),
+        "SERVER_PROCESSES": str(servers),
     }
     env.pop("REDIS_URL", None)
     return env, redis_port, http_port, pid_file
@@ -165,7 +167,7 @@ def test_a_killed_worker_and_a_killed_redis_are_started_again(tmp_path):
         _wait_for_health(health, launcher, redis_port)
         first = _pids(pid_file)
         assert first["launcher"] == launcher.pid
-        assert {first["redis"], first["worker"], first["daphne"]} <= _descendants(launcher.pid)
+        assert {first["redis"], first["worker"], first["daphne-1"]} <= _descendants(launcher.pid)
 
         os.kill(first["worker"], signal.SIGKILL)
         after_worker = _wait(
@@ -174,7 +176,7 @@ def test_a_killed_worker_and_a_killed_redis_are_started_again(tmp_path):
             launcher,
         )
         assert after_worker["restarts"]["worker"] == 1
-        assert after_worker["daphne"] == first["daphne"] and after_worker["redis"] == first["redis"]
+        assert after_worker["daphne-1"] == first["daphne-1"] and after_worker["redis"] == first["redis"]
 
         client = redis.Redis(port=redis_port)
         client.set("engram:acknowledged", "kept")
@@ -199,7 +201,7 @@ def test_a_killed_worker_and_a_killed_redis_are_started_again(tmp_path):
         )
         # daphne was not restarted: it reconnects by itself and answers ok again.
         _wait(lambda: _get_json(health) == {"status": "ok"}, "/healthz ok after the Redis restart", launcher)
-        assert _pids(pid_file)["daphne"] == first["daphne"]
+        assert _pids(pid_file)["daphne-1"] == first["daphne-1"]
     finally:
         launcher.send_signal(signal.SIGINT)
         output, _ = launcher.communicate(timeout=60)

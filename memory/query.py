@@ -369,10 +369,7 @@ class MemoryFilter:
         )
 
     def clauses(self, *, now: float) -> list[str]:
-        # Expired keys can linger until Redis' expiry cycle reaches them; never return them. First:
-        # RediSearch 2.10 runs `@user_id:{u} -@expires_at:[...]` ~15x slower than the same clause
-        # placed before the tags (same results; measured at 100K memories, 350 -> 23 us per KNN).
-        parts = [f"-@expires_at:[-inf {now!r}]", tag_clause("user_id", [self.user_id])]
+        parts = [tag_clause("user_id", [self.user_id])]
         for field_name, value in (
             ("agent_id", self.agent_id),
             ("namespace", self.namespace),
@@ -400,6 +397,8 @@ class MemoryFilter:
         if self.without_messages_of_session:
             session = tag_clause("session_id", [self.without_messages_of_session])
             parts.append(f"-({tag_clause('type', ['message'])} {session})")
+        # Expired keys can linger until Redis' expiry cycle reaches them; never return them.
+        parts.append(f"-@expires_at:[-inf {now!r}]")
         return parts
 
     def query(self, *, now: float) -> str:

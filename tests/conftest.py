@@ -20,6 +20,24 @@ pytest_plugins = ["tests.fixtures_llm", "tests.fixtures_browser"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+_collection_patches = pytest.MonkeyPatch()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No embedder warm-up thread in the test process. Importing config.asgi starts one, and torch
+    calls ast.parse while it loads; Python 3.11 counts AST recursion per interpreter, not per
+    thread, so that thread racing pytest's assertion rewriting of the next test module failed
+    collection with "SystemError: AST constructor recursion depth mismatch" (seen under xdist,
+    where two workers load the CPU). The model still loads on first use, and servers that tests
+    start as subprocesses still warm up."""
+    import core.embeddings
+
+    _collection_patches.setattr(core.embeddings, "warm_up_in_background", lambda: None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _collection_patches.undo()
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:

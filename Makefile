@@ -54,8 +54,14 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs the tests in this process). Each worker
+# has its own session fixtures (embedded Redis, test database, servers); a file's tests stay on one
+# worker so a module can share one live server (tests/fixtures_browser.py::shared_live_url). Files go
+# out in collection order: xdist's default (most tests first) left the browser files, few tests but
+# slow ones, for the end, with one worker idle while the other ran them.
+PYTEST_WORKERS ?= auto
 pytest: $(STAMP) chromium
-	$(TEST_ENV) $(BIN)/pytest
+	$(TEST_ENV) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: lint typecheck pytest
 

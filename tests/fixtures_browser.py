@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -53,28 +54,52 @@ class LiveServer:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    reset_file: Path | None = None
+
+    def forget_caches(self, *, timeout: float = 15) -> None:
+        """Make a shared server (tests/live_server.py) forget what it cached about Redis, which
+        the suite has just emptied, and wait until it has."""
+        assert self.reset_file is not None, "only a server from tests.live_server can forget"
+        before = int(self.reset_file.read_text()) if self.reset_file.exists() else 0
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while not (self.reset_file.exists() and int(self.reset_file.read_text()) > before):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the shared server did not reset: {self.log.read_text()[-2000:]}")
+            time.sleep(0.02)
 
     def stop(self) -> None:
+        # daphne stops serving at once, but the interpreter's exit with torch loaded took 8-13 s
+        # on a loaded machine (most of the old 10 s wait, for every live-server test); nothing
+        # the tests look at happens in it, so after a short grace the process is killed.
         self.process.terminate()
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait(timeout=10)
 
 
-def start_server(*, redis_url: str, db_path: str, env: dict[str, str], log_dir: Path) -> LiveServer:
+def start_server(
+    *, redis_url: str, db_path: str, env: dict[str, str], log_dir: Path, shared: bool = False
+) -> LiveServer:
+    """daphne on a free port; `shared` runs it through tests/live_server.py, which can be told to
+    forget its caches between tests (`LiveServer.forget_caches`)."""
     port = free_port()
     log = log_dir / f"daphne-{port}.log"
+    reset_file = log_dir / f"daphne-{port}.resets" if shared else None
     environment = {
         **os.environ,
         "DEBUG": "1",
         "REDIS_URL": redis_url,
         "DATABASE_PATH": db_path,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        **({"ENGRAM_TEST_RESET_FILE": str(reset_file)} if reset_file else {}),
         **env,
     }
+    module = "tests.live_server" if shared else "core.serve"
     process = subprocess.Popen(
-        [sys.executable, "-m", "core.serve", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        [sys.executable, "-m", module, "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
         cwd=ROOT,
         env=environment,
         stdout=log.open("wb"),
@@ -87,7 +112,7 @@ def start_server(*, redis_url: str, db_path: str, env: dict[str, str], log_dir: 
             raise RuntimeError(f"daphne exited: {log.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=2):  # noqa: S310 - loopback
-                return LiveServer(url, process, log)
+                return LiveServer(url, process, log, reset_file)
         except OSError:
             time.sleep(0.2)
     process.kill()
@@ -102,10 +127,20 @@ def live_server_env() -> dict[str, str]:
 
 @pytest.fixture
 def live_url(
-    transactional_db: None, redis_server: EmbeddedRedis, live_server_env: dict[str, str], tmp_path: Path
+    request: pytest.FixtureRequest,
+    transactional_db: None,
+    redis_server: EmbeddedRedis,
+    live_server_env: dict[str, str],
+    tmp_path: Path,
 ) -> Iterator[str]:
+    """A daphne of its own for the test, or, in a module marked `shared_server`, the module's one
+    (`shared_live_url`)."""
     from django.conf import settings
 
+    if request.node.get_closest_marker("shared_server"):
+        assert not live_server_env, "a shared server's environment is the module's `shared_server_env`"
+        yield request.getfixturevalue("shared_live_url")
+        return
     server = start_server(
         redis_url=redis_server.url,
         db_path=settings.DATABASES["default"]["NAME"],
@@ -116,6 +151,44 @@ def live_url(
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server_env() -> dict[str, str]:
+    """Extra environment for a module's shared server (`shared_live_url`); modules override it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def shared_server(
+    django_db_setup: None,
+    redis_server: EmbeddedRedis,
+    shared_server_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveServer]:
+    from django.conf import settings
+
+    server = start_server(
+        redis_url=redis_server.url,
+        db_path=settings.DATABASES["default"]["NAME"],
+        env=shared_server_env,
+        log_dir=tmp_path_factory.mktemp("shared-daphne"),
+        shared=True,
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def shared_live_url(transactional_db: None, _empty_redis: Any, shared_server: LiveServer) -> str:
+    """One daphne for the whole module (starting one costs seconds), as fresh for each test as its
+    own would be: the database and Redis are emptied before the test, and the server forgets what
+    it cached about them. A module opts in with `pytest.mark.shared_server` (then `live_url` is
+    this); modules whose tests need their own environment (a scripted LLM server) do not."""
+    shared_server.forget_caches()
+    return shared_server.url
 
 
 @pytest.fixture
@@ -138,7 +211,8 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def browser_page(browser: Any, name: str, *, bypass_csp: bool) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=bypass_csp)
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    # Generous: under xdist two servers and two browsers share the cores with whatever else runs.
+    page.set_default_timeout(30_000)
     try:
         yield page
     finally:

@@ -17,6 +17,7 @@ from tests.api_helpers import make_key
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.shared_server,
     # get_or_create_working_memory calls the deprecated get_working_memory itself.
     pytest.mark.filterwarnings("ignore:get_working_memory is deprecated:DeprecationWarning"),
 ]

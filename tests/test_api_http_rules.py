@@ -22,7 +22,7 @@ from api.problems import PROBLEM_CONTENT_TYPE
 from api.v1 import api as v1_api
 from tests.api_helpers import ApiClient, make_key
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.shared_server]
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from tests.fixtures_browser import (
 )
 from tests.memory_helpers import ANYONE, EXTRACTOR, USER
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.shared_server]
 
 PASSWORD = "pw-priya-12345"
 STAFF_PASSWORD = "pw-support-12345"

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Permission
 
 from tests.fixtures_browser import assert_accessible, log_in, screenshot
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.shared_server]
 
 PASSWORD = "pw-keeper-12345"
 RECORD_VIOLATIONS = """

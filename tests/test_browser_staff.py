@@ -17,7 +17,7 @@ from memory.types import Scope
 from tests.fixtures_browser import log_in, screenshot
 from tests.memory_helpers import ANYONE, EXTRACTOR, STAFF, USER
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.shared_server]
 
 PASSWORD = "pw-support-12345"
 CUSTOMER = "user-314"

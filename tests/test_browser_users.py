@@ -13,11 +13,11 @@ from tests.chat_helpers import make_user
 from tests.fixtures_browser import log_in, new_chat, say, screenshot
 from tests.memory_helpers import ANYONE, STAFF, USER
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.shared_server]
 
 
-@pytest.fixture
-def live_server_env() -> dict[str, str]:
+@pytest.fixture(scope="module")
+def shared_server_env() -> dict[str, str]:
     return {"OPENAI_BASE_URL": "", "OPENAI_API_KEY": ""}
 
 

@@ -24,7 +24,7 @@ from tests.extraction_helpers import say
 from tests.fixtures_browser import log_in, screenshot
 from tests.memory_helpers import ANYONE, EXTRACTOR, USER
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.shared_server]
 
 PASSWORD = "pw-support-12345"
 CUSTOMER = "user-9001"

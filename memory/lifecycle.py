@@ -95,8 +95,8 @@ def _move_once(
             pipe.zadd(keys.user_trash(target), {as_text(m): score for m, score in trash})
         pipe.delete(keys.user_trash(source))
         count = working.move_sessions(pipe, sessions=sessions, from_user_id=source, to_user_id=target)
-        pipe.zrem(keys.users(), source)
-        pipe.zadd(keys.users(), {target: time.time()})
+        pipe.zrem(keys.users(source), source)
+        pipe.zadd(keys.users(target), {target: time.time()})
         pipe.execute()
     return moved, {"memories": len(moved), "sessions": count}
 
@@ -172,13 +172,16 @@ def erase_user(*, user_id: str, actor: Actor) -> EraseReceipt:
             ):
                 if family:
                     pipe.delete(*family)
-            pipe.zrem(keys.users(), user_id)
+            pipe.zrem(keys.users(user_id), user_id)
             pipe.execute()
         mutation_events = streams.scrub(
             keys.mutation_stream(), fields={"user_id": [user_id]}, memory_ids=found.memory_ids
         )
         by_user_or_session = {"user_id": [user_id], "session_id": found.session_ids}
-        queued = streams.scrub(keys.turn_stream(), fields=by_user_or_session, group=keys.TURN_GROUP)
+        queued = sum(
+            streams.scrub(stream, fields=by_user_or_session, group=keys.TURN_GROUP)
+            for stream in keys.turn_streams()
+        )
         dead = streams.scrub(keys.dead_letter_stream(), fields=by_user_or_session)
     finally:
         release(locks, token)

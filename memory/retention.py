@@ -37,7 +37,7 @@ import redis
 from django.conf import settings
 
 from core.redis_client import get_redis
-from memory import events, keys, streams
+from memory import events, keys, streams, user_index
 from memory.index import index_name
 from memory.records import as_text
 from memory.redaction import Forgotten, redact_trace
@@ -168,7 +168,7 @@ def _purge_by_clock(client: redis.Redis, now: float) -> None:
 
 
 def _users(client: redis.Redis) -> list[str]:
-    return [as_text(u) for u in client.zrange(keys.users(), 0, -1)]
+    return user_index.all_user_ids()
 
 
 def _chunks(items: Sequence[str], size: int = BATCH) -> Iterator[Sequence[str]]:

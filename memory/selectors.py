@@ -17,7 +17,7 @@ from django.conf import settings
 from core.embeddings import get_embedder
 from core.redis_client import get_redis
 from core.text import loads as stored_json
-from memory import events, keys
+from memory import events, keys, user_index
 from memory.access import Owner
 from memory.index import ensure_index, index_name
 from memory.query import MAX_ID_LENGTH, MemoryFilter, tag_clause, validate_id, validate_scope_id
@@ -287,8 +287,7 @@ def memories_from_turns(
 
 def known_users(*, offset: int = 0, limit: int = 50) -> list[tuple[str, float]]:
     """User ids with their last activity, most recent first."""
-    raw = get_redis().zrevrange(keys.users(), offset, offset + limit - 1, withscores=True)
-    return [(user.decode(), float(score)) for user, score in raw]
+    return user_index.most_recent(offset=offset, limit=limit)
 
 
 # --- Dedup helpers (for extraction) -------------------------------------------------------------

@@ -175,7 +175,7 @@ def _queue_new(
     if ttl:
         pipe.expire(key, ttl)
     pipe.sadd(keys.user_memory_ids(memory.scope.user_id), memory.id)
-    pipe.zadd(keys.users(), {memory.scope.user_id: memory.updated_at})
+    pipe.zadd(keys.users(memory.scope.user_id), {memory.scope.user_id: memory.updated_at})
     events.record(pipe, event)
 
 

@@ -4,8 +4,10 @@ asks for it (`redis_cluster`), so a run without cluster tests pays nothing."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +46,24 @@ class LocalCluster:
         return self.nodes[0].url
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too (so at most 55535)."""
+    for _ in range(200):
+        port = free_port()
+        if port <= 55535 and _free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _form(nodes: list[ClusterNode], *, timeout: float = 20.0) -> None:
     clients = [redis.Redis(host="127.0.0.1", port=n.port) for n in nodes]
     try:
@@ -69,7 +89,7 @@ def _form(nodes: list[ClusterNode], *, timeout: float = 20.0) -> None:
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     nodes = [
-        ClusterNode(port=free_port(), data_dir=Path(tmp_path_factory.mktemp(f"cluster{i}")))
+        ClusterNode(port=_cluster_port(), data_dir=Path(tmp_path_factory.mktemp(f"cluster{i}")))
         for i in range(NODES)
     ]
     try:
@@ -82,10 +102,16 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
             node.stop()
 
 
-@pytest.fixture
-def cluster_redis(redis_cluster: LocalCluster, _empty_redis: redis.Redis) -> Iterator[redis.Redis]:
-    """The whole product pointed at the cluster for one test, every primary empty."""
-    with pointed_at(redis_cluster.url, channel_prefix="engram:asgi", cluster=True):
+@contextmanager
+def on_cluster(cluster: LocalCluster) -> Iterator[redis.Redis]:
+    """The whole product pointed at the cluster (REDIS_CLUSTER on), every primary empty."""
+    with pointed_at(cluster.url, channel_prefix="engram:asgi", cluster=True):
         client = get_redis()
         client.flushall(target_nodes="primaries")  # type: ignore[call-arg]
+        yield client
+
+
+@pytest.fixture
+def cluster_redis(redis_cluster: LocalCluster) -> Iterator[redis.Redis]:
+    with on_cluster(redis_cluster) as client:
         yield client

@@ -46,21 +46,12 @@ redis.call('EXPIRE', KEYS[3], ARGV[3])
 return seq
 """
 
-# KEYS: lock, lives; ARGV: token, ms, owner. The lock is free, or held by this worker's own name
-# (an earlier job of this worker, cut off by a Redis outage or a kill: a worker runs one job at a
-# time), or by a life of another worker that has since restarted (its holder is dead): take it.
-# Tokens are "<owner>|<life>|<nonce>"; a plain token (an erase, a login) is never taken.
-_ACQUIRE = """
-local held = redis.call('GET', KEYS[1])
-if held then
-  local owner, life = string.match(held, '^(.*)|([^|]*)|[^|]*$')
-  if not owner or ARGV[3] == '' then return 0 end
-  if owner ~= ARGV[3] then
-    local current = redis.call('HGET', KEYS[2], owner)
-    if not current or current == life then return 0 end
-  end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+# KEYS: lock; ARGV: the value it was seen holding ('' = free), token, ms. Takes the lock only if
+# it still holds what `acquire_lock` judged (compare and set): the worker lives it was judged by
+# sit in another cluster slot, so they cannot be read in here.
+_TAKE = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
@@ -319,9 +310,29 @@ def acquire_lock(session_id: str, *, owner: str = "", life: str = "") -> str | N
     let only the newer holder write."""
     token = f"{owner}|{life}|{uuid.uuid4().hex}" if owner else uuid.uuid4().hex
     ms = int(settings.EXTRACTION_LOCK_SECONDS * 1000)
-    if get_redis().eval(_ACQUIRE, 2, keys.extraction_lock(session_id), keys.worker_lives(), token, ms, owner):
+    client = get_redis()
+    lock_key = keys.extraction_lock(session_id)
+    held = client.get(lock_key)
+    if held is not None and not _may_take(client, as_text(held), owner=owner):
+        return None
+    if client.eval(_TAKE, 1, lock_key, as_text(held) if held is not None else "", token, ms):
         return token
     return None
+
+
+def _may_take(client: redis.Redis, held: str, *, owner: str) -> bool:
+    """A held lock is free to this worker when it is held under its own name (an earlier job of
+    this worker, cut off by a Redis outage or a kill: a worker runs one job at a time), or by a
+    life of another worker that has since restarted (its holder is dead). Tokens are
+    "<owner>|<life>|<nonce>"; a plain token (an erase, a login) is never taken."""
+    parts = held.rsplit("|", 2)
+    if len(parts) != 3 or not owner:
+        return False
+    holder, life = parts[0], parts[1]
+    if holder == owner:
+        return True
+    current = client.hget(keys.worker_lives(), holder)
+    return current is not None and as_text(current) != life
 
 
 def release_lock(session_id: str, token: str) -> None:

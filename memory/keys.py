@@ -208,6 +208,11 @@ def worker_lives() -> str:
     return key("workers", "lives")
 
 
+def layout_marker() -> str:
+    """Which key layout the install's keys are in (memory.key_layout)."""
+    return key("layout")
+
+
 def retention_last_run() -> str:
     """When the retention sweep last ran (epoch seconds), so one worker runs it per interval."""
     return key("retention", "last_run")

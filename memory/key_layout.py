@@ -1,8 +1,8 @@
 """The one-off move of an install's keys to the cluster layout (memory/keys.py): session,
 extraction and user keys gain their hash tag, and the single users sorted set is split into its
 shards. Run at every start (`manage.py migrate_keys`, called by the launcher): a second run finds
-nothing to move (a marker key says so). Renames keep values and TTLs; a key whose new name is already taken is left
-where it is and reported (never overwritten, never deleted)."""
+nothing to move (a marker key says so). Renames keep values and TTLs; a key whose new name is
+already taken is left where it is and reported (never overwritten, never deleted)."""
 
 from __future__ import annotations
 

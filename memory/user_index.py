@@ -43,4 +43,4 @@ def most_recent(*, offset: int = 0, limit: int = 50) -> list[tuple[str, float]]:
 
 def _descending(user_id: str) -> tuple[int, ...]:
     # ZREVRANGE orders equal scores by member, highest first: invert the bytes to sort ascending.
-    return tuple(255 - b for b in user_id.encode()) + (256,)
+    return (*(255 - b for b in user_id.encode()), 256)

@@ -107,7 +107,7 @@ def on_cluster(cluster: LocalCluster) -> Iterator[redis.Redis]:
     """The whole product pointed at the cluster (REDIS_CLUSTER on), every primary empty."""
     with pointed_at(cluster.url, channel_prefix="engram:asgi", cluster=True):
         client = get_redis()
-        client.flushall(target_nodes="primaries")  # type: ignore[call-arg]
+        client.flushall(target_nodes="primaries")
         yield client
 
 

@@ -37,7 +37,11 @@ def test_an_old_install_keeps_its_sessions_queue_state_and_users(redis_client):
     call_command("migrate_keys", verbosity=0)
 
     session, messages = working.get_session_with_messages(session_id="chat:1")
-    assert session is not None and session.user_id == "alice" and [m.content for m in messages] == ["I have a dog."]
+    assert (
+        session is not None
+        and session.user_id == "alice"
+        and [m.content for m in messages] == ["I have a dog."]
+    )
     assert 4900 < redis_client.ttl(keys.session_messages("chat:1")) <= 5000  # TTLs kept
     assert queue.cursor("chat:1") == 3
     assert working.session_ids_for_user(user_id="alice") == ["chat:1"]

@@ -24,7 +24,7 @@ def _empty_redis(_empty_redis: redis.Redis, redis_cluster: LocalCluster, setting
 
 
 def _node(client: redis.Redis, key: str) -> str:
-    return client.get_node_from_key(key).name  # type: ignore[attr-defined]
+    return client.get_node_from_key(key).name
 
 
 def test_turns_of_many_sessions_spread_over_shards_and_nodes_and_all_are_read(redis_client):
@@ -95,7 +95,12 @@ def test_a_dead_letter_on_the_cluster(redis_client):
     token = queue.acquire_lock("d1")
     assert token
     dead_letters.dead_letter(
-        session_id="d1", user_id="dave", turns=turns, error="boom", entry_ids=[entry.id], lease=queue.lease("d1", token)
+        session_id="d1",
+        user_id="dave",
+        turns=turns,
+        error="boom",
+        entry_ids=[entry.id],
+        lease=queue.lease("d1", token),
     )
     health = queue.queue_health()
     assert health["dead_letters"] == 1 and health["pending"] == 0 and queue.cursor("d1") == 1

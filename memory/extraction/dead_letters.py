@@ -48,7 +48,9 @@ def dead_letter(
     )
     if to_seq >= from_seq:
         with fenced(lease) as pipe:
-            queue.commit_on(pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids)
+            queue.commit_on(
+                pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids
+            )
     queue.ack(entry_ids, session_id=session_id)
     queue.bump("dead_letters")
     return f"{from_seq}-{to_seq}"

@@ -235,7 +235,7 @@ def read_entries(*, consumer: str, block_ms: int, count: int = 50) -> list[Strea
     streams = keys.turn_streams()
     # One stream per call (a cluster serves no multi-slot XREADGROUP): all without waiting first,
     # then, when nothing came, a wait shared between them.
-    rounds = [(stream, start, None) for start in ("0", ">") for stream in streams]
+    rounds: list[tuple[str, str, int | None]] = [(s, start, None) for start in ("0", ">") for s in streams]
     rounds += [(stream, ">", max(1, block_ms // len(streams))) for stream in streams]
     for stream, start, block in rounds:
         if block is not None and entries:
@@ -284,9 +284,7 @@ def remove_idle_consumers(*, idle_seconds: float, keep: str) -> list[str]:
     removed: list[str] = []
     for stream in keys.turn_streams():
         try:
-            names = get_redis().eval(
-                _REMOVE_IDLE_CONSUMERS, 1, stream, GROUP, int(idle_seconds * 1000), keep
-            )
+            names = get_redis().eval(_REMOVE_IDLE_CONSUMERS, 1, stream, GROUP, int(idle_seconds * 1000), keep)
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc) and "no such key" not in str(exc):
                 raise

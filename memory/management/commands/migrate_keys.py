@@ -11,6 +11,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         report = migrate()
         if report.renamed or report.users_moved or options["verbosity"] > 1:
-            self.stdout.write(f"keys: {report.renamed} renamed, {report.users_moved} users moved to the index shards")
+            self.stdout.write(
+                f"keys: {report.renamed} renamed, {report.users_moved} users moved to the index shards"
+            )
         for old in report.left:
             self.stderr.write(f"left in place (its new name is taken): {old}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import TypeVar, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -62,6 +62,38 @@ def get_redis(*, url: str | None = None) -> redis.Redis:
                     client = redis.Redis.from_url(url, **options)
                 _sync_clients[url] = client
     return client
+
+
+# Every key of the long-term memory tier (memories, history, trash, the mutation stream, the index's
+# documents) carries this hash tag, so on a cluster the whole tier is one slot on one shard: its
+# transactions never span slots, and the search module (which indexes only its own shard) sees all
+# of it. README, "Redis Cluster".
+MEMORY_TAG = "{m}"
+
+T = TypeVar("T")
+
+
+def get_memory_redis() -> redis.Redis:
+    """The client for keyless memory-tier commands (FT.SEARCH, FT.CREATE, FT.INFO, ...): on a
+    cluster a plain client of the node that holds the memory slot now (looked up in the cluster
+    client's slot map at every call), else `get_redis()`. Keyed commands for that slot work on it
+    too, so a pipeline of searches and HMGETs runs there in one round trip."""
+    if not is_cluster():
+        return get_redis()
+    cluster = cast(redis.RedisCluster, get_redis())
+    return cluster.get_redis_connection(cluster.get_node_from_key(MEMORY_TAG))
+
+
+def on_memory_node(call: Callable[[redis.Redis], T]) -> T:
+    """`call(get_memory_redis())`; on a cluster once more after the slot map is read again when
+    the node no longer holds the slot (MOVED/ASK after a resharding) or is gone (a failover)."""
+    try:
+        return call(get_memory_redis())
+    except (redis.exceptions.MovedError, redis.exceptions.AskError, redis.ConnectionError):
+        if not is_cluster():
+            raise
+        cast(redis.RedisCluster, get_redis()).nodes_manager.initialize()
+        return call(get_memory_redis())
 
 
 def get_async_redis() -> aioredis.Redis:

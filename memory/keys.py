@@ -7,6 +7,11 @@ with the session id (`wm:{<s>}:msgs`, `extract:{<s>}:lock`), a user's index keys
 turn stream) are written outside those transactions, in an order that leaves nothing lost when a
 step fails (memory/working.py, memory/extraction/queue.py). Installs from before the tags move
 their keys once with `memory.key_layout.migrate` (run by `manage.py migrate_keys` and at start).
+
+The long-term memory tier is one slot: every key a memory write, erase, identity move or the
+retention sweep touches together starts `<prefix>:{m}:` (core.redis_client.MEMORY_TAG), so all of
+its transactions stay valid on a cluster and the index (whose module searches only its own shard)
+covers every memory. Writes that also touch session or user keys do those outside the memory MULTI.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import zlib
 
 from django.conf import settings
 
-from core.redis_client import key
+from core.redis_client import MEMORY_TAG, key
 
 
 def safe(part: str) -> str:
@@ -59,39 +64,55 @@ def split_family_key(redis_key: str, family: str) -> tuple[str, str] | None:
     return untagged(segment), part
 
 
+def memory_key(*parts: str) -> str:
+    """A key of the long-term memory tier: `<prefix>:{m}:<parts>` (one slot on a cluster)."""
+    return key(MEMORY_TAG, *parts)
+
+
+def memory_prefix() -> str:
+    """Key prefix of live memory hashes (the index covers exactly these)."""
+    return memory_key("mem") + ":"
+
+
+def memory_family_pattern(family: str) -> str:
+    """SCAN pattern for every key of a memory-tier family ("idem", "hist"): `<prefix>:{m}:<family>:*`."""
+    return _glob(memory_key(family)) + ":*"
+
+
 def memory(memory_id: str) -> str:
     """A live memory hash (indexed)."""
-    return key("mem", safe(memory_id))
+    return memory_key("mem", safe(memory_id))
 
 
 def memory_stats(memory_id: str) -> str:
     """Access count and last access of a memory, outside the indexed hash (no re-index per read)."""
-    return key("memstats", safe(memory_id))
+    return memory_key("memstats", safe(memory_id))
 
 
 def trash(memory_id: str) -> str:
     """A soft-deleted memory: renamed out of the index prefix, expires after the grace period."""
-    return key("trash", safe(memory_id))
+    return memory_key("trash", safe(memory_id))
 
 
 def memory_id_claim(memory_id: str) -> str:
     """A caller-chosen id, claimed for good by the create that used it (no TTL): an id is given to
     one memory only, so a later memory can never inherit its history, stats or user index entry."""
-    return key("idclaim", safe(memory_id))
+    return memory_key("idclaim", safe(memory_id))
 
 
 def history(memory_id: str) -> str:
-    return key("hist", safe(memory_id))
+    return memory_key("hist", safe(memory_id))
 
 
 def user_memory_ids(user_id: str) -> str:
-    """Every memory id a user ever had (for history, erase and identity moves)."""
-    return key("user", tagged(user_id), "mids")
+    """Every memory id a user ever had (for history, erase and identity moves): in the memory slot,
+    since every memory write adds to it in its MULTI."""
+    return memory_key("user", safe(user_id), "mids")
 
 
 def user_trash(user_id: str) -> str:
-    """Soft-deleted memory ids of a user, scored by deletion time."""
-    return key("user", tagged(user_id), "trash")
+    """Soft-deleted memory ids of a user, scored by deletion time (memory slot, like the ids)."""
+    return memory_key("user", safe(user_id), "trash")
 
 
 def user_sessions(user_id: str) -> str:
@@ -149,8 +170,9 @@ def session_keys(session_id: str) -> list[str]:
 
 
 def mutation_stream() -> str:
-    """Every memory mutation in time order (live feed, audit)."""
-    return key("stream", "mutations")
+    """Every memory mutation in time order (live feed, audit): in the memory slot, so a write's
+    entry is added in the write's own MULTI."""
+    return memory_key("stream", "mutations")
 
 
 # The extraction workers' consumer group on the turn stream.
@@ -173,8 +195,9 @@ def turn_stream_of(session_id: str) -> str:
 
 
 def idempotency(op_key: str) -> str:
-    """Marks an operation (e.g. one extraction decision) as applied, so a redelivery skips it."""
-    return key("idem", safe(op_key))
+    """Marks an operation (e.g. one extraction decision) as applied, so a redelivery skips it
+    (memory slot: checked and set in the memory write's MULTI)."""
+    return memory_key("idem", safe(op_key))
 
 
 def dead_letter_stream() -> str:
@@ -190,6 +213,19 @@ def extraction(session_id: str, part: str) -> str:
 def extraction_lock(session_id: str) -> str:
     """Held by the worker extracting the session (and taken over by an erase or identity move)."""
     return extraction(session_id, "lock")
+
+
+def extraction_lock_mirror(session_id: str) -> str:
+    """The session's extraction lock as seen by the memory tier: holds the same token as the lock
+    (set after it, checked against it), so a memory write fences itself in its own slot."""
+    return memory_key("lock", safe(session_id))
+
+
+def lock_mirror(lock_key: str) -> str:
+    """The mirror of an extraction lock key (`extraction_lock`)."""
+    parsed = split_family_key(lock_key, "extract")
+    assert parsed is not None and parsed[1] == "lock", lock_key
+    return extraction_lock_mirror(parsed[0])
 
 
 def extraction_keys(session_id: str) -> list[str]:

@@ -36,7 +36,7 @@ from typing import Any
 import redis
 from django.conf import settings
 
-from core.redis_client import get_redis
+from core.redis_client import get_redis, on_memory_node
 from memory import events, keys, streams, user_index
 from memory.index import index_name
 from memory.records import as_text
@@ -146,8 +146,9 @@ def _expire_by_clock(client: redis.Redis, now: float) -> None:
     seen: set[str] = set()
     while True:
         try:
-            reply = client.execute_command(
-                "FT.SEARCH", index_name(), f"@expires_at:[-inf {now!r}]", "NOCONTENT", "LIMIT", 0, BATCH
+            query = f"@expires_at:[-inf {now!r}]"
+            reply = on_memory_node(
+                lambda node: node.execute_command("FT.SEARCH", index_name(), query, "NOCONTENT", "LIMIT", 0, BATCH)
             )
         except redis.ResponseError:  # no index yet: no memories
             return

@@ -15,7 +15,7 @@ import redis
 from django.conf import settings
 
 from core.embeddings import get_embedder
-from core.redis_client import get_redis
+from core.redis_client import get_memory_redis, get_redis
 from core.text import loads as stored_json
 from memory import events, keys, user_index
 from memory.access import Owner
@@ -233,7 +233,7 @@ def counts_by_type(*, user_id: str | None, filter: MemoryFilter | None = None) -
         query = f"-@expires_at:[-inf {time.time()!r}]"
         if user_id is not None:
             query = f"{tag_clause('user_id', [validate_scope_id(user_id, name='user_id')])} {query}"
-    reply = get_redis().execute_command(
+    reply = get_memory_redis().execute_command(
         "FT.AGGREGATE",
         index_name(),
         query,

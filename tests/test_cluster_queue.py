@@ -118,10 +118,24 @@ def test_many_users_touch_many_index_shards_and_read_back_as_one_list(redis_clie
 
 
 @pytest.mark.parametrize("weird", ["plain", "a:b", "}x{", "{", "}", "{}", "%7B", "a}b:c{d"])
-def test_every_key_of_a_session_or_user_shares_one_slot(weird):
+def test_every_key_of_a_session_or_of_the_memory_tier_shares_one_slot(weird):
     session_keys = [*keys.session_keys(weird), *keys.extraction_keys(weird), keys.extraction(weird, "plan:3")]
     assert len({key_slot(k.encode()) for k in session_keys}) == 1
-    user_keys = [keys.user_memory_ids(weird), keys.user_trash(weird), keys.user_sessions(weird)]
-    assert len({key_slot(k.encode()) for k in user_keys}) == 1
+    # A user's memory ids and trash belong to the memory tier (one slot for all of it); the
+    # session list stays with the user's other keys.
+    memory_tier = [
+        keys.memory(weird),
+        keys.trash(weird),
+        keys.history(weird),
+        keys.memory_stats(weird),
+        keys.memory_id_claim(weird),
+        keys.idempotency(weird),
+        keys.user_memory_ids(weird),
+        keys.user_trash(weird),
+        keys.extraction_lock_mirror(weird),
+        keys.mutation_stream(),
+    ]
+    assert len({key_slot(k.encode()) for k in memory_tier}) == 1
+    assert keys.lock_mirror(keys.extraction_lock(weird)) == keys.extraction_lock_mirror(weird)
     assert keys.split_family_key(keys.session_messages(weird), "wm") == (weird, "msgs")
     assert keys.split_family_key(keys.extraction_lock(weird), "extract") == (weird, "lock")

@@ -24,7 +24,7 @@ from core.redis_client import get_redis
 from core.text import loads as stored_json
 from memory import keys
 from memory.extraction.types import ExtractionPlan, PlanError, TurnMessage
-from memory.lease import fenced
+from memory.lease import fenced, release
 from memory.query import validate_scope_id
 from memory.records import as_text
 from memory.types import Lease
@@ -72,11 +72,6 @@ end
 return removed
 """
 
-# KEYS: lock; ARGV: token
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -313,9 +308,15 @@ def acquire_lock(session_id: str, *, owner: str = "", life: str = "") -> str | N
     held = client.get(lock_key)
     if held is not None and not _may_take(client, as_text(held), owner=owner):
         return None
-    if client.eval(_TAKE, 1, lock_key, as_text(held) if held is not None else "", token, ms):
-        return token
-    return None
+    if not client.eval(_TAKE, 1, lock_key, as_text(held) if held is not None else "", token, ms):
+        return None
+    # The memory writes check the lock's mirror (memory.lease): set it, then make sure the lock
+    # is still ours. A take-over in between either overwrites the mirror after us or is seen here.
+    client.set(keys.extraction_lock_mirror(session_id), token, px=ms)
+    if client.get(lock_key) != token.encode():
+        release([lock_key], token)
+        return None
+    return token
 
 
 def _may_take(client: redis.Redis, held: str, *, owner: str) -> bool:
@@ -334,7 +335,7 @@ def _may_take(client: redis.Redis, held: str, *, owner: str) -> bool:
 
 
 def release_lock(session_id: str, token: str) -> None:
-    get_redis().eval(_RELEASE, 1, keys.extraction_lock(session_id), token)
+    release([keys.extraction_lock(session_id)], token)
 
 
 def lease(session_id: str, token: str) -> Lease:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -94,6 +94,18 @@ def on_memory_node(call: Callable[[redis.Redis], T]) -> T:
             raise
         cast(redis.RedisCluster, get_redis()).nodes_manager.initialize()
         return call(get_memory_redis())
+
+
+def pipelined_on_memory_node(commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """Commands in one pipeline (no MULTI) on the memory node, re-resolved like `on_memory_node`."""
+
+    def run(client: redis.Redis) -> list[Any]:
+        with client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(pipe.execute())
+
+    return on_memory_node(run)
 
 
 def get_async_redis() -> aioredis.Redis:

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from core.redis_client import get_memory_redis, on_memory_node
+from core.redis_client import on_memory_node, pipelined_on_memory_node
 from memory.index import index_name
 from memory.records import RETURN_FIELDS, from_return_fields
 from memory.types import InvalidInput, Memory
@@ -78,10 +78,7 @@ def run_pipeline(commands: list[list[Any]]) -> list[Any]:
     if not commands:
         return []
     try:
-        with get_memory_redis().pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            return list(pipe.execute())
+        return pipelined_on_memory_node(commands)
     except redis.ResponseError as exc:
         raise InvalidInput(f"the search could not run: {exc}") from exc
 

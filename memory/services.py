@@ -271,7 +271,9 @@ def add_memories(
                         )
                 if idem_keys:
                     pipe.watch(*idem_keys)
-                    applied = dict(zip(idem_keys, pipe.mget(idem_keys), strict=True))
+                    # A raw MGET: redis-py's cluster pipeline refuses its mget() (one slot here).
+                    marked = pipe.execute_command("MGET", *idem_keys)
+                    applied = dict(zip(idem_keys, marked, strict=True))
                     done = {
                         i: applied[keys.idempotency(item.idempotency_key)].decode()
                         for i, item in enumerate(items)

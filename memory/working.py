@@ -512,12 +512,30 @@ def session_count(*, user_id: str) -> int:
     return len(session_ids_for_user(user_id=user_id))
 
 
-def move_sessions(
-    pipe: Pipeline, *, sessions: Sequence[tuple[str, float]], from_user_id: str, to_user_id: str
-) -> int:
-    """Queue the moves of these live sessions (id, score; read inside the caller's WATCH) on `pipe`."""
-    for session_id, score in sessions:
-        pipe.hset(keys.session(session_id), "user_id", to_user_id)
-        pipe.zadd(keys.user_sessions(to_user_id), {session_id: score})
-    pipe.delete(keys.user_sessions(from_user_id))
-    return len(sessions)
+def move_sessions(*, from_user_id: str, to_user_id: str) -> int:
+    """Give every live session of `from_user_id` to `to_user_id`; returns how many moved.
+
+    Each session in its own slot, in an order a kill at any step survives (a second call
+    finishes the move): listed under the new user, then its hash changed (WATCHed: a session
+    deleted meanwhile is not brought back), then unlisted from the old user. Readers drop listed
+    sessions that are not the user's, so a session listed under both is shown once, to its owner."""
+    client = get_redis()
+    moved = 0
+    listed = client.zrange(keys.user_sessions(from_user_id), 0, -1, withscores=True)
+    for raw, score in listed:
+        session_id = raw.decode()
+        client.zadd(keys.user_sessions(to_user_id), {session_id: score})
+        with client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(keys.session(session_id))
+                if pipe.hget(keys.session(session_id), "user_id") == from_user_id.encode():
+                    pipe.multi()
+                    pipe.hset(keys.session(session_id), "user_id", to_user_id)
+                    pipe.execute()
+                    moved += 1
+            except redis.WatchError:
+                pass  # changed or deleted meanwhile: left as it now is
+        if client.hget(keys.session(session_id), "user_id") != to_user_id.encode():
+            client.zrem(keys.user_sessions(to_user_id), session_id)  # not the new user's after all
+        client.zrem(keys.user_sessions(from_user_id), session_id)
+    return moved

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import redis
@@ -112,10 +113,8 @@ def _move_index(client: redis.Redis, report: LayoutReport, say: Say, poll_second
     for name in old:
         client.execute_command("FT.DROPINDEX", name)
         report.dropped_indexes.append(name)
-    try:
+    with suppress(redis.ResponseError):  # no alias of that name (gone with its index, or none)
         client.execute_command("FT.ALIASDEL", key("idx", "memories"))
-    except redis.ResponseError:
-        pass  # no alias of that name (it went with its index, or there was none)
     if not old:
         return
     say(f"memory index: dropped {', '.join(old)} (old key prefix); building the new one")

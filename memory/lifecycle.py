@@ -62,7 +62,9 @@ def move_identity(*, from_user_id: str, to_user_id: str, actor: Actor) -> dict[s
                 continue
             count += working.move_sessions(from_user_id=source, to_user_id=target)
             # A session listed (or a memory written) since the locks were taken: once more.
-            if not client.exists(keys.user_memory_ids(source)) and not client.exists(keys.user_sessions(source)):
+            if not client.exists(keys.user_memory_ids(source)) and not client.exists(
+                keys.user_sessions(source)
+            ):
                 break
         else:
             raise VersionConflict("could not move the memories: too much activity; try again")

@@ -144,12 +144,10 @@ def run_retention(*, now: float | None = None) -> RetentionReport:
 def _expire_by_clock(client: redis.Redis, now: float) -> None:
     """Live memories past their expires_at (the sweep's clock may be ahead of Redis's TTLs)."""
     seen: set[str] = set()
+    command = ["FT.SEARCH", index_name(), f"@expires_at:[-inf {now!r}]", "NOCONTENT", "LIMIT", 0, BATCH]
     while True:
         try:
-            query = f"@expires_at:[-inf {now!r}]"
-            reply = on_memory_node(
-                lambda node: node.execute_command("FT.SEARCH", index_name(), query, "NOCONTENT", "LIMIT", 0, BATCH)
-            )
+            reply = on_memory_node(lambda node: node.execute_command(*command))
         except redis.ResponseError:  # no index yet: no memories
             return
         found = [as_text(k) for k in reply[1:]]

@@ -119,9 +119,15 @@ def test_an_old_install_keeps_its_memories_history_trash_and_search(redis_client
     assert get_memory(memory_id=kept.id, owner=ANYONE).text == "My dog is called Rexy"
     assert 4900 < redis_client.ttl(keys.memory(kept.id)) <= 5000  # TTLs kept
     assert [(e.event, e.version, e.new_text) for e in memory_history(memory_id=kept.id)] == history
-    assert redis_client.smembers(keys.user_memory_ids("alice")) == {m.id.encode() for m in (kept, binned, marked)}
+    assert redis_client.smembers(keys.user_memory_ids("alice")) == {
+        m.id.encode() for m in (kept, binned, marked)
+    }
     assert [e[1][b"event"] for e in redis_client.xrange(keys.mutation_stream())] == [
-        b"added", b"updated", b"added", b"deleted", b"added"
+        b"added",
+        b"updated",
+        b"added",
+        b"deleted",
+        b"added",
     ]
     assert access_stats(memory_ids=[kept.id])[kept.id][0] == 1
     # Found by search (the index was rebuilt over the new prefix), restorable from the trash,

@@ -50,7 +50,9 @@ def test_a_search_on_the_cluster_finds_the_users_memories_with_their_scores(redi
     assert memory_nodes == {_node_of(redis_client, MEMORY_TAG)}
 
     for user in ("user-0", "user-7", "user-11"):
-        result = search_memories(filter=MemoryFilter.build(user_id=user), text="cat Miso", mode=mode, threshold=0)
+        result = search_memories(
+            filter=MemoryFilter.build(user_id=user), text="cat Miso", mode=mode, threshold=0
+        )
         assert result.hits, (user, mode)
         best = result.hits[0]
         assert best.memory.text == f"My cat is called Miso ({user})"

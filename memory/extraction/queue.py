@@ -73,7 +73,6 @@ return removed
 """
 
 
-
 @dataclass(frozen=True)
 class QueuedTurn:
     seq: int

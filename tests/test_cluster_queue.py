@@ -1,6 +1,7 @@
 """The extraction queue on a local 3-node Redis Cluster, its turn stream split over shards, and the
 cluster key layout itself (every multi-key transaction of a session or a user in one slot)."""
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -139,3 +140,53 @@ def test_every_key_of_a_session_or_of_the_memory_tier_shares_one_slot(weird):
     assert keys.lock_mirror(keys.extraction_lock(weird)) == keys.extraction_lock_mirror(weird)
     assert keys.split_family_key(keys.session_messages(weird), "wm") == (weird, "msgs")
     assert keys.split_family_key(keys.extraction_lock(weird), "extract") == (weird, "lock")
+
+
+def test_a_take_over_between_the_lock_and_its_mirror_leaves_the_job_nothing(redis_client, monkeypatch):
+    """The lock and its mirror (memory slot) are two steps: an erase landing between them wins."""
+    from memory.lease import take_over
+    from memory.services import add_memory
+    from memory.types import Lease, LeaseLost, Scope, SYSTEM
+
+    real_mirror = keys.extraction_lock_mirror
+    taken: list[str] = []
+    calls: list[str] = []
+
+    def erase_lands_here(session_id: str) -> str:
+        calls.append(session_id)
+        if len(calls) == 1:  # the job's first step is done, its mirror not yet set
+            taken.append(take_over([keys.extraction_lock(session_id)], seconds=60))
+        return real_mirror(session_id)
+
+    monkeypatch.setattr(keys, "extraction_lock_mirror", erase_lands_here)
+    monkeypatch.setattr(queue.uuid, "uuid4", lambda: uuid.UUID(int=7))
+    assert queue.acquire_lock("e1", owner="w1", life="1") is None
+    monkeypatch.undo()
+    [eraser] = taken
+    job_token = f"w1|1|{uuid.UUID(int=7).hex}"
+    assert redis_client.get(keys.extraction_lock("e1")) == eraser.encode()
+    # The job set its mirror after the eraser's, saw the lock was not its own and took it back.
+    assert redis_client.get(keys.extraction_lock_mirror("e1")) != job_token.encode()
+    with pytest.raises(LeaseLost):
+        add_memory(
+            text="written after the erase",
+            scope=Scope(user_id="erin"),
+            actor=SYSTEM,
+            lease=Lease(keys.extraction_lock("e1"), job_token),
+        )
+    assert not redis_client.exists(keys.user_memory_ids("erin"))
+
+
+def test_a_job_holding_the_lock_writes_memories_until_it_is_taken_over(redis_client):
+    from memory.lease import take_over
+    from memory.services import add_memory
+    from memory.types import LeaseLost, Scope, SYSTEM
+
+    token = queue.acquire_lock("e2", owner="w1", life="1")
+    assert token
+    lease = queue.lease("e2", token)
+    add_memory(text="I have a bike", scope=Scope(user_id="erin"), actor=SYSTEM, lease=lease)
+    take_over([keys.extraction_lock("e2")], seconds=60)
+    with pytest.raises(LeaseLost):
+        add_memory(text="I have a car", scope=Scope(user_id="erin"), actor=SYSTEM, lease=lease)
+    assert redis_client.scard(keys.user_memory_ids("erin")) == 1

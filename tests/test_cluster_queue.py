@@ -10,6 +10,9 @@ from redis.cluster import key_slot
 
 from memory import keys, user_index, working
 from memory.extraction import dead_letters, queue
+from memory.lease import take_over
+from memory.services import add_memory
+from memory.types import SYSTEM, Lease, LeaseLost, Scope
 from tests.extraction_helpers import say
 from tests.fixtures_cluster import LocalCluster, on_cluster
 
@@ -144,10 +147,6 @@ def test_every_key_of_a_session_or_of_the_memory_tier_shares_one_slot(weird):
 
 def test_a_take_over_between_the_lock_and_its_mirror_leaves_the_job_nothing(redis_client, monkeypatch):
     """The lock and its mirror (memory slot) are two steps: an erase landing between them wins."""
-    from memory.lease import take_over
-    from memory.services import add_memory
-    from memory.types import Lease, LeaseLost, Scope, SYSTEM
-
     real_mirror = keys.extraction_lock_mirror
     taken: list[str] = []
     calls: list[str] = []
@@ -178,10 +177,6 @@ def test_a_take_over_between_the_lock_and_its_mirror_leaves_the_job_nothing(redi
 
 
 def test_a_job_holding_the_lock_writes_memories_until_it_is_taken_over(redis_client):
-    from memory.lease import take_over
-    from memory.services import add_memory
-    from memory.types import LeaseLost, Scope, SYSTEM
-
     token = queue.acquire_lock("e2", owner="w1", life="1")
     assert token
     lease = queue.lease("e2", token)

@@ -346,7 +346,7 @@ def footprint(
     history_avg = _mean(memory_usage(client, [keys.history(i) for i in sample]))
     stream = memory_usage(client, [keys.mutation_stream()])[0]
     user_sets = sum(memory_usage(client, [keys.user_memory_ids(u) for u in users]))
-    users_zset = memory_usage(client, [keys.users()])[0]
+    users_zset = sum(memory_usage(client, keys.user_shards()))
     info = ft_info(client, index_name())
     index_bytes = _index_bytes(info)
 

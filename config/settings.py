@@ -208,6 +208,11 @@ EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6380, minimum=1)
 REDIS_EMBEDDED = not env_str("REDIS_URL")
 REDIS_URL = env_str("REDIS_URL") or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 REDIS_DATA_DIR = STATE_DIR / "redis"
+# REDIS_URL names one node of a Redis Cluster (README, "Redis Cluster": what works there and what not).
+REDIS_CLUSTER = env_bool("REDIS_CLUSTER", False)
+# The extraction turn stream split over this many keys (one per session's crc32 % n), so no one
+# cluster node takes every turn. Raise only: entries on a shard above n would not be read.
+TURN_STREAM_SHARDS = env_int("TURN_STREAM_SHARDS", 1, minimum=1)
 # Every key Engram writes starts with this; tests give each run its own prefix.
 REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "engram")
 

@@ -258,6 +258,7 @@ def run(*, out: object = sys.stdout) -> int:
                 print("Redis      REDIS_URL (external)", flush=True)
             check_redis(get_redis(), settings.REDIS_URL)
             call_command("migrate", interactive=False, verbosity=0)
+            call_command("migrate_keys", verbosity=1)  # Redis keys of an older layout (memory.key_layout)
             if not settings.DEBUG:
                 call_command("collectstatic", interactive=False, verbosity=0)
             sockets = server_sockets(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any, TypeVar, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -31,23 +32,80 @@ _PROTOCOL = 2
 _MAX_ASYNC_CONNECTIONS = 1024
 
 
+def is_cluster() -> bool:
+    """REDIS_CLUSTER=1: REDIS_URL names one node of a Redis Cluster (README, "Redis Cluster")."""
+    return bool(getattr(settings, "REDIS_CLUSTER", False))
+
+
 def get_redis(*, url: str | None = None) -> redis.Redis:
-    """A process-wide client for `url` (default settings.REDIS_URL); thread-safe, pooled by redis-py."""
+    """A process-wide client for `url` (default settings.REDIS_URL); thread-safe, pooled by redis-py.
+
+    On a cluster it is a `redis.RedisCluster`: the same command API, and its transactions
+    (`pipeline(transaction=True)`, WATCH/MULTI, EVAL) work when all their keys share one hash slot,
+    which memory/keys.py's hash tags arrange."""
     url = url or settings.REDIS_URL
     client = _sync_clients.get(url)
     if client is None:
         with _lock:
             client = _sync_clients.get(url)
             if client is None:
-                client = redis.Redis.from_url(
-                    url,
-                    socket_connect_timeout=_CONNECT_TIMEOUT,
-                    socket_timeout=_SOCKET_TIMEOUT,
-                    health_check_interval=_HEALTH_CHECK_INTERVAL,
-                    protocol=_PROTOCOL,
-                )
+                options = {
+                    "socket_connect_timeout": _CONNECT_TIMEOUT,
+                    "socket_timeout": _SOCKET_TIMEOUT,
+                    "health_check_interval": _HEALTH_CHECK_INTERVAL,
+                    "protocol": _PROTOCOL,
+                }
+                if is_cluster() and url == settings.REDIS_URL:
+                    # Not a subclass of redis.Redis, but the command API callers use is the same.
+                    client = cast(redis.Redis, redis.RedisCluster.from_url(url, **options))
+                else:
+                    client = redis.Redis.from_url(url, **options)
                 _sync_clients[url] = client
     return client
+
+
+# Every key of the long-term memory tier (memories, history, trash, the mutation stream, the index's
+# documents) carries this hash tag, so on a cluster the whole tier is one slot on one shard: its
+# transactions never span slots, and the search module (which indexes only its own shard) sees all
+# of it. README, "Redis Cluster".
+MEMORY_TAG = "{m}"
+
+T = TypeVar("T")
+
+
+def get_memory_redis() -> redis.Redis:
+    """The client for keyless memory-tier commands (FT.SEARCH, FT.CREATE, FT.INFO, ...): on a
+    cluster a plain client of the node that holds the memory slot now (looked up in the cluster
+    client's slot map at every call), else `get_redis()`. Keyed commands for that slot work on it
+    too, so a pipeline of searches and HMGETs runs there in one round trip."""
+    if not is_cluster():
+        return get_redis()
+    cluster = cast(redis.RedisCluster, get_redis())
+    return cluster.get_redis_connection(cluster.get_node_from_key(MEMORY_TAG))
+
+
+def on_memory_node(call: Callable[[redis.Redis], T]) -> T:
+    """`call(get_memory_redis())`; on a cluster once more after the slot map is read again when
+    the node no longer holds the slot (MOVED/ASK after a resharding) or is gone (a failover)."""
+    try:
+        return call(get_memory_redis())
+    except (redis.exceptions.MovedError, redis.exceptions.AskError, redis.ConnectionError):
+        if not is_cluster():
+            raise
+        cast(redis.RedisCluster, get_redis()).nodes_manager.initialize()
+        return call(get_memory_redis())
+
+
+def pipelined_on_memory_node(commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """Commands in one pipeline (no MULTI) on the memory node, re-resolved like `on_memory_node`."""
+
+    def run(client: redis.Redis) -> list[Any]:
+        with client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(pipe.execute())
+
+    return on_memory_node(run)
 
 
 def get_async_redis() -> aioredis.Redis:
@@ -57,14 +115,27 @@ def get_async_redis() -> aioredis.Redis:
     per_loop = _async_clients.setdefault(loop, {})
     client = per_loop.get(url)
     if client is None:
-        client = aioredis.Redis.from_url(
-            url,
-            socket_connect_timeout=_CONNECT_TIMEOUT,
-            socket_timeout=_SOCKET_TIMEOUT,
-            health_check_interval=_HEALTH_CHECK_INTERVAL,
-            protocol=_PROTOCOL,
-            max_connections=_MAX_ASYNC_CONNECTIONS,
-        )
+        if is_cluster():
+            client = cast(
+                aioredis.Redis,
+                aioredis.RedisCluster.from_url(
+                    url,
+                    socket_connect_timeout=_CONNECT_TIMEOUT,
+                    socket_timeout=_SOCKET_TIMEOUT,
+                    health_check_interval=_HEALTH_CHECK_INTERVAL,
+                    protocol=_PROTOCOL,
+                    max_connections=_MAX_ASYNC_CONNECTIONS,
+                ),
+            )
+        else:
+            client = aioredis.Redis.from_url(
+                url,
+                socket_connect_timeout=_CONNECT_TIMEOUT,
+                socket_timeout=_SOCKET_TIMEOUT,
+                health_check_interval=_HEALTH_CHECK_INTERVAL,
+                protocol=_PROTOCOL,
+                max_connections=_MAX_ASYNC_CONNECTIONS,
+            )
         per_loop[url] = client
     return client
 
@@ -75,18 +146,23 @@ def key(*parts: str) -> str:
 
 
 @contextmanager
-def pointed_at(url: str, *, channel_prefix: str) -> Iterator[None]:
-    """Point the whole product (clients, channel layer) at another Redis, then back: tests, benches, eval."""
-    saved = (settings.REDIS_URL, settings.REDIS_EMBEDDED, settings.CHANNEL_LAYERS)
+def pointed_at(url: str, *, channel_prefix: str, cluster: bool = False) -> Iterator[None]:
+    """Point the whole product (clients, channel layer) at another Redis, then back: tests, benches, eval.
+
+    `cluster`: `url` is a node of a Redis Cluster. The channel layer stays where it was then
+    (channels-redis speaks to single servers only; README, "Redis Cluster")."""
+    saved = (settings.REDIS_URL, settings.REDIS_EMBEDDED, settings.CHANNEL_LAYERS, is_cluster())
     settings.REDIS_URL = url
     settings.REDIS_EMBEDDED = False
-    settings.CHANNEL_LAYERS = channel_layers(url, channel_prefix)
+    settings.REDIS_CLUSTER = cluster
+    if not cluster:
+        settings.CHANNEL_LAYERS = channel_layers(url, channel_prefix)
     reset_clients()
     _forget_channel_layers()
     try:
         yield
     finally:
-        settings.REDIS_URL, settings.REDIS_EMBEDDED, settings.CHANNEL_LAYERS = saved
+        settings.REDIS_URL, settings.REDIS_EMBEDDED, settings.CHANNEL_LAYERS, settings.REDIS_CLUSTER = saved
         reset_clients()
         _forget_channel_layers()
 

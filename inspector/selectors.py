@@ -10,7 +10,7 @@ from typing import Any
 from core.health import system_status
 from core.redis_client import get_redis
 from inspector.presenters import FeedEntry, as_datetime, feed_entry
-from memory import keys, working
+from memory import keys, user_index, working
 from memory.extraction.queue import queue_health
 from memory.index import index_state
 from memory.selectors import (
@@ -59,11 +59,11 @@ class Totals:
 
 def totals() -> Totals:
     client = get_redis()
-    users = int(client.zcard(keys.users()))
+    users = user_index.count()
     # Session totals: one ZCARD per known user in a single round trip. Expired sessions stay in a
     # user's list until something reads it (working.session_ids_for_user prunes), hence "approx".
     sessions = 0
-    all_users = [u.decode() for u in client.zrange(keys.users(), 0, -1)]
+    all_users = user_index.all_user_ids()
     if all_users:
         with client.pipeline(transaction=False) as pipe:
             for user_id in all_users:
@@ -88,14 +88,13 @@ def user_rows(*, users: list[tuple[str, float]]) -> list[UserRow]:
 def user_known(*, user_id: str) -> bool:
     """Has Engram anything under this exact id (memories, sessions, or an entry in the users list)?"""
     client = get_redis()
-    return client.zscore(keys.users(), user_id) is not None or bool(
+    return user_index.last_activity(user_id=user_id) is not None or bool(
         client.exists(keys.user_memory_ids(user_id))
     )
 
 
 def last_activity(*, user_id: str) -> float | None:
-    score = get_redis().zscore(keys.users(), user_id)
-    return float(score) if score is not None else None
+    return user_index.last_activity(user_id=user_id)
 
 
 @dataclass(frozen=True)

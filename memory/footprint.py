@@ -190,7 +190,9 @@ def _idempotency_keys(client: redis.Redis, memory_ids: set[str]) -> list[str]:
                 found.append(redis_key)
         batch.clear()
 
-    for redis_key in _scan(client, "idem"):
+    for redis_key in (
+        as_text(k) for k in client.scan_iter(match=keys.memory_family_pattern("idem"), count=SCAN_COUNT)
+    ):
         batch.append(redis_key)
         if len(batch) >= SCAN_COUNT:
             check()

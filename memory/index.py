@@ -24,7 +24,8 @@ from django.conf import settings
 from redisvl.index import SearchIndex
 
 from core.embeddings import get_embedder
-from core.redis_client import get_redis, key
+from core.redis_client import get_memory_redis, on_memory_node
+from memory import keys
 from memory.schema import INDEX_VERSION, MEMORY
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ _lock = threading.Lock()
 
 def index_name() -> str:
     """The name searches use: an alias of the serving version (or an unversioned index)."""
-    return key("idx", "memories")
+    return keys.memory_key("idx", "memories")
 
 
 def versioned_name(version: int | None = None, *, dtype: str | None = None) -> str:
@@ -58,12 +59,12 @@ def versioned_name(version: int | None = None, *, dtype: str | None = None) -> s
     so changing VECTOR_DTYPE makes `rebuild` build (and convert to) a new index."""
     dtype = settings.VECTOR_DTYPE if dtype is None else dtype
     suffix = "" if dtype == DEFAULT_DTYPE else f"-{dtype}"
-    return key("idx", "memories", f"v{INDEX_VERSION if version is None else version}{suffix}")
+    return keys.memory_key("idx", "memories", f"v{INDEX_VERSION if version is None else version}{suffix}")
 
 
 def memory_prefix() -> str:
     """Key prefix of live memory hashes; the index covers exactly these."""
-    return key("mem") + ":"
+    return keys.memory_prefix()
 
 
 def schema(dims: int, *, version: int | None = None) -> dict[str, Any]:
@@ -83,7 +84,7 @@ def schema(dims: int, *, version: int | None = None) -> dict[str, Any]:
 
 def search_index(*, version: int | None = None) -> SearchIndex:
     return SearchIndex.from_dict(
-        schema(get_embedder().dims, version=version), redis_client=get_redis(), validate_on_load=False
+        schema(get_embedder().dims, version=version), redis_client=get_memory_redis(), validate_on_load=False
     )
 
 
@@ -98,7 +99,7 @@ class Serving:
 
 def _info(name: str) -> dict[bytes, Any] | None:
     try:
-        reply = get_redis().execute_command("FT.INFO", name)
+        reply = on_memory_node(lambda client: client.execute_command("FT.INFO", name))
     except redis.ResponseError as exc:
         if "unknown index" in str(exc).lower() or "no such index" in str(exc).lower():
             return None
@@ -160,7 +161,7 @@ def ensure_index() -> None:
             _create()
             try:
                 # ALIASUPDATE, not ADD: another process may have pointed it already.
-                get_redis().execute_command("FT.ALIASUPDATE", index_name(), versioned_name())
+                get_memory_redis().execute_command("FT.ALIASUPDATE", index_name(), versioned_name())
             except redis.ResponseError as exc:
                 # A real index named like the alias appeared since the check (an older release).
                 if "does not belong" not in str(exc).lower():
@@ -220,7 +221,7 @@ _ADDED_TAG_FIELDS = {"source_turns": ["SEPARATOR", ",", "CASESENSITIVE"]}
 
 
 def _add_missing_tag_fields(serving: Serving) -> None:
-    client = get_redis()
+    client = get_memory_redis()
     name = serving.name
     attributes = serving.info.get(b"attributes") or []
     present = {bytes(a[a.index(b"attribute") + 1]).decode() for a in attributes if b"attribute" in a}
@@ -312,12 +313,12 @@ def convert_vectors(*, to_dtype: str) -> int:
     many were rewritten. A vector's dtype is told by its length (the embedder's dims are fixed), so
     the pass can be repeated and a vector is never converted twice. float32 -> float16 rounds to the
     nearest half (about 3 significant digits); the other way is exact."""
-    client = get_redis()
+    client = get_memory_redis()
     dims = get_embedder().dims
     target = np.dtype(to_dtype)
     sources = {np.dtype(d).itemsize * dims: np.dtype(d) for d in DTYPES if np.dtype(d) != target}
     converted = 0
-    for pattern in (key("mem") + ":*", key("trash") + ":*"):
+    for pattern in (keys.memory_key("mem") + ":*", keys.memory_key("trash") + ":*"):
         batch: list[bytes] = []
         for name in client.scan_iter(match=pattern, count=1000, _type="hash"):
             batch.append(name)
@@ -359,7 +360,7 @@ return 0
 def _switch(serving: Serving | None, target: str) -> None:
     """Point the alias at `target` and drop the old index (no DD: the hashes stay), in one MULTI so
     no search finds no index in between."""
-    with get_redis().pipeline(transaction=True) as pipe:
+    with get_memory_redis().pipeline(transaction=True) as pipe:
         if serving is not None and serving.version == UNVERSIONED:
             # The old index holds the alias' name itself: drop it first.
             pipe.execute_command("FT.DROPINDEX", serving.name)

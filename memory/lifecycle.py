@@ -32,8 +32,11 @@ def move_identity(*, from_user_id: str, to_user_id: str, actor: Actor) -> dict[s
 
     An extraction job of one of the visitor's sessions may be running (it chose the owner of its
     memories when it started): the move takes the sessions' extraction locks over, so the job's
-    remaining writes fail and it is redone for the new owner. The move itself is one transaction
-    that WATCHes everything it read, so a memory added meanwhile is moved too, not left behind.
+    remaining writes fail and it is redone for the new owner. The memories move in one
+    transaction that WATCHes everything it read, so a memory added meanwhile is moved too, not
+    left behind. Then, still under the locks, the sessions (each in its own slot on a cluster,
+    `working.move_sessions`) and the users index. A move cut off half-way is finished by the next
+    call (the login that runs it again): nothing is ever deleted before it is in its new place.
     """
     source = validate_id(from_user_id, name="from_user_id")
     target = validate_scope_id(to_user_id, name="to_user_id")
@@ -42,6 +45,8 @@ def move_identity(*, from_user_id: str, to_user_id: str, actor: Actor) -> dict[s
     client = get_redis()
     locks: list[str] = []
     token = ""
+    moved: list[HistoryEvent] = []
+    count = 0
     try:
         for _ in range(MAX_ATTEMPTS):
             sessions = [as_text(s) for s in client.zrange(keys.user_sessions(source), 0, -1)]
@@ -49,34 +54,37 @@ def move_identity(*, from_user_id: str, to_user_id: str, actor: Actor) -> dict[s
             if new_locks:
                 token = take_over(new_locks, seconds=settings.EXTRACTION_LOCK_SECONDS, token=token)
                 locks += new_locks
+            # Listed before its memories arrive (the users index is another slot on a cluster).
+            client.zadd(keys.users(target), {target: time.time()})
             try:
-                moved, result = _move_once(client, source=source, target=target, actor=actor)
+                moved += _move_memories(client, source=source, target=target, actor=actor)
             except redis.WatchError:
                 continue
-            break
+            count += working.move_sessions(from_user_id=source, to_user_id=target)
+            # A session listed (or a memory written) since the locks were taken: once more.
+            if not client.exists(keys.user_memory_ids(source)) and not client.exists(
+                keys.user_sessions(source)
+            ):
+                break
         else:
             raise VersionConflict("could not move the memories: too much activity; try again")
+        client.zrem(keys.users(source), source)
     finally:
         release(locks, token)
     events.publish(moved)
-    return result
+    return {"memories": len(moved), "sessions": count}
 
 
-def _move_once(
-    client: redis.Redis, *, source: str, target: str, actor: Actor
-) -> tuple[list[HistoryEvent], dict[str, int]]:
+def _move_memories(client: redis.Redis, *, source: str, target: str, actor: Actor) -> list[HistoryEvent]:
+    """The user's memories, live and deleted, with their index keys: one MULTI in the memory slot."""
     with client.pipeline(transaction=True) as pipe:
-        pipe.watch(keys.user_memory_ids(source), keys.user_trash(source), keys.user_sessions(source))
+        pipe.watch(keys.user_memory_ids(source), keys.user_trash(source))
         memory_ids = sorted(as_text(m) for m in pipe.smembers(keys.user_memory_ids(source)))
         stored = [k for m in memory_ids for k in (keys.memory(m), keys.trash(m))]
         if stored:
             pipe.watch(*stored)
         found = [(k, pipe.hgetall(k)) for k in stored]
         trash = pipe.zrange(keys.user_trash(source), 0, -1, withscores=True)
-        listed = pipe.zrange(keys.user_sessions(source), 0, -1, withscores=True)
-        if listed:
-            pipe.watch(*[keys.session(as_text(s)) for s, _ in listed])
-        sessions = [(as_text(s), score) for s, score in listed if pipe.exists(keys.session(as_text(s)))]
         moved: list[HistoryEvent] = []
         pipe.multi()
         for redis_key, raw in found:
@@ -94,11 +102,8 @@ def _move_once(
         if trash:
             pipe.zadd(keys.user_trash(target), {as_text(m): score for m, score in trash})
         pipe.delete(keys.user_trash(source))
-        count = working.move_sessions(pipe, sessions=sessions, from_user_id=source, to_user_id=target)
-        pipe.zrem(keys.users(), source)
-        pipe.zadd(keys.users(), {target: time.time()})
         pipe.execute()
-    return moved, {"memories": len(moved), "sessions": count}
+    return moved
 
 
 # KEYS: one id's memory, trash, history and stats; ARGV: the erased user. Deletes them unless the
@@ -110,6 +115,25 @@ for i = 1, 2 do
 end
 return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 """
+
+
+def _erase_memories(client: redis.Redis, *, user_id: str, memory_ids: list[str], markers: list[str]) -> None:
+    """The user's memories (live and deleted), their history and stats, their idempotency markers
+    and the user's memory index keys: one MULTI in the memory slot."""
+    with client.pipeline(transaction=True) as pipe:
+        for memory_id in memory_ids:
+            memory_keys = (
+                keys.memory(memory_id),
+                keys.trash(memory_id),
+                keys.history(memory_id),
+                keys.memory_stats(memory_id),
+            )
+            # A raw EVAL: redis-py's cluster pipeline has no eval() (all four keys share the slot).
+            pipe.execute_command("EVAL", _ERASE_MEMORY, 4, *memory_keys, user_id)
+        if markers:
+            pipe.delete(*markers)
+        pipe.delete(keys.user_memory_ids(user_id), keys.user_trash(user_id))
+        pipe.execute()
 
 
 @dataclass(frozen=True)
@@ -152,33 +176,23 @@ def erase_user(*, user_id: str, actor: Actor) -> EraseReceipt:
         late = [k for k in found.lock_keys if k not in locks]
         take_over(late, seconds=settings.EXTRACTION_LOCK_SECONDS, token=token)
         locks += late
-        with client.pipeline(transaction=True) as pipe:
-            for memory_id in found.memory_ids:
-                pipe.eval(
-                    _ERASE_MEMORY,
-                    4,
-                    keys.memory(memory_id),
-                    keys.trash(memory_id),
-                    keys.history(memory_id),
-                    keys.memory_stats(memory_id),
-                    user_id,
-                )
-            for family in (
-                found.session_keys,
-                found.extraction_keys,
-                found.plans,
-                found.idempotency_keys,
-                found.user_keys,
-            ):
-                if family:
-                    pipe.delete(*family)
-            pipe.zrem(keys.users(), user_id)
-            pipe.execute()
+        _erase_memories(client, user_id=user_id, memory_ids=found.memory_ids, markers=found.idempotency_keys)
+        # Then the session tier (a slot per session on a cluster), the user's session list after
+        # the sessions it lists and the users index last: an erase cut off anywhere is finished by
+        # running it again, which finds what is left through the keys removed last.
+        for family in (found.session_keys, found.extraction_keys, found.plans):
+            if family:
+                client.delete(*family)
+        client.delete(keys.user_sessions(user_id))
+        client.zrem(keys.users(user_id), user_id)
         mutation_events = streams.scrub(
             keys.mutation_stream(), fields={"user_id": [user_id]}, memory_ids=found.memory_ids
         )
         by_user_or_session = {"user_id": [user_id], "session_id": found.session_ids}
-        queued = streams.scrub(keys.turn_stream(), fields=by_user_or_session, group=keys.TURN_GROUP)
+        queued = sum(
+            streams.scrub(stream, fields=by_user_or_session, group=keys.TURN_GROUP)
+            for stream in keys.turn_streams()
+        )
         dead = streams.scrub(keys.dead_letter_stream(), fields=by_user_or_session)
     finally:
         release(locks, token)

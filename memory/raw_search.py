@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from core.redis_client import get_redis
+from core.redis_client import on_memory_node, pipelined_on_memory_node
 from memory.index import index_name
 from memory.records import RETURN_FIELDS, from_return_fields
 from memory.types import InvalidInput, Memory
@@ -86,7 +86,7 @@ def reply_columns(reply: list[Any], *, with_scores: bool) -> Rows:
 
 def run_search(args: list[Any], *, with_scores: bool = False) -> tuple[int, list[Row]]:
     try:
-        return parse_reply(get_redis().execute_command(*args), with_scores=with_scores)
+        return parse_reply(on_memory_node(lambda c: c.execute_command(*args)), with_scores=with_scores)
     except redis.ResponseError as exc:
         raise InvalidInput(f"the search could not run: {exc}") from exc
 
@@ -95,10 +95,7 @@ def run_pipeline(commands: list[list[Any]]) -> list[Any]:
     if not commands:
         return []
     try:
-        with get_redis().pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            return list(pipe.execute())
+        return pipelined_on_memory_node(commands)
     except redis.ResponseError as exc:
         raise InvalidInput(f"the search could not run: {exc}") from exc
 

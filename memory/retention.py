@@ -36,8 +36,8 @@ from typing import Any
 import redis
 from django.conf import settings
 
-from core.redis_client import get_redis
-from memory import events, keys, streams
+from core.redis_client import get_redis, on_memory_node
+from memory import events, keys, streams, user_index
 from memory.index import index_name
 from memory.records import as_text
 from memory.redaction import Forgotten, redact_trace
@@ -144,11 +144,10 @@ def run_retention(*, now: float | None = None) -> RetentionReport:
 def _expire_by_clock(client: redis.Redis, now: float) -> None:
     """Live memories past their expires_at (the sweep's clock may be ahead of Redis's TTLs)."""
     seen: set[str] = set()
+    command = ["FT.SEARCH", index_name(), f"@expires_at:[-inf {now!r}]", "NOCONTENT", "LIMIT", 0, BATCH]
     while True:
         try:
-            reply = client.execute_command(
-                "FT.SEARCH", index_name(), f"@expires_at:[-inf {now!r}]", "NOCONTENT", "LIMIT", 0, BATCH
-            )
+            reply = on_memory_node(lambda node: node.execute_command(*command))
         except redis.ResponseError:  # no index yet: no memories
             return
         found = [as_text(k) for k in reply[1:]]
@@ -168,7 +167,7 @@ def _purge_by_clock(client: redis.Redis, now: float) -> None:
 
 
 def _users(client: redis.Redis) -> list[str]:
-    return [as_text(u) for u in client.zrange(keys.users(), 0, -1)]
+    return user_index.all_user_ids()
 
 
 def _chunks(items: Sequence[str], size: int = BATCH) -> Iterator[Sequence[str]]:

@@ -15,9 +15,9 @@ import redis
 from django.conf import settings
 
 from core.embeddings import get_embedder
-from core.redis_client import get_redis
+from core.redis_client import get_memory_redis, get_redis
 from core.text import loads as stored_json
-from memory import events, keys
+from memory import events, keys, user_index
 from memory.access import Owner
 from memory.index import ensure_index, index_name
 from memory.query import MAX_ID_LENGTH, MemoryFilter, tag_clause, validate_id, validate_scope_id
@@ -258,7 +258,7 @@ def counts_by_type(*, user_id: str | None, filter: MemoryFilter | None = None) -
         query = f"-@expires_at:[-inf {time.time()!r}]"
         if user_id is not None:
             query = f"{tag_clause('user_id', [validate_scope_id(user_id, name='user_id')])} {query}"
-    reply = get_redis().execute_command(
+    reply = get_memory_redis().execute_command(
         "FT.AGGREGATE",
         index_name(),
         query,
@@ -312,8 +312,7 @@ def memories_from_turns(
 
 def known_users(*, offset: int = 0, limit: int = 50) -> list[tuple[str, float]]:
     """User ids with their last activity, most recent first."""
-    raw = get_redis().zrevrange(keys.users(), offset, offset + limit - 1, withscores=True)
-    return [(user.decode(), float(score)) for user, score in raw]
+    return user_index.most_recent(offset=offset, limit=limit)
 
 
 # --- Dedup helpers (for extraction) -------------------------------------------------------------

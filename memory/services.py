@@ -175,8 +175,18 @@ def _queue_new(
     if ttl:
         pipe.expire(key, ttl)
     pipe.sadd(keys.user_memory_ids(memory.scope.user_id), memory.id)
-    pipe.zadd(keys.users(), {memory.scope.user_id: memory.updated_at})
     events.record(pipe, event)
+
+
+def _list_users(client: redis.Redis, memories: Sequence[Memory]) -> None:
+    """Put the memories' users in the users index (another slot than the memory tier on a
+    cluster), before the memories are written: a kill in between leaves a listed user with
+    nothing new, never a memory whose user no reader (the retention sweep) finds."""
+    latest = {m.scope.user_id: m.updated_at for m in memories}
+    with client.pipeline(transaction=False) as pipe:
+        for user_id, at in latest.items():
+            pipe.zadd(keys.users(user_id), {user_id: at})
+        pipe.execute()
 
 
 def _id_keys(memory_id: str) -> list[str]:
@@ -245,6 +255,7 @@ def add_memories(
     chosen_keys = [k for i in chosen for k in _id_keys(items[i].id)]
     request_key = keys.idempotency(request.marker_key) if request is not None else ""
     client = get_redis()
+    _list_users(client, [memory for memory, _ in prepared])
     for _ in range(MAX_ATTEMPTS):
         added_events = []
         done: dict[int, str] = {}
@@ -260,7 +271,9 @@ def add_memories(
                         )
                 if idem_keys:
                     pipe.watch(*idem_keys)
-                    applied = dict(zip(idem_keys, pipe.mget(idem_keys), strict=True))
+                    # A raw MGET: redis-py's cluster pipeline refuses its mget() (one slot here).
+                    marked = pipe.execute_command("MGET", *idem_keys)
+                    applied = dict(zip(idem_keys, marked, strict=True))
                     done = {
                         i: applied[keys.idempotency(item.idempotency_key)].decode()
                         for i, item in enumerate(items)
@@ -627,7 +640,8 @@ def _deletion(before: Memory, actor: Actor, reason: str) -> Mutation:
             keys.memory(memory_id),
             mapping={"deleted_at": now, "ttl_before_delete": before.ttl_seconds or 0},
         )
-        p.rename(keys.memory(memory_id), trash_key)
+        # As a raw command: redis-py's cluster pipeline refuses its rename() (same slot here).
+        p.execute_command("RENAME", keys.memory(memory_id), trash_key)
         if grace > 0:
             p.expire(trash_key, grace)
         else:
@@ -723,7 +737,7 @@ def restore_memory(*, memory_id: str, owner: Owner, actor: Actor, reason: str = 
                 pipe.multi()
                 pipe.hdel(trash_key, "deleted_at", "ttl_before_delete")
                 pipe.hset(trash_key, mapping={"version": after.version, "updated_at": after.updated_at})
-                pipe.rename(trash_key, live_key)
+                pipe.execute_command("RENAME", trash_key, live_key)  # one slot (see _deletion)
                 if remaining:
                     pipe.expire(live_key, remaining)
                     pipe.hset(live_key, "expires_at", time.time() + remaining)

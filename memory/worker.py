@@ -100,6 +100,8 @@ class Worker:
         reclaimed = queue.reclaim_stale(consumer=self.worker_id)
         if reclaimed:
             logger.info("worker %s took over %d abandoned entries", self.worker_id, len(reclaimed))
+        # Turns a dead process stored without announcing (queue.enqueue_turn: two steps on a cluster).
+        queue.announce_stranded(older_than=10 * settings.EXTRACTION_RECLAIM_IDLE_SECONDS)
         removed = queue.remove_idle_consumers(
             idle_seconds=settings.EXTRACTION_RECLAIM_IDLE_SECONDS, keep=self.worker_id
         )

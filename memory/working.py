@@ -103,6 +103,18 @@ def _refresh_ttl(pipe: Pipeline, session_id: str, durable: bool) -> None:
             pipe.expire(key, ttl)
 
 
+def _list_session(client: redis.Redis, *, user_id: str, session_id: str, at: float) -> None:
+    """File the session under its user (the user's session list and the users index).
+
+    Written BEFORE the session's own transaction and outside it: those keys sit in other cluster
+    slots than the session's. A failure in between leaves at most a listed session that does not
+    exist (yet) or is not the user's, which `session_ids_for_user` drops: nothing is lost."""
+    with client.pipeline(transaction=False) as pipe:
+        pipe.zadd(keys.user_sessions(user_id), {session_id: at})
+        pipe.zadd(keys.users(user_id), {user_id: at})
+        pipe.execute()
+
+
 def ensure_session(
     *,
     session_id: str,
@@ -123,6 +135,7 @@ def ensure_session(
     existing = client.hget(keys.session(session_id), "user_id")
     if existing is not None and as_text(existing) != user_id:
         raise BelongsToAnotherUser("this session belongs to another user")
+    _list_session(client, user_id=user_id, session_id=session_id, at=now)
     with client.pipeline(transaction=True) as pipe:
         pipe.hsetnx(keys.session(session_id), "created_at", now)
         pipe.hset(
@@ -134,8 +147,6 @@ def ensure_session(
             pipe.hset(keys.session(session_id), "title", clean_text(title)[:200])
         if strategy:
             pipe.hset(keys.session(session_id), "strategy", strategy)
-        pipe.zadd(keys.user_sessions(user_id), {session_id: now})
-        pipe.zadd(keys.users(), {user_id: now})
         pipe.execute()
     return _touch(session_id)
 
@@ -213,11 +224,10 @@ def append_messages(*, session_id: str, messages: Sequence[WorkingMessage]) -> N
     user_id = _owner(client, session_id)
     durable = _is_durable(client, session_id)
     latest = max(m.at for m in messages)
+    _list_session(client, user_id=user_id, session_id=session_id, at=latest)
     with client.pipeline(transaction=True) as pipe:
         pipe.rpush(keys.session_messages(session_id), *[json.dumps(m.as_dict()) for m in messages])
         pipe.hset(keys.session(session_id), "updated_at", latest)
-        pipe.zadd(keys.user_sessions(user_id), {session_id: latest})
-        pipe.zadd(keys.users(), {user_id: latest})
         _refresh_ttl(pipe, session_id, durable)
         pipe.execute()
 
@@ -300,11 +310,10 @@ def rename_session(*, session_id: str, title: str) -> None:
 def delete_session(*, session_id: str) -> None:
     client = get_redis()
     owner = client.hget(keys.session(session_id), "user_id")
-    with client.pipeline(transaction=True) as pipe:
-        pipe.delete(*keys.session_keys(session_id))
-        if owner is not None:
-            pipe.zrem(keys.user_sessions(as_text(owner)), session_id)
-        pipe.execute()
+    client.delete(*keys.session_keys(session_id))
+    # After the delete (another slot): should this fail, readers drop the listed ghost anyway.
+    if owner is not None:
+        client.zrem(keys.user_sessions(as_text(owner)), session_id)
 
 
 # --- Session data and the tool-result cache -----------------------------------------------------
@@ -349,6 +358,7 @@ def replace_session(
                 if existing is not None and as_text(existing) != user_id:
                     raise BelongsToAnotherUser("this session belongs to another user")
                 now = time.time()
+                _list_session(client, user_id=user_id, session_id=session_id, at=now)
                 pipe.multi()
                 pipe.delete(keys.session_messages(session_id), keys.session_data(session_id))
                 pipe.hsetnx(keys.session(session_id), "created_at", now)
@@ -371,8 +381,6 @@ def replace_session(
                     )
                 if encoded_data:
                     pipe.hset(keys.session_data(session_id), mapping=encoded_data)
-                pipe.zadd(keys.user_sessions(user_id), {session_id: now})
-                pipe.zadd(keys.users(), {user_id: now})
                 _refresh_ttl(pipe, session_id, durable)
                 pipe.execute()
                 break
@@ -479,15 +487,16 @@ def list_traces(*, session_id: str) -> list[dict[str, Any]]:
 
 
 def session_ids_for_user(*, user_id: str, include_expired: bool = False) -> list[str]:
-    """Newest first; expired sessions are pruned from the user's list unless asked for."""
+    """Newest first; expired sessions are pruned from the user's list unless asked for (and so are
+    entries whose session is not, or no longer, the user's: `_list_session` writes before)."""
     client = get_redis()
     ids = [as_text(s) for s in client.zrevrange(keys.user_sessions(user_id), 0, -1)]
     if include_expired or not ids:
         return ids
     with client.pipeline(transaction=False) as pipe:
         for session_id in ids:
-            pipe.exists(keys.session(session_id))
-        alive = pipe.execute()
+            pipe.hget(keys.session(session_id), "user_id")
+        alive = [owner is not None and as_text(owner) == user_id for owner in pipe.execute()]
     expired = [s for s, ok in zip(ids, alive, strict=True) if not ok]
     if expired:
         client.zrem(keys.user_sessions(user_id), *expired)
@@ -503,12 +512,30 @@ def session_count(*, user_id: str) -> int:
     return len(session_ids_for_user(user_id=user_id))
 
 
-def move_sessions(
-    pipe: Pipeline, *, sessions: Sequence[tuple[str, float]], from_user_id: str, to_user_id: str
-) -> int:
-    """Queue the moves of these live sessions (id, score; read inside the caller's WATCH) on `pipe`."""
-    for session_id, score in sessions:
-        pipe.hset(keys.session(session_id), "user_id", to_user_id)
-        pipe.zadd(keys.user_sessions(to_user_id), {session_id: score})
-    pipe.delete(keys.user_sessions(from_user_id))
-    return len(sessions)
+def move_sessions(*, from_user_id: str, to_user_id: str) -> int:
+    """Give every live session of `from_user_id` to `to_user_id`; returns how many moved.
+
+    Each session in its own slot, in an order a kill at any step survives (a second call
+    finishes the move): listed under the new user, then its hash changed (WATCHed: a session
+    deleted meanwhile is not brought back), then unlisted from the old user. Readers drop listed
+    sessions that are not the user's, so a session listed under both is shown once, to its owner."""
+    client = get_redis()
+    moved = 0
+    listed = client.zrange(keys.user_sessions(from_user_id), 0, -1, withscores=True)
+    for raw, score in listed:
+        session_id = raw.decode()
+        client.zadd(keys.user_sessions(to_user_id), {session_id: score})
+        with client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(keys.session(session_id))
+                if pipe.hget(keys.session(session_id), "user_id") == from_user_id.encode():
+                    pipe.multi()
+                    pipe.hset(keys.session(session_id), "user_id", to_user_id)
+                    pipe.execute()
+                    moved += 1
+            except redis.WatchError:
+                pass  # changed or deleted meanwhile: left as it now is
+        if client.hget(keys.session(session_id), "user_id") != to_user_id.encode():
+            client.zrem(keys.user_sessions(to_user_id), session_id)  # not the new user's after all
+        client.zrem(keys.user_sessions(from_user_id), session_id)
+    return moved

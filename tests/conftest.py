@@ -16,7 +16,7 @@ import redis
 from core.embedded_redis import EmbeddedRedis, free_port
 from core.redis_client import get_redis, pointed_at
 
-pytest_plugins = ["tests.fixtures_llm", "tests.fixtures_browser"]
+pytest_plugins = ["tests.fixtures_llm", "tests.fixtures_browser", "tests.fixtures_cluster"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -135,7 +135,11 @@ def _claimed_turn():
     return entry, turns, queue.lease("s1", token)
 
 
-def test_a_dead_letter_is_one_transaction_so_a_kill_cannot_leave_half_of_it():
+def test_a_dead_letter_parks_before_it_commits_so_a_kill_loses_no_turn(monkeypatch):
+    # Cluster layout: the letter, the session's state and the turn stream sit in different slots,
+    # so they cannot share one MULTI. The order makes a kill at any point safe: the letter is
+    # written first, the session's commit (cursor, turns) is its own fenced MULTI, the
+    # acknowledgement and the counter follow.
     entry, turns, lease = _claimed_turn()
 
     commands = _monitored(
@@ -144,19 +148,43 @@ def test_a_dead_letter_is_one_transaction_so_a_kill_cannot_leave_half_of_it():
         )
     )
 
-    writes = [
-        c for c in commands if c.split()[0].upper() in {"XADD", "SET", "XACK", "HINCRBY", "HDEL", "DEL"}
-    ]
-    assert any("turns:dead" in c for c in writes), commands
-    assert any(c.startswith("HINCRBY") and c.endswith("dead_letters 1") for c in writes), commands
+    letter = next(i for i, c in enumerate(commands) if c.startswith("XADD") and "turns:dead" in c)
     start = next(i for i, c in enumerate(commands) if c.upper() == "MULTI")
     end = next(i for i, c in enumerate(commands) if c.upper() == "EXEC")
     inside = commands[start + 1 : end]
-    assert all(c in inside for c in writes), f"written outside the transaction: {set(writes) - set(inside)}"
+    assert letter < start
+    assert any(c.startswith("SET") and ":cursor 1" in c for c in inside), inside
+    assert any(c.startswith("HDEL") and c.endswith(":turns 1") for c in inside), inside
+    ack = next(i for i, c in enumerate(commands) if c.startswith("XACK"))
+    assert ack > end
+    assert any(c.startswith("HINCRBY") and c.endswith("dead_letters 1") for c in commands[end:]), commands
     # And the effects agree: parked once, counted once, acknowledged, cursor past the turn.
     health = queue.queue_health()
     assert health["dead_letters"] == 1 and health["counters"]["dead_letters"] == 1 and health["pending"] == 0
     assert queue.cursor("s1") == 1
+
+
+def test_a_kill_between_the_letter_and_the_commit_keeps_the_turns(monkeypatch):
+    entry, turns, lease = _claimed_turn()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed after the letter")
+
+    monkeypatch.setattr(queue, "commit_on", killed)
+    with pytest.raises(KeyboardInterrupt):
+        dead_letters.dead_letter(
+            session_id="s1", user_id="alice", turns=turns, error="boom", entry_ids=[entry.id], lease=lease
+        )
+    monkeypatch.undo()
+    # Nothing lost: the turn is still the session's, still pending on the stream, and parked.
+    assert [t.seq for t in queue.pending_turns("s1", after=queue.cursor("s1"))] == [1]
+    assert queue.queue_health()["pending"] == 1
+    # The next attempt parks it again (a duplicate letter, never a lost turn) and moves on.
+    dead_letters.dead_letter(
+        session_id="s1", user_id="alice", turns=turns, error="boom", entry_ids=[entry.id], lease=lease
+    )
+    assert queue.cursor("s1") == 1 and queue.queue_health()["pending"] == 0
+    assert {t.turn_id for d in dead_letters.dead_letters() for t in d.turns} == {turns[0].turn_id}
 
 
 def test_a_dead_letter_whose_job_lost_its_lock_writes_nothing_at_all():

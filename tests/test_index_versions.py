@@ -122,7 +122,9 @@ def test_a_second_rebuild_does_nothing_and_every_line_is_plain_words(redis_clien
     assert _indexes(redis_client) == [versioned_name()]
     assert second.strip() == f"The memory index is at version {index.INDEX_VERSION} already; nothing to do."
     for line in [*first.splitlines(), *second.splitlines()]:
-        assert line[0].isupper() and line.endswith(".") and not any(c in line for c in "{}[]<>'\""), line
+        # Index names carry the memory slot's hash tag `{m}` (README, "Redis Cluster"): not words.
+        words = line.replace(versioned_name(), "").replace(index_name(), "")
+        assert line[0].isupper() and line.endswith(".") and not any(c in words for c in "{}[]<>'\""), line
     assert "Indexing: 100% done, 1 memory indexed so far." in first
 
 
@@ -162,7 +164,7 @@ def test_the_recheck_costs_nothing_between_intervals(redis_client):
     assert _indexes(redis_client) == []
 
 
-@pytest.mark.parametrize("name", ["engram:idx:memories:v7", "engram:idx:memories"])
+@pytest.mark.parametrize("name", [versioned_name(7), index_name()])
 def test_versions_are_read_from_index_names(name):
     assert index._version_of(name) == (7 if name.endswith("v7") else index.UNVERSIONED)
 

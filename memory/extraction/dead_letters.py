@@ -13,7 +13,7 @@ from memory import keys
 from memory.events import append_to_stream
 from memory.extraction import queue
 from memory.lease import fenced
-from memory.types import SYSTEM, Actor, Lease, MemoryNotFound
+from memory.types import SYSTEM, Actor, Lease, LeaseLost, MemoryNotFound
 
 
 def dead_letter(
@@ -27,28 +27,32 @@ def dead_letter(
 ) -> str:
     """Park the turns with the error, move past them, acknowledge: the session is not stuck.
 
-    One MULTI (letter, cursor, acknowledgement, counter): a worker killed here leaves either all
-    of it or none, so a retry cannot park the same turns twice and the counter matches the stream."""
+    The letter goes first, then the session's own commit (one slot, fenced), then the
+    acknowledgement and the counter (other slots on a cluster). A worker killed in between leaves
+    the turns parked and still pending: the next attempt may park them once more (a duplicate
+    letter, never a lost turn)."""
     from_seq = min((t.seq for t in turns), default=queue.cursor(session_id) + 1)
     to_seq = max((t.seq for t in turns), default=from_seq - 1)
-    with fenced(lease) as pipe:
-        pipe.xadd(
-            keys.dead_letter_stream(),
-            {
-                "session_id": session_id,
-                "user_id": user_id,
-                "error": error[:2000],
-                "failed_at": repr(time.time()),
-                "turns": json.dumps([json.loads(t.as_json()) for t in turns]),
-            },
-        )
-        if to_seq >= from_seq:
+    client = get_redis()
+    if lease is not None and client.get(lease.key) != lease.token.encode():
+        raise LeaseLost("this job's lock was taken over (erase, identity move or expiry); nothing parked")
+    client.xadd(
+        keys.dead_letter_stream(),
+        {
+            "session_id": session_id,
+            "user_id": user_id,
+            "error": error[:2000],
+            "failed_at": repr(time.time()),
+            "turns": json.dumps([json.loads(t.as_json()) for t in turns]),
+        },
+    )
+    if to_seq >= from_seq:
+        with fenced(lease) as pipe:
             queue.commit_on(
                 pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids
             )
-        elif entry_ids:
-            queue.ack_on(pipe, session_id=session_id, entry_ids=entry_ids)
-        pipe.hincrby(keys.extraction_stats(), "dead_letters", 1)
+    queue.ack(entry_ids, session_id=session_id)
+    queue.bump("dead_letters")
     return f"{from_seq}-{to_seq}"
 
 

@@ -24,41 +24,34 @@ from core.redis_client import get_redis
 from core.text import loads as stored_json
 from memory import keys
 from memory.extraction.types import ExtractionPlan, PlanError, TurnMessage
-from memory.lease import fenced
+from memory.lease import fenced, release
 from memory.query import validate_scope_id
+from memory.records import as_text
 from memory.types import Lease
 
 GROUP = keys.TURN_GROUP
 STATE_TTL_SECONDS = 30 * 24 * 3600
 
-# KEYS: seq, turns, stream, last_at; ARGV: payload, maxlen, session_id, user_id, at, state ttl
-_ENQUEUE = """
+# KEYS: seq, turns, last_at (one session: one cluster slot); ARGV: payload, at, state ttl.
+# The turn is stored first; its announcement on the turn stream (another slot) follows. A turn
+# stored but never announced (the process died in between) is announced by the session's next
+# turn (a worker takes every pending turn of a session) or by `announce_stranded`.
+_STORE = """
 local seq = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[2], seq, ARGV[1])
-local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*',
-    'session_id', ARGV[3], 'user_id', ARGV[4], 'seq', seq, 'at', ARGV[5])
-redis.call('SET', KEYS[4], ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('EXPIRE', KEYS[4], ARGV[6])
-return {seq, id}
+redis.call('SET', KEYS[3], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return seq
 """
 
-# KEYS: lock, lives; ARGV: token, ms, owner. The lock is free, or held by this worker's own name
-# (an earlier job of this worker, cut off by a Redis outage or a kill: a worker runs one job at a
-# time), or by a life of another worker that has since restarted (its holder is dead): take it.
-# Tokens are "<owner>|<life>|<nonce>"; a plain token (an erase, a login) is never taken.
-_ACQUIRE = """
-local held = redis.call('GET', KEYS[1])
-if held then
-  local owner, life = string.match(held, '^(.*)|([^|]*)|[^|]*$')
-  if not owner or ARGV[3] == '' then return 0 end
-  if owner ~= ARGV[3] then
-    local current = redis.call('HGET', KEYS[2], owner)
-    if not current or current == life then return 0 end
-  end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+# KEYS: lock; ARGV: the value it was seen holding ('' = free), token, ms. Takes the lock only if
+# it still holds what `acquire_lock` judged (compare and set): the worker lives it was judged by
+# sit in another cluster slot, so they cannot be read in here.
+_TAKE = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
@@ -77,12 +70,6 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   end
 end
 return removed
-"""
-
-# KEYS: lock; ARGV: token
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 
 
@@ -140,11 +127,12 @@ class StreamEntry:
 
 def ensure_group(client: redis.Redis | None = None) -> None:
     client = client or get_redis()
-    try:
-        client.xgroup_create(keys.turn_stream(), GROUP, id="0", mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
+    for stream in keys.turn_streams():
+        try:
+            client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
 
 
 def enqueue_turn(
@@ -168,21 +156,60 @@ def enqueue_turn(
     at = max((m.at for m in messages), default=time.time())
     turn = QueuedTurn(0, turn_id, user_id, session_id, agent_id, namespace, strategy, list(messages))
     client = get_redis()
-    seq, stream_id = client.eval(
-        _ENQUEUE,
-        4,
-        keys.extraction(session_id, "seq"),
-        keys.extraction(session_id, "turns"),
-        keys.turn_stream(),
-        keys.extraction(session_id, "last_at"),
-        turn.as_json(),
-        settings.TURN_STREAM_MAXLEN,
-        session_id,
-        user_id,
-        repr(at),
-        STATE_TTL_SECONDS,
+    seq = int(
+        client.eval(
+            _STORE,
+            3,
+            keys.extraction(session_id, "seq"),
+            keys.extraction(session_id, "turns"),
+            keys.extraction(session_id, "last_at"),
+            turn.as_json(),
+            repr(at),
+            STATE_TTL_SECONDS,
+        )
     )
-    return int(seq), stream_id.decode()
+    return seq, announce(session_id=session_id, user_id=user_id, seq=seq, at=at)
+
+
+def announce(*, session_id: str, user_id: str, seq: int, at: float) -> str:
+    """Tell the workers the session has turns up to `seq`. Safe to repeat: an entry at or below
+    the session's cursor is a duplicate, acknowledged and skipped."""
+    stream_id = get_redis().xadd(
+        keys.turn_stream_of(session_id),
+        {"session_id": session_id, "user_id": user_id, "seq": seq, "at": repr(at)},
+        maxlen=settings.TURN_STREAM_MAXLEN,
+        approximate=True,
+    )
+    return as_text(stream_id)
+
+
+def announce_stranded(*, older_than: float, now: float | None = None) -> int:
+    """Announce again the sessions whose stored turns no entry names (their process died between
+    storing a turn and announcing it): pending turns, no retry scheduled, no failure counted, and
+    the last turn older than `older_than` seconds. Returns how many were announced."""
+    client = get_redis()
+    now = now or time.time()
+    announced = 0
+    for raw in client.scan_iter(match=keys.extraction("*", "turns"), count=1000):
+        parsed = keys.split_family_key(as_text(raw), "extract")
+        if parsed is None or parsed[1] != "turns":
+            continue
+        session_id = parsed[0]
+        with client.pipeline(transaction=False) as pipe:
+            pipe.hkeys(keys.extraction(session_id, "turns"))
+            pipe.get(keys.extraction(session_id, "cursor"))
+            pipe.get(keys.extraction(session_id, "last_at"))
+            pipe.exists(keys.extraction(session_id, "retry_at"), keys.extraction(session_id, "failures"))
+            seqs, cursor_raw, last_raw, troubled = pipe.execute()
+        waiting = [int(s) for s in seqs if int(s) > int(cursor_raw or 0)]
+        last_at = float(last_raw or 0)
+        if not waiting or troubled or now - last_at < older_than:
+            continue
+        turn = QueuedTurn.from_json(client.hget(keys.extraction(session_id, "turns"), max(waiting)) or "{}")
+        announce(session_id=session_id, user_id=turn.user_id, seq=max(waiting), at=last_at)
+        announced += 1
+    bump("reannounced", announced)
+    return announced
 
 
 def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> StreamEntry:
@@ -199,9 +226,16 @@ def read_entries(*, consumer: str, block_ms: int, count: int = 50) -> list[Strea
     """This consumer's own pending entries (waiting for debounce or a retry) plus new ones."""
     client = get_redis()
     entries: list[StreamEntry] = []
-    for start, block in (("0", None), (">", block_ms)):
+    streams = keys.turn_streams()
+    # One stream per call (a cluster serves no multi-slot XREADGROUP): all without waiting first,
+    # then, when nothing came, a wait shared between them.
+    rounds: list[tuple[str, str, int | None]] = [(s, start, None) for start in ("0", ">") for s in streams]
+    rounds += [(stream, ">", max(1, block_ms // len(streams))) for stream in streams]
+    for stream, start, block in rounds:
+        if block is not None and entries:
+            break
         try:
-            reply = client.xreadgroup(GROUP, consumer, {keys.turn_stream(): start}, count=count, block=block)
+            reply = client.xreadgroup(GROUP, consumer, {stream: start}, count=count, block=block)
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -222,14 +256,16 @@ def reclaim_stale(*, consumer: str, count: int = 100) -> list[StreamEntry]:
     """
     client = get_redis()
     idle_ms = int(settings.EXTRACTION_RECLAIM_IDLE_SECONDS * 1000)
-    try:
-        reply = client.xautoclaim(keys.turn_stream(), GROUP, consumer, idle_ms, start_id="0-0", count=count)
-    except redis.ResponseError as exc:
-        if "NOGROUP" not in str(exc):
-            raise
-        ensure_group(client)
-        return []
-    claimed = [_entry(entry_id, fields) for entry_id, fields in reply[1] if fields]
+    claimed: list[StreamEntry] = []
+    for stream in keys.turn_streams():
+        try:
+            reply = client.xautoclaim(stream, GROUP, consumer, idle_ms, start_id="0-0", count=count)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            ensure_group(client)
+            return claimed
+        claimed += [_entry(entry_id, fields) for entry_id, fields in reply[1] if fields]
     bump("reclaimed", len(claimed))
     return claimed
 
@@ -239,15 +275,16 @@ def remove_idle_consumers(*, idle_seconds: float, keep: str) -> list[str]:
 
     Dead workers' names would pile up otherwise (one per crash with pid names). Removing a live but
     idle one is harmless: it holds nothing, and its next read creates it again."""
-    try:
-        removed = get_redis().eval(
-            _REMOVE_IDLE_CONSUMERS, 1, keys.turn_stream(), GROUP, int(idle_seconds * 1000), keep
-        )
-    except redis.ResponseError as exc:
-        if "NOGROUP" not in str(exc) and "no such key" not in str(exc):
-            raise
-        return []
-    return [name.decode() for name in removed]
+    removed: list[str] = []
+    for stream in keys.turn_streams():
+        try:
+            names = get_redis().eval(_REMOVE_IDLE_CONSUMERS, 1, stream, GROUP, int(idle_seconds * 1000), keep)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc) and "no such key" not in str(exc):
+                raise
+            continue
+        removed += [as_text(name) for name in names]
+    return sorted(set(removed))
 
 
 def register_life(*, worker_id: str, life: str) -> None:
@@ -265,13 +302,39 @@ def acquire_lock(session_id: str, *, owner: str = "", life: str = "") -> str | N
     let only the newer holder write."""
     token = f"{owner}|{life}|{uuid.uuid4().hex}" if owner else uuid.uuid4().hex
     ms = int(settings.EXTRACTION_LOCK_SECONDS * 1000)
-    if get_redis().eval(_ACQUIRE, 2, keys.extraction_lock(session_id), keys.worker_lives(), token, ms, owner):
-        return token
-    return None
+    client = get_redis()
+    lock_key = keys.extraction_lock(session_id)
+    held = client.get(lock_key)
+    if held is not None and not _may_take(client, as_text(held), owner=owner):
+        return None
+    if not client.eval(_TAKE, 1, lock_key, as_text(held) if held is not None else "", token, ms):
+        return None
+    # The memory writes check the lock's mirror (memory.lease): set it, then make sure the lock
+    # is still ours. A take-over in between either overwrites the mirror after us or is seen here.
+    client.set(keys.extraction_lock_mirror(session_id), token, px=ms)
+    if client.get(lock_key) != token.encode():
+        release([lock_key], token)
+        return None
+    return token
+
+
+def _may_take(client: redis.Redis, held: str, *, owner: str) -> bool:
+    """A held lock is free to this worker when it is held under its own name (an earlier job of
+    this worker, cut off by a Redis outage or a kill: a worker runs one job at a time), or by a
+    life of another worker that has since restarted (its holder is dead). Tokens are
+    "<owner>|<life>|<nonce>"; a plain token (an erase, a login) is never taken."""
+    parts = held.rsplit("|", 2)
+    if len(parts) != 3 or not owner:
+        return False
+    holder, life = parts[0], parts[1]
+    if holder == owner:
+        return True
+    current = client.hget(keys.worker_lives(), holder)
+    return current is not None and as_text(current) != life
 
 
 def release_lock(session_id: str, token: str) -> None:
-    get_redis().eval(_RELEASE, 1, keys.extraction_lock(session_id), token)
+    release([keys.extraction_lock(session_id)], token)
 
 
 def lease(session_id: str, token: str) -> Lease:
@@ -297,29 +360,30 @@ def commit(
     """The turns up to `to_seq` are applied: move the cursor, drop them, acknowledge our entries."""
     with fenced(lease) as pipe:
         commit_on(pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids)
+    ack(entry_ids, session_id=session_id)
 
 
 def commit_on(
     pipe: Pipeline, *, session_id: str, to_seq: int, from_seq: int, entry_ids: Sequence[str]
 ) -> None:
+    """Queue the commit of the session's own state (one slot). The caller acknowledges the
+    entries after EXEC (`ack`): killed in between, they are redelivered, and entries at or below
+    the new cursor are duplicates that are simply acknowledged."""
     pipe.set(keys.extraction(session_id, "cursor"), to_seq, ex=STATE_TTL_SECONDS)
     pipe.hdel(keys.extraction(session_id, "turns"), *[str(s) for s in range(from_seq, to_seq + 1)])
     pipe.delete(keys.extraction(session_id, f"plan:{from_seq}"))
     pipe.delete(keys.extraction(session_id, "retry_at"))
     if entry_ids:
-        ack_on(pipe, session_id=session_id, entry_ids=entry_ids)
+        pipe.hdel(keys.extraction(session_id, "failures"), *entry_ids)
 
 
 def ack(entry_ids: Sequence[str], *, session_id: str) -> None:
+    """Acknowledge the entries (on the session's stream), then forget their failure counts: an
+    entry whose count is gone first could be counted afresh after a redelivery."""
     if entry_ids:
-        with get_redis().pipeline(transaction=True) as pipe:
-            ack_on(pipe, session_id=session_id, entry_ids=entry_ids)
-            pipe.execute()
-
-
-def ack_on(pipe: Pipeline, *, session_id: str, entry_ids: Sequence[str]) -> None:
-    pipe.xack(keys.turn_stream(), GROUP, *entry_ids)
-    pipe.hdel(keys.extraction(session_id, "failures"), *entry_ids)
+        client = get_redis()
+        client.xack(keys.turn_stream_of(session_id), GROUP, *entry_ids)
+        client.hdel(keys.extraction(session_id, "failures"), *entry_ids)
 
 
 def failures(session_id: str, entry_ids: Sequence[str]) -> int:
@@ -377,29 +441,33 @@ def queue_health() -> dict[str, Any]:
     """Pending, lag, oldest pending age, per-consumer state, dead letters and outcome counters."""
     client = get_redis()
     ensure_group(client)
-    group = next(g for g in client.xinfo_groups(keys.turn_stream()) if g["name"] == GROUP.encode())
-    summary = client.xpending(keys.turn_stream(), GROUP)
+    pending = lag = length = 0
     oldest_age = 0.0
-    if summary["pending"]:
-        oldest_ms = int(summary["min"].decode().split("-")[0])
-        oldest_age = max(0.0, time.time() - oldest_ms / 1000)
-    consumers = [
-        {
-            "name": c["name"].decode(),
-            "pending": int(c["pending"]),
-            "idle_ms": int(c["idle"]),
-            "inactive_ms": int(c.get("inactive", -1)),
-        }
-        for c in client.xinfo_consumers(keys.turn_stream(), GROUP)
-    ]
+    by_name: dict[str, dict[str, int]] = {}
+    for stream in keys.turn_streams():
+        group = next(g for g in client.xinfo_groups(stream) if g["name"] == GROUP.encode())
+        summary = client.xpending(stream, GROUP)
+        pending += int(summary["pending"])
+        lag += int(group.get("lag") or 0)
+        length += int(client.xlen(stream))
+        if summary["pending"]:
+            oldest_ms = int(summary["min"].decode().split("-")[0])
+            oldest_age = max(oldest_age, time.time() - oldest_ms / 1000)
+        for c in client.xinfo_consumers(stream, GROUP):
+            row = by_name.setdefault(c["name"].decode(), {"pending": 0, "idle_ms": -1, "inactive_ms": -1})
+            row["pending"] += int(c["pending"])
+            # The most recent sighting on any shard: idle/inactive are "since", so the smallest.
+            for field, value in (("idle_ms", int(c["idle"])), ("inactive_ms", int(c.get("inactive", -1)))):
+                row[field] = value if row[field] < 0 else min(row[field], value)
+    consumers = [{"name": name, **row} for name, row in by_name.items()]
     stats = {k.decode(): int(v) for k, v in client.hgetall(keys.extraction_stats()).items()}
     return {
-        "pending": int(summary["pending"]),
-        "lag": int(group.get("lag") or 0),
+        "pending": pending,
+        "lag": lag,
         "oldest_pending_age_s": round(oldest_age, 1),
         "consumers": consumers,
         "dead_letters": int(client.xlen(keys.dead_letter_stream())),
-        "stream_length": int(client.xlen(keys.turn_stream())),
+        "stream_length": length,
         "counters": stats,
     }
 

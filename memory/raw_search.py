@@ -101,7 +101,7 @@ def run_pipeline(commands: list[list[Any]]) -> list[Any]:
 
 
 # Every hash's RETURN_FIELDS in one command: a pipeline of HMGETs costs the client ~10 µs of packing
-# and parsing per memory. On a cluster the keys of one search may sit in several slots: HMGETs there.
+# and parsing per memory. Memory hashes share one slot ({m}), so on a cluster it runs on their node.
 _HMGET_EACH = (
     "local out = {} "
     "for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, unpack(ARGV)) end "
@@ -113,13 +113,12 @@ def load_memories(redis_keys: list[str]) -> dict[str, Memory]:
     """Memories by key (keys that vanished since the search are left out)."""
     if not redis_keys:
         return {}
-    client = get_redis()
     try:
-        if isinstance(client, redis.RedisCluster):
-            replies = run_pipeline([["HMGET", key, *RETURN_FIELDS] for key in redis_keys])
-        else:
-            keys = len(redis_keys)
-            replies = client.execute_command("EVAL", _HMGET_EACH, keys, *redis_keys, *RETURN_FIELDS)
+        replies = on_memory_node(
+            lambda client: client.execute_command(
+                "EVAL", _HMGET_EACH, len(redis_keys), *redis_keys, *RETURN_FIELDS
+            )
+        )
     except redis.ResponseError as exc:
         raise InvalidInput(f"the search could not run: {exc}") from exc
     return {

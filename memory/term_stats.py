@@ -176,7 +176,10 @@ def counted_keyword_search(
     for t in terms:
         args += [escape_tag(t), ranks[t], known.get(t, -1)]
     args += [limit, *return_fields]
-    return CountedKeywordSearch(key, cached, terms, ["EVAL", _COUNTED_KEYWORD_SEARCH, 0, *args])
+    # The index name is declared as the script's key too: on a cluster a node that no longer holds the
+    # memory slot answers MOVED (re-resolved by the caller) instead of failing inside the script.
+    command = ["EVAL", _COUNTED_KEYWORD_SEARCH, 1, index_name(), *args]
+    return CountedKeywordSearch(key, cached, terms, command)
 
 
 def drop_common_terms(terms: list[str], counts: TermCounts, *, params: SearchParams) -> list[str]:

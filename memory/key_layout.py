@@ -15,10 +15,11 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 
 import redis
+from django.conf import settings
 
 from core.redis_client import get_redis, is_cluster, key
 from memory import keys
-from memory.index import ensure_index, forget_index_cache, index_state
+from memory.index import convert_vectors, ensure_index, forget_index_cache, index_state
 from memory.records import as_text
 
 TAGGED_FAMILIES = ("wm", "extract", "user")
@@ -118,6 +119,11 @@ def _move_index(client: redis.Redis, report: LayoutReport, say: Say, poll_second
     if not old:
         return
     say(f"memory index: dropped {', '.join(old)} (old key prefix); building the new one")
+    # Older releases stored float32 vectors: a hash whose vector does not fit the new index's dtype
+    # would be left out of it, unsearchable, without a word. Convert before the index is built.
+    converted = convert_vectors(to_dtype=settings.VECTOR_DTYPE)
+    if converted:
+        say(f"memory index: converted the vectors of {converted} memories to {settings.VECTOR_DTYPE}")
     forget_index_cache()
     ensure_index()
     while (state := index_state()) is not None and (state["indexing"] or state["percent_indexed"] < 100):

@@ -79,9 +79,12 @@ def test_a_second_run_moves_nothing_and_a_taken_name_is_never_overwritten(redis_
 # --- The memory tier (layout 3: one hash-tag slot) ------------------------------------------------
 
 
-def _age_memory_tier(client) -> None:
+def _age_memory_tier(client, *, dtype: str = "float16") -> None:
     """Turn what today's code wrote into an install from before the memory slot's tag: every key
-    `<prefix>:{m}:<rest>` was `<prefix>:<rest>`, and the index covered `<prefix>:mem:`."""
+    `<prefix>:{m}:<rest>` was `<prefix>:<rest>`, and the index covered `<prefix>:mem:` (with
+    float32 vectors in releases before float16)."""
+    if dtype != "float16":
+        index.convert_vectors(to_dtype=dtype)
     head = keys.memory_key("")
     for raw in list(client.scan_iter(match=keys.memory_key("*"), count=1000)):
         name = raw.decode()
@@ -90,6 +93,9 @@ def _age_memory_tier(client) -> None:
         client.execute_command("FT.DROPINDEX", name)
     old = index.schema(get_embedder().dims)
     old["index"] |= {"name": key("idx", "memories", "v1"), "prefix": key("mem") + ":"}
+    for spec in old["fields"]:
+        if spec["type"] == "vector":
+            spec["attrs"]["datatype"] = dtype
     SearchIndex.from_dict(old, redis_client=client, validate_on_load=False).create()
     client.execute_command("FT.ALIASADD", key("idx", "memories"), key("idx", "memories", "v1"))
     index.forget_index_cache()
@@ -141,6 +147,26 @@ def test_an_old_install_keeps_its_memories_history_trash_and_search(redis_client
     assert not [k for k in redis_client.scan_iter(match=key("mem", "*"))]
     # Done once: the next start scans nothing and drops nothing.
     assert key_layout.migrate() == key_layout.LayoutReport()
+
+
+def test_an_old_float32_install_is_searchable_after_the_move(redis_client):
+    """Releases before float16 stored float32 vectors: the move converts them before the new index
+    is built, else those memories would be left out of the index without a word."""
+    kept, binned, _ = _memory_install()
+    _age_memory_tier(redis_client, dtype="float32")
+    assert len(redis_client.hget(key("mem", kept.id), "embedding")) == 384 * 4
+
+    out = io.StringIO()
+    call_command("migrate_keys", verbosity=1, stdout=out)
+
+    assert "converted the vectors of 3 memories to float16" in out.getvalue()
+    assert "memory index: built, 2 memories" in out.getvalue()
+    assert len(redis_client.hget(keys.memory(kept.id), "embedding")) == 384 * 2
+    assert len(redis_client.hget(keys.trash(binned.id), "embedding")) == 384 * 2
+    result = search_memories(filter=MemoryFilter.build(user_id="alice"), text="dog Rexy", threshold=0)
+    assert result.hits[0].memory.id == kept.id
+    assert restore_memory(memory_id=binned.id, owner=ANYONE, actor=USER).text == "I used to smoke"
+    assert search_memories(filter=MemoryFilter.build(user_id="alice"), text="smoking", threshold=0).hits
 
 
 def test_a_taken_memory_name_is_left_in_place_and_reported(redis_client):

@@ -61,15 +61,29 @@ def memory_added(memory: Memory, actor: Actor, reason: str = "", *, at: float | 
 # then holds what the memory itself does not: when the add happened, if not at `created_at` (a
 # back-dated import), and its reason. A memory with a TTL keeps its list from the start: when it
 # expires, the retention sweep reads its history after the hash is gone.
-ADDED_AT = "a_at"
+ADDED_AT = "a_at"  # milliseconds after created_at
 ADDED_REASON = "a_why"
+
+
+def added_at(memory: Memory, *, now: float) -> float:
+    """When a new memory is added, as its "added" entry says: `now`, in whole milliseconds after
+    a back-dated `created_at` (so the hash keeps a small integer, and rebuilding gives the same float)."""
+    if memory.created_at == now:
+        return now
+    return _after(memory.created_at, round((now - memory.created_at) * 1000))
+
+
+def _after(created_at: float, offset_ms: int) -> float:
+    return created_at + offset_ms / 1000
 
 
 def added_fields(event: HistoryEvent, memory: Memory) -> dict[str, Any]:
     """The hash fields a memory without a history list keeps for its "added" entry."""
     out: dict[str, Any] = {}
     if event.at != memory.created_at:
-        out[ADDED_AT] = event.at
+        offset = round((event.at - memory.created_at) * 1000)
+        assert _after(memory.created_at, offset) == event.at, "use added_at() for the event's time"
+        out[ADDED_AT] = offset
     if event.reason:
         out[ADDED_REASON] = event.reason
     return out
@@ -86,7 +100,7 @@ def added_entry(memory: Memory, raw: Mapping[Any, Any]) -> HistoryEvent:
         user_id=memory.scope.user_id,
         version=1,
         actor=memory.created_by,
-        at=memory.created_at if at is None else float(at),
+        at=memory.created_at if at is None else _after(memory.created_at, int(at)),
         new=memory.snapshot(),
         reason="" if reason is None else (reason.decode() if isinstance(reason, bytes) else str(reason)),
     )

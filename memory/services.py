@@ -280,10 +280,8 @@ def add_memories(
                     if i in done:
                         continue
                     assert vector is not None
-                    # At the moment it claims (not a back-dated created_at): when it was added.
-                    event = events.memory_added(
-                        memory, actor, reason, at=now if memory.created_at == now else None
-                    )
+                    at = events.added_at(memory, now=now)
+                    event = events.memory_added(memory, actor, reason, at=at)
                     added_events.append(event)
                     _queue_new(pipe, memory, vector, ttl, event)
                     if items[i].id:

@@ -83,6 +83,20 @@ def test_a_hash_written_with_every_field_reads_the_same(redis_client: Any) -> No
     assert from_hash(redis_client.hgetall(key)) == before
 
 
+def test_source_is_read_from_the_turn_ids_unless_they_cannot_say_it(redis_client: Any) -> None:
+    plain = add_memory(text="Alice likes tea", scope=scope(), actor=USER, source=["t-1", "t 2"])
+    odd = add_memory(text="Alice likes jam", scope=scope(), actor=USER, source=["t,3", "t-4"])
+    assert not redis_client.hexists(keys.memory(plain.id), "source")
+    assert redis_client.hget(keys.memory(odd.id), "source") == b'["t,3", "t-4"]'
+    for memory, source in ((plain, ["t-1", "t 2"]), (odd, ["t,3", "t-4"])):
+        assert get_memory(memory_id=memory.id, owner=ANYONE).source == source
+    # Search's read (HMGET of the returned fields) decodes it the same way.
+    from memory.raw_search import load_memories
+
+    loaded = load_memories([keys.memory(plain.id), keys.memory(odd.id)])
+    assert [m.source for m in loaded.values()] == [["t-1", "t 2"], ["t,3", "t-4"]]
+
+
 def _make_v2_index(redis_client: Any) -> None:
     """The index as version 2 made it: float16, content_hash a case-sensitive TAG."""
     spec = search_index(version=2).schema.to_dict()

@@ -100,7 +100,12 @@ def test_a_back_dated_memory_keeps_when_it_was_added(redis_client: Any) -> None:
         actor=USER,
     )
     [entry] = memory_history(memory_id=old.id)
-    assert entry.at >= started and old.created_at == 1_000_000.0
+    assert entry.at >= started - 0.001 and old.created_at == 1_000_000.0
+    # Kept as whole milliseconds after created_at (a small integer in the hash).
+    offset = int(redis_client.hget(keys.memory(old.id), "a_at"))
+    assert offset == round((entry.at - old.created_at) * 1000)
+    [published] = recent_events(user_id="alice", limit=1)
+    assert published == entry.as_dict()
     update_memory(memory_id=old.id, owner=ANYONE, actor=USER, text="Alice was born in Bergen")
     assert _listed(redis_client, old.id)[0] == entry.as_dict()
     assert memory_history(memory_id=memory.id)[0].reason == ""

@@ -79,22 +79,31 @@ def test_stored_bytes_are_the_ones_earlier_versions_wrote(redis_client):
         b"locked": b"1",
         b"source": b'["turn-1", "turn,2"]',
         b"source_turns": b"turn-1,turn 2",
-        # Compact since issue 17 (a JSON array); the dict form earlier versions wrote still reads.
-        b"created_by": b'["extractor","worker-1","gpt-test","v1"]',
+        # Compact since issue 17 (kind|id|model|prompt_version); the JSON array and dict forms
+        # earlier versions wrote still read.
+        b"created_by": b"extractor|worker-1|gpt-test|v1",
         b"event_date": b"1700000000.25",
     }
-    earlier = b'{"kind": "extractor", "id": "worker-1", "model": "gpt-test", "prompt_version": "v1"}'
-    stored = {**redis_client.hgetall("stored"), b"created_by": earlier}
-    assert from_hash(stored) == from_hash(redis_client.hgetall("stored"))
-    assert from_hash(stored).created_by == _full_memory().created_by
+    for earlier in (
+        b'{"kind": "extractor", "id": "worker-1", "model": "gpt-test", "prompt_version": "v1"}',
+        b'["extractor","worker-1","gpt-test","v1"]',
+    ):
+        stored = {**redis_client.hgetall("stored"), b"created_by": earlier}
+        assert from_hash(stored) == from_hash(redis_client.hgetall("stored"))
+        assert from_hash(stored).created_by == _full_memory().created_by
 
 
 def test_a_compact_actor_keeps_only_what_it_has():
     memory = replace(_full_memory(), created_by=Actor(ActorKind.USER, "alice"))
-    assert to_hash(memory, embedding=None, expires_at=None)["created_by"] == '["user","alice"]'
-    assert from_hash({b"id": b"m1", b"created_by": b'["user","alice"]'}).created_by == Actor(
+    assert to_hash(memory, embedding=None, expires_at=None)["created_by"] == "user|alice"
+    assert from_hash({b"id": b"m1", b"created_by": b"user|alice"}).created_by == Actor(
         ActorKind.USER, "alice"
     )
+    # A part holding the separator keeps the JSON array form.
+    odd = Actor(ActorKind.APP, "a|b", model="m")
+    encoded = to_hash(replace(memory, created_by=odd), embedding=None, expires_at=None)["created_by"]
+    assert encoded == '["app","a|b","m"]'
+    assert from_hash({b"id": b"m1", b"created_by": encoded.encode()}).created_by == odd
 
 
 def test_a_hash_without_optional_fields_reads_back_with_defaults():

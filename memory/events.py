@@ -208,6 +208,11 @@ def memory_forgotten(
     }
 
 
+def _entry_json(event: HistoryEvent) -> str:
+    # Without the spaces json.dumps puts after "," and ":": ~25 B less an entry (every list).
+    return json.dumps(event.as_dict(), separators=(",", ":"))
+
+
 # KEYS: a history list; ARGV: the memory's rebuilt "added" entry, then this change's entry. The
 # "added" entry goes first when the list does not exist yet (the memory's first change).
 _FIRST_CHANGE = """
@@ -229,9 +234,9 @@ def record(
     ~500 B a copy, and the history list holds it already. Readers resolve it with
     `memory.selectors.recent_events`; an entry whose history is gone (purged) resolves to nothing,
     and its memory's own "purged"/"expired" entry (full data, no text) tells what became of it."""
-    entry = json.dumps(event.as_dict())
+    entry = _entry_json(event)
     if added is not None:
-        pipe.eval(_FIRST_CHANGE, 1, keys.history(event.memory_id), json.dumps(added.as_dict()), entry)
+        pipe.eval(_FIRST_CHANGE, 1, keys.history(event.memory_id), _entry_json(added), entry)
     elif listed:
         pipe.rpush(keys.history(event.memory_id), entry)
     pipe.xadd(

@@ -29,7 +29,7 @@ class Footprint:
     memory_ids: list[str]  # every id the user ever had (user:<u>:mids)
     live: list[str]
     trashed: list[str]
-    histories: list[str]
+    histories: list[str]  # a history list, or a never-changed live memory (its hash holds "added")
     access_stats: list[str]
     session_ids: list[str]  # every session whose data goes, live or already pruned
     live_sessions: list[str]
@@ -112,7 +112,9 @@ def user_footprint(*, user_id: str) -> Footprint:
         flags = pipe.execute()
     live = [m for i, m in enumerate(ever) if flags[4 * i]]
     trashed = [m for i, m in enumerate(ever) if flags[4 * i + 1]]
-    histories = [m for i, m in enumerate(ever) if flags[4 * i + 2]]
+    # A live memory that never changed keeps its history ("added") in its own hash, not in a list
+    # (memory.events.added_entry): it is a history all the same, and goes with the hash.
+    histories = [m for i, m in enumerate(ever) if flags[4 * i + 2] or flags[4 * i]]
     stats = [m for i, m in enumerate(ever) if flags[4 * i + 3]]
 
     working_keys: dict[str, list[str]] = defaultdict(list)

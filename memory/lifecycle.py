@@ -91,11 +91,12 @@ def _move_memories(client: redis.Redis, *, source: str, target: str, actor: Acto
             if not raw:
                 continue
             memory = from_hash(raw)
+            added = events.added_entry(memory, raw)
             memory.scope = replace(memory.scope, user_id=target)
             event = events.memory_moved(memory, actor, from_user=source, to_user=target)
             moved.append(event)
             pipe.hset(redis_key, "user_id", target)
-            events.record(pipe, event)
+            events.record(pipe, event, added=added)
         if memory_ids:
             pipe.sadd(keys.user_memory_ids(target), *memory_ids)
         pipe.delete(keys.user_memory_ids(source))

@@ -191,9 +191,10 @@ def mutate(
                     raise StaleVersion(
                         f"memory {memory_id} is at version {before.version}, not {expected_version}; reload"
                     )
+                added = events.added_entry(before, raw)
                 change = build(before, pipe)
                 pipe.multi()
-                queue_mutation(pipe, change)
+                queue_mutation(pipe, change, added=added)
                 if idem_key:
                     pipe.set(idem_key, memory_id, ex=IDEMPOTENCY_TTL_SECONDS)
                 pipe.execute()
@@ -204,13 +205,14 @@ def mutate(
     raise VersionConflict(f"memory {memory_id} is changing too fast; try again")
 
 
-def queue_mutation(pipe: Pipeline, change: Mutation) -> None:
-    """Queue one built change on a MULTI pipeline: its fields, its extra steps, its history entry."""
+def queue_mutation(pipe: Pipeline, change: Mutation, *, added: HistoryEvent) -> None:
+    """Queue one built change on a MULTI pipeline: its fields, its extra steps, its history entry
+    (after the memory's rebuilt `added` entry when this is its first change: events.record)."""
     if change.fields:
         pipe.hset(keys.memory(change.after.id), mapping=change.fields)
     if change.also:
         change.also(pipe)
-    events.record(pipe, change.event)
+    events.record(pipe, change.event, added=added)
 
 
 SCOPE_FIELDS = ("user_id", "agent_id", "namespace", "session_id")

@@ -21,8 +21,8 @@ from memory.types import Actor, Memory, MemoryType, Scope
 
 # Bump whenever the index definition derived from FIELDS changes: a new index is then built next to
 # the old one by `manage.py memory_index rebuild` (see memory/index.py). 2: float16 vectors,
-# event_date no longer sortable.
-INDEX_VERSION = 2
+# event_date no longer sortable. 3: content_hash not indexed.
+INDEX_VERSION = 3
 
 IndexKind = Literal["text", "tag", "numeric", "vector"]
 
@@ -59,6 +59,10 @@ class Field:
     # Rewritten by an edit (update, restore a version): the rest (scope, flags, TTL, provenance)
     # is changed only by its own call, so an edit never resets what it did not ask to change.
     editable: bool = False
+    # Another field that gives this attribute when this one is not stored, decoded with
+    # `fallback_decode` (`source` is left out when `source_turns` says the same).
+    fallback: str | None = None
+    fallback_decode: Callable[[str], Any] | None = None
 
 
 def _text(value: str) -> str:
@@ -116,31 +120,55 @@ MEMORY_TYPE = Codec(encode=str, decode=lambda raw: MemoryType(raw or "semantic")
 COMMA_LIST = Codec(encode=",".join, decode=_comma_list)
 TIME = Codec(encode=_same, decode=_float_or(0.0))
 OPTIONAL_TIME = Codec(encode=_same, decode=_optional_float)
-FLAG = Codec(encode=lambda value: "1" if value else "0", decode=_flag)
-JSON_LIST = Codec(encode=json.dumps, decode=lambda raw: json.loads(raw or "[]"))
+# Fields that hold their default are left out of the hash (the decoder gives the default for a
+# missing field): ~45 B a memory, which keeps the usual memory hash's listpack in a smaller
+# allocator size class. Hashes written before still hold them and read the same. Only for fields
+# an edit never rewrites (an edit HSETs what encode gives; a left-out field would keep its old value).
+FLAG = Codec(encode=lambda value: "1" if value else None, decode=_flag)
+OMITTED_IF_EMPTY = Codec(encode=lambda value: value or None, decode=_text)
+
+
+_ACTOR_PARTS = ("kind", "id", "model", "prompt_version")
+_ACTOR_SEPARATOR = "|"
 
 
 def _actor_encode(actor: Actor) -> str:
-    """A JSON array [kind, id, model, prompt_version] without trailing empty parts: a third of the
-    dict form's bytes, in every memory hash."""
+    """kind|id|model|prompt_version without trailing empty parts (in every memory hash: a quarter
+    of the dict form's bytes); a JSON array when a part holds the separator."""
     parts = [str(actor.kind), actor.id, actor.model, actor.prompt_version]
     while parts and not parts[-1]:
         parts.pop()
-    return json.dumps(parts, separators=(",", ":"))
+    if any(_ACTOR_SEPARATOR in part for part in parts):
+        return json.dumps(parts, separators=(",", ":"))
+    return _ACTOR_SEPARATOR.join(parts)
 
 
 def _actor_decode(raw: str) -> Actor:
-    data = json.loads(raw or "{}")
-    if isinstance(data, list):  # the compact form; hashes written before it hold the dict form
-        data = dict(zip(("kind", "id", "model", "prompt_version"), data, strict=False))
+    # A kind never starts with "[" or "{": those are the JSON forms (older hashes hold the dict form).
+    if raw[:1] in ("[", "{"):
+        data = json.loads(raw)
+        if isinstance(data, list):
+            data = dict(zip(_ACTOR_PARTS, data, strict=False))
+    else:
+        data = dict(zip(_ACTOR_PARTS, raw.split(_ACTOR_SEPARATOR), strict=False)) if raw else {}
     return Actor.from_dict(data)
 
 
 ACTOR = Codec(encode=_actor_encode, decode=_actor_decode)
+
+
 # The turn ids again, as a TAG (a comma inside an id would split it).
-TURN_IDS = Codec(encode=lambda ids: ",".join(s.replace(",", " ") for s in ids), decode=_not_decoded)
+def _source_encode(ids: list[str]) -> str | None:
+    """The JSON list, only when `source_turns` cannot say the same (an id that is empty or holds a
+    comma): ~40 B a memory."""
+    return json.dumps(ids) if any(not i or "," in i for i in ids) else None
+
+
+SOURCE = Codec(encode=_source_encode, decode=lambda raw: json.loads(raw or "[]"))
+TURN_IDS = Codec(encode=lambda ids: ",".join(s.replace(",", " ") for s in ids) or None, decode=_not_decoded)
 VECTOR = Codec(encode=_vector_or_bytes, decode=_not_decoded)
-VERSION = Codec(encode=_same, decode=_int_or(1))
+# Version 1 is left out: every change sets the version it makes (always above 1).
+VERSION = Codec(encode=lambda value: None if value == 1 else value, decode=_int_or(1))
 COUNT = Codec(encode=_same, decode=_int_or(0))
 
 _CASED_TAG = Index("tag", {"case_sensitive": True})
@@ -158,21 +186,24 @@ FIELDS: tuple[Field, ...] = (
     # Sortable: search returns it for every candidate (conversation context), and RediSearch
     # serves sortable fields without opening each hash (0.15 ms less per search at 100 rows).
     Field(
-        "session_id", TEXT, "scope.session_id", index=Index("tag", {"case_sensitive": True, "sortable": True})
+        "session_id",
+        OMITTED_IF_EMPTY,
+        "scope.session_id",
+        index=Index("tag", {"case_sensitive": True, "sortable": True}),
     ),
     Field("created_at", TIME, "created_at", index=Index("numeric", {"sortable": True})),
     Field("updated_at", TIME, "updated_at", index=Index("numeric", {"sortable": True}), editable=True),
-    Field("content_hash", TEXT, "content_hash", index=_CASED_TAG, editable=True),
+    # Not indexed: exact duplicates are found among the text's nearest neighbours (selectors).
+    Field("content_hash", TEXT, "content_hash", editable=True),
     Field("version", VERSION, "version", editable=True),
     Field("pinned", FLAG, "pinned", index=Index("tag")),
     Field("locked", FLAG, "locked", index=Index("tag")),
-    Field("source", JSON_LIST, "source"),
-    # "Which memories came from this turn" is one indexed query.
+    Field("source", SOURCE, "source", fallback="source_turns", fallback_decode=_comma_list),
+    # "Which memories came from this turn" is one indexed query; also `source` itself, mostly.
     Field(
         "source_turns",
         TURN_IDS,
         "source",
-        returned=False,
         decoded=False,
         index=Index("tag", {"separator": ",", "case_sensitive": True}),
     ),
@@ -198,6 +229,11 @@ class RecordSchema:
         paths = [part for f in fields if f.attr for part in f.attr.split(".")]
         if len(set(names)) != len(names) or not all(n.isidentifier() for n in [*names, *paths]):
             raise ValueError(f"field names must be distinct identifiers: {names}")
+        by_name = {f.name: f for f in fields}
+        for f in fields:
+            other = by_name.get(f.fallback or "")
+            if f.fallback and (other is None or (f.returned and not other.returned)):
+                raise ValueError(f"{f.name}: its fallback must be a field, returned whenever it is")
         self.record = record
         self.fields = fields
         self.return_fields: list[str] = [f.name for f in fields if f.returned]
@@ -240,14 +276,13 @@ class RecordSchema:
         for i, f in enumerate(self.fields):
             if not (f.decoded and f.attr):
                 continue
-            if not returned_values:
-                raw = f"(get({f.name!r}) or '')"
-            elif f.name in position:
-                raw = f"(values[{position[f.name]}] or b'').decode()"
-            else:
-                raw = "''"
+            raw = self._raw(f.name, position, returned_values=returned_values)
             namespace[f"d{i}"] = f.codec.decode
             value = raw if f.codec.decode is _text else f"d{i}({raw})"
+            if f.fallback:
+                namespace[f"f{i}"] = f.fallback_decode
+                other = self._raw(f.fallback, position, returned_values=returned_values)
+                value = f"(d{i}(r{i}) if (r{i} := {raw}) else f{i}({other}))"
             group, _, attr = f.attr.rpartition(".")
             if group not in ("", "scope"):
                 raise ValueError(f"{f.name}: only record and scope attributes can be stored")
@@ -257,6 +292,15 @@ class RecordSchema:
         get = "" if returned_values else "    get = data.get\n"
         exec(f"def decode({head}, **state):\n{get}    return Record({body})", namespace)  # noqa: S102
         return namespace["decode"]
+
+    @staticmethod
+    def _raw(name: str, position: Mapping[str, int], *, returned_values: bool) -> str:
+        """Source of the expression giving a field's stored text ("" when missing)."""
+        if not returned_values:
+            return f"(get({name!r}) or '')"
+        if name in position:
+            return f"(values[{position[name]}] or b'').decode()"
+        return "''"
 
     def index_fields(self, *, vector_attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The RedisVL field list of the index (a vector field gets `vector_attrs`)."""

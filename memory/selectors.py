@@ -52,8 +52,40 @@ def memory_ttl(*, memory_id: str, owner: Owner) -> int | None:
 
 
 def memory_history(*, memory_id: str) -> list[HistoryEvent]:
-    raw = get_redis().lrange(keys.history(validate_id(memory_id, name="memory_id")), 0, -1)
-    return [HistoryEvent.from_dict(stored_json(item)) for item in raw]
+    memory_id = validate_id(memory_id, name="memory_id")
+    history = histories(memory_ids=[memory_id])[memory_id]
+    return [HistoryEvent.from_dict(item) for item in history]
+
+
+def histories(*, memory_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each memory's history entries (as stored: dicts), oldest first; two round trips at most.
+
+    A memory made without a TTL has no history list until it first changes: its one "added"
+    entry is rebuilt from its hash (memory.events.added_entry). An id with neither has []."""
+    client = get_redis()
+    with client.pipeline(transaction=False) as pipe:
+        for memory_id in memory_ids:
+            pipe.lrange(keys.history(memory_id), 0, -1)
+        lists = pipe.execute()
+    out = {m: [stored_json(item) for item in raw] for m, raw in zip(memory_ids, lists, strict=True)}
+    unlisted = [m for m in dict.fromkeys(memory_ids) if not out[m]]
+    out.update(_added_entries(client, unlisted))
+    return out
+
+
+def _added_entries(client: redis.Redis, memory_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The rebuilt "added" entry of each of these memories without a history list ([] when the
+    memory is not live: a deleted one always has its list)."""
+    if not memory_ids:
+        return {}
+    with client.pipeline(transaction=False) as pipe:
+        for memory_id in memory_ids:
+            pipe.hgetall(keys.memory(memory_id))
+        hashes = pipe.execute()
+    return {
+        m: [events.added_entry(from_hash(raw), raw).as_dict()] if raw else []
+        for m, raw in zip(memory_ids, hashes, strict=True)
+    }
 
 
 @dataclass(frozen=True)
@@ -74,9 +106,13 @@ def memory_history_page(*, memory_id: str, owner: Owner, start: int = 0, limit: 
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY_PAGE:
         raise InvalidInput(f"limit must be 1..{MAX_HISTORY_PAGE}")
     get_memory(memory_id=memory_id, owner=owner, include_deleted=True)
+    client = get_redis()
     # One more than asked: whether a next page exists, without a second round trip.
-    raw = get_redis().lrange(keys.history(memory_id), start, start + limit)
-    events = [HistoryEvent.from_dict(stored_json(item)) for item in raw[:limit]]
+    raw: list[Any] = client.lrange(keys.history(memory_id), start, start + limit)
+    if not raw and start == 0:  # no list at all (Redis has no empty lists)
+        raw = _added_entries(client, [memory_id])[memory_id]
+    found = [item if isinstance(item, dict) else stored_json(item) for item in raw]
+    events = [HistoryEvent.from_dict(item) for item in found[:limit]]
     return HistoryPage(events=events, next_start=start + limit if len(raw) > limit else None)
 
 
@@ -124,13 +160,7 @@ def audit_events(entries: Sequence[Mapping[bytes, bytes]]) -> list[dict[str, Any
     """The events of these mutation-stream entries (their fields), in order; an entry whose event
     is gone (its history purged) or unreadable is left out."""
     pointed = sorted({as_text(f[b"memory_id"]) for f in entries if b"data" not in f and b"memory_id" in f})
-    histories: dict[str, list[dict[str, Any]]] = {}
-    if pointed:
-        with get_redis().pipeline(transaction=False) as pipe:
-            for memory_id in pointed:
-                pipe.lrange(keys.history(memory_id), 0, -1)
-            for memory_id, raw in zip(pointed, pipe.execute(), strict=True):
-                histories[memory_id] = [stored_json(item) for item in raw]
+    found = histories(memory_ids=pointed) if pointed else {}
     out: list[dict[str, Any]] = []
     for fields in entries:
         try:
@@ -138,7 +168,7 @@ def audit_events(entries: Sequence[Mapping[bytes, bytes]]) -> list[dict[str, Any
                 out.append(stored_json(fields[b"data"]))
                 continue
             at, name = float(fields[b"at"]), as_text(fields[b"event"])
-            history = histories.get(as_text(fields[b"memory_id"]), [])
+            history = found.get(as_text(fields[b"memory_id"]), [])
         except (KeyError, ValueError):
             continue
         match = next((e for e in reversed(history) if e.get("at") == at and e.get("event") == name), None)
@@ -318,11 +348,24 @@ def known_users(*, offset: int = 0, limit: int = 50) -> list[tuple[str, float]]:
 # --- Dedup helpers (for extraction) -------------------------------------------------------------
 
 
-def find_exact_duplicates(*, filter: MemoryFilter, text: str) -> list[Memory]:
-    """Memories in scope whose text equals `text` up to case and whitespace."""
+EXACT_DUPLICATES_LIMIT = 20
+
+
+def find_exact_duplicates(
+    *, filter: MemoryFilter, text: str, vector: np.ndarray | None = None
+) -> list[Memory]:
+    """Memories in scope whose text equals `text` up to case and whitespace.
+
+    `content_hash` is not indexed (~90 B a memory in the index for one query): the text's
+    nearest neighbours in scope are read instead and their hashes compared. The embedder is
+    uncased and tokenises whitespace away, so an equal text is at distance ~0, ahead of any other.
+    `vector`: the text's embedding when the caller has it."""
+    if vector is None:
+        vector = get_embedder().embed([text])[0]
     ensure_index()
-    query = f"{filter.query(now=time.time())} {tag_clause('content_hash', [content_hash(text)])}"
-    return [from_hash(row.fields) for row in run_search(ft_search_args(query, limit=20))[1]]
+    digest = content_hash(text)
+    rows = _knn(filter, vector, k=EXACT_DUPLICATES_LIMIT)
+    return [m for m in (from_hash(row.fields) for row in rows) if m.content_hash == digest]
 
 
 def find_similar(

@@ -171,11 +171,15 @@ def _queue_new(
 ) -> None:
     expires_at = time.time() + ttl if ttl else None
     key = keys.memory(memory.id)
-    pipe.hset(key, mapping=to_hash(memory, embedding=vector, expires_at=expires_at))
+    fields = to_hash(memory, embedding=vector, expires_at=expires_at)
+    if not ttl:
+        # No history list until the first change (memory.events.added_entry rebuilds this one).
+        fields.update(events.added_fields(event, memory))
+    pipe.hset(key, mapping=fields)
     if ttl:
         pipe.expire(key, ttl)
     pipe.sadd(keys.user_memory_ids(memory.scope.user_id), memory.id)
-    events.record(pipe, event)
+    events.record(pipe, event, listed=bool(ttl))
 
 
 def _list_users(client: redis.Redis, memories: Sequence[Memory]) -> None:
@@ -289,7 +293,8 @@ def add_memories(
                     if i in done:
                         continue
                     assert vector is not None
-                    event = events.memory_added(memory, actor, reason)
+                    at = events.added_at(memory, now=now)
+                    event = events.memory_added(memory, actor, reason, at=at)
                     added_events.append(event)
                     _queue_new(pipe, memory, vector, ttl, event)
                     if items[i].id:
@@ -700,16 +705,16 @@ def delete_memories(
                     if raw:
                         memory = from_hash(raw, ttl_seconds=ttl_or_none(pipe.ttl(key)))
                         if owner.admits(memory):
-                            found.append(memory)
-                changes = [_deletion(before, actor, reason) for before in found]
+                            found.append((memory, events.added_entry(memory, raw)))
+                changes = [(_deletion(before, actor, reason), added) for before, added in found]
                 pipe.multi()
-                for change in changes:
-                    queue_mutation(pipe, change)
+                for change, added in changes:
+                    queue_mutation(pipe, change, added=added)
                 pipe.execute()
             except redis.WatchError:
                 continue
-        events.publish([c.event for c in changes])
-        return [c.after for c in changes]
+        events.publish([c.event for c, _ in changes])
+        return [c.after for c, _ in changes]
     raise VersionConflict("the memories are changing too fast; try again")
 
 

@@ -270,4 +270,11 @@ def test_an_install_on_a_float32_index_keeps_working_and_rebuild_converts_every_
     assert _found("cello music")[0] == "User plays the cello"
     restore_memory(memory_id=trashed.id, owner=ANYONE, actor=USER)
     assert _found("where does the user live")[0] == "User lives in Porto"
+    # Exact duplicates (nearest neighbours + content_hash since v3) and history survive the move.
+    from memory.selectors import find_exact_duplicates, memory_history
+
+    alice = MemoryFilter.build(user_id="alice")
+    assert [m.id for m in find_exact_duplicates(filter=alice, text="user plays the CELLO")] == [kept.id]
+    assert [e.event for e in memory_history(memory_id=kept.id)] == ["added"]
+    assert [e.event for e in memory_history(memory_id=trashed.id)] == ["added", "deleted", "restored"]
     assert _command("rebuild").strip().endswith("nothing to do.")

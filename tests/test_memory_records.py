@@ -49,8 +49,9 @@ def test_memory_is_one_hash_with_float32_vector_and_all_fields(redis_client, set
     assert raw[b"type"] == b"semantic"
     assert raw[b"topics"] == b"pets,cats"
     assert raw[b"user_id"] == b"alice" and raw[b"session_id"] == b"s1"
-    assert raw[b"version"] == b"1"
+    assert b"version" not in raw  # version 1 is the default: not stored (issue 17)
     stored = get_memory(owner=ANYONE, memory_id=memory.id)
+    assert stored.version == 1
     assert stored.entities == ["miso"]
     assert stored.event_date == 1_700_000_000.0
     assert stored.source == ["turn-1"]

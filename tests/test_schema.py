@@ -79,22 +79,31 @@ def test_stored_bytes_are_the_ones_earlier_versions_wrote(redis_client):
         b"locked": b"1",
         b"source": b'["turn-1", "turn,2"]',
         b"source_turns": b"turn-1,turn 2",
-        # Compact since issue 17 (a JSON array); the dict form earlier versions wrote still reads.
-        b"created_by": b'["extractor","worker-1","gpt-test","v1"]',
+        # Compact since issue 17 (kind|id|model|prompt_version); the JSON array and dict forms
+        # earlier versions wrote still read.
+        b"created_by": b"extractor|worker-1|gpt-test|v1",
         b"event_date": b"1700000000.25",
     }
-    earlier = b'{"kind": "extractor", "id": "worker-1", "model": "gpt-test", "prompt_version": "v1"}'
-    stored = {**redis_client.hgetall("stored"), b"created_by": earlier}
-    assert from_hash(stored) == from_hash(redis_client.hgetall("stored"))
-    assert from_hash(stored).created_by == _full_memory().created_by
+    for earlier in (
+        b'{"kind": "extractor", "id": "worker-1", "model": "gpt-test", "prompt_version": "v1"}',
+        b'["extractor","worker-1","gpt-test","v1"]',
+    ):
+        stored = {**redis_client.hgetall("stored"), b"created_by": earlier}
+        assert from_hash(stored) == from_hash(redis_client.hgetall("stored"))
+        assert from_hash(stored).created_by == _full_memory().created_by
 
 
 def test_a_compact_actor_keeps_only_what_it_has():
     memory = replace(_full_memory(), created_by=Actor(ActorKind.USER, "alice"))
-    assert to_hash(memory, embedding=None, expires_at=None)["created_by"] == '["user","alice"]'
-    assert from_hash({b"id": b"m1", b"created_by": b'["user","alice"]'}).created_by == Actor(
+    assert to_hash(memory, embedding=None, expires_at=None)["created_by"] == "user|alice"
+    assert from_hash({b"id": b"m1", b"created_by": b"user|alice"}).created_by == Actor(
         ActorKind.USER, "alice"
     )
+    # A part holding the separator keeps the JSON array form.
+    odd = Actor(ActorKind.APP, "a|b", model="m")
+    encoded = to_hash(replace(memory, created_by=odd), embedding=None, expires_at=None)["created_by"]
+    assert encoded == '["app","a|b","m"]'
+    assert from_hash({b"id": b"m1", b"created_by": encoded.encode()}).created_by == odd
 
 
 def test_a_hash_without_optional_fields_reads_back_with_defaults():
@@ -123,7 +132,7 @@ def test_returned_fields_index_and_live_index_all_come_from_the_table(redis_clie
 # The index definition of each schema version. Changed the table's `index=` specs? Bump
 # memory.schema.INDEX_VERSION and add its fingerprint here (old Redis servers then rebuild with
 # `manage.py memory_index rebuild`).
-INDEX_FINGERPRINTS = {1: "eafe581ae4d30d3c", 2: "644f6c4e818747d3"}
+INDEX_FINGERPRINTS = {1: "eafe581ae4d30d3c", 2: "644f6c4e818747d3", 3: "ec5bf126ba5b1a7c"}
 
 
 def test_the_index_version_is_bumped_with_the_index_definition():
@@ -178,7 +187,13 @@ def test_the_engine_writes_memories_through_the_table(redis_client):
         text="User speaks Portuguese", scope=Scope(user_id="alice"), actor=Actor(ActorKind.USER, "u")
     )
     stored = redis_client.hgetall(keys.memory(memory.id))
-    assert {k.decode() for k in stored} == {f.name for f in FIELDS if f.stored} - {"event_date", "expires_at"}
+    # Left out: what this memory has not (event date, expiry) and what holds its default.
+    at_default = {"session_id", "pinned", "locked", "version", "source", "source_turns"}
+    assert {k.decode() for k in stored} == {f.name for f in FIELDS if f.stored} - {
+        "event_date",
+        "expires_at",
+        *at_default,
+    }
 
 
 # What an edit rewrote before the table carried the flag (memory/services.py's _EDITABLE at f700eb0).

@@ -60,7 +60,10 @@ def _as_old_code_stored_it(redis_client: Any, *, session_id: str, user_id: str, 
     trace["query"] = content
     redis_client.hset(trace_key, "t-old", json.dumps(trace))
     # A history entry whose reason quotes the message (as a forget request's did).
-    event = json.loads(redis_client.lindex(keys.history(memory_id), 0))
+    # The old code wrote every memory's "added" entry to its list at once; this one rebuilds it.
+    event = memory_history(memory_id=memory_id)[0].as_dict()
+    if not redis_client.exists(keys.history(memory_id)):
+        redis_client.rpush(keys.history(memory_id), json.dumps(event))
     event["reason"] = f"user asked to forget: {LONE}"
     redis_client.rpush(keys.history(memory_id), json.dumps(event))
     # The turn, queued for extraction and then parked as a dead letter.

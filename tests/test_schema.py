@@ -132,7 +132,12 @@ def test_returned_fields_index_and_live_index_all_come_from_the_table(redis_clie
 # The index definition of each schema version. Changed the table's `index=` specs? Bump
 # memory.schema.INDEX_VERSION and add its fingerprint here (old Redis servers then rebuild with
 # `manage.py memory_index rebuild`).
-INDEX_FINGERPRINTS = {1: "eafe581ae4d30d3c", 2: "644f6c4e818747d3", 3: "ec5bf126ba5b1a7c"}
+INDEX_FINGERPRINTS = {
+    1: "eafe581ae4d30d3c",
+    2: "644f6c4e818747d3",
+    3: "ec5bf126ba5b1a7c",
+    4: "d47aeb0bf56bd526",
+}
 
 
 def test_the_index_version_is_bumped_with_the_index_definition():

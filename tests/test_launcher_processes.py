@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -287,3 +288,51 @@ async def test_the_live_feed_reaches_staff_sockets_on_every_process(server_group
         for conn in (first, second):
             html = await sync_to_async(conn.recv)(timeout=20)
             assert f'href="/inspector/memories/{memory.id}/"' in html
+
+
+# --- Stopping -------------------------------------------------------------------------------------
+
+# A child that takes its time to exit after SIGTERM, as a daphne with the model loaded does, and
+# writes down when the signal came and when it left.
+_SLOW_TO_STOP = """
+import signal, sys, time
+log = sys.argv[1]
+def bye(signum, frame):
+    with open(log, "a") as f:
+        f.write(f"term {time.monotonic()}\\n")
+    time.sleep(1.0)
+    with open(log, "a") as f:
+        f.write(f"exit {time.monotonic()}\\n")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
+with open(log, "a") as f:
+    f.write("ready\\n")
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_stopping_signals_every_child_before_waiting_for_any(tmp_path: Path) -> None:
+    """Ctrl-C with N server processes: one by one took N times a daphne's exit (~4 s each)."""
+    from core.launcher import Child, RestartBudget, Supervisor
+
+    logs = [tmp_path / f"child-{i}.log" for i in range(3)]
+    children = [
+        Child(f"slow-{i}", [sys.executable, "-c", _SLOW_TO_STOP, str(log)], RestartBudget(1))
+        for i, log in enumerate(logs)
+    ]
+    supervisor = Supervisor(
+        children=children, redis=None, redis_budget=RestartBudget(1), pid_file=tmp_path / "pids.json"
+    )
+    supervisor.start_children()
+    deadline = time.monotonic() + 30
+    while not all(log.exists() and "ready" in log.read_text() for log in logs):
+        assert time.monotonic() < deadline, "the children did not start"
+        time.sleep(0.05)
+
+    supervisor.stop_children()
+
+    events = [dict(line.split() for line in log.read_text().splitlines()[1:]) for log in logs]
+    assert all(child.exit_code() == 0 for child in children)
+    # Every child had its SIGTERM before the first of them was done exiting.
+    assert max(float(e["term"]) for e in events) < min(float(e["exit"]) for e in events)

@@ -229,6 +229,35 @@ def test_a_memory_added_while_the_move_reads_is_moved_too(redis_client, monkeypa
     assert list_memories(filter=MemoryFilter.build(user_id=anonymous)).total == 0
 
 
+def test_a_message_written_while_the_move_gives_a_session_away_leaves_it_listed(redis_client, monkeypatch):
+    """A login mid-turn: the chat appends a message (the session hash's updated_at) between the
+    move's WATCH and its EXEC. The move reads the session again and gives it away; it must never
+    stay the visitor's while listed under nobody."""
+    anonymous, account = "anon:visitor-7", "user:44"
+    working.ensure_session(session_id="s-mid-turn", user_id=anonymous)
+    real = working._owner_in
+    written: list[str] = []
+
+    def owner_then_a_message(pipe: Any, session_id: str) -> str | None:
+        owner = real(pipe, session_id)
+        if not written:  # once, from inside the move's WATCH block
+            written.append(session_id)
+            message = working.new_message(role="user", content="Is my order on its way?")
+            working.append_messages(session_id=session_id, messages=[message])
+        return owner
+
+    monkeypatch.setattr(working, "_owner_in", owner_then_a_message)
+    moved = move_identity(from_user_id=anonymous, to_user_id=account, actor=USER)
+
+    assert written == ["s-mid-turn"]
+    assert moved == {"memories": 0, "sessions": 1}
+    session = working.get_session(session_id="s-mid-turn")
+    assert session is not None and session.user_id == account
+    assert working.session_ids_for_user(user_id=account) == ["s-mid-turn"]
+    assert [m.content for m in working.get_messages(session_id="s-mid-turn")] == ["Is my order on its way?"]
+    assert working.session_ids_for_user(user_id=anonymous, include_expired=True) == []
+
+
 def test_a_model_call_longer_than_the_lock_still_finishes_its_job(redis_client, product_llm, settings):
     """The lock a job's writes depend on is kept alive while the job runs, so a slow model does
     not make the job lose its own lease (only a takeover does)."""

@@ -15,6 +15,9 @@ from memory.services import add_memory
 from memory.types import SYSTEM, Lease, LeaseLost, Scope
 from tests.extraction_helpers import say
 from tests.fixtures_cluster import LocalCluster, on_cluster
+from tests.test_extraction_reliability import (  # noqa: F401  (collected here once more, on the cluster)
+    test_entries_from_before_the_shard_count_was_raised_are_acknowledged_where_they_were_read,
+)
 
 SHARDS = 6
 
@@ -51,7 +54,7 @@ def test_turns_of_many_sessions_spread_over_shards_and_nodes_and_all_are_read(re
             session_id=entry.session_id,
             to_seq=turn.seq,
             from_seq=turn.seq,
-            entry_ids=[entry.id],
+            entries=[entry],
             lease=queue.lease(entry.session_id, token),
         )
         queue.release_lock(entry.session_id, token)
@@ -88,7 +91,7 @@ def test_a_turn_stored_but_never_announced_is_announced_again(redis_client, monk
     [entry] = queue.read_entries(consumer="w1", block_ms=10)
     assert (entry.session_id, entry.user_id, entry.seq) == ("lost", "carol", 1)
     # Announced and pending now: a second sweep leaves it alone only once it is committed.
-    queue.commit(session_id="lost", to_seq=1, from_seq=1, entry_ids=[entry.id])
+    queue.commit(session_id="lost", to_seq=1, from_seq=1, entries=[entry])
     assert queue.announce_stranded(older_than=0) == 0
 
 
@@ -103,7 +106,7 @@ def test_a_dead_letter_on_the_cluster(redis_client):
         user_id="dave",
         turns=turns,
         error="boom",
-        entry_ids=[entry.id],
+        entries=[entry],
         lease=queue.lease("d1", token),
     )
     health = queue.queue_health()

@@ -70,7 +70,7 @@ def test_erase_leaves_no_trace_of_the_user_in_any_key(redis_client, settings):
         user_id=ERASED,
         turns=[_turn("s-dead", SAID_DEAD)],
         error="model down",
-        entry_ids=[],
+        entries=[],
     )
     queue.save_plan("s-plan", 1, adding_plan(PLANNED, user_id=ERASED))
     other = add_memory(text="Other user likes Plumbopolis too", scope=Scope(user_id=OTHER), actor=USER)

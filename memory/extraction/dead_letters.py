@@ -22,7 +22,7 @@ def dead_letter(
     user_id: str,
     turns: Sequence[queue.QueuedTurn],
     error: str,
-    entry_ids: Sequence[str],
+    entries: Sequence[queue.StreamEntry],
     lease: Lease | None = None,
 ) -> str:
     """Park the turns with the error, move past them, acknowledge: the session is not stuck.
@@ -48,10 +48,8 @@ def dead_letter(
     )
     if to_seq >= from_seq:
         with fenced(lease) as pipe:
-            queue.commit_on(
-                pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids
-            )
-    queue.ack(entry_ids, session_id=session_id)
+            queue.commit_on(pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entries=entries)
+    queue.ack(entries, session_id=session_id)
     queue.bump("dead_letters")
     return f"{from_seq}-{to_seq}"
 

@@ -118,7 +118,11 @@ class QueuedTurn:
 
 @dataclass(frozen=True)
 class StreamEntry:
+    """An announcement as read from `stream`: it is acknowledged there, whatever stream its
+    session maps to now (TURN_STREAM_SHARDS may have been raised since)."""
+
     id: str
+    stream: str
     session_id: str
     user_id: str
     seq: int
@@ -212,9 +216,10 @@ def announce_stranded(*, older_than: float, now: float | None = None) -> int:
     return announced
 
 
-def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> StreamEntry:
+def _entry(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> StreamEntry:
     return StreamEntry(
         id=entry_id.decode(),
+        stream=stream,
         session_id=fields[b"session_id"].decode(),
         user_id=fields[b"user_id"].decode(),
         seq=int(fields[b"seq"]),
@@ -243,7 +248,7 @@ def read_entries(*, consumer: str, block_ms: int, count: int = 50) -> list[Strea
             ensure_group(client)
             return entries
         for _, items in reply or []:
-            entries += [_entry(entry_id, fields) for entry_id, fields in items if fields]
+            entries += [_entry(stream, entry_id, fields) for entry_id, fields in items if fields]
     return entries
 
 
@@ -265,7 +270,7 @@ def reclaim_stale(*, consumer: str, count: int = 100) -> list[StreamEntry]:
                 raise
             ensure_group(client)
             return claimed
-        claimed += [_entry(entry_id, fields) for entry_id, fields in reply[1] if fields]
+        claimed += [_entry(stream, entry_id, fields) for entry_id, fields in reply[1] if fields]
     bump("reclaimed", len(claimed))
     return claimed
 
@@ -355,16 +360,16 @@ def pending_turns(session_id: str, *, after: int) -> list[QueuedTurn]:
 
 
 def commit(
-    *, session_id: str, to_seq: int, from_seq: int, entry_ids: Sequence[str], lease: Lease | None = None
+    *, session_id: str, to_seq: int, from_seq: int, entries: Sequence[StreamEntry], lease: Lease | None = None
 ) -> None:
     """The turns up to `to_seq` are applied: move the cursor, drop them, acknowledge our entries."""
     with fenced(lease) as pipe:
-        commit_on(pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids)
-    ack(entry_ids, session_id=session_id)
+        commit_on(pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entries=entries)
+    ack(entries, session_id=session_id)
 
 
 def commit_on(
-    pipe: Pipeline, *, session_id: str, to_seq: int, from_seq: int, entry_ids: Sequence[str]
+    pipe: Pipeline, *, session_id: str, to_seq: int, from_seq: int, entries: Sequence[StreamEntry]
 ) -> None:
     """Queue the commit of the session's own state (one slot). The caller acknowledges the
     entries after EXEC (`ack`): killed in between, they are redelivered, and entries at or below
@@ -373,17 +378,22 @@ def commit_on(
     pipe.hdel(keys.extraction(session_id, "turns"), *[str(s) for s in range(from_seq, to_seq + 1)])
     pipe.delete(keys.extraction(session_id, f"plan:{from_seq}"))
     pipe.delete(keys.extraction(session_id, "retry_at"))
-    if entry_ids:
-        pipe.hdel(keys.extraction(session_id, "failures"), *entry_ids)
+    if entries:
+        pipe.hdel(keys.extraction(session_id, "failures"), *[e.id for e in entries])
 
 
-def ack(entry_ids: Sequence[str], *, session_id: str) -> None:
-    """Acknowledge the entries (on the session's stream), then forget their failure counts: an
-    entry whose count is gone first could be counted afresh after a redelivery."""
-    if entry_ids:
-        client = get_redis()
-        client.xack(keys.turn_stream_of(session_id), GROUP, *entry_ids)
-        client.hdel(keys.extraction(session_id, "failures"), *entry_ids)
+def ack(entries: Sequence[StreamEntry], *, session_id: str) -> None:
+    """Acknowledge the entries (each on the stream it was read from), then forget their failure
+    counts: an entry whose count is gone first could be counted afresh after a redelivery."""
+    if not entries:
+        return
+    client = get_redis()
+    by_stream: dict[str, list[str]] = {}
+    for entry in entries:
+        by_stream.setdefault(entry.stream, []).append(entry.id)
+    for stream, entry_ids in by_stream.items():
+        client.xack(stream, GROUP, *entry_ids)
+    client.hdel(keys.extraction(session_id, "failures"), *[e.id for e in entries])
 
 
 def failures(session_id: str, entry_ids: Sequence[str]) -> int:

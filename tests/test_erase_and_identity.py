@@ -22,7 +22,7 @@ from memory.prompt import build_prompt
 from memory.query import MemoryFilter
 from memory.selectors import get_memory, list_memories
 from memory.services import add_memory
-from memory.types import Scope
+from memory.types import LeaseLost, Scope
 from memory.worker import Worker
 from tests.extraction_helpers import adding_plan, drain, facts, said, say
 from tests.memory_helpers import ANYONE, STAFF, USER, everything_in_redis
@@ -177,6 +177,41 @@ def test_an_extraction_job_in_flight_cannot_add_memories_after_the_erase(redis_c
     assert [json.loads(v.split("data=", 1)[1])["event"] for v in left.values()] == ["user_erased"]
     health = queue.queue_health()
     assert health["pending"] == 0 and health["dead_letters"] == 0
+
+
+def test_an_erase_landing_while_a_job_parks_its_turns_leaves_no_dead_letter(redis_client, monkeypatch):
+    """The job checked its lock, then the erase took the lock over and scrubbed the dead letters,
+    then the job wrote its letter: its fenced commit fails, and it takes the letter back."""
+    say(ERASED, "s-parking", SAID_DEAD)
+    queue.ensure_group()
+    [entry] = queue.read_entries(consumer="w1", block_ms=10)
+    turns = queue.pending_turns("s-parking", after=0)
+    token = queue.acquire_lock("s-parking", owner="w1", life="1")
+    assert token
+    real = QueuedTurn.as_json
+    erased: list[str] = []
+
+    def erase_lands_here(turn: QueuedTurn) -> str:
+        if not erased:  # once: the job is building its letter, its lock check is behind it
+            erased.append(turn.session_id)
+            erase_user(user_id=ERASED, actor=STAFF)
+        return real(turn)
+
+    monkeypatch.setattr(QueuedTurn, "as_json", erase_lands_here)
+    with pytest.raises(LeaseLost):
+        dead_letters.dead_letter(
+            session_id="s-parking",
+            user_id=ERASED,
+            turns=turns,
+            error="model down",
+            entries=[entry],
+            lease=queue.lease("s-parking", token),
+        )
+    monkeypatch.undo()
+
+    assert erased == ["s-parking"]
+    assert dead_letters.dead_letters() == []
+    assert _leftovers(redis_client, (SAID_DEAD, "Zyxwvut")) == {}
 
 
 def test_logging_in_while_a_job_runs_sends_its_memories_to_the_account(redis_client, held_llm):

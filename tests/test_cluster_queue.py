@@ -16,6 +16,7 @@ from memory.types import SYSTEM, Lease, LeaseLost, Scope
 from tests.extraction_helpers import say
 from tests.fixtures_cluster import LocalCluster, on_cluster
 from tests.test_extraction_reliability import (  # noqa: F401  (collected here once more, on the cluster)
+    test_a_locks_mirror_never_outlives_the_lock,
     test_entries_from_before_the_shard_count_was_raised_are_acknowledged_where_they_were_read,
 )
 

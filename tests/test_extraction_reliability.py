@@ -19,6 +19,7 @@ from core.workers import last_outages, worker_heartbeats
 from devtools.llm_server import DelayReply, Reply
 from memory import keys
 from memory.extraction import dead_letters, queue
+from memory.lease import kept_alive, take_over
 from memory.types import LeaseLost
 from memory.worker import Worker, default_worker_id
 from tests.extraction_helpers import drain, said, say, texts
@@ -221,6 +222,25 @@ def test_entries_from_before_the_shard_count_was_raised_are_acknowledged_where_t
     assert queue.queue_health()["pending"] == 0
     assert queue.read_entries(consumer="w1", block_ms=10) == []
     assert len(said("alice")) == len(sessions) + 1
+
+
+def test_a_locks_mirror_never_outlives_the_lock(settings):
+    """Memory writes check the mirror: were it to outlive its lock by the few ms it is set after
+    it, a job whose lock lapsed could still write once another worker holds the session."""
+    settings.EXTRACTION_LOCK_SECONDS = 60
+    lock, mirror = keys.extraction_lock("s1"), keys.extraction_lock_mirror("s1")
+    client = get_redis()
+
+    def shorter_by() -> int:
+        return int(client.pttl(lock)) - int(client.pttl(mirror))
+
+    token = queue.acquire_lock("s1", owner="w1", life="1")
+    assert token and shorter_by() >= 200
+    with kept_alive(queue.lease("s1", token), seconds=1.5):  # extended to 1.5 s every 0.5 s
+        _wait(lambda: client.pttl(lock) <= 1500, timeout=5, what="the lock to be extended")
+        assert shorter_by() >= 200
+    take_over([lock], seconds=60)
+    assert shorter_by() >= 200
 
 
 # --- Stable names ----------------------------------------------------------------------------------

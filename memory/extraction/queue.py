@@ -24,7 +24,7 @@ from core.redis_client import get_redis
 from core.text import loads as stored_json
 from memory import keys
 from memory.extraction.types import ExtractionPlan, PlanError, TurnMessage
-from memory.lease import fenced, release
+from memory.lease import fenced, mirror_ms, release
 from memory.query import validate_scope_id
 from memory.records import as_text
 from memory.types import Lease
@@ -316,7 +316,7 @@ def acquire_lock(session_id: str, *, owner: str = "", life: str = "") -> str | N
         return None
     # The memory writes check the lock's mirror (memory.lease): set it, then make sure the lock
     # is still ours. A take-over in between either overwrites the mirror after us or is seen here.
-    client.set(keys.extraction_lock_mirror(session_id), token, px=ms)
+    client.set(keys.extraction_lock_mirror(session_id), token, px=mirror_ms(ms))
     if client.get(lock_key) != token.encode():
         release([lock_key], token)
         return None

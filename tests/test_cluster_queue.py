@@ -96,6 +96,48 @@ def test_a_turn_stored_but_never_announced_is_announced_again(redis_client, monk
     assert queue.announce_stranded(older_than=0) == 0
 
 
+def _stored_not_announced(monkeypatch: pytest.MonkeyPatch, user_id: str, session_id: str, text: str) -> None:
+    def died(**kwargs):
+        raise ConnectionError("the process died between storing and announcing")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(queue, "announce", died)
+        with pytest.raises(ConnectionError):
+            say(user_id, session_id, text)
+
+
+def test_a_commit_landing_while_the_sweep_reads_a_stranded_turn_is_skipped(redis_client, monkeypatch):
+    """A worker commits the session (its turns hash emptied) between the sweep's read of the
+    session and its read of the turn: nothing to announce, and the sweep does not fail."""
+    _stored_not_announced(monkeypatch, "carol", "lost", "My sister is called Ann.")
+    real = keys.extraction
+    parts: list[str] = []
+
+    def commit_lands_here(session_id: str, part: str) -> str:
+        if session_id == "lost" and part == "turns" and "failures" in parts and "committed" not in parts:
+            parts.append("committed")  # the sweep has read the session; next it reads the turn
+            queue.commit(session_id="lost", to_seq=1, from_seq=1, entries=[])
+        parts.append(part)
+        return real(session_id, part)
+
+    monkeypatch.setattr(keys, "extraction", commit_lands_here)
+    assert queue.announce_stranded(older_than=0) == 0
+    monkeypatch.undo()
+    assert "committed" in parts
+    assert queue.read_entries(consumer="w1", block_ms=10) == []
+
+
+def test_an_unreadable_stranded_turn_does_not_stop_the_sweep(redis_client, monkeypatch, caplog):
+    _stored_not_announced(monkeypatch, "carol", "broken", "My sister is called Ann.")
+    _stored_not_announced(monkeypatch, "erin", "fine", "My brother is called Bo.")
+    redis_client.hset(keys.extraction("broken", "turns"), "1", "{not json")
+
+    assert queue.announce_stranded(older_than=0) == 1
+    [entry] = queue.read_entries(consumer="w1", block_ms=10)
+    assert (entry.session_id, entry.user_id) == ("fine", "erin")
+    assert any("broken" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
 def test_a_dead_letter_on_the_cluster(redis_client):
     say("dave", "d1", "I have two cats.")
     [entry] = queue.read_entries(consumer="w1", block_ms=10)

@@ -10,6 +10,7 @@ acknowledges. Entries at or below the cursor are duplicates and are simply ackno
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ import redis
 from django.conf import settings
 from redis.client import Pipeline
 
-from core.redis_client import get_redis
+from core.redis_client import REDIS_UNREACHABLE, get_redis
 from core.text import loads as stored_json
 from memory import keys
 from memory.extraction.types import ExtractionPlan, PlanError, TurnMessage
@@ -28,6 +29,8 @@ from memory.lease import fenced, mirror_ms, release
 from memory.query import validate_scope_id
 from memory.records import as_text
 from memory.types import Lease
+
+logger = logging.getLogger(__name__)
 
 GROUP = keys.TURN_GROUP
 STATE_TTL_SECONDS = 30 * 24 * 3600
@@ -198,22 +201,33 @@ def announce_stranded(*, older_than: float, now: float | None = None) -> int:
         parsed = keys.split_family_key(as_text(raw), "extract")
         if parsed is None or parsed[1] != "turns":
             continue
-        session_id = parsed[0]
-        with client.pipeline(transaction=False) as pipe:
-            pipe.hkeys(keys.extraction(session_id, "turns"))
-            pipe.get(keys.extraction(session_id, "cursor"))
-            pipe.get(keys.extraction(session_id, "last_at"))
-            pipe.exists(keys.extraction(session_id, "retry_at"), keys.extraction(session_id, "failures"))
-            seqs, cursor_raw, last_raw, troubled = pipe.execute()
-        waiting = [int(s) for s in seqs if int(s) > int(cursor_raw or 0)]
-        last_at = float(last_raw or 0)
-        if not waiting or troubled or now - last_at < older_than:
-            continue
-        turn = QueuedTurn.from_json(client.hget(keys.extraction(session_id, "turns"), max(waiting)) or "{}")
-        announce(session_id=session_id, user_id=turn.user_id, seq=max(waiting), at=last_at)
-        announced += 1
+        try:
+            announced += _announce_if_stranded(client, session_id=parsed[0], older_than=older_than, now=now)
+        except REDIS_UNREACHABLE:
+            raise  # the worker's outage handling, not one session's problem
+        except Exception:  # one session's unreadable state must not stop the sweep (nor the worker)
+            logger.warning("could not check session %s for stranded turns", parsed[0], exc_info=True)
     bump("reannounced", announced)
     return announced
+
+
+def _announce_if_stranded(client: redis.Redis, *, session_id: str, older_than: float, now: float) -> bool:
+    with client.pipeline(transaction=False) as pipe:
+        pipe.hkeys(keys.extraction(session_id, "turns"))
+        pipe.get(keys.extraction(session_id, "cursor"))
+        pipe.get(keys.extraction(session_id, "last_at"))
+        pipe.exists(keys.extraction(session_id, "retry_at"), keys.extraction(session_id, "failures"))
+        seqs, cursor_raw, last_raw, troubled = pipe.execute()
+    waiting = [int(s) for s in seqs if int(s) > int(cursor_raw or 0)]
+    last_at = float(last_raw or 0)
+    if not waiting or troubled or now - last_at < older_than:
+        return False
+    stored = client.hget(keys.extraction(session_id, "turns"), max(waiting))
+    if not stored:
+        return False  # committed since the read above: nothing stranded
+    turn = QueuedTurn.from_json(stored)
+    announce(session_id=session_id, user_id=turn.user_id, seq=max(waiting), at=last_at)
+    return True
 
 
 def _entry(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> StreamEntry:

@@ -5,6 +5,7 @@ Search with scores is memory/search.py; both only read (writes are memory/servic
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from memory.query import MAX_ID_LENGTH, MemoryFilter, tag_clause, validate_id, v
 from memory.raw_search import Row, ft_search_args, run_pipeline, run_search
 from memory.records import RETURN_FIELDS, as_text, content_hash, from_hash, ttl_or_none, vector_bytes
 from memory.types import HistoryEvent, InvalidInput, Memory, MemoryNotFound
+
+logger = logging.getLogger(__name__)
 
 
 def get_memory(*, memory_id: str, owner: Owner, include_deleted: bool = True) -> Memory:
@@ -125,12 +128,24 @@ def audit_events(entries: Sequence[Mapping[bytes, bytes]]) -> list[dict[str, Any
     is gone (its history purged) or unreadable is left out."""
     pointed = sorted({as_text(f[b"memory_id"]) for f in entries if b"data" not in f and b"memory_id" in f})
     histories: dict[str, list[dict[str, Any]]] = {}
+    unreadable: set[str] = set()
     if pointed:
         with get_redis().pipeline(transaction=False) as pipe:
             for memory_id in pointed:
                 pipe.lrange(keys.history(memory_id), 0, -1)
             for memory_id, raw in zip(pointed, pipe.execute(), strict=True):
-                histories[memory_id] = [stored_json(item) for item in raw]
+                histories[memory_id] = []
+                for item in raw:
+                    try:
+                        event = stored_json(item)
+                    except ValueError:
+                        event = None
+                    if isinstance(event, dict):
+                        histories[memory_id].append(event)
+                    else:
+                        unreadable.add(memory_id)
+    if unreadable:
+        logger.warning("audit feed: skipped unreadable history entries of %s", ", ".join(sorted(unreadable)))
     out: list[dict[str, Any]] = []
     for fields in entries:
         try:

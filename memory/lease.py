@@ -36,6 +36,17 @@ return n
 """
 
 
+# The mirror lives this much shorter than its lock (set and extended just after it, with the same
+# lifetime it would outlive it): a memory write passing the mirror check after the lock lapsed, and
+# a new holder took it, would be the old holder's write.
+MIRROR_MARGIN_MS = 300
+
+
+def mirror_ms(lock_ms: int) -> int:
+    """The lifetime of a lock's mirror for a lock of `lock_ms` (never the whole of a short lock's)."""
+    return max(1, lock_ms - min(MIRROR_MARGIN_MS, lock_ms // 4))
+
+
 # KEYS: lock; ARGV: token, ms. Extends the lock only while it still holds this token.
 _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -71,7 +82,7 @@ def take_over(lock_keys: Sequence[str], *, seconds: float, token: str = "") -> s
             pipe.execute()
         with client.pipeline(transaction=True) as pipe:
             for lock_key in lock_keys:
-                pipe.set(keys.lock_mirror(lock_key), token, px=ms)
+                pipe.set(keys.lock_mirror(lock_key), token, px=mirror_ms(ms))
             pipe.execute()
     return token
 
@@ -113,8 +124,8 @@ def kept_alive(held: Lease, *, seconds: float) -> Iterator[None]:
             try:
                 client, ms = get_redis(), int(seconds * 1000)
                 extended = all(
-                    client.eval(_EXTEND, 1, lock_key, held.token, ms)
-                    for lock_key in (held.key, keys.lock_mirror(held.key))
+                    client.eval(_EXTEND, 1, lock_key, held.token, lifetime)
+                    for lock_key, lifetime in ((held.key, ms), (keys.lock_mirror(held.key), mirror_ms(ms)))
                 )
             except REDIS_UNREACHABLE:
                 continue  # an outage: the job's own next write fails too; keep trying meanwhile

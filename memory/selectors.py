@@ -5,6 +5,7 @@ Search with scores is memory/search.py; both only read (writes are memory/servic
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from memory.query import MAX_ID_LENGTH, MemoryFilter, tag_clause, validate_id, v
 from memory.raw_search import Row, ft_search_args, run_pipeline, run_search
 from memory.records import RETURN_FIELDS, as_text, content_hash, from_hash, ttl_or_none, vector_bytes
 from memory.types import HistoryEvent, InvalidInput, Memory, MemoryNotFound
+
+logger = logging.getLogger(__name__)
 
 
 def get_memory(*, memory_id: str, owner: Owner, include_deleted: bool = True) -> Memory:
@@ -67,9 +70,26 @@ def histories(*, memory_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         for memory_id in memory_ids:
             pipe.lrange(keys.history(memory_id), 0, -1)
         lists = pipe.execute()
-    out = {m: [stored_json(item) for item in raw] for m, raw in zip(memory_ids, lists, strict=True)}
+    out = {m: _readable(raw) for m, raw in zip(memory_ids, lists, strict=True)}
+    unreadable = sorted({m for m, raw in zip(memory_ids, lists, strict=True) if len(out[m]) < len(raw)})
+    if unreadable:  # once per read, naming every memory (the feed prefill reads many at once)
+        logger.warning("history: skipped unreadable entries of %s", ", ".join(unreadable))
     unlisted = [m for m in dict.fromkeys(memory_ids) if not out[m]]
     out.update(_added_entries(client, unlisted))
+    return out
+
+
+def _readable(raw: Sequence[bytes]) -> list[dict[str, Any]]:
+    """The history items that parse as events; one unreadable item must not hide the others (nor
+    break the inspector's feed prefill)."""
+    out: list[dict[str, Any]] = []
+    for item in raw:
+        try:
+            event = stored_json(item)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            out.append(event)
     return out
 
 

@@ -27,6 +27,7 @@ from memory.types import BelongsToAnotherUser, InvalidInput, MemoryNotFound
 ROLES = ("user", "assistant", "system", "tool")
 _LATEST_TIME = 32_503_680_000.0  # 3000-01-01: a later "time" is a unit mix-up (milliseconds)
 MAX_DATA_KEYS = 200
+MOVE_ATTEMPTS = 20  # per session of an identity move, against writes landing meanwhile
 
 
 @dataclass(frozen=True)
@@ -517,25 +518,51 @@ def move_sessions(*, from_user_id: str, to_user_id: str) -> int:
 
     Each session in its own slot, in an order a kill at any step survives (a second call
     finishes the move): listed under the new user, then its hash changed (WATCHed: a session
-    deleted meanwhile is not brought back), then unlisted from the old user. Readers drop listed
-    sessions that are not the user's, so a session listed under both is shown once, to its owner."""
+    deleted meanwhile is not brought back), then unlisted from the old user once it is no longer
+    theirs. Readers drop listed sessions that are not the user's, so a session listed under both
+    is shown once, to its owner."""
     client = get_redis()
     moved = 0
     listed = client.zrange(keys.user_sessions(from_user_id), 0, -1, withscores=True)
     for raw, score in listed:
         session_id = raw.decode()
         client.zadd(keys.user_sessions(to_user_id), {session_id: score})
+        owner, gave = _give_session(
+            client, session_id=session_id, from_user_id=from_user_id, to_user_id=to_user_id
+        )
+        moved += gave
+        if owner != to_user_id:
+            client.zrem(keys.user_sessions(to_user_id), session_id)  # not the new user's after all
+        if owner != from_user_id:
+            client.zrem(keys.user_sessions(from_user_id), session_id)
+    return moved
+
+
+def _give_session(
+    client: redis.Redis, *, session_id: str, from_user_id: str, to_user_id: str
+) -> tuple[str | None, bool]:
+    """The session's owner after giving it to `to_user_id` if it is `from_user_id`'s, and whether
+    this call gave it. A write meanwhile (a message appended during a login mid-turn changes the
+    hash) fails the WATCH: read again, so the session is never unlisted while still the old
+    user's. Still theirs after every attempt: it stays listed under them (the move runs again)."""
+    key = keys.session(session_id)
+    for _ in range(MOVE_ATTEMPTS):
         with client.pipeline(transaction=True) as pipe:
             try:
-                pipe.watch(keys.session(session_id))
-                if pipe.hget(keys.session(session_id), "user_id") == from_user_id.encode():
-                    pipe.multi()
-                    pipe.hset(keys.session(session_id), "user_id", to_user_id)
-                    pipe.execute()
-                    moved += 1
+                pipe.watch(key)
+                owner = _owner_in(pipe, session_id)
+                if owner != from_user_id:
+                    return owner, False  # deleted, or someone else's
+                pipe.multi()
+                pipe.hset(key, "user_id", to_user_id)
+                pipe.execute()
+                return to_user_id, True
             except redis.WatchError:
-                pass  # changed or deleted meanwhile: left as it now is
-        if client.hget(keys.session(session_id), "user_id") != to_user_id.encode():
-            client.zrem(keys.user_sessions(to_user_id), session_id)  # not the new user's after all
-        client.zrem(keys.user_sessions(from_user_id), session_id)
-    return moved
+                continue
+    return from_user_id, False
+
+
+def _owner_in(pipe: Pipeline, session_id: str) -> str | None:
+    """The session's owner read inside a WATCH block; None when it does not exist."""
+    owner = pipe.hget(keys.session(session_id), "user_id")
+    return as_text(owner) if owner is not None else None

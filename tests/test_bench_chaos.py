@@ -28,11 +28,11 @@ def test_account_tells_applied_parked_lost_and_duplicate(redis_client):
         enqueue(turn)
     queued = [(user, session, seq, text) for seq, text in enumerate(texts, start=1)]
     # Turn 1 applied (its message memory stored), turn 2 parked by the delivery count, turn 3 never done.
-    queue.commit(session_id=session, to_seq=1, from_seq=1, entry_ids=[])
+    queue.commit(session_id=session, to_seq=1, from_seq=1, entries=[])
     _memory_hash(redis_client, "m1", user=user, session=session, type_="message", text=texts[0])
     parked = queue.pending_turns(session, after=1)[:1]
     error = "failed too many times"
-    dead_letters.dead_letter(session_id=session, user_id=user, turns=parked, error=error, entry_ids=[])
+    dead_letters.dead_letter(session_id=session, user_id=user, turns=parked, error=error, entries=[])
     # The same fact written twice (a job re-run without its idempotency key would do this).
     for memory_id in ("f1", "f2"):
         _memory_hash(redis_client, memory_id, user=user, session="", type_="fact", text="Likes green tea")
@@ -56,7 +56,7 @@ def test_an_applied_turn_without_its_message_memory_is_reported(redis_client):
     turn = PlannedTurn(user, session, "I have a cat called Miso.", None)
     working.ensure_session(session_id=session, user_id=user)
     enqueue(turn)
-    queue.commit(session_id=session, to_seq=1, from_seq=1, entry_ids=[])
+    queue.commit(session_id=session, to_seq=1, from_seq=1, entries=[])
 
     out = account(Workload(turns=[turn]), [(user, session, 1, turn.text)])
 

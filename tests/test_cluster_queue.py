@@ -15,6 +15,10 @@ from memory.services import add_memory
 from memory.types import SYSTEM, Lease, LeaseLost, Scope
 from tests.extraction_helpers import say
 from tests.fixtures_cluster import LocalCluster, on_cluster
+from tests.test_extraction_reliability import (  # noqa: F401  (collected here once more, on the cluster)
+    test_a_locks_mirror_never_outlives_the_lock,
+    test_entries_from_before_the_shard_count_was_raised_are_acknowledged_where_they_were_read,
+)
 
 SHARDS = 6
 
@@ -51,7 +55,7 @@ def test_turns_of_many_sessions_spread_over_shards_and_nodes_and_all_are_read(re
             session_id=entry.session_id,
             to_seq=turn.seq,
             from_seq=turn.seq,
-            entry_ids=[entry.id],
+            entries=[entry],
             lease=queue.lease(entry.session_id, token),
         )
         queue.release_lock(entry.session_id, token)
@@ -88,8 +92,50 @@ def test_a_turn_stored_but_never_announced_is_announced_again(redis_client, monk
     [entry] = queue.read_entries(consumer="w1", block_ms=10)
     assert (entry.session_id, entry.user_id, entry.seq) == ("lost", "carol", 1)
     # Announced and pending now: a second sweep leaves it alone only once it is committed.
-    queue.commit(session_id="lost", to_seq=1, from_seq=1, entry_ids=[entry.id])
+    queue.commit(session_id="lost", to_seq=1, from_seq=1, entries=[entry])
     assert queue.announce_stranded(older_than=0) == 0
+
+
+def _stored_not_announced(monkeypatch: pytest.MonkeyPatch, user_id: str, session_id: str, text: str) -> None:
+    def died(**kwargs):
+        raise ConnectionError("the process died between storing and announcing")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(queue, "announce", died)
+        with pytest.raises(ConnectionError):
+            say(user_id, session_id, text)
+
+
+def test_a_commit_landing_while_the_sweep_reads_a_stranded_turn_is_skipped(redis_client, monkeypatch):
+    """A worker commits the session (its turns hash emptied) between the sweep's read of the
+    session and its read of the turn: nothing to announce, and the sweep does not fail."""
+    _stored_not_announced(monkeypatch, "carol", "lost", "My sister is called Ann.")
+    real = keys.extraction
+    parts: list[str] = []
+
+    def commit_lands_here(session_id: str, part: str) -> str:
+        if session_id == "lost" and part == "turns" and "failures" in parts and "committed" not in parts:
+            parts.append("committed")  # the sweep has read the session; next it reads the turn
+            queue.commit(session_id="lost", to_seq=1, from_seq=1, entries=[])
+        parts.append(part)
+        return real(session_id, part)
+
+    monkeypatch.setattr(keys, "extraction", commit_lands_here)
+    assert queue.announce_stranded(older_than=0) == 0
+    monkeypatch.undo()
+    assert "committed" in parts
+    assert queue.read_entries(consumer="w1", block_ms=10) == []
+
+
+def test_an_unreadable_stranded_turn_does_not_stop_the_sweep(redis_client, monkeypatch, caplog):
+    _stored_not_announced(monkeypatch, "carol", "broken", "My sister is called Ann.")
+    _stored_not_announced(monkeypatch, "erin", "fine", "My brother is called Bo.")
+    redis_client.hset(keys.extraction("broken", "turns"), "1", "{not json")
+
+    assert queue.announce_stranded(older_than=0) == 1
+    [entry] = queue.read_entries(consumer="w1", block_ms=10)
+    assert (entry.session_id, entry.user_id) == ("fine", "erin")
+    assert any("broken" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
 
 
 def test_a_dead_letter_on_the_cluster(redis_client):
@@ -103,7 +149,7 @@ def test_a_dead_letter_on_the_cluster(redis_client):
         user_id="dave",
         turns=turns,
         error="boom",
-        entry_ids=[entry.id],
+        entries=[entry],
         lease=queue.lease("d1", token),
     )
     health = queue.queue_health()

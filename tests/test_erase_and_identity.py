@@ -22,7 +22,7 @@ from memory.prompt import build_prompt
 from memory.query import MemoryFilter
 from memory.selectors import get_memory, list_memories
 from memory.services import add_memory
-from memory.types import Scope
+from memory.types import LeaseLost, Scope
 from memory.worker import Worker
 from tests.extraction_helpers import adding_plan, drain, facts, said, say
 from tests.memory_helpers import ANYONE, STAFF, USER, everything_in_redis
@@ -70,7 +70,7 @@ def test_erase_leaves_no_trace_of_the_user_in_any_key(redis_client, settings):
         user_id=ERASED,
         turns=[_turn("s-dead", SAID_DEAD)],
         error="model down",
-        entry_ids=[],
+        entries=[],
     )
     queue.save_plan("s-plan", 1, adding_plan(PLANNED, user_id=ERASED))
     other = add_memory(text="Other user likes Plumbopolis too", scope=Scope(user_id=OTHER), actor=USER)
@@ -179,6 +179,41 @@ def test_an_extraction_job_in_flight_cannot_add_memories_after_the_erase(redis_c
     assert health["pending"] == 0 and health["dead_letters"] == 0
 
 
+def test_an_erase_landing_while_a_job_parks_its_turns_leaves_no_dead_letter(redis_client, monkeypatch):
+    """The job checked its lock, then the erase took the lock over and scrubbed the dead letters,
+    then the job wrote its letter: its fenced commit fails, and it takes the letter back."""
+    say(ERASED, "s-parking", SAID_DEAD)
+    queue.ensure_group()
+    [entry] = queue.read_entries(consumer="w1", block_ms=10)
+    turns = queue.pending_turns("s-parking", after=0)
+    token = queue.acquire_lock("s-parking", owner="w1", life="1")
+    assert token
+    real = QueuedTurn.as_json
+    erased: list[str] = []
+
+    def erase_lands_here(turn: QueuedTurn) -> str:
+        if not erased:  # once: the job is building its letter, its lock check is behind it
+            erased.append(turn.session_id)
+            erase_user(user_id=ERASED, actor=STAFF)
+        return real(turn)
+
+    monkeypatch.setattr(QueuedTurn, "as_json", erase_lands_here)
+    with pytest.raises(LeaseLost):
+        dead_letters.dead_letter(
+            session_id="s-parking",
+            user_id=ERASED,
+            turns=turns,
+            error="model down",
+            entries=[entry],
+            lease=queue.lease("s-parking", token),
+        )
+    monkeypatch.undo()
+
+    assert erased == ["s-parking"]
+    assert dead_letters.dead_letters() == []
+    assert _leftovers(redis_client, (SAID_DEAD, "Zyxwvut")) == {}
+
+
 def test_logging_in_while_a_job_runs_sends_its_memories_to_the_account(redis_client, held_llm):
     anonymous, account = "anon:visitor-5", "user:42"
     model = held_llm("User plays the theremin every Sunday")
@@ -227,6 +262,35 @@ def test_a_memory_added_while_the_move_reads_is_moved_too(redis_client, monkeypa
     texts = sorted(m.text for m in list_memories(filter=MemoryFilter.build(user_id=account)).memories)
     assert texts == ["User likes chess", "User likes go"]
     assert list_memories(filter=MemoryFilter.build(user_id=anonymous)).total == 0
+
+
+def test_a_message_written_while_the_move_gives_a_session_away_leaves_it_listed(redis_client, monkeypatch):
+    """A login mid-turn: the chat appends a message (the session hash's updated_at) between the
+    move's WATCH and its EXEC. The move reads the session again and gives it away; it must never
+    stay the visitor's while listed under nobody."""
+    anonymous, account = "anon:visitor-7", "user:44"
+    working.ensure_session(session_id="s-mid-turn", user_id=anonymous)
+    real = working._owner_in
+    written: list[str] = []
+
+    def owner_then_a_message(pipe: Any, session_id: str) -> str | None:
+        owner = real(pipe, session_id)
+        if not written:  # once, from inside the move's WATCH block
+            written.append(session_id)
+            message = working.new_message(role="user", content="Is my order on its way?")
+            working.append_messages(session_id=session_id, messages=[message])
+        return owner
+
+    monkeypatch.setattr(working, "_owner_in", owner_then_a_message)
+    moved = move_identity(from_user_id=anonymous, to_user_id=account, actor=USER)
+
+    assert written == ["s-mid-turn"]
+    assert moved == {"memories": 0, "sessions": 1}
+    session = working.get_session(session_id="s-mid-turn")
+    assert session is not None and session.user_id == account
+    assert working.session_ids_for_user(user_id=account) == ["s-mid-turn"]
+    assert [m.content for m in working.get_messages(session_id="s-mid-turn")] == ["Is my order on its way?"]
+    assert working.session_ids_for_user(user_id=anonymous, include_expired=True) == []
 
 
 def test_a_model_call_longer_than_the_lock_still_finishes_its_job(redis_client, product_llm, settings):

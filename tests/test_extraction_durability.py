@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from devtools.llm_server import DelayReply, Reply
+from memory import keys
 from memory.extraction import pipeline, queue
 from memory.extraction.types import Candidate
 from memory.selectors import memory_history
@@ -107,7 +108,11 @@ def test_duplicate_deliveries_are_acknowledged_without_work(llm):
     llm.enqueue(memories_reply("User likes tea"))
     say("alice", "s1", "I like tea.")
     drain(Worker(worker_id="w1"))
-    entries = [queue.StreamEntry(id="0-1", session_id="s1", user_id="alice", seq=1, at=time.time())]
+    entries = [
+        queue.StreamEntry(
+            id="0-1", stream=keys.turn_stream(0), session_id="s1", user_id="alice", seq=1, at=time.time()
+        )
+    ]
     assert pipeline.process_entries(entries, worker_id="w1") == {}
     assert texts("alice") == ["User likes tea"]
     assert said("alice") == ["I like tea."]

@@ -19,6 +19,7 @@ from core.workers import last_outages, worker_heartbeats
 from devtools.llm_server import DelayReply, Reply
 from memory import keys
 from memory.extraction import dead_letters, queue
+from memory.lease import kept_alive, take_over
 from memory.types import LeaseLost
 from memory.worker import Worker, default_worker_id
 from tests.extraction_helpers import drain, said, say, texts
@@ -144,7 +145,7 @@ def test_a_dead_letter_parks_before_it_commits_so_a_kill_loses_no_turn(monkeypat
 
     commands = _monitored(
         lambda: dead_letters.dead_letter(
-            session_id="s1", user_id="alice", turns=turns, error="boom", entry_ids=[entry.id], lease=lease
+            session_id="s1", user_id="alice", turns=turns, error="boom", entries=[entry], lease=lease
         )
     )
 
@@ -173,7 +174,7 @@ def test_a_kill_between_the_letter_and_the_commit_keeps_the_turns(monkeypatch):
     monkeypatch.setattr(queue, "commit_on", killed)
     with pytest.raises(KeyboardInterrupt):
         dead_letters.dead_letter(
-            session_id="s1", user_id="alice", turns=turns, error="boom", entry_ids=[entry.id], lease=lease
+            session_id="s1", user_id="alice", turns=turns, error="boom", entries=[entry], lease=lease
         )
     monkeypatch.undo()
     # Nothing lost: the turn is still the session's, still pending on the stream, and parked.
@@ -181,7 +182,7 @@ def test_a_kill_between_the_letter_and_the_commit_keeps_the_turns(monkeypatch):
     assert queue.queue_health()["pending"] == 1
     # The next attempt parks it again (a duplicate letter, never a lost turn) and moves on.
     dead_letters.dead_letter(
-        session_id="s1", user_id="alice", turns=turns, error="boom", entry_ids=[entry.id], lease=lease
+        session_id="s1", user_id="alice", turns=turns, error="boom", entries=[entry], lease=lease
     )
     assert queue.cursor("s1") == 1 and queue.queue_health()["pending"] == 0
     assert {t.turn_id for d in dead_letters.dead_letters() for t in d.turns} == {turns[0].turn_id}
@@ -193,11 +194,53 @@ def test_a_dead_letter_whose_job_lost_its_lock_writes_nothing_at_all():
     get_redis().set(keys.extraction_lock("s1"), "someone-else")
     with pytest.raises(LeaseLost):
         dead_letters.dead_letter(
-            session_id="s1", user_id="alice", turns=turns, error="x", entry_ids=[entry.id], lease=lease
+            session_id="s1", user_id="alice", turns=turns, error="x", entries=[entry], lease=lease
         )
     health = queue.queue_health()
     assert health["dead_letters"] == 0 and "dead_letters" not in health["counters"] and health["pending"] == 1
     assert queue.cursor("s1") == 0
+
+
+def test_entries_from_before_the_shard_count_was_raised_are_acknowledged_where_they_were_read(settings):
+    """The README lets TURN_STREAM_SHARDS be raised: entries announced before then sit on the
+    stream their session mapped to then, and are acknowledged there, not on the one it maps to now
+    (they came back every round, for ever). One job here holds entries of both streams."""
+    settings.EXTRACTION_DEBOUNCE_SECONDS = 0
+    settings.TURN_STREAM_SHARDS = 1
+    queue.ensure_group()
+    sessions = [f"reshard-{n}" for n in range(6)]
+    for n, session_id in enumerate(sessions):
+        say("alice", session_id, f"I have {n + 2} bicycles in shed {n}.")
+    assert len(queue.read_entries(consumer="w1", block_ms=10, count=100)) == len(sessions)
+
+    settings.TURN_STREAM_SHARDS = 4
+    queue.ensure_group()
+    assert {keys.turn_stream_of(s) for s in sessions} - {keys.turn_stream(0)}, "no session moved"
+    say("alice", sessions[1], "My shed is painted green.")  # announced on the session's new stream
+    drain(Worker(worker_id="w1"), timeout=10)
+
+    assert queue.queue_health()["pending"] == 0
+    assert queue.read_entries(consumer="w1", block_ms=10) == []
+    assert len(said("alice")) == len(sessions) + 1
+
+
+def test_a_locks_mirror_never_outlives_the_lock(settings):
+    """Memory writes check the mirror: were it to outlive its lock by the few ms it is set after
+    it, a job whose lock lapsed could still write once another worker holds the session."""
+    settings.EXTRACTION_LOCK_SECONDS = 60
+    lock, mirror = keys.extraction_lock("s1"), keys.extraction_lock_mirror("s1")
+    client = get_redis()
+
+    def shorter_by() -> int:
+        return int(client.pttl(lock)) - int(client.pttl(mirror))
+
+    token = queue.acquire_lock("s1", owner="w1", life="1")
+    assert token and shorter_by() >= 200
+    with kept_alive(queue.lease("s1", token), seconds=1.5):  # extended to 1.5 s every 0.5 s
+        _wait(lambda: client.pttl(lock) <= 1500, timeout=5, what="the lock to be extended")
+        assert shorter_by() >= 200
+    take_over([lock], seconds=60)
+    assert shorter_by() >= 200
 
 
 # --- Stable names ----------------------------------------------------------------------------------

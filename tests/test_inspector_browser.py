@@ -250,7 +250,7 @@ def _seed_everything() -> Any:
     say(CUSTOMER, "s-dead", "I moved to Faro.")
     turns = queue.pending_turns("s-dead", after=0)
     dead_letters.dead_letter(
-        session_id="s-dead", user_id=CUSTOMER, turns=turns, error="LLM timed out after 60 s", entry_ids=[]
+        session_id="s-dead", user_id=CUSTOMER, turns=turns, error="LLM timed out after 60 s", entries=[]
     )
     return home
 

@@ -97,7 +97,7 @@ def _dead_letter(user_id: str = OWNER, session_id: str = "s-dead") -> str:
     say(user_id, session_id, "I live in Lisbon.")
     turns = queue.pending_turns(session_id, after=0)
     dead_letters.dead_letter(
-        session_id=session_id, user_id=user_id, turns=turns, error="model exploded", entry_ids=[]
+        session_id=session_id, user_id=user_id, turns=turns, error="model exploded", entries=[]
     )
     return dead_letters.dead_letters()[0].id
 

@@ -101,6 +101,25 @@ def test_stream_entries_point_at_the_history_and_the_feed_resolves_them(redis_cl
     assert [e["memory_id"] for e in recent_events(limit=2)] == [other.id, memory.id]
 
 
+def test_one_unreadable_history_item_leaves_the_rest_of_the_feed(redis_client, caplog):
+    from memory.selectors import recent_events
+
+    memory = add_memory(text="Likes green tea", scope=scope(), actor=USER)
+    update_memory(owner=ANYONE, memory_id=memory.id, text="Likes black tea", actor=USER)
+    other = add_memory(text="Likes coffee", scope=scope(), actor=USER)
+    redis_client.lset(keys.history(memory.id), 0, "{not json")  # the "added" event, unreadable now
+    redis_client.rpush(keys.history(memory.id), "42")  # JSON, but not an event
+
+    events = recent_events(user_id="alice", limit=10)
+
+    assert [(e["memory_id"], e["event"]) for e in events] == [
+        (other.id, "added"),
+        (memory.id, "updated"),
+    ]
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and memory.id in r.getMessage()]
+    assert len(warnings) == 1
+
+
 def test_concurrent_updates_lose_nothing():
     memory = add_memory(text="counter", scope=scope(), actor=USER)
     errors = []

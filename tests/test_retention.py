@@ -54,7 +54,7 @@ def _letter(session_id: str, text: str) -> None:
         messages=[TurnMessage("user", text, time.time(), f"{session_id}-t1")],
     )
     dead_letters.dead_letter(
-        session_id=session_id, user_id=OWNER, turns=[turn], error="model down", entry_ids=[]
+        session_id=session_id, user_id=OWNER, turns=[turn], error="model down", entries=[]
     )
 
 

@@ -70,7 +70,7 @@ def _as_old_code_stored_it(redis_client: Any, *, session_id: str, user_id: str, 
     turn = queue.QueuedTurn(1, "t-old", user_id, session_id, "engram", "default", "", [
         TurnMessage("user", content, time.time(), "t-old"),
     ])  # fmt: skip
-    dead_letters.dead_letter(session_id=session_id, user_id=user_id, turns=[turn], error="boom", entry_ids=[])
+    dead_letters.dead_letter(session_id=session_id, user_id=user_id, turns=[turn], error="boom", entries=[])
 
 
 def test_a_lone_surrogate_stored_by_the_old_code_renders_on_every_page(redis_client: Any) -> None:

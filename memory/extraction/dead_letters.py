@@ -22,7 +22,7 @@ def dead_letter(
     user_id: str,
     turns: Sequence[queue.QueuedTurn],
     error: str,
-    entry_ids: Sequence[str],
+    entries: Sequence[queue.StreamEntry],
     lease: Lease | None = None,
 ) -> str:
     """Park the turns with the error, move past them, acknowledge: the session is not stuck.
@@ -30,13 +30,14 @@ def dead_letter(
     The letter goes first, then the session's own commit (one slot, fenced), then the
     acknowledgement and the counter (other slots on a cluster). A worker killed in between leaves
     the turns parked and still pending: the next attempt may park them once more (a duplicate
-    letter, never a lost turn)."""
+    letter, never a lost turn). A job taken over between its lock check and its commit takes its
+    letter back (LeaseLost)."""
     from_seq = min((t.seq for t in turns), default=queue.cursor(session_id) + 1)
     to_seq = max((t.seq for t in turns), default=from_seq - 1)
     client = get_redis()
     if lease is not None and client.get(lease.key) != lease.token.encode():
         raise LeaseLost("this job's lock was taken over (erase, identity move or expiry); nothing parked")
-    client.xadd(
+    letter_id = client.xadd(
         keys.dead_letter_stream(),
         {
             "session_id": session_id,
@@ -47,11 +48,17 @@ def dead_letter(
         },
     )
     if to_seq >= from_seq:
-        with fenced(lease) as pipe:
-            queue.commit_on(
-                pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids
-            )
-    queue.ack(entry_ids, session_id=session_id)
+        try:
+            with fenced(lease) as pipe:
+                queue.commit_on(
+                    pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entries=entries
+                )
+        except LeaseLost:
+            # Taken over after the check above: an erase may have scrubbed the letters before this
+            # one was written, so it must not stay. The turns are still the session's, pending.
+            client.xdel(keys.dead_letter_stream(), letter_id)
+            raise
+    queue.ack(entries, session_id=session_id)
     queue.bump("dead_letters")
     return f"{from_seq}-{to_seq}"
 

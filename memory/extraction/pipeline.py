@@ -287,12 +287,10 @@ def process_session(
     now = time.time() if now is None else now
     outcomes: Counter[str] = Counter()
     applied_upto = queue.cursor(session_id)
-    stale = [e.id for e in entries if e.seq <= applied_upto]
-    queue.ack(stale, session_id=session_id)
+    queue.ack([e for e in entries if e.seq <= applied_upto], session_id=session_id)
     live = [e for e in entries if e.seq > applied_upto]
     if not live:
         return outcomes
-    entry_ids = [e.id for e in live]
     if now < queue.retry_at(session_id):
         return outcomes
     if now - queue.last_turn_at(session_id) < settings.EXTRACTION_DEBOUNCE_SECONDS:
@@ -303,7 +301,7 @@ def process_session(
     try:
         lease = queue.lease(session_id, token)
         with kept_alive(lease, seconds=settings.EXTRACTION_LOCK_SECONDS):
-            _run_job(session_id, entry_ids, worker_id=worker_id, lease=lease, outcomes=outcomes)
+            _run_job(session_id, live, worker_id=worker_id, lease=lease, outcomes=outcomes)
     except LeaseLost as exc:
         # An erase or a login took the session over mid-job: whatever is left is not ours to write.
         # The entries stay pending; the next round finds the session erased or under its new owner.
@@ -317,14 +315,15 @@ def process_session(
 
 
 def _run_job(
-    session_id: str, entry_ids: list[str], *, worker_id: str, lease: Lease, outcomes: Counter[str]
+    session_id: str, entries: list[StreamEntry], *, worker_id: str, lease: Lease, outcomes: Counter[str]
 ) -> None:
     """The session's pending turns, extracted and applied under the session lock (`lease`)."""
     applied_upto = queue.cursor(session_id)
     turns = queue.pending_turns(session_id, after=applied_upto)
     if not turns:
-        queue.ack(entry_ids, session_id=session_id)
+        queue.ack(entries, session_id=session_id)
         return
+    entry_ids = [e.id for e in entries]
     from_seq = applied_upto + 1
     if queue.failures(session_id, entry_ids) >= settings.EXTRACTION_MAX_DELIVERIES:
         dead_letters.dead_letter(
@@ -332,7 +331,7 @@ def _run_job(
             user_id=turns[-1].user_id,
             turns=turns,
             error="failed too many times",
-            entry_ids=entry_ids,
+            entries=entries,
             lease=lease,
         )
         outcomes["dead_lettered"] += 1
@@ -347,7 +346,7 @@ def _run_job(
             queue.save_plan(session_id, from_seq, plan, lease=lease)
         outcomes.update(apply_plan(plan, session_id=session_id, worker_id=worker_id, lease=lease))
         queue.commit(
-            session_id=session_id, to_seq=plan.to_seq, from_seq=from_seq, entry_ids=entry_ids, lease=lease
+            session_id=session_id, to_seq=plan.to_seq, from_seq=from_seq, entries=entries, lease=lease
         )
     except LeaseLost:
         raise
@@ -373,7 +372,7 @@ def _run_job(
                 user_id=turns[-1].user_id,
                 turns=turns,
                 error=str(exc),
-                entry_ids=entry_ids,
+                entries=entries,
                 lease=lease,
             )
             outcomes["dead_lettered"] += 1

@@ -10,6 +10,7 @@ acknowledges. Entries at or below the cursor are duplicates and are simply ackno
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,14 +21,16 @@ import redis
 from django.conf import settings
 from redis.client import Pipeline
 
-from core.redis_client import get_redis
+from core.redis_client import REDIS_UNREACHABLE, get_redis
 from core.text import loads as stored_json
 from memory import keys
 from memory.extraction.types import ExtractionPlan, PlanError, TurnMessage
-from memory.lease import fenced, release
+from memory.lease import fenced, mirror_ms, release
 from memory.query import validate_scope_id
 from memory.records import as_text
 from memory.types import Lease
+
+logger = logging.getLogger(__name__)
 
 GROUP = keys.TURN_GROUP
 STATE_TTL_SECONDS = 30 * 24 * 3600
@@ -118,7 +121,11 @@ class QueuedTurn:
 
 @dataclass(frozen=True)
 class StreamEntry:
+    """An announcement as read from `stream`: it is acknowledged there, whatever stream its
+    session maps to now (TURN_STREAM_SHARDS may have been raised since)."""
+
     id: str
+    stream: str
     session_id: str
     user_id: str
     seq: int
@@ -194,27 +201,39 @@ def announce_stranded(*, older_than: float, now: float | None = None) -> int:
         parsed = keys.split_family_key(as_text(raw), "extract")
         if parsed is None or parsed[1] != "turns":
             continue
-        session_id = parsed[0]
-        with client.pipeline(transaction=False) as pipe:
-            pipe.hkeys(keys.extraction(session_id, "turns"))
-            pipe.get(keys.extraction(session_id, "cursor"))
-            pipe.get(keys.extraction(session_id, "last_at"))
-            pipe.exists(keys.extraction(session_id, "retry_at"), keys.extraction(session_id, "failures"))
-            seqs, cursor_raw, last_raw, troubled = pipe.execute()
-        waiting = [int(s) for s in seqs if int(s) > int(cursor_raw or 0)]
-        last_at = float(last_raw or 0)
-        if not waiting or troubled or now - last_at < older_than:
-            continue
-        turn = QueuedTurn.from_json(client.hget(keys.extraction(session_id, "turns"), max(waiting)) or "{}")
-        announce(session_id=session_id, user_id=turn.user_id, seq=max(waiting), at=last_at)
-        announced += 1
+        try:
+            announced += _announce_if_stranded(client, session_id=parsed[0], older_than=older_than, now=now)
+        except REDIS_UNREACHABLE:
+            raise  # the worker's outage handling, not one session's problem
+        except Exception:  # one session's unreadable state must not stop the sweep (nor the worker)
+            logger.warning("could not check session %s for stranded turns", parsed[0], exc_info=True)
     bump("reannounced", announced)
     return announced
 
 
-def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> StreamEntry:
+def _announce_if_stranded(client: redis.Redis, *, session_id: str, older_than: float, now: float) -> bool:
+    with client.pipeline(transaction=False) as pipe:
+        pipe.hkeys(keys.extraction(session_id, "turns"))
+        pipe.get(keys.extraction(session_id, "cursor"))
+        pipe.get(keys.extraction(session_id, "last_at"))
+        pipe.exists(keys.extraction(session_id, "retry_at"), keys.extraction(session_id, "failures"))
+        seqs, cursor_raw, last_raw, troubled = pipe.execute()
+    waiting = [int(s) for s in seqs if int(s) > int(cursor_raw or 0)]
+    last_at = float(last_raw or 0)
+    if not waiting or troubled or now - last_at < older_than:
+        return False
+    stored = client.hget(keys.extraction(session_id, "turns"), max(waiting))
+    if not stored:
+        return False  # committed since the read above: nothing stranded
+    turn = QueuedTurn.from_json(stored)
+    announce(session_id=session_id, user_id=turn.user_id, seq=max(waiting), at=last_at)
+    return True
+
+
+def _entry(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> StreamEntry:
     return StreamEntry(
         id=entry_id.decode(),
+        stream=stream,
         session_id=fields[b"session_id"].decode(),
         user_id=fields[b"user_id"].decode(),
         seq=int(fields[b"seq"]),
@@ -243,7 +262,7 @@ def read_entries(*, consumer: str, block_ms: int, count: int = 50) -> list[Strea
             ensure_group(client)
             return entries
         for _, items in reply or []:
-            entries += [_entry(entry_id, fields) for entry_id, fields in items if fields]
+            entries += [_entry(stream, entry_id, fields) for entry_id, fields in items if fields]
     return entries
 
 
@@ -265,7 +284,7 @@ def reclaim_stale(*, consumer: str, count: int = 100) -> list[StreamEntry]:
                 raise
             ensure_group(client)
             return claimed
-        claimed += [_entry(entry_id, fields) for entry_id, fields in reply[1] if fields]
+        claimed += [_entry(stream, entry_id, fields) for entry_id, fields in reply[1] if fields]
     bump("reclaimed", len(claimed))
     return claimed
 
@@ -311,7 +330,7 @@ def acquire_lock(session_id: str, *, owner: str = "", life: str = "") -> str | N
         return None
     # The memory writes check the lock's mirror (memory.lease): set it, then make sure the lock
     # is still ours. A take-over in between either overwrites the mirror after us or is seen here.
-    client.set(keys.extraction_lock_mirror(session_id), token, px=ms)
+    client.set(keys.extraction_lock_mirror(session_id), token, px=mirror_ms(ms))
     if client.get(lock_key) != token.encode():
         release([lock_key], token)
         return None
@@ -355,16 +374,16 @@ def pending_turns(session_id: str, *, after: int) -> list[QueuedTurn]:
 
 
 def commit(
-    *, session_id: str, to_seq: int, from_seq: int, entry_ids: Sequence[str], lease: Lease | None = None
+    *, session_id: str, to_seq: int, from_seq: int, entries: Sequence[StreamEntry], lease: Lease | None = None
 ) -> None:
     """The turns up to `to_seq` are applied: move the cursor, drop them, acknowledge our entries."""
     with fenced(lease) as pipe:
-        commit_on(pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entry_ids=entry_ids)
-    ack(entry_ids, session_id=session_id)
+        commit_on(pipe, session_id=session_id, to_seq=to_seq, from_seq=from_seq, entries=entries)
+    ack(entries, session_id=session_id)
 
 
 def commit_on(
-    pipe: Pipeline, *, session_id: str, to_seq: int, from_seq: int, entry_ids: Sequence[str]
+    pipe: Pipeline, *, session_id: str, to_seq: int, from_seq: int, entries: Sequence[StreamEntry]
 ) -> None:
     """Queue the commit of the session's own state (one slot). The caller acknowledges the
     entries after EXEC (`ack`): killed in between, they are redelivered, and entries at or below
@@ -373,17 +392,22 @@ def commit_on(
     pipe.hdel(keys.extraction(session_id, "turns"), *[str(s) for s in range(from_seq, to_seq + 1)])
     pipe.delete(keys.extraction(session_id, f"plan:{from_seq}"))
     pipe.delete(keys.extraction(session_id, "retry_at"))
-    if entry_ids:
-        pipe.hdel(keys.extraction(session_id, "failures"), *entry_ids)
+    if entries:
+        pipe.hdel(keys.extraction(session_id, "failures"), *[e.id for e in entries])
 
 
-def ack(entry_ids: Sequence[str], *, session_id: str) -> None:
-    """Acknowledge the entries (on the session's stream), then forget their failure counts: an
-    entry whose count is gone first could be counted afresh after a redelivery."""
-    if entry_ids:
-        client = get_redis()
-        client.xack(keys.turn_stream_of(session_id), GROUP, *entry_ids)
-        client.hdel(keys.extraction(session_id, "failures"), *entry_ids)
+def ack(entries: Sequence[StreamEntry], *, session_id: str) -> None:
+    """Acknowledge the entries (each on the stream it was read from), then forget their failure
+    counts: an entry whose count is gone first could be counted afresh after a redelivery."""
+    if not entries:
+        return
+    client = get_redis()
+    by_stream: dict[str, list[str]] = {}
+    for entry in entries:
+        by_stream.setdefault(entry.stream, []).append(entry.id)
+    for stream, entry_ids in by_stream.items():
+        client.xack(stream, GROUP, *entry_ids)
+    client.hdel(keys.extraction(session_id, "failures"), *[e.id for e in entries])
 
 
 def failures(session_id: str, entry_ids: Sequence[str]) -> int:

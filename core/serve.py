@@ -10,6 +10,9 @@ Under `make run` each process serves a socket the launcher bound and passed down
 (core/listeners.py), named by `-e fd:fileno=N:domain=INET|INET6`; the process starts listening on
 it here, once the application is loaded. (Twisted's own `fd` parser expects a listening socket and
 passes `domain` on as a string, which only its default, IPv4, survives.)
+
+Before it listens, the process runs the start-up checks (core/startup.py) and refuses to serve,
+with one plain line, what it would serve wrong (data still in an older key layout).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from daphne.server import Server
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint, serverFromString
 
 from core.listeners import BACKLOG
+from core.startup import startup_problems
 
 
 def _endpoint(reactor: Any, description: str) -> Any:
@@ -44,6 +48,13 @@ daphne.server.serverFromString = _endpoint  # daphne looks it up at listen time
 
 class EngramServer(Server):
     """daphne's Server; its WebSocket factory closes a failing connection with a close frame."""
+
+    def run(self) -> None:
+        # Django is set up by now: daphne imported the application (config.asgi) first.
+        problems = startup_problems()
+        if problems:
+            raise SystemExit("; ".join(problems))
+        super().run()
 
     # daphne builds and configures the factory inside run(); failByDrop is not among the options it
     # sets, so it is set here, as the factory is stored.

@@ -258,6 +258,16 @@ def rebuild(
     serving = serving_index()
     target = versioned_name()
     if serving is not None and serving.name == target:
+        # Hashes it could not index (a float32 vector from an older release under this float16
+        # index: a first start that died mid-migration): converting them re-indexes each one.
+        converted = convert_vectors(to_dtype=serving.dtype) if _failures(serving.info) else 0
+        if converted:
+            say(
+                f"Version {INDEX_VERSION} of the memory index serves, but it had left out memories "
+                f"whose vectors were of another type: converted {memories_phrase(converted)} to "
+                f"{serving.dtype}, so searches find them now."
+            )
+            return True
         say(f"The memory index is at version {INDEX_VERSION} already; nothing to do.")
         return False
     old_dtype = LEGACY_DTYPE if serving is None else serving.dtype
@@ -375,6 +385,28 @@ def _switch(serving: Serving | None, target: str) -> None:
                 raise reply
 
 
+def _failures(info: dict[bytes, Any]) -> int:
+    """How many hashes the index could not index since it was built (RediSearch never lowers it)."""
+    return int(info.get(b"hash_indexing_failures", 0))
+
+
+def _vectors_left_out(serving: Serving) -> bool:
+    """Whether the serving index leaves memories out because their vector is of another dtype. The
+    failure count never goes down, so it alone would say so for good after the conversion: the hash
+    FT.INFO names as its last failure tells, by its vector's length (one HGET, for the status page)."""
+    if not _failures(serving.info):
+        return False
+    errors = serving.info.get(b"Index Errors") or []
+    last = dict(zip(errors[::2], errors[1::2], strict=False)).get(b"last indexing error key")
+    if not last:
+        return False
+    try:
+        blob = on_memory_node(lambda client: client.hget(last, "embedding"))
+    except redis.ResponseError:  # a key of another type under the prefix: not a memory
+        return False
+    return bool(blob) and len(blob) != np.dtype(serving.dtype).itemsize * get_embedder().dims
+
+
 def index_state() -> dict[str, Any] | None:
     """Name, version, document count and indexing progress, or None when there is no index: before
     the first memory is written, or on a Redis that cannot hold one (no search module: FT.INFO is an
@@ -389,12 +421,17 @@ def index_state() -> dict[str, Any] | None:
         return None
     info = serving.info
     fraction, indexing = _progress(info)
+    left_out = _vectors_left_out(serving)
     return {
         "name": index_name(),
         "serving": serving.name,
         "version": serving.version,
         "current_version": INDEX_VERSION,
-        "rebuild_needed": serving.version < INDEX_VERSION or serving.dtype != settings.VECTOR_DTYPE,
+        "rebuild_needed": serving.version < INDEX_VERSION
+        or serving.dtype != settings.VECTOR_DTYPE
+        or left_out,
+        # Memories of another vector dtype the serving index left out (`rebuild` converts them).
+        "vectors_to_convert": left_out,
         "dtype": serving.dtype,
         "documents": int(info.get(b"num_docs", 0)),
         "indexing": indexing,

@@ -5,7 +5,9 @@ markers, the user's memory ids and trash, the mutation stream) moves under the m
 `{m}`, its index rebuilt for the new key prefix. Run at every start (`manage.py migrate_keys`,
 called by the launcher): a second run finds nothing to move (a marker key says so). Renames keep
 values and TTLs; a key whose new name is already taken is left where it is and reported (never
-overwritten, never deleted)."""
+overwritten, never deleted). It refuses while a memory worker is alive (its heartbeat is fresh):
+processes of either layout read and write the keys it moves. Servers and workers started any other
+way than the launcher refuse to start on data still in an older layout (old_layout_in_use)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import redis
 from django.conf import settings
 
 from core.redis_client import get_redis, is_cluster, key
+from core.workers import worker_heartbeats
 from memory import keys
 from memory.index import convert_vectors, ensure_index, forget_index_cache, index_state
 from memory.records import as_text
@@ -32,6 +35,12 @@ BATCH = 1000
 PROGRESS_EVERY = 10_000
 
 Say = Callable[[str], None]
+
+OLD_LAYOUT = "this Redis holds data in the previous key layout; run `python manage.py migrate_keys` first"
+
+
+class WorkersRunning(RuntimeError):
+    """A memory worker is alive on this Redis: moving keys under it would lose its writes."""
 
 
 @dataclass
@@ -103,27 +112,40 @@ def _old_indexes(client: redis.Redis) -> list[str]:
     return [n for n in names if n == old or n.startswith(old + ":v")]
 
 
+def _drop_index(client: redis.Redis, name: str) -> None:
+    try:
+        client.execute_command("FT.DROPINDEX", name)
+    except redis.ResponseError as exc:
+        # Another launcher migrating at the same time dropped it between FT._LIST and here.
+        if "unknown index" not in str(exc).lower():
+            raise
+
+
 def _move_index(client: redis.Redis, report: LayoutReport, say: Say, poll_seconds: float) -> None:
-    """Drop the indexes over the old key prefix (FT.DROPINDEX without DD: no hash is touched; the
-    memories moved away from it anyway), build the current one over the new prefix and wait until
-    it holds every memory, so the first search after the start finds them all."""
+    """Convert vectors of another dtype, drop the indexes over the old key prefix (FT.DROPINDEX
+    without DD: no hash is touched; the memories moved away from it anyway), build the current one
+    over the new prefix and wait until it holds every memory, so the first search after the start
+    finds them all."""
     try:
         old = _old_indexes(client)
     except redis.ResponseError:  # no search module (a Redis that cannot hold the index)
         return
-    for name in old:
-        client.execute_command("FT.DROPINDEX", name)
-        report.dropped_indexes.append(name)
-    with suppress(redis.ResponseError):  # no alias of that name (gone with its index, or none)
-        client.execute_command("FT.ALIASDEL", key("idx", "memories"))
-    if not old:
-        return
-    say(f"memory index: dropped {', '.join(old)} (old key prefix); building the new one")
     # Older releases stored float32 vectors: a hash whose vector does not fit the new index's dtype
-    # would be left out of it, unsearchable, without a word. Convert before the index is built.
+    # would be left out of it, unsearchable, without a word. Converted whether or not an old index
+    # is left: a first start that died after dropping it must not skip this on the next one (the
+    # pass picks vectors by length, so repeating it converts nothing twice).
     converted = convert_vectors(to_dtype=settings.VECTOR_DTYPE)
     if converted:
         say(f"memory index: converted the vectors of {converted} memories to {settings.VECTOR_DTYPE}")
+    for name in old:
+        _drop_index(client, name)
+        report.dropped_indexes.append(name)
+    with suppress(redis.ResponseError):  # no alias of that name (gone with its index, or none)
+        client.execute_command("FT.ALIASDEL", key("idx", "memories"))
+    if not old and not converted:
+        return
+    if old:
+        say(f"memory index: dropped {', '.join(old)} (old key prefix); building the new one")
     forget_index_cache()
     ensure_index()
     while (state := index_state()) is not None and (state["indexing"] or state["percent_indexed"] < 100):
@@ -133,9 +155,45 @@ def _move_index(client: redis.Redis, report: LayoutReport, say: Say, poll_second
         say(f"memory index: built, {state['documents']} memories")
 
 
+def old_layout_in_use(client: redis.Redis | None = None) -> bool:
+    """Whether this Redis holds data the current layout cannot see: the marker is not current and a
+    key only the older layouts write is there (the single users set, a memory index over the old
+    key prefix; `migrate` removes both every time it runs, even when it leaves a taken name in
+    place). At most three cheap commands, for every server and worker start: an empty Redis, or one
+    this layout wrote from the first start, is never refused."""
+    if is_cluster():
+        return False
+    client = client or get_redis()
+    if as_text(client.get(keys.layout_marker()) or b"") == LAYOUT:
+        return False
+    if client.exists(keys.legacy_users()):
+        return True
+    try:
+        return bool(_old_indexes(client))
+    except redis.ResponseError:  # no search module: nothing indexed under any layout
+        return False
+
+
+def _refuse_while_workers_run() -> None:
+    alive = [worker for worker in worker_heartbeats() if worker["alive"]]
+    if alive:
+        names = ", ".join(f"{worker['id']} ({worker['age_s']} s ago)" for worker in alive)
+        stale = 3 * settings.WORKER_HEARTBEAT_SECONDS
+        raise WorkersRunning(
+            f"a memory worker is running on this Redis (last heartbeat: {names}); stop every Engram "
+            f"process first, since they read and write the keys being moved. If it is not running "
+            f"any more, its heartbeat counts as stale {stale} s after the last one; or pass --force."
+        )
+
+
 def migrate(
-    client: redis.Redis | None = None, *, say: Say | None = None, poll_seconds: float = 0.5
+    client: redis.Redis | None = None,
+    *,
+    say: Say | None = None,
+    poll_seconds: float = 0.5,
+    force: bool = False,
 ) -> LayoutReport:
+    """Raises WorkersRunning (unless `force`) when there is something to move and a worker is alive."""
     report = LayoutReport()
     if is_cluster():
         return report  # a cluster starts with this layout: older installs ran on one Redis
@@ -143,6 +201,8 @@ def migrate(
     say = say or (lambda message: None)
     if as_text(client.get(keys.layout_marker()) or b"") == LAYOUT:
         return report  # moved before: no scan of the whole keyspace at every start
+    if not force:
+        _refuse_while_workers_run()
     _rename_all(client, report, say)
     legacy = keys.legacy_users()
     rows = client.zrange(legacy, 0, -1, withscores=True)

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from core.embeddings import get_embedder
 from core.text import clean_text
-from memory.index import ensure_index, index_name
+from memory.index import ensure_index, forget_index_cache, index_name
 from memory.query import MemoryFilter, keyword_clause, keyword_terms, tag_clause
 from memory.raw_search import Rows, ft_search_args, load_memories, reply_columns, run_pipeline
 from memory.records import vector_bytes, vector_from_bytes
@@ -140,6 +140,20 @@ def _score(pool: _Pool, weights: Weights, *, now: float, topical: bool, keys: np
     )
 
 
+# RediSearch's refusal of a KNN query whose vector is of another dtype than the index's.
+_VECTOR_SIZE_REFUSED = "query vector blob size"
+
+
+def _knn_command(*, base: str, vector: np.ndarray, candidates: int, return_fields: list[str]) -> list[Any]:
+    return ft_search_args(
+        f"({base})=>[KNN {candidates} @embedding $vec AS vdist]",
+        limit=candidates,
+        params={"vec": vector_bytes(vector)},
+        sort_by="vdist",
+        return_fields=["vdist", *return_fields],
+    )
+
+
 def search_memories(
     *,
     filter: MemoryFilter,
@@ -223,16 +237,12 @@ def search_memories(
                 return_fields=[*keyword_fields, *(["embedding"] if with_vectors else [])],
             )
         )
+    knn_at: int | None = None
     if mode != "keyword":
         assert query_vector is not None
+        knn_at = len(commands)
         commands.append(
-            ft_search_args(
-                f"({base})=>[KNN {candidates} @embedding $vec AS vdist]",
-                limit=candidates,
-                params={"vec": vector_bytes(query_vector)},
-                sort_by="vdist",
-                return_fields=["vdist", *keyword_fields],
-            )
+            _knn_command(base=base, vector=query_vector, candidates=candidates, return_fields=keyword_fields)
         )
     if topics:
         # Keys only: which candidates are filed under what the question is about.
@@ -251,7 +261,19 @@ def search_memories(
                 2,
             ]
         )
-    replies = iter(run_pipeline(commands))
+    try:
+        replies = iter(run_pipeline(commands))
+    except InvalidInput as exc:
+        if knn_at is None or _VECTOR_SIZE_REFUSED not in str(exc):
+            raise
+        # Another process's `memory_index rebuild` switched the index's vector dtype while this one
+        # still had the old one cached (up to RECHECK_SECONDS): read it again and ask once more.
+        assert query_vector is not None
+        forget_index_cache()
+        commands[knn_at] = _knn_command(
+            base=base, vector=query_vector, candidates=candidates, return_fields=keyword_fields
+        )
+        replies = iter(run_pipeline(commands))
     keyword_reply = None
     if counted is not None:
         counts, terms, _, keyword_reply = counted.absorb(next(replies))

@@ -4,13 +4,19 @@ memory tier under the memory slot's tag (with the index rebuilt for the new key 
 
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from redisvl.index import SearchIndex
 
+from core.embedded_redis import free_port
 from core.embeddings import get_embedder
 from core.redis_client import key
+from core.startup import startup_problems
 from memory import index, key_layout, keys, user_index, working
 from memory.extraction import queue
 from memory.query import MemoryFilter
@@ -19,6 +25,8 @@ from memory.selectors import access_stats, get_memory, memory_history
 from memory.services import add_memory, delete_memory, record_access, restore_memory, update_memory
 from memory.types import MemoryNotFound
 from tests.memory_helpers import ANYONE, USER, scope
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _legacy_install(client, session_id="chat:1", user_id="alice"):
@@ -180,3 +188,118 @@ def test_a_taken_memory_name_is_left_in_place_and_reported(redis_client):
     assert redis_client.lrange(keys.history(kept.id), 0, -1) == [b"written under the new name meanwhile"]
     assert redis_client.llen(key("hist", kept.id)) == 2  # both kept, nothing overwritten
     assert redis_client.get(keys.layout_marker()) != key_layout.LAYOUT.encode()  # tried again next start
+
+
+# --- Interrupted and concurrent moves; processes started without the launcher (issue 17) ----------
+
+
+def _first_start_died_after_dropping_the_old_index(client) -> None:
+    """What a first start of the previous release left when it died right after FT.DROPINDEX: the
+    keys moved, the old index gone, the vectors not converted yet, no layout marker."""
+    key_layout._rename_all(client, key_layout.LayoutReport(), lambda message: None)
+    for name in key_layout._old_indexes(client):
+        client.execute_command("FT.DROPINDEX", name)
+    index.forget_index_cache()
+
+
+def test_a_first_start_that_died_after_dropping_the_old_index_still_converts_the_vectors(redis_client):
+    kept, binned, _ = _memory_install()
+    _age_memory_tier(redis_client, dtype="float32")
+    _first_start_died_after_dropping_the_old_index(redis_client)
+
+    out = io.StringIO()
+    call_command("migrate_keys", verbosity=1, stdout=out)
+
+    assert "converted the vectors of 3 memories to float16" in out.getvalue()
+    assert "memory index: built, 2 memories" in out.getvalue()
+    assert len(redis_client.hget(keys.memory(kept.id), "embedding")) == 384 * 2
+    assert len(redis_client.hget(keys.trash(binned.id), "embedding")) == 384 * 2
+    state = index.index_state()
+    assert state is not None and state["documents"] == 2 and not state["vectors_to_convert"]
+    assert int(redis_client.ft(index.versioned_name()).info()["hash_indexing_failures"]) == 0
+    result = search_memories(filter=MemoryFilter.build(user_id="alice"), text="dog Rexy", threshold=0)
+    assert result.hits[0].memory.id == kept.id
+
+
+def test_an_index_another_launcher_dropped_meanwhile_is_no_error(redis_client, monkeypatch):
+    kept, _, _ = _memory_install()
+    _age_memory_tier(redis_client)
+    listed = key_layout._old_indexes
+
+    def listed_then_dropped_by_the_other_launcher(client):
+        names = listed(client)
+        for name in names:
+            client.execute_command("FT.DROPINDEX", name)
+        return names
+
+    monkeypatch.setattr(key_layout, "_old_indexes", listed_then_dropped_by_the_other_launcher)
+
+    report = key_layout.migrate()
+
+    assert report.dropped_indexes == [key("idx", "memories", "v1")]
+    assert redis_client.get(keys.layout_marker()) == key_layout.LAYOUT.encode()
+    result = search_memories(filter=MemoryFilter.build(user_id="alice"), text="dog Rexy", threshold=0)
+    assert result.hits[0].memory.id == kept.id
+
+
+def test_migrate_keys_refuses_while_a_worker_is_alive_unless_forced(redis_client):
+    from core.workers import record_heartbeat
+
+    _legacy_install(redis_client)
+    record_heartbeat(worker_id="box-worker-1")
+
+    with pytest.raises(CommandError) as refused:
+        call_command("migrate_keys", verbosity=0)
+
+    assert "Nothing was moved: a memory worker is running on this Redis" in str(refused.value)
+    assert "box-worker-1" in str(refused.value) and "--force" in str(refused.value)
+    assert working.get_session(session_id="chat:1") is None  # nothing moved
+    assert redis_client.exists(keys.legacy_users())
+    call_command("migrate_keys", "--force", verbosity=0)
+    assert working.get_session(session_id="chat:1") is not None
+    call_command("migrate_keys", verbosity=0)  # moved: a live worker is no reason to refuse now
+
+
+def _started(args, redis_url):
+    """A process as systemd or a container would start it (no launcher), stopped after 90 s."""
+    env = {**os.environ, "DEBUG": "1", "REDIS_URL": redis_url}
+    try:
+        return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{' '.join(args)} started on the previous key layout")
+
+
+def test_a_worker_refuses_to_start_on_the_previous_layout(redis_client, redis_server):
+    _legacy_install(redis_client)
+
+    result = _started([sys.executable, "manage.py", "memory_worker"], redis_server.url)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == f"CommandError: {key_layout.OLD_LAYOUT}"
+    call_command("migrate_keys", verbosity=0)
+    assert startup_problems() == []
+
+
+def test_a_memory_tier_of_the_previous_layout_refuses_a_start_too(redis_client):
+    _memory_install()
+    _age_memory_tier(redis_client)  # layout 2: sessions tagged, the memory tier not yet
+    redis_client.set(keys.layout_marker(), "2")
+    assert startup_problems() == [key_layout.OLD_LAYOUT]
+
+
+def test_an_empty_redis_and_one_this_layout_wrote_start_without_the_marker(redis_client):
+    assert startup_problems() == []
+    _memory_install()
+    working.ensure_session(session_id="chat:1", user_id="alice", title="")
+    assert not redis_client.exists(keys.layout_marker())  # nothing ran migrate_keys
+    assert startup_problems() == []
+
+
+def test_a_server_started_without_the_launcher_refuses_the_previous_layout(redis_client, redis_server):
+    _legacy_install(redis_client)
+    command = [sys.executable, "-m", "core.serve", "-b", "127.0.0.1", "-p", str(free_port())]
+
+    result = _started([*command, "config.asgi:application"], redis_server.url)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == key_layout.OLD_LAYOUT

@@ -278,3 +278,38 @@ def test_an_install_on_a_float32_index_keeps_working_and_rebuild_converts_every_
     assert [e.event for e in memory_history(memory_id=kept.id)] == ["added"]
     assert [e.event for e in memory_history(memory_id=trashed.id)] == ["added", "deleted", "restored"]
     assert _command("rebuild").strip().endswith("nothing to do.")
+
+
+def test_a_current_index_that_left_out_float32_vectors_says_so_and_rebuild_converts_them(redis_client):
+    """A first start that died mid-migration left float32 vectors under the current float16 index:
+    RediSearch leaves those memories out (hash_indexing_failures), so searches never find them."""
+    from memory import keys
+
+    kept = add_memory(text="User plays the cello", scope=scope(), actor=USER)
+    index.convert_vectors(to_dtype="float32")  # as the older release stored them
+    assert len(redis_client.hget(keys.memory(kept.id), "embedding")) == 384 * 4
+    state = index_state()
+    assert state is not None and state["documents"] == 0
+    assert state["vectors_to_convert"] and state["rebuild_needed"]
+    assert "vectors of another type" in _command("status")
+
+    out = _command("rebuild")
+
+    assert "converted 1 memory to float16, so searches find them now" in out
+    assert len(redis_client.hget(keys.memory(kept.id), "embedding")) == 384 * 2
+    _wait_indexed(redis_client, versioned_name())
+    state = index_state()
+    assert state is not None and state["documents"] == 1 and not state["rebuild_needed"]
+    assert _found("cello music") == ["User plays the cello"]
+    assert "nothing to do" in _command("status") and "nothing to do" in _command("rebuild")
+
+
+def test_a_search_with_the_dtype_of_an_index_switched_meanwhile_asks_again(redis_client, settings):
+    """For up to RECHECK_SECONDS after another process's rebuild switched the dtype, this one still
+    has the old dtype cached: the index refuses its query vector, and the search asks again."""
+    add_memory(text="User plays the cello", scope=scope(), actor=USER)
+    assert index.vector_dtype() == "float16"
+    index._serving_dtype[(settings.REDIS_URL, index_name())] = "float32"  # cached before the switch
+
+    assert _found("cello music") == ["User plays the cello"]
+    assert index.vector_dtype() == "float16"

@@ -44,7 +44,13 @@ class Command(BaseCommand):
             f"The memory index {state['serving']} is version {state['version']}, "
             f"holding {index.memories_phrase(state['documents'])}, {state['percent_indexed']:.0f}% indexed."
         )
-        if state["rebuild_needed"]:
+        if state["vectors_to_convert"]:
+            self.stdout.write(
+                "Some memories hold vectors of another type (float32, from an older release), so the "
+                "index left them out and searches do not find them: run `python manage.py memory_index "
+                "rebuild` to convert them."
+            )
+        elif state["rebuild_needed"]:
             self.stdout.write(
                 f"This code defines version {state['current_version']}: run "
                 "`python manage.py memory_index rebuild` to build it (searches keep working meanwhile)."

@@ -2,8 +2,9 @@ import signal
 from types import FrameType
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from core.startup import startup_problems
 from memory.worker import Worker
 
 
@@ -25,6 +26,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        problems = startup_problems()
+        if problems:
+            raise CommandError("; ".join(problems))
         worker = Worker(worker_id=options["worker_id"], slot=options["slot"])
 
         def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -115,27 +115,19 @@ def get_async_redis() -> aioredis.Redis:
     per_loop = _async_clients.setdefault(loop, {})
     client = per_loop.get(url)
     if client is None:
-        if is_cluster():
-            client = cast(
-                aioredis.Redis,
-                aioredis.RedisCluster.from_url(
-                    url,
-                    socket_connect_timeout=_CONNECT_TIMEOUT,
-                    socket_timeout=_SOCKET_TIMEOUT,
-                    health_check_interval=_HEALTH_CHECK_INTERVAL,
-                    protocol=_PROTOCOL,
-                    max_connections=_MAX_ASYNC_CONNECTIONS,
-                ),
-            )
-        else:
-            client = aioredis.Redis.from_url(
+        # The cluster client answers the same commands (keys routed by slot); typed as the plain one.
+        factory = aioredis.RedisCluster.from_url if is_cluster() else aioredis.Redis.from_url
+        client = cast(
+            aioredis.Redis,
+            factory(
                 url,
                 socket_connect_timeout=_CONNECT_TIMEOUT,
                 socket_timeout=_SOCKET_TIMEOUT,
                 health_check_interval=_HEALTH_CHECK_INTERVAL,
                 protocol=_PROTOCOL,
                 max_connections=_MAX_ASYNC_CONNECTIONS,
-            )
+            ),
+        )
         per_loop[url] = client
     return client
 

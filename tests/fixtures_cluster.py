@@ -115,3 +115,19 @@ def on_cluster(cluster: LocalCluster) -> Iterator[redis.Redis]:
 def cluster_redis(redis_cluster: LocalCluster) -> Iterator[redis.Redis]:
     with on_cluster(redis_cluster) as client:
         yield client
+
+
+@pytest.fixture(name="_empty_redis")
+def every_test_on_the_cluster(
+    _empty_redis: redis.Redis, redis_cluster: LocalCluster
+) -> Iterator[redis.Redis]:
+    """Imported by a test module, this replaces conftest's per-test empty Redis there: each of the
+    module's tests (often another module's, star-imported) runs against the empty cluster."""
+    with on_cluster(redis_cluster) as client:
+        yield client
+
+
+def test_these_tests_run_on_the_cluster(redis_client: redis.Redis) -> None:
+    """Collected in every module that imports it: the module really runs on three primaries."""
+    assert isinstance(redis_client, redis.RedisCluster)
+    assert len(redis_client.get_primaries()) == 3

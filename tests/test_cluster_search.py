@@ -2,8 +2,6 @@
 its own shard, so the whole memory tier (hashes, index, history) lives in one hash-tag slot: every
 memory of every user is on one node, and a search sent there sees all of them."""
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 from redis.cluster import key_slot
@@ -15,17 +13,11 @@ from memory.query import MemoryFilter
 from memory.search import search_memories
 from memory.selectors import counts_by_type
 from memory.services import NewMemory, add_memories
-from tests.fixtures_cluster import LocalCluster, on_cluster
+from tests.fixtures_cluster import every_test_on_the_cluster  # noqa: F401  (overrides _empty_redis)
 from tests.memory_helpers import USER, scope
 
 USERS = [f"user-{i}" for i in range(12)]
 FACTS = ["My cat is called Miso", "I work as a baker in Porto", "I am allergic to peanuts"]
-
-
-@pytest.fixture(autouse=True)
-def _empty_redis(_empty_redis: redis.Redis, redis_cluster: LocalCluster) -> Iterator[redis.Redis]:
-    with on_cluster(redis_cluster) as client:
-        yield client
 
 
 def _add_everyones_facts() -> dict[str, list[str]]:

@@ -5,14 +5,12 @@ from __future__ import annotations
 from django.core import checks
 
 from core.redis_client import REDIS_UNREACHABLE
+from memory.key_layout import OLD_LAYOUT, old_layout_in_use
 
 
 def key_layout_check(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
     """Refuse to start on data in an older key layout: this code would not see it (an empty app) and
     would write beside it under the new names. `make run` moves the keys before it starts anything."""
-    # Imported here: the check is registered by every process, and memory.key_layout loads the index.
-    from memory.key_layout import OLD_LAYOUT, old_layout_in_use
-
     try:
         old = old_layout_in_use()
     except REDIS_UNREACHABLE:

@@ -282,12 +282,7 @@ def daphne_server(env: dict[str, str], log: Path) -> Iterator[Daphne]:
         _wait_for_health(server)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        _stop(process)
 
 
 def _wait_for_health(server: Daphne, *, listening: bool = False) -> None:

@@ -95,9 +95,6 @@ class Child:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self, timeout: float = 15.0) -> None:
-        stop_all([self], timeout=timeout)
-
 
 def stop_all(children: list[Child], *, timeout: float = 15.0) -> None:
     """SIGTERM to every running child at once, then wait for them together; whatever is still

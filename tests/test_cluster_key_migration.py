@@ -157,6 +157,18 @@ def test_an_old_install_keeps_its_memories_history_trash_and_search(redis_client
     assert key_layout.migrate() == key_layout.LayoutReport()
 
 
+def _migrate_and_check_converted(client, *, kept, binned) -> None:
+    """`migrate_keys` on an install whose 3 vectors (2 live, 1 trashed) are float32: all converted
+    before the index is built, so it holds both live memories."""
+    out = io.StringIO()
+    call_command("migrate_keys", verbosity=1, stdout=out)
+
+    assert "converted the vectors of 3 memories to float16" in out.getvalue()
+    assert "memory index: built, 2 memories" in out.getvalue()
+    assert len(client.hget(keys.memory(kept.id), "embedding")) == 384 * 2
+    assert len(client.hget(keys.trash(binned.id), "embedding")) == 384 * 2
+
+
 def test_an_old_float32_install_is_searchable_after_the_move(redis_client):
     """Releases before float16 stored float32 vectors: the move converts them before the new index
     is built, else those memories would be left out of the index without a word."""
@@ -164,13 +176,7 @@ def test_an_old_float32_install_is_searchable_after_the_move(redis_client):
     _age_memory_tier(redis_client, dtype="float32")
     assert len(redis_client.hget(key("mem", kept.id), "embedding")) == 384 * 4
 
-    out = io.StringIO()
-    call_command("migrate_keys", verbosity=1, stdout=out)
-
-    assert "converted the vectors of 3 memories to float16" in out.getvalue()
-    assert "memory index: built, 2 memories" in out.getvalue()
-    assert len(redis_client.hget(keys.memory(kept.id), "embedding")) == 384 * 2
-    assert len(redis_client.hget(keys.trash(binned.id), "embedding")) == 384 * 2
+    _migrate_and_check_converted(redis_client, kept=kept, binned=binned)
     result = search_memories(filter=MemoryFilter.build(user_id="alice"), text="dog Rexy", threshold=0)
     assert result.hits[0].memory.id == kept.id
     assert restore_memory(memory_id=binned.id, owner=ANYONE, actor=USER).text == "I used to smoke"
@@ -207,13 +213,7 @@ def test_a_first_start_that_died_after_dropping_the_old_index_still_converts_the
     _age_memory_tier(redis_client, dtype="float32")
     _first_start_died_after_dropping_the_old_index(redis_client)
 
-    out = io.StringIO()
-    call_command("migrate_keys", verbosity=1, stdout=out)
-
-    assert "converted the vectors of 3 memories to float16" in out.getvalue()
-    assert "memory index: built, 2 memories" in out.getvalue()
-    assert len(redis_client.hget(keys.memory(kept.id), "embedding")) == 384 * 2
-    assert len(redis_client.hget(keys.trash(binned.id), "embedding")) == 384 * 2
+    _migrate_and_check_converted(redis_client, kept=kept, binned=binned)
     state = index.index_state()
     assert state is not None and state["documents"] == 2 and not state["vectors_to_convert"]
     assert int(redis_client.ft(index.versioned_name()).info()["hash_indexing_failures"]) == 0
